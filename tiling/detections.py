@@ -1,0 +1,216 @@
+"""The one result type that flows through the whole library.
+
+Masks are kept cropped to their boxes: a 4000x3000 image with 2,000 instances would need 24 GB as
+full-image boolean masks, and a few MB as crops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+def _as(values, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
+    arr = np.asarray(values if values is not None else np.zeros((0, *shape_tail)), dtype=dtype)
+    if arr.size == 0:
+        arr = arr.reshape((0, *shape_tail))
+    if arr.shape[1:] != shape_tail:
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape_tail))}), got {arr.shape}")
+    return arr
+
+
+@dataclass
+class Detections:
+    """Boxes in image pixels, with confidences, classes and optional box-cropped masks.
+
+    ``masks[i]`` is a boolean array covering the integer box ``mask_boxes[i]`` = (x0, y0, x1, y1),
+    exclusive at x1/y1, in the same coordinates as ``xyxy``. ``data`` holds extra per-detection
+    arrays (``tile_index``, ``truncated``, ``source``...) that follow every selection and merge.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray | None = None
+    class_id: np.ndarray | None = None
+    masks: list[np.ndarray] | None = None
+    mask_boxes: np.ndarray | None = None
+    names: dict[int, str] = field(default_factory=dict)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.xyxy = _as(self.xyxy, np.float32, (4,), "xyxy")
+        n = len(self.xyxy)
+        self.confidence = _as(
+            np.ones(n) if self.confidence is None else self.confidence, np.float32, (), "confidence"
+        ).reshape(-1)
+        self.class_id = _as(
+            np.zeros(n) if self.class_id is None else self.class_id, np.int64, (), "class_id"
+        ).reshape(-1)
+        if len(self.confidence) != n or len(self.class_id) != n:
+            raise ValueError(
+                f"xyxy has {n} rows but confidence has {len(self.confidence)} and class_id {len(self.class_id)}"
+            )
+        if self.masks is not None:
+            if len(self.masks) != n:
+                raise ValueError(f"{len(self.masks)} masks for {n} boxes")
+            if self.mask_boxes is None:
+                self.mask_boxes = mask_boxes_for(self.xyxy)
+            self.mask_boxes = _as(self.mask_boxes, np.int32, (4,), "mask_boxes")
+            for m, (x0, y0, x1, y1) in zip(self.masks, self.mask_boxes):
+                if m.shape != (y1 - y0, x1 - x0):
+                    raise ValueError(f"mask of shape {m.shape} does not match its box {(x0, y0, x1, y1)}")
+        self.names = {int(k): str(v) for k, v in (self.names or {}).items()}
+        for key, value in self.data.items():
+            value = np.asarray(value)
+            if len(value) != n:
+                raise ValueError(f"data[{key!r}] has {len(value)} rows, expected {n}")
+            self.data[key] = value
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def empty(cls, names: dict[int, str] | None = None, with_masks: bool = False) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            masks=[] if with_masks else None,
+            mask_boxes=np.zeros((0, 4), np.int32) if with_masks else None,
+            names=dict(names or {}),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Detections], names: dict[int, str] | None = None) -> Detections:
+        """Join detections; masks are kept only when every part has them."""
+        parts = [p for p in parts if p is not None]
+        merged_names: dict[int, str] = {}
+        for p in parts:
+            merged_names.update(p.names)
+        merged_names.update(names or {})
+        if not parts:
+            return cls.empty(merged_names)
+        with_masks = all(p.masks is not None for p in parts)
+        keys = set.intersection(*(set(p.data) for p in parts)) if parts else set()
+        return cls(
+            xyxy=np.concatenate([p.xyxy for p in parts]),
+            confidence=np.concatenate([p.confidence for p in parts]),
+            class_id=np.concatenate([p.class_id for p in parts]),
+            masks=[m for p in parts for m in p.masks] if with_masks else None,  # type: ignore[union-attr]
+            mask_boxes=np.concatenate([p.mask_boxes for p in parts]) if with_masks else None,  # type: ignore[misc]
+            names=merged_names,
+            data={k: np.concatenate([p.data[k] for p in parts]) for k in keys},
+        )
+
+    # -- access ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index) -> Detections:
+        """Select by integer array, boolean mask or slice; always returns ``Detections``."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        if isinstance(index, slice):
+            index = np.arange(len(self))[index]
+        index = np.asarray(index)
+        if index.dtype == bool:
+            if len(index) != len(self):
+                raise IndexError(f"boolean index of length {len(index)} for {len(self)} detections")
+            index = np.flatnonzero(index)
+        index = index.astype(np.int64).reshape(-1)
+        return Detections(
+            xyxy=self.xyxy[index],
+            confidence=self.confidence[index],
+            class_id=self.class_id[index],
+            masks=[self.masks[i] for i in index] if self.masks is not None else None,
+            mask_boxes=self.mask_boxes[index] if self.mask_boxes is not None else None,
+            names=dict(self.names),
+            data={k: v[index] for k, v in self.data.items()},
+        )
+
+    @property
+    def has_masks(self) -> bool:
+        return self.masks is not None
+
+    @property
+    def area(self) -> np.ndarray:
+        wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
+        return wh[:, 0] * wh[:, 1]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [self.names.get(int(c), str(int(c))) for c in self.class_id]
+
+    def mask_areas(self) -> np.ndarray:
+        if self.masks is None:
+            raise ValueError("these detections have no masks")
+        return np.array([int(m.sum()) for m in self.masks], dtype=np.int64)
+
+    def full_mask(self, i: int, shape: tuple[int, int]) -> np.ndarray:
+        """Mask ``i`` pasted into an (H, W) canvas: for drawing or evaluation of one object at a time."""
+        if self.masks is None:
+            raise ValueError("these detections have no masks")
+        canvas = np.zeros(shape, dtype=bool)
+        paste_mask(canvas, self.masks[i], self.mask_boxes[i])  # type: ignore[index]
+        return canvas
+
+    # -- transforms --------------------------------------------------------------------------
+    def shifted(self, dx: float, dy: float) -> Detections:
+        """The same detections moved by (dx, dy) pixels (tile -> image coordinates)."""
+        out = self[np.arange(len(self))]
+        out.xyxy = out.xyxy + np.array([dx, dy, dx, dy], np.float32)
+        if out.mask_boxes is not None:
+            out.mask_boxes = out.mask_boxes + np.array([dx, dy, dx, dy], np.int32)
+        return out
+
+    def filter(self, conf: float | None = None, classes: Iterable[int] | None = None) -> Detections:
+        keep = np.ones(len(self), dtype=bool)
+        if conf is not None:
+            keep &= self.confidence >= conf
+        if classes is not None:
+            keep &= np.isin(self.class_id, np.fromiter(classes, dtype=np.int64))
+        return self if keep.all() else self[keep]
+
+    def to_dataframe(self):
+        """One row per detection: class, confidence, box, size, plus any ``data`` columns."""
+        import pandas as pd
+
+        w = self.xyxy[:, 2] - self.xyxy[:, 0]
+        h = self.xyxy[:, 3] - self.xyxy[:, 1]
+        frame = pd.DataFrame(
+            {
+                "class_id": self.class_id,
+                "class": self.class_names,
+                "confidence": self.confidence.round(4),
+                "x0": self.xyxy[:, 0].round(1),
+                "y0": self.xyxy[:, 1].round(1),
+                "x1": self.xyxy[:, 2].round(1),
+                "y1": self.xyxy[:, 3].round(1),
+                "width": w.round(1),
+                "height": h.round(1),
+            }
+        )
+        if self.masks is not None:
+            frame["mask_area"] = self.mask_areas()
+        for key, value in self.data.items():
+            if value.ndim == 1:
+                frame[key] = value
+        return frame
+
+    def __repr__(self) -> str:
+        masks = ", masks" if self.masks is not None else ""
+        return f"Detections(n={len(self)}{masks}, classes={sorted(set(self.class_id.tolist()))})"
+
+
+def mask_boxes_for(xyxy: np.ndarray) -> np.ndarray:
+    """Integer boxes covering every pixel a float box touches."""
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    lo = np.floor(xyxy[:, :2])
+    hi = np.maximum(np.ceil(xyxy[:, 2:]), lo + 1)
+    return np.concatenate([lo, hi], axis=1).astype(np.int32)
+
+
+def paste_mask(canvas: np.ndarray, mask: np.ndarray, box: np.ndarray) -> None:
+    """OR ``mask`` (covering ``box``) into ``canvas``, clipping to the canvas."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    h, w = canvas.shape[:2]
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return
+    canvas[cy0:cy1, cx0:cx1] |= mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]

@@ -1,0 +1,141 @@
+"""Draw detections, masks and tile grids on BGR images, readable from 500 px to 8000 px wide."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .detections import Detections
+from .grid import Tile
+
+# Ultralytics' class palette (hex, RGB order), so colours match what Ultralytics users know.
+_PALETTE_HEX = (
+    "042AFF", "0BDBEB", "F3F3F3", "00DFB7", "111F68", "FF6FDD", "FF444F", "CCED00", "00F344", "BD00FF",
+    "00B4FF", "DD00BA", "00FFFF", "26C000", "01FFB3", "7D24FF", "7B0068", "FF1B6C", "FC6D2F", "A2FF0B",
+)
+_PALETTE_BGR = [(int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)) for h in _PALETTE_HEX]
+
+
+def class_color(class_id: int) -> tuple[int, int, int]:
+    """A stable BGR colour per class."""
+    return _PALETTE_BGR[int(class_id) % len(_PALETTE_BGR)]
+
+
+def line_width_for(shape: Sequence[int]) -> int:
+    return max(1, int(round((shape[0] + shape[1]) / 2 * 0.0025)))
+
+
+def _dashed_rectangle(img, p0, p1, color, lw, dash):
+    x0, y0 = p0
+    x1, y1 = p1
+    for a, b, fixed, horizontal in ((x0, x1, y0, True), (x0, x1, y1, True), (y0, y1, x0, False), (y0, y1, x1, False)):
+        for s in range(a, b, 2 * dash):
+            e = min(s + dash, b)
+            if horizontal:
+                cv2.line(img, (s, fixed), (e, fixed), color, lw, cv2.LINE_AA)
+            else:
+                cv2.line(img, (fixed, s), (fixed, e), color, lw, cv2.LINE_AA)
+
+
+def draw_detections(
+    image: np.ndarray,
+    detections: Detections,
+    line_width: int | None = None,
+    labels: bool = True,
+    confidence: bool = True,
+    masks: bool = True,
+    mask_alpha: float = 0.45,
+    color: tuple[int, int, int] | None = None,
+    dashed: bool = False,
+) -> np.ndarray:
+    """A copy of ``image`` with boxes, "class 0.87" labels and translucent masks.
+
+    ``color`` overrides the per-class colours (for example to mark missed objects); ``dashed``
+    draws dashed boxes, a second style that stays distinct when colours are not.
+    """
+    out = image.copy()
+    lw = line_width or line_width_for(out.shape)
+    font_scale = max(0.35, lw / 3.0)
+    font_th = max(1, lw // 2)
+    h, w = out.shape[:2]
+    if masks and detections.masks is not None:
+        for k in np.argsort(detections.area)[::-1]:  # small masks on top
+            x0, y0, x1, y1 = (int(v) for v in detections.mask_boxes[k])  # type: ignore[index]
+            cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+            if cx1 <= cx0 or cy1 <= cy0:
+                continue
+            m = detections.masks[k][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+            region = out[cy0:cy1, cx0:cx1]
+            col = np.array(color or class_color(detections.class_id[k]), np.float32)
+            region[m] = (region[m] * (1 - mask_alpha) + col * mask_alpha).astype(np.uint8)
+    for k in range(len(detections)):
+        x0, y0, x1, y1 = (int(round(v)) for v in detections.xyxy[k])
+        col = color or class_color(detections.class_id[k])
+        if dashed:
+            _dashed_rectangle(out, (x0, y0), (x1, y1), col, lw, dash=max(3, 3 * lw))
+        else:
+            cv2.rectangle(out, (x0, y0), (x1, y1), col, lw, cv2.LINE_AA)
+        if labels:
+            text = detections.names.get(int(detections.class_id[k]), str(int(detections.class_id[k])))
+            if confidence:
+                text += f" {detections.confidence[k]:.2f}"
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_th)
+            ty = y0 - 2 if y0 - th - base - 2 >= 0 else y1 + th + 2
+            cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty + base // 2), col, -1)
+            luminance = 0.114 * col[0] + 0.587 * col[1] + 0.299 * col[2]
+            txt_col = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+            cv2.putText(out, text, (x0 + 1, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, txt_col, font_th,
+                        cv2.LINE_AA)
+    return out
+
+
+def draw_tiles(image: np.ndarray, tiles: Sequence[Tile], color=(255, 255, 255), line_width: int | None = None,
+               numbers: bool = False, alpha: float = 0.8) -> np.ndarray:
+    """A copy of ``image`` with the tile grid drawn over it (translucent, so the image stays readable)."""
+    lw = line_width or max(1, line_width_for(image.shape) // 2)
+    layer = image.copy()
+    palette = [color, (0, 200, 255), (255, 120, 0), (120, 255, 120)]
+    for t in tiles:
+        col = palette[(t.row % 2) * 2 + (t.col % 2)] if color is None else color
+        cv2.rectangle(layer, (t.x0, t.y0), (t.x1 - 1, t.y1 - 1), col, lw, cv2.LINE_AA)
+        if numbers:
+            scale = max(0.4, lw / 2)
+            cv2.putText(layer, str(t.index), (t.x0 + 4 * lw, t.y0 + 12 * lw), cv2.FONT_HERSHEY_SIMPLEX, scale, col,
+                        max(1, lw // 2), cv2.LINE_AA)
+    return cv2.addWeighted(layer, alpha, image, 1 - alpha, 0)
+
+
+def class_map(shape: tuple[int, int], detections: Detections, background: int = -1) -> np.ndarray:
+    """(H, W) int array of class ids from the masks (higher confidence wins where masks overlap)."""
+    out = np.full(shape, background, np.int32)
+    if detections.masks is None:
+        return out
+    h, w = shape
+    for k in np.argsort(detections.confidence):
+        x0, y0, x1, y1 = (int(v) for v in detections.mask_boxes[k])  # type: ignore[index]
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if cx1 <= cx0 or cy1 <= cy0:
+            continue
+        m = detections.masks[k][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+        out[cy0:cy1, cx0:cx1][m] = detections.class_id[k]
+    return out
+
+
+def colorize_class_map(cmap: np.ndarray, background=(40, 40, 40)) -> np.ndarray:
+    """BGR picture of a class map, in the same colours as the boxes."""
+    out = np.empty((*cmap.shape, 3), np.uint8)
+    out[:] = background
+    for c in np.unique(cmap):
+        if c >= 0:
+            out[cmap == c] = class_color(int(c))
+    return out
+
+
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A preview no larger than ``max_side`` and the scale applied (<= 1)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), scale

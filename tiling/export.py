@@ -1,0 +1,138 @@
+"""Write detections as CSV, JSON, COCO results JSON, YOLO txt and PNG."""
+from __future__ import annotations
+
+import io
+import json
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .detections import Detections
+
+
+def mask_polygons(mask: np.ndarray, box: Sequence[int], min_points: int = 3) -> list[np.ndarray]:
+    """Outer contours of a box-cropped mask as (K, 2) float arrays in image pixels, largest first."""
+    if mask.size == 0 or not mask.any():
+        return []
+    padded = np.pad(mask.astype(np.uint8), 1)
+    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys = []
+    for c in sorted(contours, key=cv2.contourArea, reverse=True):
+        pts = c.reshape(-1, 2).astype(np.float32) - 1 + np.array([box[0], box[1]], np.float32)
+        if len(pts) >= min_points:
+            polys.append(pts)
+        elif len(pts) > 0:  # a 1-2 pixel blob: its pixel square
+            x0, y0 = pts.min(axis=0)
+            x1, y1 = pts.max(axis=0) + 1
+            polys.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32))
+    return polys
+
+
+def _records(det: Detections, image: str | None) -> list[dict]:
+    rows = []
+    for k in range(len(det)):
+        x0, y0, x1, y1 = (round(float(v), 2) for v in det.xyxy[k])
+        row = {
+            "class_id": int(det.class_id[k]),
+            "class": det.names.get(int(det.class_id[k]), str(int(det.class_id[k]))),
+            "confidence": round(float(det.confidence[k]), 5),
+            "box": [x0, y0, x1, y1],
+        }
+        if image is not None:
+            row = {"image": image, **row}
+        for key, value in det.data.items():
+            if value.ndim == 1:
+                v = value[k]
+                row[key] = v.item() if hasattr(v, "item") else v
+        if det.masks is not None:
+            row["polygons"] = [np.round(p, 1).reshape(-1).tolist() for p in mask_polygons(det.masks[k], det.mask_boxes[k])]  # type: ignore[index]
+        rows.append(row)
+    return rows
+
+
+def to_json(results: Detections | dict[str, Detections], indent: int | None = 2) -> str:
+    """A JSON list of detections; pass ``{image_name: detections}`` to cover several images."""
+    items = results.items() if isinstance(results, dict) else [(None, results)]
+    return json.dumps([r for name, det in items for r in _records(det, name)], indent=indent)
+
+
+def to_csv(results: Detections | dict[str, Detections]) -> str:
+    """CSV with one row per detection (and an ``image`` column for several images)."""
+    import pandas as pd
+
+    items = results.items() if isinstance(results, dict) else [(None, results)]
+    frames = []
+    for name, det in items:
+        frame = det.to_dataframe()
+        if name is not None:
+            frame.insert(0, "image", name)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def to_coco(results: Detections | Iterable[tuple[int, Detections]], image_id: int = 1,
+            category_offset: int = 1) -> list[dict]:
+    """COCO *results* records: ``image_id``, ``category_id`` (class + offset), ``bbox`` [x, y, w, h],
+    ``score`` and, for masks, polygon ``segmentation``. Loads with pycocotools ``COCO.loadRes``."""
+    items = [(image_id, results)] if isinstance(results, Detections) else list(results)
+    out = []
+    for img_id, det in items:
+        for k in range(len(det)):
+            x0, y0, x1, y1 = (float(v) for v in det.xyxy[k])
+            rec = {
+                "image_id": int(img_id),
+                "category_id": int(det.class_id[k]) + category_offset,
+                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                "score": round(float(det.confidence[k]), 5),
+            }
+            if det.masks is not None:
+                polys = mask_polygons(det.masks[k], det.mask_boxes[k])  # type: ignore[index]
+                rec["segmentation"] = [np.round(p, 1).reshape(-1).tolist() for p in polys]
+            out.append(rec)
+    return out
+
+
+def coco_categories(names: dict[int, str], category_offset: int = 1) -> list[dict]:
+    return [{"id": int(k) + category_offset, "name": v} for k, v in sorted(names.items())]
+
+
+def to_coco_json(results, image_id: int = 1, category_offset: int = 1, indent: int | None = None) -> str:
+    return json.dumps(to_coco(results, image_id, category_offset), indent=indent)
+
+
+def to_yolo_txt(det: Detections, image_shape: Sequence[int], with_conf: bool = False) -> str:
+    """YOLO label text, normalized: ``cls cx cy w h`` for boxes, ``cls x y x y ...`` polygons for masks."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    lines = []
+    for k in range(len(det)):
+        cls = int(det.class_id[k])
+        polys = mask_polygons(det.masks[k], det.mask_boxes[k]) if det.masks is not None else []  # type: ignore[index]
+        if polys:
+            pts = np.clip(polys[0] / np.array([w, h], np.float32), 0, 1)
+            body = " ".join(f"{v:.6f}" for v in pts.reshape(-1))
+        else:
+            x0, y0, x1, y1 = (float(v) for v in det.xyxy[k])
+            body = f"{(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}"
+        line = f"{cls} {body}"
+        if with_conf:
+            line += f" {float(det.confidence[k]):.5f}"
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("could not encode the image as PNG")
+    return buf.tobytes()
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode the image as JPEG")
+    return buf.tobytes()

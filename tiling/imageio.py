@@ -1,0 +1,145 @@
+"""Decode images from paths or bytes into H x W x 3 uint8 BGR, safely.
+
+The size limit is checked from the header, before any pixel is decoded, so a tiny file that
+declares a gigantic image (a decompression bomb) is refused without allocating memory for it.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = int(os.environ.get("PATCHWISE_MAX_PIXELS", 100_000_000))
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "GIF")
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with a message meant for the person who supplied it."""
+
+
+def _open_bytes(source) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "the uploaded image"
+    if hasattr(source, "read"):
+        return source.read(), getattr(source, "name", "the uploaded image")
+    path = Path(source)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    return path.read_bytes(), path.name
+
+
+def image_size(source) -> tuple[int, int]:
+    """(width, height) read from the header only."""
+    data, label = _open_bytes(source)
+    with _open_pil(data, label) as im:
+        return im.size
+
+
+def _open_pil(data: bytes, label: str) -> Image.Image:
+    if not data:
+        raise ImageError(f"{label} is empty (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise ImageError(f"{label} declares an image too large to open safely ({exc})") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(
+                f"{label} is not an image this app can read (JPEG, PNG, WebP, BMP or TIFF expected): {exc}"
+            ) from None
+    if im.format not in SUPPORTED_FORMATS:
+        raise ImageError(f"{label} is a {im.format} file; JPEG, PNG, WebP, BMP or TIFF expected")
+    return im
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale deeper-than-8-bit data by its bit depth (a 12-bit microscope image stays visible)."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = arr[np.isfinite(arr)]
+        hi = float(finite.max()) if finite.size else 1.0
+        scale = 255.0 if hi <= 1.0 else 255.0 / hi
+        return np.clip(np.nan_to_num(arr) * scale, 0, 255).astype(np.uint8)
+    arr = np.clip(arr.astype(np.int64), 0, None)
+    peak = int(arr.max()) if arr.size else 0
+    if peak <= 255:
+        return arr.astype(np.uint8)
+    bits = int(peak).bit_length()
+    return (arr >> (bits - 8)).astype(np.uint8)
+
+
+def _pil_to_bgr(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        gray = _to_uint8(np.asarray(im))
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+    elif mode in ("RGB", "L"):
+        arr = np.asarray(im)
+        rgb = arr if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
+    else:  # CMYK, YCbCr, P, 1, LAB, HSV...
+        rgb = np.asarray(im.convert("RGB"))
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _cv2_fallback(data: bytes, label: str) -> np.ndarray:
+    """Formats PIL opens but cannot convert (16-bit colour TIFF/PNG) go through OpenCV."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if arr is None:
+        raise ImageError(f"{label} could not be decoded: the file may be truncated or damaged")
+    arr = _to_uint8(arr)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 4:
+        alpha = arr[..., 3:4].astype(np.float32) / 255.0
+        arr = (arr[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def read_image(source, max_pixels: int | None = None) -> np.ndarray:
+    """Decode ``source`` (path, bytes or file object) to an H x W x 3 uint8 BGR array.
+
+    Handles grayscale, alpha (composited on white), palette, CMYK, 16-bit, EXIF orientation and
+    animated files (first frame). Raises :class:`ImageError` for anything it cannot use.
+    """
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    data, label = _open_bytes(source)
+    im = _open_pil(data, label)
+    width, height = im.size
+    if width < 1 or height < 1:
+        raise ImageError(f"{label} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label} is {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:.1f} megapixels; downscale it first"
+        )
+    try:
+        im.seek(0)
+        im.load()
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation != 1:
+            im = ImageOps.exif_transpose(im)
+        return _pil_to_bgr(im)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        message = str(exc)
+        if "truncated" in message or "broken" in message or isinstance(exc, EOFError):
+            raise ImageError(f"{label} is truncated or damaged and cannot be decoded ({message})") from None
+        try:
+            return _cv2_fallback(data, label)
+        except ImageError:
+            raise ImageError(f"{label} could not be decoded: {message}") from None
+    finally:
+        im.close()

@@ -1,0 +1,217 @@
+"""Merge duplicate detections from overlapping tiles: NMS or NMM, matched by IoU or IoS.
+
+Candidate pairs come from a uniform spatial hash, so the work and memory grow with the number of
+overlapping pairs, not N^2. Greedy suppression is resolved in vectorized rounds over those pairs
+(each round settles every box whose better-ranked neighbours are settled), which gives exactly the
+result of the classic one-box-at-a-time greedy loop.
+
+Ranking puts whole boxes before boxes cut by an inner tile edge (``data["truncated"]``), then by
+confidence, so the piece of an object seen at a tile border never beats the whole object seen by
+the neighbouring tile; a cut piece lying mostly inside a whole box of the same class is treated
+as part of it whatever the metric.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .detections import Detections, paste_mask
+
+METHODS = ("nms", "nmm")
+METRICS = ("iou", "ios")
+PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is part of that box
+_MAX_CELLS_PER_BOX = 16
+
+
+def _check(method: str, metric: str, threshold: float) -> tuple[str, str]:
+    method, metric = str(method).lower(), str(metric).lower()
+    if method not in METHODS:
+        raise ValueError(f"merge method must be one of {METHODS}, got {method!r}")
+    if metric not in METRICS:
+        raise ValueError(f"merge metric must be one of {METRICS}, got {metric!r}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"merge threshold must be in [0, 1], got {threshold!r}")
+    return method, metric
+
+
+def pair_metric(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
+    """Row-wise IoU or IoS (intersection over the smaller area) of two (K, 4) box arrays."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    denom = np.minimum(area_a, area_b) if metric == "ios" else area_a + area_b - inter
+    return np.where(denom > 0, inter / np.where(denom > 0, denom, 1), 0.0)
+
+
+def overlapping_pairs(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) of boxes whose interiors intersect, without an N x N matrix."""
+    xyxy = np.asarray(xyxy, np.float64)
+    n = len(xyxy)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    size = np.maximum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
+    cell = max(float(np.median(size)) * 2.0, 1.0)
+    c0 = np.floor(xyxy[:, :2] / cell).astype(np.int64)
+    c1 = np.floor(xyxy[:, 2:] / cell).astype(np.int64)
+    span = c1 - c0 + 1
+    counts = span[:, 0] * span[:, 1]
+    big = counts > _MAX_CELLS_PER_BOX
+    pairs_i, pairs_j = [], []
+    if big.any():  # few huge boxes: compare each with every box directly
+        for b in np.flatnonzero(big):
+            others = np.arange(n)
+            pairs_i.append(np.full(n, b))
+            pairs_j.append(others)
+    small = np.flatnonzero(~big)
+    if len(small) > 1:
+        cnt = counts[small]
+        owner = np.repeat(small, cnt)
+        offset = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        sw = span[owner, 0]
+        cx = c0[owner, 0] + offset % sw
+        cy = c0[owner, 1] + offset // sw
+        cx -= cx.min()
+        cy -= cy.min()
+        key = cy * (int(cx.max()) + 1) + cx
+        order = np.argsort(key, kind="stable")
+        key, owner = key[order], owner[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        sizes = np.diff(np.r_[starts, len(key)])
+        group_start = np.repeat(starts, sizes)
+        group_end = group_start + np.repeat(sizes, sizes)
+        pos = np.arange(len(key))
+        n_after = group_end - pos - 1
+        left = np.repeat(pos, n_after)
+        right = left + 1 + (np.arange(n_after.sum()) - np.repeat(np.cumsum(n_after) - n_after, n_after))
+        pairs_i.append(owner[left])
+        pairs_j.append(owner[right])
+    if not pairs_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i = np.concatenate(pairs_i)
+    j = np.concatenate(pairs_j)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    ok = lo != hi
+    code = np.unique(lo[ok] * n + hi[ok])
+    lo, hi = code // n, code % n
+    a, b = xyxy[lo], xyxy[hi]
+    touch = (np.minimum(a[:, 2], b[:, 2]) > np.maximum(a[:, 0], b[:, 0])) & (
+        np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1])
+    )
+    return lo[touch], hi[touch]
+
+
+def _rank(det: Detections) -> np.ndarray:
+    """rank[i] = position of detection i in greedy order (0 = first)."""
+    truncated = det.data.get("truncated")
+    truncated = np.zeros(len(det), bool) if truncated is None else truncated.astype(bool)
+    order = np.lexsort((np.arange(len(det)), -det.confidence.astype(np.float64), truncated))
+    rank = np.empty(len(det), np.int64)
+    rank[order] = np.arange(len(det))
+    return rank
+
+
+def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: bool):
+    """Directed edges (better -> worse) between detections that match each other."""
+    i, j = overlapping_pairs(det.xyxy)
+    if not class_agnostic:
+        same = det.class_id[i] == det.class_id[j]
+        i, j = i[same], j[same]
+    rank = _rank(det)
+    swap = rank[i] > rank[j]
+    src, dst = np.where(swap, j, i), np.where(swap, i, j)
+    value = pair_metric(det.xyxy[src], det.xyxy[dst], metric)
+    match = value >= max(threshold, 1e-9)
+    truncated = det.data.get("truncated")
+    if truncated is not None:
+        truncated = truncated.astype(bool)
+        partial = truncated[dst] & ~truncated[src]
+        if partial.any():
+            match |= partial & (pair_metric(det.xyxy[src], det.xyxy[dst], "ios") >= PARTIAL_IOS)
+    return src[match], dst[match], rank
+
+
+def greedy_keep(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Greedy suppression over directed edges, resolved in vectorized rounds. Returns a keep mask."""
+    state = np.zeros(n, np.int8)  # 0 undecided, 1 kept, 2 suppressed
+    while True:
+        undecided = state == 0
+        if not undecided.any():
+            return state == 1
+        live = undecided[dst]
+        s, d = src[live], dst[live]
+        suppressed = np.zeros(n, bool)
+        suppressed[d[state[s] == 1]] = True
+        blocked = np.zeros(n, bool)
+        blocked[d[state[s] == 0]] = True
+        state[undecided & suppressed] = 2
+        state[undecided & ~suppressed & ~blocked] = 1
+        src, dst = s, d
+
+
+def merge(
+    detections: Detections,
+    method: str = "nms",
+    metric: str = "ios",
+    threshold: float = 0.5,
+    class_agnostic: bool = False,
+) -> Detections:
+    """Remove (NMS) or fuse (NMM) duplicate detections.
+
+    NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
+    the highest confidence, the class of the kept one. Results are sorted by confidence.
+    """
+    method, metric = _check(method, metric, threshold)
+    n = len(detections)
+    if n == 0:
+        return detections[np.arange(0)]
+    src, dst, rank = match_edges(detections, metric, float(threshold), class_agnostic)
+    keep = greedy_keep(n, src, dst)
+    # Each suppressed detection belongs to its best-ranked kept neighbour.
+    by_keeper = keep[src] & ~keep[dst]
+    s, d = src[by_keeper], dst[by_keeper]
+    order = np.lexsort((rank[s], d))
+    s, d = s[order], d[order]
+    first = np.r_[True, d[1:] != d[:-1]] if len(d) else np.zeros(0, bool)
+    owner = np.arange(n)
+    owner[d[first]] = s[first]
+    conf = detections.confidence.copy()
+    np.maximum.at(conf, owner, detections.confidence)
+    kept_idx = np.flatnonzero(keep)
+    out = detections[kept_idx]
+    out.confidence = conf[kept_idx]
+    if method == "nmm" and len(d):
+        boxes = detections.xyxy.copy()
+        np.minimum.at(boxes[:, 0], owner, detections.xyxy[:, 0])
+        np.minimum.at(boxes[:, 1], owner, detections.xyxy[:, 1])
+        np.maximum.at(boxes[:, 2], owner, detections.xyxy[:, 2])
+        np.maximum.at(boxes[:, 3], owner, detections.xyxy[:, 3])
+        out.xyxy = boxes[kept_idx]
+        if detections.masks is not None:
+            _union_masks(detections, out, kept_idx, owner)
+    order = np.argsort(-out.confidence, kind="stable")
+    return out[order]
+
+
+def _union_masks(src: Detections, out: Detections, kept_idx: np.ndarray, owner: np.ndarray) -> None:
+    members = np.flatnonzero(owner != np.arange(len(owner)))
+    position = {int(k): p for p, k in enumerate(kept_idx)}
+    groups: dict[int, list[int]] = {}
+    for m in members:
+        groups.setdefault(int(owner[m]), []).append(int(m))
+    masks = list(out.masks)  # type: ignore[arg-type]
+    mboxes = out.mask_boxes.copy()  # type: ignore[union-attr]
+    for keeper, extra in groups.items():
+        idx = [keeper, *extra]
+        bx = src.mask_boxes[idx]  # type: ignore[index]
+        box = np.array([bx[:, 0].min(), bx[:, 1].min(), bx[:, 2].max(), bx[:, 3].max()], np.int32)
+        canvas = np.zeros((box[3] - box[1], box[2] - box[0]), bool)
+        for k in idx:
+            b = src.mask_boxes[k] - np.array([box[0], box[1], box[0], box[1]])  # type: ignore[index]
+            paste_mask(canvas, src.masks[k], b)  # type: ignore[index]
+        p = position[keeper]
+        masks[p] = canvas
+        mboxes[p] = box
+    out.masks = masks
+    out.mask_boxes = mboxes
