@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from tiling import Detections, merge
+from tiling.merge import overlapping_pairs, pair_metric
+
+
+def dets(boxes, conf, cls=None, **data):
+    return Detections(xyxy=np.array(boxes, np.float32), confidence=np.array(conf),
+                      class_id=np.array(cls if cls is not None else [0] * len(boxes)), data=data)
+
+
+def reference_greedy(det, metric, thr, agnostic):
+    """The textbook one-box-at-a-time loop, for comparison."""
+    order = np.argsort(-det.confidence, kind="stable")
+    keep, removed = [], set()
+    for a in order:
+        if a in removed:
+            continue
+        keep.append(a)
+        for b in order:
+            if b != a and b not in removed and b not in keep and (agnostic or det.class_id[a] == det.class_id[b]):
+                if pair_metric(det.xyxy[[a]], det.xyxy[[b]], metric)[0] >= thr:
+                    removed.add(b)
+    return sorted(keep)
+
+
+NESTED = [[0, 0, 100, 100], [10, 10, 40, 40]]  # a small box inside a big one: IoU 0.09, IoS 1.0
+
+
+@pytest.mark.parametrize(
+    "metric, thr, expected_n",
+    [("iou", 0.5, 2), ("ios", 0.5, 1), ("ios", 0.99, 1), ("iou", 0.05, 1)],
+)
+def test_iou_vs_ios_on_nested_boxes(metric, thr, expected_n):
+    out = merge(dets(NESTED, [0.9, 0.8]), "nms", metric, thr)
+    assert len(out) == expected_n
+    assert out.xyxy[0].tolist() == [0, 0, 100, 100]
+
+
+def test_class_aware_vs_agnostic():
+    d = dets([[0, 0, 10, 10], [1, 1, 11, 11]], [0.9, 0.8], cls=[0, 1])
+    assert len(merge(d, "nms", "iou", 0.5, class_agnostic=False)) == 2
+    agn = merge(d, "nms", "iou", 0.5, class_agnostic=True)
+    assert len(agn) == 1 and agn.class_id.tolist() == [0]
+
+
+def test_nmm_unions_boxes_and_keeps_best_class_and_confidence():
+    d = dets([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 110]], [0.7, 0.9, 0.5])
+    out = merge(d, "nmm", "iou", 0.3)
+    assert len(out) == 2
+    assert out.xyxy[0].tolist() == [0, 0, 15, 10]
+    assert out.confidence.tolist() == pytest.approx([0.9, 0.5])
+
+
+def test_nmm_unions_masks():
+    m1 = np.zeros((10, 10), bool)
+    m1[:, :5] = True
+    m2 = np.ones((10, 10), bool)
+    d = Detections(xyxy=np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32), confidence=np.array([0.9, 0.8]),
+                   class_id=np.array([0, 0]), masks=[m1, m2])
+    out = merge(d, "nmm", "iou", 0.3)
+    assert len(out) == 1
+    assert out.mask_boxes[0].tolist() == [0, 0, 15, 10]
+    assert out.masks[0].shape == (10, 15)
+    expected = np.zeros((10, 15), bool)
+    expected[:, :5] = True
+    expected[:, 5:] = True
+    assert (out.masks[0] == expected).all()
+    full = out.full_mask(0, (20, 20))
+    assert full.sum() == 150
+
+
+def test_nms_keeps_masks_of_survivors_only():
+    masks = [np.ones((10, 10), bool), np.zeros((10, 10), bool)]
+    d = Detections(xyxy=np.array([[0, 0, 10, 10], [0, 0, 10, 10]], np.float32), confidence=np.array([0.6, 0.9]),
+                   class_id=np.array([0, 0]), masks=masks)
+    out = merge(d, "nms", "iou", 0.5)
+    assert len(out) == 1 and out.confidence[0] == pytest.approx(0.9) and not out.masks[0].any()
+
+
+def test_cut_piece_never_beats_the_whole_object():
+    # The piece seen at a tile edge is more confident than the whole object seen by the next tile.
+    d = dets([[90, 10, 100, 30], [90, 10, 120, 30]], [0.95, 0.6], truncated=np.array([True, False]))
+    for metric in ("iou", "ios"):
+        out = merge(d, "nms", metric, 0.5)
+        assert len(out) == 1
+        assert out.xyxy[0].tolist() == [90, 10, 120, 30]
+
+
+def test_empty_and_single():
+    assert len(merge(Detections.empty(), "nmm", "ios", 0.5)) == 0
+    one = dets([[0, 0, 5, 5]], [0.3])
+    assert merge(one).xyxy.tolist() == one.xyxy.tolist()
+
+
+@pytest.mark.parametrize("bad", [dict(method="soft"), dict(metric="giou"), dict(threshold=1.5)])
+def test_bad_arguments(bad):
+    with pytest.raises(ValueError):
+        merge(dets(NESTED, [0.9, 0.8]), **bad)
+
+
+def random_boxes(n, seed, extent=2000, size=(5, 60)):
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, extent, (n, 2))
+    wh = rng.uniform(*size, (n, 2))
+    return dets(np.c_[xy, xy + wh], rng.random(n), rng.integers(0, 3, n))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("agnostic", [False, True])
+def test_nms_iou_equals_torchvision(seed, agnostic):
+    d = random_boxes(1500, seed)
+    out = merge(d, "nms", "iou", 0.45, class_agnostic=agnostic)
+    boxes, scores = torch.from_numpy(d.xyxy), torch.from_numpy(d.confidence)
+    if agnostic:
+        keep = torchvision.ops.nms(boxes, scores, 0.45)
+    else:
+        keep = torchvision.ops.batched_nms(boxes, scores, torch.from_numpy(d.class_id), 0.45)
+    # torchvision suppresses at IoU > thr, we at >= thr; random floats never tie exactly.
+    assert sorted(map(tuple, out.xyxy.tolist())) == sorted(map(tuple, d.xyxy[keep.numpy()].tolist()))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("metric", ["ios", "iou"])
+def test_vectorized_rounds_equal_sequential_greedy(seed, metric):
+    d = random_boxes(200, seed, extent=450)
+    out = merge(d, "nms", metric, 0.5, class_agnostic=True)
+    keep = reference_greedy(d, metric, 0.5, True)
+    assert sorted(map(tuple, out.xyxy.tolist())) == sorted(map(tuple, d.xyxy[keep].tolist()))
+
+
+def test_overlapping_pairs_match_brute_force():
+    d = random_boxes(700, 7, extent=800, size=(2, 120))
+    big = dets([[0, 0, 900, 900]], [0.1])
+    d = Detections.concat([d, big])
+    i, j = overlapping_pairs(d.xyxy)
+    a, b = d.xyxy[:, None], d.xyxy[None]
+    inter = (np.minimum(a[..., 2], b[..., 2]) > np.maximum(a[..., 0], b[..., 0])) & (
+        np.minimum(a[..., 3], b[..., 3]) > np.maximum(a[..., 1], b[..., 1]))
+    bi, bj = np.nonzero(np.triu(inter, 1))
+    assert set(zip(i.tolist(), j.tolist())) == set(zip(bi.tolist(), bj.tolist()))

@@ -1,0 +1,122 @@
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import tiling
+from tiling import ModelError
+
+
+class Payload:
+    """Pickles to a call of os.system: what a hostile checkpoint hides."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(scope="module")
+def genuine(tmp_path_factory):
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    YOLO("yolo11n.yaml").save(str(path))
+    return path
+
+
+def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Payload(marker), "train_args": {}}, path)
+    with pytest.raises(ModelError, match="refused"):
+        tiling.load_model(path)
+    with pytest.raises(ModelError, match="refused"):
+        tiling.load_model(path.read_bytes())
+    assert not marker.exists()
+
+
+def test_genuine_checkpoint_loads_from_path_and_bytes(genuine):
+    m = tiling.load_model(genuine)
+    assert m.task == "detect" and len(m.names) == 80 and m.runtime == "torch" and len(m.digest) == 64
+    m2 = tiling.load_model(genuine.read_bytes())
+    assert m2.digest == m.digest
+
+
+def test_state_dict_is_explained(tmp_path):
+    path = tmp_path / "sd.pt"
+    torch.save({"conv.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(ModelError, match="state_dict"):
+        tiling.load_model(path)
+
+
+def test_torchscript_is_explained(tmp_path):
+    path = tmp_path / "ts.pt"
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
+    with pytest.raises(ModelError, match="TorchScript"):
+        tiling.load_model(path)
+
+
+def test_other_bad_files(tmp_path, genuine):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="empty"):
+        tiling.load_model(empty)
+    zip_path = tmp_path / "notes.pt"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    with pytest.raises(ModelError, match="not a PyTorch checkpoint"):
+        tiling.load_model(zip_path)
+    truncated = genuine.read_bytes()[: len(genuine.read_bytes()) // 2]
+    with pytest.raises(ModelError, match="truncated|not a PyTorch checkpoint"):
+        tiling.load_model(truncated)
+    with pytest.raises(ModelError, match="not a PyTorch checkpoint"):
+        tiling.load_model(b"GIF89a not a model at all")
+    text = tmp_path / "weights.txt"
+    text.write_text("x")
+    with pytest.raises(ModelError, match=".pt"):
+        tiling.load_model(text)
+
+
+def test_unsupported_task_is_explained(tmp_path):
+    from ultralytics import YOLO
+
+    path = tmp_path / "cls.pt"
+    YOLO("yolo11n-cls.yaml").save(str(path))
+    with pytest.raises(ModelError, match="'classify' model"):
+        tiling.load_model(path)
+
+
+def test_official_name_offline_gives_a_clear_message(monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot be downloaded"):
+        tiling.load_model("yolo11n.pt")
+    with pytest.raises(ModelError, match="no such file"):
+        tiling.load_model("missing/other.pt")
+
+
+def test_lean_path_matches_ultralytics_predict(genuine):
+    """Same boxes as Ultralytics' own predict on the same tiles (random weights, low threshold)."""
+    m = tiling.load_model(genuine)
+    assert m._fast
+    rng = np.random.default_rng(0)
+    tiles = [rng.integers(0, 255, (320, 320, 3), dtype=np.uint8) for _ in range(3)]
+    torch.manual_seed(0)
+    fast = m.predict(tiles, conf=0.0005, iou=0.7, max_det=50)
+    slow = m._predict_ultralytics(tiles, None, 0.0005, 0.7, None, 50)
+    for a, b in zip(fast, slow):
+        assert len(a) == len(b)
+        if len(a):
+            np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1.0)
+            np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-3)
+
+
+def test_threads_are_restored(genuine):
+    m = tiling.load_model(genuine)
+    before = torch.get_num_threads()
+    m.predict([np.zeros((64, 64, 3), np.uint8)])
+    assert torch.get_num_threads() == before

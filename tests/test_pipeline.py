@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+
+import tiling
+from tiling.merge import pair_metric
+
+from conftest import SquareFinder, square_scene
+
+
+def match_count(pred, gt, thr=0.9):
+    """How many ground-truth boxes have a prediction with IoU >= thr (one-to-one, greedy)."""
+    used = set()
+    hits = 0
+    for g in gt.xyxy:
+        ious = pair_metric(np.repeat(g[None], len(pred), 0), pred.xyxy, "iou") if len(pred) else np.zeros(0)
+        for k in np.argsort(-ious):
+            if ious[k] < thr:
+                break
+            if k not in used:
+                used.add(int(k))
+                hits += 1
+                break
+    return hits
+
+
+@pytest.mark.parametrize("method", ["nms", "nmm"])
+@pytest.mark.parametrize("metric", ["iou", "ios"])
+def test_every_object_once_even_when_cut_pieces_are_more_confident(method, metric):
+    image, gt = square_scene(1000, 800, n=80, seed=3)
+    model = SquareFinder(partial_conf=0.95, whole_conf=0.6)
+    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, conf=0.3, merge=method, metric=metric,
+                                merge_threshold=0.5)
+    assert len(pred.tiles) == 20
+    assert len(pred.raw) > len(gt)  # duplicates and pieces at the overlaps
+    assert pred.raw.data["truncated"].any()
+    assert len(pred.detections) == len(gt)
+    assert match_count(pred.detections, gt) == len(gt)
+
+
+def test_raw_keeps_tile_of_origin_and_image_coordinates():
+    image, gt = square_scene(600, 500, n=25, seed=1)
+    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=200, overlap=0.2)
+    raw = pred.raw
+    tiles = pred.tile_boxes
+    inside = (raw.xyxy[:, 0] >= tiles[raw.data["tile_index"], 0]) & (raw.xyxy[:, 2] <= tiles[raw.data["tile_index"], 2])
+    assert inside.all()
+    assert set(raw.data["source"]) == {"tile"}
+    frame = pred.detections.to_dataframe()
+    assert list(frame.columns[:4]) == ["class_id", "class", "confidence", "x0"] and len(frame) == len(gt)
+
+
+def test_batches_and_progress():
+    image, _ = square_scene(900, 700, n=10)
+    model = SquareFinder()
+    calls = []
+    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, batch_size=4,
+                                progress=lambda done, total: calls.append((done, total)))
+    n = len(pred.tiles)
+    assert model.calls == -(-n // 4) and model.images_seen == n
+    assert calls[-1] == (n, n) and [c[0] for c in calls] == sorted(c[0] for c in calls)
+    assert set(pred.timings) >= {"plan", "infer", "merge", "total"}
+
+
+def test_remerge_does_not_call_the_model():
+    image, gt = square_scene(800, 600, n=30, seed=5)
+    model = SquareFinder(partial_conf=0.3, whole_conf=0.9)
+    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, conf=0.5, raw_conf=0.1)
+    calls = model.calls
+    low = pred.remerge(conf=0.2)
+    agnostic = pred.remerge(merge="nmm", metric="iou", merge_threshold=0.6, class_agnostic=True, classes=[1])
+    assert model.calls == calls
+    assert len(low.raw) == len(pred.raw)
+    assert set(agnostic.detections.class_id.tolist()) <= {1}
+    assert agnostic.settings.method == "nmm" and pred.settings.method == "nms"
+    with pytest.raises(ValueError, match="below"):
+        pred.remerge(conf=0.05)
+
+
+def test_include_full_adds_a_full_image_pass():
+    image, gt = square_scene(400, 300, n=5, seed=2, size=(60, 90))
+    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=128, overlap=0.1, include_full=True, full_imgsz=400)
+    assert "full" in set(pred.raw.data["source"])
+    assert match_count(pred.detections, gt) == len(gt)
+
+
+def test_masks_follow_the_tiles_and_merge():
+    image, gt = square_scene(700, 500, n=20, seed=4)
+    pred = tiling.predict_tiled(image, SquareFinder(masks=True), tile_size=200, overlap=0.25, merge="nmm")
+    det = pred.detections
+    assert det.has_masks and len(det) == len(gt)
+    for k in range(len(det)):
+        x0, y0, x1, y1 = det.mask_boxes[k]
+        assert det.masks[k].shape == (y1 - y0, x1 - x0)
+        assert det.masks[k].all()  # squares are solid: the union of pieces covers the whole box
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(conf=1.5), "conf"),
+        (dict(merge="avg"), "merge method"),
+        (dict(metric="dice"), "metric"),
+        (dict(tile_size=0), "tile width"),
+        (dict(overlap=0.95), "overlap"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(tile_size=16, overlap=0.5, max_tiles=100), "tiles, above the limit"),
+    ],
+)
+def test_bad_parameters(kwargs, message):
+    image, _ = square_scene(300, 300, n=3)
+    with pytest.raises(ValueError, match=message):
+        tiling.predict_tiled(image, SquareFinder(), **kwargs)
+
+
+def test_conf_zero_and_one_and_tile_larger_than_image():
+    image, gt = square_scene(300, 200, n=4)
+    assert len(tiling.predict_tiled(image, SquareFinder(), tile_size=1024, conf=0.0).detections) == len(gt)
+    assert len(tiling.predict_tiled(image, SquareFinder(), tile_size=1024, conf=1.0).detections) == 0
+
+
+def test_bad_images():
+    with pytest.raises(ValueError, match="H x W x 3"):
+        tiling.predict_tiled(np.zeros((10, 10, 4), np.uint8), SquareFinder())
+    with pytest.raises(ValueError, match="uint8"):
+        tiling.predict_tiled(np.zeros((10, 10, 3), np.float32), SquareFinder())
+
+
+def test_callable_returning_wrong_type():
+    with pytest.raises(tiling.ModelError, match="Detections"):
+        tiling.predict_tiled(np.zeros((64, 64, 3), np.uint8), lambda ims: [None] * len(ims), tile_size=64)
+
+
+def test_ultralytics_plumbing_with_a_yaml_model(yaml_detector):
+    image, _ = square_scene(700, 500, n=10)
+    pred = tiling.predict_tiled(image, yaml_detector, tile_size=320, overlap=0.2, conf=0.0, raw_conf=0.0, batch_size=3)
+    assert len(pred.tiles) == 6 and pred.timings["infer"] > 0
+    full = tiling.predict_full(image, yaml_detector, imgsz=320, conf=0.0)
+    assert isinstance(full, tiling.Detections)
+    for det in (pred.raw, full):
+        if len(det):
+            assert (det.xyxy[:, 2] <= 700 + 1e-3).all() and (det.xyxy[:, 3] <= 500 + 1e-3).all()
+
+
+def test_suggest_tile_size(finder):
+    image, _ = square_scene(2000, 1500, n=30, size=(60, 90))
+    s = tiling.suggest_tile_size(image, finder, imgsz=2000)
+    assert s.tile_size % 32 == 0 and s.tile_size >= 320 and 0.1 <= s.overlap <= 0.5
+    assert 90 / s.tile_size <= s.overlap + 1e-6  # the largest object fits in the overlap
+    empty = tiling.suggest_tile_size(np.zeros((3000, 4000, 3), np.uint8), finder)
+    assert empty.tile_size == 640 and "no object" in empty.reason
