@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+
+import tiling
+from tiling.evaluate import evaluate, load_coco_labels, load_yolo_labels, matched
+from tiling.export import coco_categories
+
+
+def random_case(seed, n_images=3):
+    rng = np.random.default_rng(seed)
+    preds, gts = [], []
+    for _ in range(n_images):
+        n = int(rng.integers(5, 40))
+        xy = rng.uniform(0, 500, (n, 2))
+        wh = rng.uniform(8, 60, (n, 2))
+        gt = tiling.Detections(xyxy=np.c_[xy, xy + wh], class_id=rng.integers(0, 3, n))
+        keep = rng.random(n) < 0.8
+        jitter = rng.normal(0, 4, (n, 4))
+        p_boxes = (gt.xyxy + jitter)[keep]
+        p_boxes[:, 2:] = np.maximum(p_boxes[:, 2:], p_boxes[:, :2] + 1)  # COCO ignores boxes of negative area
+        extra = int(rng.integers(0, 10))
+        exy = rng.uniform(0, 500, (extra, 2))
+        p_boxes = np.r_[p_boxes, np.c_[exy, exy + rng.uniform(8, 60, (extra, 2))]]
+        cls = np.r_[gt.class_id[keep], rng.integers(0, 3, extra)]
+        preds.append(tiling.Detections(xyxy=p_boxes, confidence=rng.random(len(p_boxes)), class_id=cls))
+        gts.append(gt)
+    return preds, gts
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ap_agrees_with_pycocotools(seed, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    preds, gts = random_case(seed)
+    names = {0: "a", 1: "b", 2: "c"}
+    images, anns = [], []
+    for i, g in enumerate(gts, 1):
+        images.append({"id": i, "width": 600, "height": 600, "file_name": f"{i}.jpg"})
+        for k in range(len(g)):
+            x0, y0, x1, y1 = (float(v) for v in g.xyxy[k])
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(g.class_id[k]) + 1,
+                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": coco_categories(names)}))
+    coco = COCO(str(path))
+    dets = coco.loadRes(tiling.to_coco([(i, p) for i, p in enumerate(preds, 1)]))
+    ev = COCOeval(coco, dets, "bbox")
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    ours = evaluate(preds, gts, max_det=100)  # COCO's cap; every image here has fewer
+    assert ours.ap50_95 == pytest.approx(ev.stats[0], abs=1e-3)
+    assert ours.ap50 == pytest.approx(ev.stats[1], abs=1e-3)
+
+
+def test_precision_recall_and_missed_objects():
+    gt = tiling.Detections(xyxy=np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), class_id=np.array([0, 0]))
+    pred = tiling.Detections(xyxy=np.array([[0, 0, 10, 10], [50, 50, 60, 60]]), confidence=np.array([0.9, 0.8]),
+                             class_id=np.array([0, 0]))
+    ev = evaluate(pred, gt)
+    assert ev.precision == 0.5 and ev.recall == 0.5
+    assert ev.tp[0].tolist() == [True, False] and ev.fn[0].tolist() == [False, True]
+    assert ev.per_class.loc[0, "n_gt"] == 2
+    assert matched(pred, gt).tolist() == [True, False]
+
+
+def test_label_loaders(tmp_path):
+    det = load_yolo_labels("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.3 0.1 0.3 0.3\n", (100, 200))
+    assert det.xyxy.tolist() == [[80, 30, 120, 70], [20, 10, 60, 30]] and det.class_id.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="line 1"):
+        load_yolo_labels("car 0.5 0.5 0.1 0.1", (10, 10))
+    coco = {"images": [{"id": 3, "file_name": "x.jpg", "width": 10, "height": 10}],
+            "annotations": [{"id": 1, "image_id": 3, "category_id": 2, "bbox": [1, 2, 3, 4]}],
+            "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "truck"}]}
+    out = load_coco_labels(json.dumps(coco))
+    assert out["x.jpg"].xyxy.tolist() == [[1, 2, 4, 6]] and out["x.jpg"].class_names == ["truck"]

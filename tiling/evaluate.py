@@ -1,0 +1,198 @@
+"""Compare detections with ground truth (precision, recall, AP50, AP50-95) or with each other.
+
+AP follows COCO's definition (greedy matching by score, 101-point interpolated precision, per
+class then averaged), without COCO's 100-detections-per-image cap by default: the images this
+tool is for hold hundreds of objects.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .detections import Detections
+
+IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU matrix (for the moderate sizes of one image's predictions vs its labels)."""
+    import torch
+    from torchvision.ops import box_iou as tv_box_iou
+
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float64)
+    return tv_box_iou(torch.from_numpy(np.asarray(a, np.float64)), torch.from_numpy(np.asarray(b, np.float64))).numpy()
+
+
+def matched(pred: Detections, reference: Detections, iou: float = 0.5, class_aware: bool = True) -> np.ndarray:
+    """For each prediction: does some reference box of the same class (or any class) overlap it at ``iou``?"""
+    if len(pred) == 0 or len(reference) == 0:
+        return np.zeros(len(pred), bool)
+    m = box_iou(pred.xyxy, reference.xyxy) >= iou
+    if class_aware:
+        m &= pred.class_id[:, None] == reference.class_id[None, :]
+    return m.any(axis=1)
+
+
+def _match_image(pred: Detections, gt: Detections, thresholds: np.ndarray):
+    """COCO greedy matching for one image and one class: (T, P) bool true-positive table."""
+    order = np.argsort(-pred.confidence, kind="mergesort")
+    ious = box_iou(pred.xyxy[order], gt.xyxy)
+    tp = np.zeros((len(thresholds), len(order)), bool)
+    gt_match = np.zeros((len(thresholds), len(gt)), bool)
+    for t, thr in enumerate(thresholds):
+        for d in range(len(order)):
+            if len(gt) == 0:
+                break
+            cand = np.where(gt_match[t], -1.0, ious[d])
+            g = int(np.argmax(cand))
+            if cand[g] >= thr - 1e-10:
+                gt_match[t, g] = True
+                tp[t, d] = True
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return tp[:, inverse]
+
+
+def _ap(tp_sorted: np.ndarray, n_gt: int) -> float:
+    if n_gt == 0:
+        return float("nan")
+    if len(tp_sorted) == 0:
+        return 0.0
+    tps = np.cumsum(tp_sorted)
+    fps = np.cumsum(~tp_sorted)
+    recall = tps / n_gt
+    precision = tps / np.maximum(tps + fps, np.finfo(float).eps)
+    precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
+    points = np.linspace(0, 1, 101)
+    idx = np.searchsorted(recall, points, side="left")
+    return float(np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0).mean())
+
+
+@dataclass
+class Evaluation:
+    precision: float
+    recall: float
+    ap50: float
+    ap50_95: float
+    per_class: object  # pandas DataFrame: class_id, class, n_gt, n_pred, tp, precision, recall, ap50, ap50_95
+    tp: list[np.ndarray]  # per image: prediction is a true positive at IoU 0.5
+    fn: list[np.ndarray]  # per image: ground-truth object was missed at IoU 0.5
+
+    def as_dict(self) -> dict[str, float]:
+        return {"precision": self.precision, "recall": self.recall, "ap50": self.ap50, "ap50_95": self.ap50_95}
+
+
+def evaluate(
+    predictions: Detections | Sequence[Detections],
+    ground_truth: Detections | Sequence[Detections],
+    max_det: int | None = None,
+) -> Evaluation:
+    """Score predictions (one ``Detections`` per image) against ground truth (confidences ignored)."""
+    import pandas as pd
+
+    preds = [predictions] if isinstance(predictions, Detections) else list(predictions)
+    gts = [ground_truth] if isinstance(ground_truth, Detections) else list(ground_truth)
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} prediction sets for {len(gts)} ground-truth sets")
+    if max_det is not None:
+        preds = [p[np.argsort(-p.confidence, kind="mergesort")[:max_det]] for p in preds]
+    names: dict[int, str] = {}
+    for d in (*preds, *gts):
+        names.update(d.names)
+    classes = sorted(set(np.concatenate([d.class_id for d in (*preds, *gts)]).tolist()) if preds else set())
+    tp_img = [np.zeros(len(p), bool) for p in preds]
+    tp_gt = [np.zeros(len(g), bool) for g in gts]
+    rows = []
+    for c in classes:
+        scores, tables, n_gt = [], [], 0
+        for i, (p, g) in enumerate(zip(preds, gts)):
+            pi, gi = np.flatnonzero(p.class_id == c), np.flatnonzero(g.class_id == c)
+            n_gt += len(gi)
+            table = _match_image(p[pi], g[gi], IOU_THRESHOLDS)
+            tp_img[i][pi] = table[0]
+            if len(gi) and len(pi):
+                ious = box_iou(g.xyxy[gi], p.xyxy[pi][table[0]])
+                tp_gt[i][gi] = (ious >= 0.5 - 1e-10).any(axis=1) if ious.size else False
+            scores.append(p.confidence[pi])
+            tables.append(table)
+        score = np.concatenate(scores) if scores else np.zeros(0)
+        table = np.concatenate(tables, axis=1) if tables else np.zeros((len(IOU_THRESHOLDS), 0), bool)
+        order = np.argsort(-score, kind="mergesort")
+        aps = [_ap(table[t, order], n_gt) for t in range(len(IOU_THRESHOLDS))]
+        n_pred, tp = len(score), int(table[0].sum())
+        rows.append({
+            "class_id": c, "class": names.get(c, str(c)), "n_gt": n_gt, "n_pred": n_pred, "tp": tp,
+            "precision": tp / n_pred if n_pred else float("nan"), "recall": tp / n_gt if n_gt else float("nan"),
+            "ap50": aps[0], "ap50_95": float(np.nanmean(aps)) if n_gt else float("nan"),
+        })
+    frame = pd.DataFrame(rows, columns=["class_id", "class", "n_gt", "n_pred", "tp", "precision", "recall", "ap50",
+                                        "ap50_95"])
+    n_pred = sum(len(p) for p in preds)
+    n_gt = sum(len(g) for g in gts)
+    tp = int(sum(t.sum() for t in tp_img))
+    with_gt = frame[frame["n_gt"] > 0]
+    return Evaluation(
+        precision=tp / n_pred if n_pred else 0.0,
+        recall=tp / n_gt if n_gt else 0.0,
+        ap50=float(with_gt["ap50"].mean()) if len(with_gt) else 0.0,
+        ap50_95=float(with_gt["ap50_95"].mean()) if len(with_gt) else 0.0,
+        per_class=frame,
+        tp=tp_img,
+        fn=[~m for m in tp_gt],
+    )
+
+
+# -- ground-truth loaders -------------------------------------------------------------------------
+def load_yolo_labels(source, image_shape: Sequence[int], names: dict[int, str] | None = None) -> Detections:
+    """YOLO txt (``cls cx cy w h`` or ``cls x y x y ...`` polygons, normalized) -> boxes in pixels."""
+    text = source.decode() if isinstance(source, bytes) else (
+        Path(source).read_text() if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
+                                                                   and Path(source).is_file()) else str(source))
+    h, w = int(image_shape[0]), int(image_shape[1])
+    boxes, classes = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            cls, values = int(float(parts[0])), np.array(parts[1:], float)
+        except ValueError:
+            raise ValueError(f"YOLO label line {n} is not numbers: {line[:60]!r}") from None
+        if len(values) == 4 or len(values) == 5:  # box, optionally with a confidence
+            cx, cy, bw, bh = values[:4]
+            box = [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]
+        elif len(values) >= 6 and len(values) % 2 == 0:
+            pts = values.reshape(-1, 2)
+            box = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]
+        else:
+            raise ValueError(f"YOLO label line {n} has {len(values)} values; expected 4 (box) or an even number >= 6")
+        boxes.append(np.array(box) * [w, h, w, h])
+        classes.append(cls)
+    return Detections(xyxy=np.array(boxes, np.float32).reshape(-1, 4), class_id=np.array(classes, np.int64),
+                      names=dict(names or {}))
+
+
+def load_coco_labels(source, category_offset: int = 1) -> dict[str, Detections]:
+    """COCO JSON (instances file) -> {file_name: Detections}; class = category_id - offset."""
+    data = json.loads(Path(source).read_text() if isinstance(source, (str, Path)) and Path(source).is_file()
+                      else source)
+    names = {int(c["id"]) - category_offset: c["name"] for c in data.get("categories", [])}
+    by_image: dict[int, list] = {}
+    for ann in data.get("annotations", []):
+        if ann.get("iscrowd"):
+            continue
+        by_image.setdefault(int(ann["image_id"]), []).append(ann)
+    out = {}
+    for img in data.get("images", []):
+        anns = by_image.get(int(img["id"]), [])
+        xywh = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
+        out[img["file_name"]] = Detections(
+            xyxy=np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]],
+            class_id=np.array([int(a["category_id"]) - category_offset for a in anns], np.int64), names=names,
+        )
+    return out
