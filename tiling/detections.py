@@ -159,6 +159,22 @@ class Detections:
             out.mask_boxes = out.mask_boxes + np.array([dx, dy, dx, dy], np.int32)
         return out
 
+    def scaled(self, factor: float) -> Detections:
+        """The same detections on an image resized by ``factor`` (for previews); masks resized too."""
+        import cv2
+
+        out = self[np.arange(len(self))]
+        out.xyxy = out.xyxy * np.float32(factor)
+        if out.masks is not None:
+            boxes = mask_boxes_for(out.mask_boxes * float(factor))  # type: ignore[operator]
+            out.masks = [
+                cv2.resize(m.astype(np.uint8), (int(b[2] - b[0]), int(b[3] - b[1])), interpolation=cv2.INTER_NEAREST)
+                .astype(bool)
+                for m, b in zip(out.masks, boxes)
+            ]
+            out.mask_boxes = boxes
+        return out
+
     def filter(self, conf: float | None = None, classes: Iterable[int] | None = None) -> Detections:
         keep = np.ones(len(self), dtype=bool)
         if conf is not None:

@@ -70,3 +70,38 @@ def stitch_dense(
         weight[t.y0 : t.y1, t.x0 : t.x1] += wgt
     assert acc is not None
     return acc / (weight if acc.ndim == 2 else weight[..., None])
+
+
+def segmentation_scores(model, conf: float = 0.25, iou: float = 0.7) -> Callable[[np.ndarray], np.ndarray]:
+    """An ``fn`` for :func:`stitch_dense` that turns a segmentation model into per-pixel class scores.
+
+    Channel 0 is background (a constant 0.5 prior, so a pixel becomes an object only where a mask
+    scores above it), channel ``c + 1`` is the best confidence of a class-``c`` mask covering the pixel.
+    """
+    from .models import as_model
+
+    model = as_model(model)
+    n_classes = max(model.names) + 1 if model.names else 1
+
+    def fn(tile: np.ndarray) -> np.ndarray:
+        tile = np.ascontiguousarray(tile)
+        det = model.predict([tile], conf=conf, iou=iou)[0]
+        scores = np.zeros((*tile.shape[:2], n_classes + 1), np.float32)
+        scores[..., 0] = 0.5
+        if det.masks is None:
+            return scores
+        for k in range(len(det)):
+            x0, y0, x1, y1 = (int(v) for v in det.mask_boxes[k])  # type: ignore[index]
+            region = scores[y0:y1, x0:x1, int(det.class_id[k]) + 1]
+            m = det.masks[k][: region.shape[0], : region.shape[1]]
+            region[m] = np.maximum(region[m], det.confidence[k])
+        return scores
+
+    return fn
+
+
+def dense_class_map(image: np.ndarray, model, tile_size=640, overlap=0.5, pad: int = 32, conf: float = 0.25,
+                    iou: float = 0.7, window: str = "hann") -> np.ndarray:
+    """(H, W) int class map (-1 = background) from a segmentation model, blended over tiles without seams."""
+    scores = stitch_dense(image, segmentation_scores(model, conf, iou), tile_size, overlap, pad, window)
+    return scores.argmax(axis=2).astype(np.int32) - 1

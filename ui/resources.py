@@ -1,0 +1,123 @@
+"""Cached, shared resources of the app: models, decoded images, raw predictions.
+
+Everything here is keyed on content hashes, shared by all sessions (a class of students on the
+default page hits one cache entry) and bounded with ``max_entries`` so memory cannot grow without
+limit. Models are guarded by their own lock (Ultralytics models are not thread-safe).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+import tiling
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = ROOT / "models"
+SAMPLES_DIR = ROOT / "samples"
+BUNDLED_MODELS = {
+    "Demo detector (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-det.pt",
+    "Demo segmenter (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-seg.pt",
+}
+OFFICIAL_MODELS = ("yolo11n.pt", "yolo11n-seg.pt", "yolov8n.pt", "yolov8n-seg.pt", "rtdetr-l.pt", "FastSAM-s.pt")
+UPLOAD_MODEL = "Upload my own .pt"
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+MAX_PIXELS = int(os.environ.get("PATCHWISE_MAX_PIXELS", 60_000_000))
+MAX_TILES = int(os.environ.get("PATCHWISE_MAX_TILES", 2_000))
+MAX_MODEL_MB = int(os.environ.get("PATCHWISE_MAX_MODEL_MB", 200))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class ImageItem:
+    """One image the visitor can look at: its name, pixels, content key and optional labels."""
+
+    name: str
+    key: str
+    image: np.ndarray
+    labels: tiling.Detections | None = None
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _model_from_bytes(digest: str, _data: bytes, label: str) -> tiling.UltralyticsModel:
+    return tiling.load_model(_data, name=label)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Fetching the official checkpoint…")
+def _official_model(name: str) -> tiling.UltralyticsModel:
+    return tiling.load_model(name)
+
+
+def load_model_bytes(data: bytes, label: str) -> tiling.UltralyticsModel:
+    """Load (once per distinct file, for every session) a checkpoint given as bytes."""
+    if len(data) > MAX_MODEL_MB * 1024 * 1024:
+        raise tiling.ModelError(f"{label} is {len(data) / 1e6:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
+    return _model_from_bytes(sha256(data), data, label)
+
+
+def load_bundled(path: Path) -> tiling.UltralyticsModel:
+    if not path.exists():
+        raise tiling.ModelError(f"the bundled model {path.name} is missing from this installation")
+    return load_model_bytes(path.read_bytes(), path.name)
+
+
+def load_official(name: str) -> tiling.UltralyticsModel:
+    return _official_model(name)
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _decode(digest: str, _data: bytes, label: str) -> np.ndarray:
+    return tiling.read_image(_data, max_pixels=MAX_PIXELS)
+
+
+def decode_image(data: bytes, label: str) -> tuple[str, np.ndarray]:
+    """(content key, BGR pixels); raises ``tiling.ImageError`` with the file's name in the message."""
+    digest = sha256(data)
+    try:
+        return digest, _decode(digest, data, label)
+    except tiling.ImageError as exc:
+        raise tiling.ImageError(str(exc).replace("the uploaded image", label)) from None
+
+
+def sample_paths() -> list[Path]:
+    return sorted(p for p in SAMPLES_DIR.glob("*") if p.suffix.lower().lstrip(".") in IMAGE_TYPES)
+
+
+def load_sample(path: Path) -> ImageItem:
+    key, image = decode_image(path.read_bytes(), path.name)
+    labels_path = path.with_suffix(".txt")
+    labels = tiling.load_yolo_labels(labels_path, image.shape) if labels_path.exists() else None
+    return ImageItem(path.name, key, image, labels)
+
+
+@st.cache_resource(max_entries=16, ttl=3600, show_spinner=False)
+def tiled_prediction(image_key: str, model_key: str, tile_size: int, overlap: float, iou: float, raw_conf: float,
+                     batch_size: int, include_full: bool, full_imgsz: int, _image: np.ndarray, _model,
+                     _progress=None) -> tiling.TiledPrediction:
+    """The expensive part: the model over every tile. Threshold and merge changes never reach here."""
+    return tiling.predict_tiled(_image, _model, tile_size=tile_size, overlap=overlap, conf=raw_conf, iou=iou,
+                                raw_conf=raw_conf, batch_size=batch_size, include_full=include_full,
+                                full_imgsz=full_imgsz, progress=_progress, max_tiles=MAX_TILES)
+
+
+@st.cache_resource(max_entries=16, ttl=3600, show_spinner=False)
+def full_prediction(image_key: str, model_key: str, imgsz: int, iou: float, raw_conf: float, _image: np.ndarray,
+                    _model) -> tiling.Detections:
+    return tiling.predict_full(_image, _model, imgsz=imgsz, conf=raw_conf, iou=iou)
+
+
+@st.cache_resource(max_entries=4, ttl=3600, show_spinner="Stitching the dense class map over tiles…")
+def dense_map(image_key: str, model_key: str, tile_size: int, conf: float, _image: np.ndarray, _model) -> np.ndarray:
+    return tiling.dense_class_map(_image, _model, tile_size=tile_size, overlap=0.5, pad=32, conf=conf)
+
+
+@st.cache_resource(max_entries=8, ttl=3600, show_spinner="Looking for a good tile size…")
+def suggestion(image_key: str, model_key: str, _image: np.ndarray, _model) -> tiling.TileSuggestion:
+    return tiling.suggest_tile_size(_image, _model)

@@ -1,0 +1,223 @@
+"""The main page's sections: results side by side, zoom, teaching steps, table, downloads, scores."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import tiling
+from tiling.draw import class_map, colorize_class_map, downscale, line_width_for
+
+from .resources import ImageItem
+
+PREVIEW_SIDE = 1600  # px: what the browser gets; analysis always runs at full resolution
+HIGHLIGHT = (255, 0, 255)  # BGR magenta: found only by patches
+MISSED = (0, 0, 255)  # red dashed: ground truth nobody found
+FALSE_POS = (0, 215, 255)  # amber: prediction matching no ground truth
+
+
+def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | None = None, tiles=None,
+             max_side: int = PREVIEW_SIDE, extra: list[tuple[tiling.Detections, tuple, bool]] = ()) -> np.ndarray:
+    """A downscaled picture of ``det`` on ``image``; ``highlight`` marks some detections with a halo."""
+    preview, scale = downscale(image, max_side)
+    small = det.scaled(scale)
+    if tiles is not None:
+        scaled_tiles = [tiling.Tile(int(t.x0 * scale), int(t.y0 * scale), int(t.x1 * scale), int(t.y1 * scale),
+                                    t.index, t.row, t.col) for t in tiles]
+        preview = tiling.draw_tiles(preview, scaled_tiles, color=(255, 255, 255), alpha=0.5)
+    lw = line_width_for(preview.shape)
+    if highlight is not None and highlight.any():
+        halo = small[highlight]
+        pad = 2 * lw + 2
+        halo.xyxy = halo.xyxy + np.array([-pad, -pad, pad, pad], np.float32)
+        preview = tiling.draw_detections(preview, halo, color=HIGHLIGHT, labels=False, masks=False,
+                                         line_width=lw + 1)
+    preview = tiling.draw_detections(preview, small, labels=max(preview.shape) >= 1200 and len(det) < 300,
+                                     line_width=lw)
+    for other, colour, dashed in extra:
+        preview = tiling.draw_detections(preview, other.scaled(scale), color=colour, dashed=dashed, labels=False,
+                                         masks=False, line_width=lw + 1)
+    return preview
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, patch_only: np.ndarray,
+                 pred: tiling.TiledPrediction, full_time: float | None, show_grid: bool) -> None:
+    left, right = st.columns(2, gap="small")
+    with left:
+        st.subheader("Full image")
+        st.metric("Objects found", len(full))
+        st.image(_rgb(annotate(item.image, full)), caption=f"Whole image shrunk to the model's input: {item.name}",
+                 width="stretch")
+        if full_time is not None:
+            st.caption(f"{full_time:.2f} s")
+    with right:
+        st.subheader("Patch-based")
+        st.metric("Objects found", len(tiled), delta=f"{int(patch_only.sum())} only by patches" if len(tiled) else None)
+        st.image(_rgb(annotate(item.image, tiled, patch_only, pred.tiles if show_grid else None)),
+                 caption=f"{len(pred.tiles)} tiles; magenta halo: found only by patches", width="stretch")
+        t = pred.timings
+        st.caption(f"{t.get('total', 0):.2f} s in all: model {t.get('infer', 0):.2f} s, merge "
+                   f"{t.get('merge', 0) * 1000:.0f} ms")
+
+
+def default_zoom_center(item: ImageItem, tiled: tiling.Detections, patch_only: np.ndarray, size: int) -> tuple[int, int]:
+    """The centre of the window holding the most objects that only the patches found."""
+    h, w = item.image.shape[:2]
+    pts = tiled.xyxy[patch_only] if patch_only.any() else tiled.xyxy
+    if len(pts) == 0:
+        return w // 2, h // 2
+    centres = (pts[:, :2] + pts[:, 2:]) / 2
+    near = (np.abs(centres[:, None, :] - centres[None, :, :]) < size / 2).all(axis=2).sum(axis=1)
+    cx, cy = centres[int(np.argmax(near))]
+    return int(cx), int(cy)
+
+
+def _crop_dets(det: tiling.Detections, x0: int, y0: int, x1: int, y1: int) -> tiling.Detections:
+    inside = (det.xyxy[:, 2] > x0) & (det.xyxy[:, 0] < x1) & (det.xyxy[:, 3] > y0) & (det.xyxy[:, 1] < y1)
+    return det[inside].shifted(-x0, -y0)
+
+
+def zoom(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, patch_only: np.ndarray) -> None:
+    st.subheader("Zoom: the same region at full resolution")
+    h, w = item.image.shape[:2]
+    c1, c2, c3 = st.columns(3)
+    size = c3.select_slider("Region size (px)", [128, 256, 384, 512, 768, 1024], 384, key="zoom_size",
+                            help="Width of the region shown at full resolution.")
+    size = min(size, w, h)
+    cx0, cy0 = default_zoom_center(item, tiled, patch_only, size)
+    if st.session_state.get("zoom_for") != item.key:  # a new image: jump to its most telling region
+        st.session_state["zoom_for"] = item.key
+        st.session_state["zoom_x"], st.session_state["zoom_y"] = cx0, cy0
+    cx = c1.slider("Region centre x", 0, w, key="zoom_x", help="Move the region left or right.")
+    cy = c2.slider("Region centre y", 0, h, key="zoom_y", help="Move the region up or down.")
+    x0, y0 = int(np.clip(cx - size // 2, 0, w - size)), int(np.clip(cy - size // 2, 0, h - size))
+    x1, y1 = x0 + size, y0 + size
+    crop = item.image[y0:y1, x0:x1]
+    halo = patch_only[(tiled.xyxy[:, 2] > x0) & (tiled.xyxy[:, 0] < x1) & (tiled.xyxy[:, 3] > y0) &
+                      (tiled.xyxy[:, 1] < y1)]
+    left, right = st.columns(2, gap="small")
+    left.image(_rgb(annotate(crop, _crop_dets(full, x0, y0, x1, y1), max_side=10_000)),
+               caption=f"Full image, x {x0}-{x1}, y {y0}-{y1}", width="stretch")
+    right.image(_rgb(annotate(crop, _crop_dets(tiled, x0, y0, x1, y1), halo, max_side=10_000)),
+                caption="Patch-based, same region", width="stretch")
+
+
+EXPLANATION = """
+**Why tiling finds small objects.** A detector sees a fixed number of pixels (say 640 on the long
+side). A 4000-pixel photo is shrunk more than six times to fit, and a 20-pixel car becomes 3 pixels:
+too small to recognise. Cutting the photo into 640-pixel tiles and running the model on each keeps
+every object at its real size. Tiles overlap, so an object cut by one tile's edge is whole in the next.
+
+**Merging duplicates.** Overlaps make the same object appear in two or four tiles. Boxes that match
+are merged: *NMS* keeps the best one, *NMM* fuses them into one box. Whether two boxes match is
+measured by **IoU** (overlap ÷ union: both boxes must be alike) or **IoS** (overlap ÷ the smaller
+box: a half-object cut at a tile edge, lying inside the whole one, counts as the same object).
+"""
+
+
+def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detections) -> None:
+    st.markdown(EXPLANATION)
+    s1, s2, s3 = st.tabs(["1. The tile grid", "2. Raw detections per tile", "3. After merging"])
+    with s1:
+        preview, scale = downscale(item.image, PREVIEW_SIDE)
+        tiles = [tiling.Tile(int(t.x0 * scale), int(t.y0 * scale), int(t.x1 * scale), int(t.y1 * scale), t.index,
+                             t.row, t.col) for t in pred.tiles]
+        st.image(_rgb(tiling.draw_tiles(preview, tiles, color=None, numbers=len(tiles) <= 400, alpha=0.9)),
+                 caption=f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px", width="stretch")
+    with s2:
+        raw = pred.raw.filter(conf=pred.settings.conf, classes=pred.settings.classes)
+        by_tile = tiling.Detections(raw.xyxy, raw.confidence, raw.data.get("tile_index", np.zeros(len(raw))) % 20,
+                                    names={})
+        st.image(_rgb(annotate(item.image, by_tile)),
+                 caption=f"{len(raw)} raw boxes, coloured by the tile that produced them: "
+                         f"{len(raw) - len(merged)} are duplicates or pieces at the overlaps", width="stretch")
+    with s3:
+        st.image(_rgb(annotate(item.image, merged)), caption=f"{len(merged)} objects after merging", width="stretch")
+
+
+def dense(item: ImageItem, cmap: np.ndarray) -> None:
+    preview, scale = downscale(colorize_class_map(cmap), PREVIEW_SIDE)
+    st.image(_rgb(preview), caption="Per-pixel class map stitched over overlapping tiles (tiling.stitch_dense)",
+             width="stretch")
+
+
+def table(frame: pd.DataFrame) -> None:
+    st.dataframe(frame, width="stretch", hide_index=True, height=320)
+
+
+def detections_frame(tiled: tiling.Detections, patch_only: np.ndarray) -> pd.DataFrame:
+    frame = tiled.to_dataframe()
+    frame.insert(2, "found by", np.where(patch_only, "patches only", "both"))
+    keep = [c for c in ("class", "found by", "confidence", "x0", "y0", "x1", "y1", "width", "height", "mask_area",
+                        "truncated") if c in frame.columns]
+    return frame[keep]
+
+
+def export_zip(results: dict[str, tuple[ImageItem, tiling.Detections, tiling.Detections]]) -> bytes:
+    """One zip with CSV, JSON, COCO JSON, YOLO txt and annotated PNGs for every image."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        tiled = {name: t for name, (_, _, t) in results.items()}
+        zf.writestr("detections.csv", tiling.to_csv(tiled))
+        zf.writestr("detections.json", tiling.to_json(tiled))
+        coco = [(i, t) for i, t in enumerate(tiled.values(), 1)]
+        zf.writestr("coco_results.json", tiling.to_coco_json(coco))
+        for i, (name, (item, full, det)) in enumerate(results.items(), 1):
+            stem = name.rsplit(".", 1)[0]
+            zf.writestr(f"labels/{stem}.txt", tiling.to_yolo_txt(det, item.image.shape))
+            zf.writestr(f"annotated/{stem}_patches.png", tiling.encode_png(tiling.draw_detections(item.image, det)))
+            zf.writestr(f"annotated/{stem}_full.png", tiling.encode_png(tiling.draw_detections(item.image, full)))
+    return buf.getvalue()
+
+
+def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -> None:
+    stem = item.name.rsplit(".", 1)[0]
+    cols = st.columns(6)
+    cols[0].download_button("CSV", tiling.to_csv(tiled), f"{stem}.csv", "text/csv", on_click="ignore",
+                            icon=":material/download:", key="dl_csv")
+    cols[1].download_button("JSON", tiling.to_json(tiled), f"{stem}.json", "application/json", on_click="ignore",
+                            icon=":material/download:", key="dl_json")
+    cols[2].download_button("COCO JSON", tiling.to_coco_json(tiled), f"{stem}_coco.json", "application/json",
+                            on_click="ignore", icon=":material/download:", key="dl_coco")
+    cols[3].download_button("YOLO txt", tiling.to_yolo_txt(tiled, item.image.shape), f"{stem}.txt", "text/plain",
+                            on_click="ignore", icon=":material/download:", key="dl_yolo")
+    cols[4].download_button("Patches PNG", lambda: tiling.encode_png(tiling.draw_detections(item.image, tiled)),
+                            f"{stem}_patches.png", "image/png", on_click="ignore", icon=":material/image:",
+                            key="dl_png_tiled")
+    cols[5].download_button("Full PNG", lambda: tiling.encode_png(tiling.draw_detections(item.image, full)),
+                            f"{stem}_full.png", "image/png", on_click="ignore", icon=":material/image:",
+                            key="dl_png_full")
+
+
+def scores(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -> None:
+    """Precision, recall and AP50 of both modes against the image's labels, and where each went wrong."""
+    gt = item.labels
+    ev_full, ev_tiled = tiling.evaluate(full, gt), tiling.evaluate(tiled, gt)
+    rows = []
+    for mode, ev in (("full image", ev_full), ("patches", ev_tiled)):
+        rows.append({"mode": mode, "class": "all", "precision": ev.precision, "recall": ev.recall, "AP50": ev.ap50})
+        for _, r in ev.per_class.iterrows():
+            if r["n_gt"] > 0:
+                rows.append({"mode": mode, "class": r["class"], "precision": r["precision"], "recall": r["recall"],
+                             "AP50": r["ap50"]})
+    frame = pd.DataFrame(rows)
+    st.dataframe(frame.style.format({"precision": "{:.3f}", "recall": "{:.3f}", "AP50": "{:.3f}"}), hide_index=True,
+                 width="stretch")
+    st.bar_chart(frame[frame["class"] != "all"], x="class", y="recall", color="mode", stack=False, height=260)
+    missed = gt[ev_tiled.fn[0]]
+    false_pos = tiled[~ev_tiled.tp[0]]
+    missed_full = gt[ev_full.fn[0]]
+    left, right = st.columns(2, gap="small")
+    left.image(_rgb(annotate(item.image, full, extra=[(missed_full, MISSED, True)])),
+               caption=f"Full image: {len(missed_full)} of {len(gt)} labelled objects missed (red dashed)",
+               width="stretch")
+    right.image(_rgb(annotate(item.image, tiled, extra=[(missed, MISSED, True), (false_pos, FALSE_POS, False)])),
+                caption=f"Patches: {len(missed)} missed (red dashed), {len(false_pos)} false positives (amber)",
+                width="stretch")
