@@ -39,13 +39,24 @@ def image_size(source) -> tuple[int, int]:
         return im.size
 
 
+def _pillow_open():
+    """Pillow's own ``Image.open``: Ultralytics replaces it with a wrapper that tries to pip-install a
+    HEIF plugin whenever a file is not an image, which must never happen on an upload."""
+    opener = Image.open
+    if getattr(opener, "__module__", "") == "ultralytics.utils.patches":
+        import sys
+
+        opener = getattr(sys.modules["ultralytics.utils.patches"], "_image_open", opener)
+    return opener
+
+
 def _open_pil(data: bytes, label: str) -> Image.Image:
     if not data:
         raise ImageError(f"{label} is empty (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            im = _pillow_open()(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise ImageError(f"{label} declares an image too large to open safely ({exc})") from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

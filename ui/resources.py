@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,14 +100,55 @@ def load_sample(path: Path) -> ImageItem:
     return ImageItem(path.name, key, image, labels)
 
 
-@st.cache_resource(max_entries=16, ttl=3600, show_spinner=False)
+class SharedCache:
+    """A bounded LRU shared by all sessions, computing each key once even when sessions ask together.
+
+    Used where ``st.cache_resource`` cannot be: the computation reports progress to the page of
+    the session that runs it, and Streamlit's caches would replay that element on later hits.
+    """
+
+    def __init__(self, max_entries: int, ttl: float):
+        self.max_entries, self.ttl = max_entries, ttl
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict = {}
+
+    def get(self, key, compute):
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                hit = self._items.get(key)
+                if hit is not None and time.monotonic() - hit[0] < self.ttl:
+                    self._items.move_to_end(key)
+                    return hit[1]
+            value = compute()
+            with self._lock:
+                self._items[key] = (time.monotonic(), value)
+                self._items.move_to_end(key)
+                while len(self._items) > self.max_entries:
+                    old, _ = self._items.popitem(last=False)
+                    self._key_locks.pop(old, None)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+TILED_CACHE = SharedCache(max_entries=16, ttl=3600)
+
+
 def tiled_prediction(image_key: str, model_key: str, tile_size: int, overlap: float, iou: float, raw_conf: float,
-                     batch_size: int, include_full: bool, full_imgsz: int, _image: np.ndarray, _model,
-                     _progress=None) -> tiling.TiledPrediction:
+                     batch_size: int, include_full: bool, full_imgsz: int, image: np.ndarray, model,
+                     progress=None) -> tiling.TiledPrediction:
     """The expensive part: the model over every tile. Threshold and merge changes never reach here."""
-    return tiling.predict_tiled(_image, _model, tile_size=tile_size, overlap=overlap, conf=raw_conf, iou=iou,
-                                raw_conf=raw_conf, batch_size=batch_size, include_full=include_full,
-                                full_imgsz=full_imgsz, progress=_progress, max_tiles=MAX_TILES)
+    key = (image_key, model_key, tile_size, round(overlap, 4), round(iou, 4), round(raw_conf, 4), batch_size,
+           include_full, full_imgsz if include_full else 0)
+    return TILED_CACHE.get(key, lambda: tiling.predict_tiled(
+        image, model, tile_size=tile_size, overlap=overlap, conf=raw_conf, iou=iou, raw_conf=raw_conf,
+        batch_size=batch_size, include_full=include_full, full_imgsz=full_imgsz, progress=progress,
+        max_tiles=MAX_TILES))
 
 
 @st.cache_resource(max_entries=16, ttl=3600, show_spinner=False)

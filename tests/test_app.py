@@ -1,0 +1,202 @@
+"""The Streamlit page, driven headless with AppTest."""
+import io
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tiling
+from conftest import DET_WEIGHTS, ROOT
+from test_imageio import bomb_png
+from test_models import Payload
+
+pytestmark = pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+APP = str(ROOT / "app.py")
+
+
+def new_app():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(APP, default_timeout=300)
+
+
+def png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    return buf.tobytes()
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    calls = {"n": 0}
+    original = tiling.UltralyticsModel.predict
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tiling.UltralyticsModel, "predict", counting)
+    return calls
+
+
+def small_scene():
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.scenes import render_scene
+
+    image, _ = render_scene(900, 700, seed=11, n_objects=40)
+    return image
+
+
+def test_default_page_shows_both_results_and_a_table():
+    at = new_app().run()
+    assert not at.exception
+    assert not at.error
+    captions = [c for im in at.image for c in im.proto.imgs for c in [c.caption]]
+    assert any(c.startswith("Whole image") for c in captions) and any("tiles" in c for c in captions)
+    assert len(at.dataframe) >= 1 and len(at.dataframe[0].value) > 50
+    full, tiled = (int(m.value) for m in at.metric[:2])
+    assert tiled > 2 * max(full, 1)  # the point of the demo, on the default sample
+    assert {"CSV", "JSON", "COCO JSON", "YOLO txt"} <= {d.label for d in at.get("download_button")}
+
+
+def test_confidence_slider_re_merges_without_the_model(count_calls):
+    at = new_app()
+    at.run()
+    before_rows = len(at.dataframe[0].value)
+    calls = count_calls["n"]
+    at.slider(key="conf").set_value(0.6).run()
+    assert not at.exception
+    assert count_calls["n"] == calls  # no model call: re-merged from the cached raw detections
+    assert len(at.dataframe[0].value) < before_rows
+    at.radio(key="merge").set_value("NMM").run()
+    at.radio(key="metric").set_value("IoU").run()
+    at.checkbox(key="class_agnostic").check().run()
+    at.multiselect(key="class_filter").select("car").run()
+    assert count_calls["n"] == calls
+    assert set(at.dataframe[0].value["class"]) == {"car"}
+    at.slider(key="tile_size").set_value(480).run()  # a new tile size does run the model
+    assert count_calls["n"] > calls and not at.exception
+
+
+def test_uploading_an_image_and_a_model():
+    at = new_app()
+    at.run()
+    at.file_uploader(key="image_upload").upload("scene.png", png(small_scene()), "image/png").run()
+    assert not at.exception and not at.error
+    assert any("scene.png" in c.caption for im in at.image for c in im.proto.imgs)
+    at.selectbox(key="model_choice").set_value("Upload my own .pt").run()
+    at.file_uploader(key="model_upload").upload("mine.pt", DET_WEIGHTS.read_bytes(), "application/octet-stream").run()
+    assert not at.exception and not at.error
+    assert "detect" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_several_images_choose_and_export_all():
+    at = new_app()
+    at.run()
+    scene = small_scene()
+    up = at.file_uploader(key="image_upload")
+    up.upload("a.png", png(scene), "image/png")
+    up.upload("b.png", png(scene[:400, :500]), "image/png")
+    at.run()
+    assert at.selectbox(key="image_choice").options == ["a.png", "b.png"]
+    at.selectbox(key="image_choice").set_value("b.png").run()
+    at.button(key="export_all").click().run()
+    assert not at.exception
+    assert "Download all (zip)" in [d.label for d in at.get("download_button")]
+
+
+def bad_images():
+    one = png(np.zeros((1, 1, 3), np.uint8))
+    good = png(small_scene())
+    return [
+        ("text.jpg", b"just some text, not a picture", "not an image"),
+        ("cut.png", good[: len(good) // 3], "truncated|damaged"),
+        ("huge.png", bomb_png(30000, 30000), "megapixels|too large"),
+        ("empty.png", b"", "empty"),
+    ], one
+
+
+@pytest.mark.parametrize("name, data, message", bad_images()[0])
+def test_bad_images_get_a_message_and_the_page_keeps_working(name, data, message):
+    at = new_app()
+    at.run()
+    at.file_uploader(key="image_upload").upload(name, data, "image/png").run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert name in errors
+    import re
+
+    assert re.search(message, errors)
+    assert len(at.dataframe) >= 1  # the samples are still shown
+
+
+def test_tiny_and_empty_images_work():
+    at = new_app()
+    at.run()
+    at.file_uploader(key="image_upload").upload("dot.png", bad_images()[1], "image/png").run()
+    assert not at.exception and not at.error
+    at = new_app()
+    at.run()
+    at.file_uploader(key="image_upload").upload("black.png", png(np.zeros((500, 700, 3), np.uint8)), "image/png").run()
+    assert not at.exception and not at.error
+    assert [m.value for m in at.metric[:2]] == ["0", "0"]
+
+
+def test_bad_models_are_refused_with_a_message(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = io.BytesIO()
+    torch.save({"model": Payload(marker)}, evil)
+    state = io.BytesIO()
+    torch.save({"w": torch.zeros(1)}, state)
+    for name, data, message in [
+        ("evil.pt", evil.getvalue(), "refused"),
+        ("weights.pt", state.getvalue(), "state_dict"),
+        ("junk.pt", b"not a checkpoint", "not a PyTorch checkpoint"),
+    ]:
+        at = new_app()
+        at.run()
+        at.selectbox(key="model_choice").set_value("Upload my own .pt").run()
+        at.file_uploader(key="model_upload").upload(name, data, "application/octet-stream").run()
+        assert not at.exception
+        assert message in " ".join(e.value for e in at.sidebar.error)
+        assert len(at.dataframe) >= 1  # the bundled detector still shows results
+    assert not marker.exists()
+
+
+def test_official_name_offline_is_explained():
+    at = new_app()
+    at.run()
+    at.selectbox(key="model_choice").set_value("yolo11n.pt").run()
+    assert not at.exception
+    assert "cannot be downloaded" in " ".join(e.value for e in at.sidebar.error)
+
+
+def test_too_many_tiles_is_refused_with_the_count():
+    at = new_app()
+    at.run()
+    at.slider(key="tile_size").set_value(128).run()
+    at.slider(key="overlap").set_value(0.85).run()
+    assert not at.exception
+    assert "tiles" in " ".join(e.value for e in at.error) and "limit" in " ".join(e.value for e in at.error)
+
+
+def test_export_bytes():
+    """AppTest cannot read a download's bytes: check what the buttons are given, directly."""
+    from ui.views import export_zip
+    from ui.resources import ImageItem
+    import zipfile
+
+    image = small_scene()
+    det = tiling.Detections(xyxy=np.array([[10, 10, 40, 30]], np.float32), confidence=np.array([0.9]),
+                            class_id=np.array([1]), names={1: "truck"})
+    data = export_zip({"x.png": (ImageItem("x.png", "k", image), det, det)})
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = set(zf.namelist())
+        assert {"detections.csv", "detections.json", "coco_results.json", "labels/x.txt",
+                "annotated/x_patches.png", "annotated/x_full.png"} <= names
+        assert zf.read("labels/x.txt").decode().startswith("1 0.0")
+        assert "truck" in zf.read("detections.csv").decode()
