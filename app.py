@@ -74,7 +74,7 @@ def attach_labels(items: list[res.ImageItem], label_files) -> None:
 
 
 def main() -> None:
-    st.title("🧩 Patchwise: why patches find small objects")
+    st.title("Patchwise: why patches find small objects")
     st.caption("Left: the whole image shrunk to the model's input. Right: the same model on overlapping tiles, "
                "merged. Move the sliders: thresholds and merging update instantly, without re-running the model.")
     with st.sidebar:
@@ -126,8 +126,8 @@ def main() -> None:
     patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False) if len(tiled) else np.zeros(0, bool)
 
     views.side_by_side(item, full, tiled, patch_only, merged_pred, full_time, settings.show_grid)
-    tabs = st.tabs(["🔍 Zoom", "🎓 Step by step", "📋 Detections", "📏 Scores", *(
-        ["🗺️ Class map"] if model.task == "segment" else [])])
+    tabs = st.tabs([":material/zoom_in: Zoom", ":material/school: Step by step", ":material/table: Detections",
+                    ":material/analytics: Scores", *([":material/map: Class map"] if model.task == "segment" else [])])
     with tabs[0]:
         views.zoom(item, full, tiled, patch_only)
     with tabs[1]:

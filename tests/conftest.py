@@ -109,3 +109,8 @@ def seg_model():
     if not SEG_WEIGHTS.exists():
         pytest.skip("bundled segmentation weights not present")
     return tiling.load_model(SEG_WEIGHTS)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: the fast suite reports first, and a broken browser cannot hide it."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -31,10 +31,10 @@ def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | 
     lw = line_width_for(preview.shape)
     if highlight is not None and highlight.any():
         halo = small[highlight]
-        pad = 2 * lw + 2
+        pad = lw + 2
         halo.xyxy = halo.xyxy + np.array([-pad, -pad, pad, pad], np.float32)
         preview = tiling.draw_detections(preview, halo, color=HIGHLIGHT, labels=False, masks=False,
-                                         line_width=lw + 1)
+                                         line_width=max(1, lw // 2))
     preview = tiling.draw_detections(preview, small, labels=max(preview.shape) >= 1200 and len(det) < 300,
                                      line_width=lw)
     for other, colour, dashed in extra:

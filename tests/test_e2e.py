@@ -1,0 +1,169 @@
+"""The app in a real browser: Debian's chromium driven by Playwright, against `streamlit run`."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DET_WEIGHTS, ROOT
+
+CHROMIUM = os.environ.get("PATCHWISE_CHROMIUM", "/usr/bin/chromium")
+OUT = ROOT / "test-results" / "e2e"
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+    pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present"),
+]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = dict(os.environ, YOLO_OFFLINE="1", PYTHONUNBUFFERED="1")
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = open(OUT.parent / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early; see {OUT.parent / 'streamlit.log'}")
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not become healthy in 90 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(server)
+    wait_idle(page)
+    yield page
+    context.close()
+
+
+def wait_idle(page, timeout=240_000):
+    """Until the script has finished its run and results are drawn."""
+    page.wait_for_selector("[data-testid='stAppViewContainer']", state="attached", timeout=timeout)
+    page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']").wait_for(
+        state="attached", timeout=timeout)
+    time.sleep(0.5)
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(
+        state="attached", timeout=timeout)
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stSkeleton']\").length === 0", timeout=timeout)
+
+
+def patches_count(page) -> int:
+    values = page.get_by_test_id("stMetricValue").all_inner_texts()
+    return int(values[1])
+
+
+def uploader_input(page, label: str):
+    return page.get_by_test_id("stFileUploader").filter(has_text=label).get_by_test_id("stFileUploaderDropzoneInput")
+
+
+def test_defaults_show_both_results_and_the_table(page):
+    assert page.get_by_test_id("stImage").count() >= 2
+    assert page.get_by_test_id("stDataFrame").count() >= 1 or page.get_by_text("Detections").count() >= 1
+    assert patches_count(page) > 50
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / "desktop-1920x1080.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    time.sleep(1)
+    page.screenshot(path=str(OUT / "phone-390x844.png"), full_page=True)
+    assert (OUT / "desktop-1920x1080.png").stat().st_size > 10_000
+
+
+def test_slider_changes_the_result(page):
+    before = patches_count(page)
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Confidence").get_by_role("slider")
+    thumb.focus()
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+    wait_idle(page)
+    page.wait_for_function(f"""() => {{
+        const v = document.querySelectorAll("[data-testid='stMetricValue']");
+        return v.length > 1 && parseInt(v[1].innerText) < {before};
+    }}""", timeout=60_000)
+    assert patches_count(page) < before
+
+
+def test_csv_download_matches_the_count(page):
+    page.get_by_role("tab").filter(has_text="Detections").click()
+    with page.expect_download() as info:
+        page.get_by_test_id("stDownloadButton").filter(has_text="CSV").click()
+    text = open(info.value.path()).read()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert info.value.suggested_filename.endswith(".csv")
+    assert len(rows) == patches_count(page) and {"class", "confidence", "x0"} <= set(rows[0])
+
+
+def test_upload_an_image(page, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from scripts.scenes import render_scene
+
+    image, _ = render_scene(1200, 900, seed=5, n_objects=60)
+    path = tmp_path / "my-scene.png"
+    cv2.imwrite(str(path), image)
+    uploader_input(page, "Upload images").set_input_files(str(path))
+    wait_idle(page)
+    page.get_by_text("my-scene.png").first.wait_for(timeout=120_000)
+    assert patches_count(page) > 10
+
+
+def test_broken_upload_shows_a_message(page, tmp_path):
+    path = tmp_path / "holiday.jpg"
+    path.write_text("this is not a photo")
+    uploader_input(page, "Upload images").set_input_files(str(path))
+    wait_idle(page)
+    alert = page.get_by_test_id("stAlert").filter(has_text="holiday.jpg")
+    alert.first.wait_for(timeout=60_000)
+    assert "not an image" in alert.first.inner_text()
+    assert page.get_by_test_id("stImage").count() >= 2  # the samples are still there
