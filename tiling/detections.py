@@ -193,13 +193,13 @@ class Detections:
             {
                 "class_id": self.class_id,
                 "class": self.class_names,
-                "confidence": self.confidence.round(4),
-                "x0": self.xyxy[:, 0].round(1),
-                "y0": self.xyxy[:, 1].round(1),
-                "x1": self.xyxy[:, 2].round(1),
-                "y1": self.xyxy[:, 3].round(1),
-                "width": w.round(1),
-                "height": h.round(1),
+                "confidence": self.confidence.astype(np.float64).round(4),
+                "x0": self.xyxy[:, 0].astype(np.float64).round(1),
+                "y0": self.xyxy[:, 1].astype(np.float64).round(1),
+                "x1": self.xyxy[:, 2].astype(np.float64).round(1),
+                "y1": self.xyxy[:, 3].astype(np.float64).round(1),
+                "width": w.astype(np.float64).round(1),
+                "height": h.astype(np.float64).round(1),
             }
         )
         if self.masks is not None:
