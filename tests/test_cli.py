@@ -42,8 +42,12 @@ def test_predict_writes_every_format(tmp_path):
 
 
 @needs_weights
-def test_evaluate_prints_the_comparison():
-    out = run("evaluate", SAMPLES, "--labels", SAMPLES, "--model", DET_WEIGHTS, "--tile", 640)
+def test_evaluate_prints_the_comparison(tmp_path):
+    import shutil
+
+    for suffix in (".jpg", ".txt"):
+        shutil.copy(SAMPLES / f"depot-2400x1800{suffix}", tmp_path)
+    out = run("evaluate", tmp_path, "--labels", tmp_path, "--model", DET_WEIGHTS, "--tile", 640)
     assert out.returncode == 0, out.stderr
     table = {}
     for line in out.stdout.splitlines():
