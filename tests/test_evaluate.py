@@ -63,6 +63,16 @@ def test_precision_recall_and_missed_objects():
     assert ev.tp[0].tolist() == [True, False] and ev.fn[0].tolist() == [False, True]
     assert ev.per_class.loc[0, "n_gt"] == 2
     assert matched(pred, gt).tolist() == [True, False]
+    assert ev.duplicates == 0 and ev.partials == 0
+
+
+def test_duplicates_and_partial_boxes_are_counted():
+    gt = tiling.Detections(xyxy=np.array([[0, 0, 100, 20]]), class_id=np.array([0]))
+    pred = tiling.Detections(xyxy=np.array([[0, 0, 100, 20], [1, 0, 100, 20], [60, 0, 100, 20]]),
+                             confidence=np.array([0.9, 0.8, 0.7]), class_id=np.array([0, 0, 0]))
+    ev = evaluate(pred, gt)
+    assert ev.precision == pytest.approx(1 / 3)
+    assert ev.duplicates == 1 and ev.partials == 1
 
 
 def test_label_loaders(tmp_path):

@@ -82,9 +82,12 @@ class Evaluation:
     per_class: object  # pandas DataFrame: class_id, class, n_gt, n_pred, tp, precision, recall, ap50, ap50_95
     tp: list[np.ndarray]  # per image: prediction is a true positive at IoU 0.5
     fn: list[np.ndarray]  # per image: ground-truth object was missed at IoU 0.5
+    duplicates: int = 0  # false positives overlapping an already-found object of their class at IoU >= 0.5
+    partials: int = 0  # other false positives lying mostly (>= 70%) inside one labelled object
 
     def as_dict(self) -> dict[str, float]:
-        return {"precision": self.precision, "recall": self.recall, "ap50": self.ap50, "ap50_95": self.ap50_95}
+        return {"precision": self.precision, "recall": self.recall, "ap50": self.ap50, "ap50_95": self.ap50_95,
+                "duplicates": self.duplicates, "partials": self.partials}
 
 
 def evaluate(
@@ -132,6 +135,16 @@ def evaluate(
         })
     frame = pd.DataFrame(rows, columns=["class_id", "class", "n_gt", "n_pred", "tp", "precision", "recall", "ap50",
                                         "ap50_95"])
+    duplicates = partials = 0
+    for p, g, t in zip(preds, gts, tp_img):
+        fp = p[~t]
+        if len(fp) == 0 or len(g) == 0:
+            continue
+        same_class = fp.class_id[:, None] == g.class_id[None, :]
+        dup = ((box_iou(fp.xyxy, g.xyxy) >= 0.5) & same_class).any(axis=1)
+        inside = _inside_fraction(fp.xyxy, g.xyxy) >= 0.7
+        duplicates += int(dup.sum())
+        partials += int((~dup & inside.any(axis=1)).sum())
     n_pred = sum(len(p) for p in preds)
     n_gt = sum(len(g) for g in gts)
     tp = int(sum(t.sum() for t in tp_img))
@@ -144,7 +157,17 @@ def evaluate(
         per_class=frame,
         tp=tp_img,
         fn=[~m for m in tp_gt],
+        duplicates=duplicates,
+        partials=partials,
     )
+
+
+def _inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M): the fraction of each box of ``a`` that lies inside each box of ``b``."""
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    area = np.clip((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-9, None)
+    return iw * ih / area[:, None]
 
 
 # -- ground-truth loaders -------------------------------------------------------------------------

@@ -1,0 +1,242 @@
+"""Patchwise against patched_yolo_infer, SAHI and supervision: same files, model and parameters.
+
+    pip install -r bench/requirements.txt
+    python bench/peers.py                      # generated scene + bundled samples, 3 repeats
+    python bench/peers.py --quick              # one sample, 1 repeat
+
+Every method reads the same image file and runs the same model file at the same tile size,
+overlap, confidence, model IoU, merge metric (IoS) and threshold (0.5), class-aware NMS.
+Methods alternate inside each repeat, so the machine's drift hits all alike. Times are wall
+seconds per image from the file path to merged boxes (model load excluded); memory is the peak
+RSS growth during the call. The floor is the network's forward pass alone on the same tiles with
+every core and the best batch size, measured in the same run.
+
+Peers run at their defaults otherwise: Ultralytics' predict pins torch to cpu_count-1 threads
+(one thread on 2 cores); that is what their users get.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import tiling  # noqa: E402
+from scripts.scenes import render_scene, write_scene  # noqa: E402
+from tiling.models import torch_threads  # noqa: E402
+
+
+class PeakRSS:
+    """Samples this process's RSS every few ms while a block runs; ``.growth`` in MB."""
+
+    def __init__(self, period: float = 0.005):
+        import psutil
+
+        self.proc, self.period = psutil.Process(), period
+
+    def __enter__(self):
+        gc.collect()
+        self.base = self.peak = self.proc.memory_info().rss
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.period)
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.growth = (self.peak - self.base) / 1e6
+
+
+def to_dets(boxes, scores, classes, names) -> tiling.Detections:
+    return tiling.Detections(xyxy=np.asarray(boxes, np.float32).reshape(-1, 4), confidence=np.asarray(scores),
+                             class_id=np.asarray(classes), names=names)
+
+
+def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable[[Path], tiling.Detections]]:
+    import cv2
+    from ultralytics import YOLO
+
+    ours = tiling.load_model(model_path)
+    names = ours.names
+    overlap_px = int(round(p.tile * p.overlap))
+    methods: dict[str, Callable[[Path], tiling.Detections]] = {}
+
+    def full_image(path):
+        return tiling.predict_full(tiling.read_image(path), ours, imgsz=640, conf=p.conf, iou=p.iou)
+
+    def patchwise(path):
+        return tiling.predict_tiled(tiling.read_image(path), ours, tile_size=p.tile, overlap=p.overlap, conf=p.conf,
+                                    iou=p.iou, merge="nms", metric="ios", merge_threshold=0.5,
+                                    batch_size=p.batch).detections
+
+    methods["full image (640)"] = full_image
+    methods["patchwise"] = patchwise
+
+    try:
+        from patched_yolo_infer import CombineDetections, MakeCropsDetectThem
+
+        yolo_patched = YOLO(str(model_path))
+
+        def patched(path, batch=False):
+            image = cv2.imread(str(path))
+            crops = MakeCropsDetectThem(image=image, model=yolo_patched, imgsz=p.tile, conf=p.conf, iou=p.iou,
+                                        shape_x=p.tile, shape_y=p.tile, overlap_x=int(p.overlap * 100),
+                                        overlap_y=int(p.overlap * 100), batch_inference=batch)
+            result = CombineDetections(crops, nms_threshold=0.5, match_metric="IOS", class_agnostic_nms=False)
+            return to_dets(result.filtered_boxes, result.filtered_confidences, result.filtered_classes_id, names)
+
+        methods["patched_yolo_infer"] = patched
+        methods["patched_yolo_infer batch"] = lambda path: patched(path, batch=True)
+    except ImportError as exc:
+        print(f"patched_yolo_infer not installed ({exc}); pip install -r bench/requirements.txt")
+
+    try:
+        from sahi import AutoDetectionModel
+        from sahi.predict import get_sliced_prediction
+
+        sahi_model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(model_path),
+                                                        confidence_threshold=p.conf, device="cpu", image_size=p.tile)
+
+        def sahi(path):
+            res = get_sliced_prediction(str(path), sahi_model, slice_height=p.tile, slice_width=p.tile,
+                                        overlap_height_ratio=p.overlap, overlap_width_ratio=p.overlap,
+                                        perform_standard_pred=False, postprocess_type="NMS",
+                                        postprocess_match_metric="IOS", postprocess_match_threshold=0.5,
+                                        postprocess_class_agnostic=False, batch_size=p.batch, verbose=0)
+            preds = res.object_prediction_list
+            return to_dets([o.bbox.to_xyxy() for o in preds], [o.score.value for o in preds],
+                           [o.category.id for o in preds], names)
+
+        methods["sahi"] = sahi
+    except ImportError as exc:
+        print(f"sahi not installed ({exc})")
+
+    try:
+        import supervision as sv
+
+        yolo_sv = YOLO(str(model_path))
+
+        def callback(tiles):
+            results = yolo_sv.predict(list(tiles), imgsz=p.tile, conf=p.conf, iou=p.iou, verbose=False)
+            return [sv.Detections.from_ultralytics(r) for r in results]
+
+        slicer = sv.InferenceSlicer(callback=callback, slice_wh=p.tile, overlap_wh=overlap_px,
+                                    overlap_filter=sv.OverlapFilter.NON_MAX_SUPPRESSION, iou_threshold=0.5,
+                                    overlap_metric=sv.OverlapMetric.IOS, batch_size=p.batch)
+
+        def supervision(path):
+            d = slicer(cv2.imread(str(path)))
+            return to_dets(d.xyxy, d.confidence, d.class_id, names)
+
+        methods["supervision"] = supervision
+    except ImportError as exc:
+        print(f"supervision not installed ({exc})")
+    methods["_floor"] = floor_method(ours, p)
+    return methods
+
+
+def floor_method(model: tiling.UltralyticsModel, p) -> Callable[[Path], float]:
+    """The network alone on the same tiles, every core, the best of several batch sizes."""
+    import torch
+
+    def run(path) -> float:
+        image = tiling.read_image(path)
+        tiles = tiling.plan_tiles(image.shape, p.tile, p.overlap)
+        best = float("inf")
+        for bs in (1, 4, 8, 16):
+            batches = []
+            for s in range(0, len(tiles), bs):
+                crops = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in tiles[s : s + bs]])
+                batches.append(torch.from_numpy(crops).permute(0, 3, 1, 2).flip(1).float().div(255).contiguous())
+            with torch_threads(), torch.inference_mode():
+                t = time.perf_counter()
+                for x in batches:
+                    model.net(x)
+                best = min(best, time.perf_counter() - t)
+        return best
+
+    return run
+
+
+def scenes(p) -> list[Path]:
+    out = ROOT / "bench" / "data"
+    paths = []
+    if not p.quick:
+        for name, w, h, seed, n in (("scene-6000x4000.jpg", 6000, 4000, 9001, 900),):
+            path = out / name
+            if not path.exists():
+                image, objects = render_scene(w, h, seed=seed, n_objects=n, distractors=0.8)
+                write_scene(path, image, objects)
+            paths.append(path)
+    samples = sorted((ROOT / "samples").glob("*.jpg"))
+    return paths + (samples[:1] if p.quick else samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "synth-yolo11n-det.pt")
+    ap.add_argument("--tile", type=int, default=640)
+    ap.add_argument("--overlap", type=float, default=0.25)
+    ap.add_argument("--conf", type=float, default=0.25)
+    ap.add_argument("--iou", type=float, default=0.7)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    p = ap.parse_args()
+    if p.quick:
+        p.repeats = 1
+    methods = build_methods(p.model, p)
+    images = scenes(p)
+    print(f"model {p.model.name}; tile {p.tile}, overlap {p.overlap}, conf {p.conf}, iou {p.iou}, IoS NMS 0.5, "
+          f"batch {p.batch}; {len(images)} images x {p.repeats} repeats\n")
+    for path in images:
+        gt = tiling.load_yolo_labels(path.with_suffix(".txt"), tiling.read_image(path).shape)
+        for fn in methods.values():  # warm-up: first-call set-up is not per-image work
+            fn(path)
+        times: dict[str, list[float]] = {k: [] for k in methods}
+        memory: dict[str, float] = {k: 0.0 for k in methods}
+        results: dict[str, tiling.Detections] = {}
+        for _ in range(p.repeats):
+            for name, fn in methods.items():
+                if name == "_floor":
+                    times[name].append(fn(path))
+                    continue
+                with PeakRSS() as rss:
+                    t = time.perf_counter()
+                    results[name] = fn(path)
+                    times[name].append(time.perf_counter() - t)
+                memory[name] = max(memory[name], rss.growth)
+        ours = float(np.median(times["patchwise"]))
+        floor = float(np.median(times["_floor"]))
+        print(f"{path.name}: {len(gt)} objects; network floor {floor:.2f} s, patchwise {ours / floor:.2f}x the floor")
+        print(f"| method | s/image | vs patchwise | AP50 | recall | precision | duplicates | partial boxes | "
+              f"peak MB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name in methods:
+            if name == "_floor":
+                continue
+            ev = tiling.evaluate(results[name], gt)
+            t = float(np.median(times[name]))
+            print(f"| {name} | {t:.2f} | {t / ours:.2f}x | {ev.ap50:.3f} | {ev.recall:.3f} | {ev.precision:.3f} | "
+                  f"{ev.duplicates} | {ev.partials} | {memory[name]:.0f} |")
+        print(flush=True)
+
+
+if __name__ == "__main__":
+    main()
