@@ -1,0 +1,169 @@
+"""A class on one Space: N browser sessions at once, each uploading its own image.
+
+    python bench/load.py [--sessions 1 5 10 20] [--rounds 2]
+
+Starts `streamlit run app.py` on a free loopback port, opens N Playwright contexts in one Debian
+Chromium, has each upload a different generated image and wait until both results are drawn.
+Prints, per N: sessions that succeeded, median and worst time to result, the server's peak RSS.
+A second round runs the same sessions again: memory must not keep growing.
+Target: 20 sessions all succeed, peak under 4 GB, worst wait under N x single-session time + 20%.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CHROMIUM = os.environ.get("PATCHWISE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerMemory:
+    """Peak RSS of the server process and its children, sampled every 50 ms."""
+
+    def __init__(self, pid: int):
+        import psutil
+
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def rss(self) -> int:
+        procs = [self.proc, *self.proc.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs if p.is_running())
+
+    def _run(self):
+        while not self._stop:
+            try:
+                self.peak = max(self.peak, self.rss())
+            except Exception:
+                pass
+            time.sleep(0.05)
+
+    def reset(self):
+        self.peak = self.rss()
+
+    def stop(self):
+        self._stop = True
+
+
+def make_images(n: int, out: Path) -> list[Path]:
+    import cv2
+
+    from scripts.scenes import render_scene
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = out / f"student-{i:02d}.jpg"
+        if not path.exists():
+            image, _ = render_scene(1600, 1200, seed=5000 + i, n_objects=80)
+            cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 88])
+        paths.append(path)
+    return paths
+
+
+async def session(browser, url: str, image: Path, timeout_ms: int) -> tuple[bool, float, str]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(timeout_ms)
+    start = time.perf_counter()
+    try:
+        await page.goto(url)
+        await page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(state="attached")
+        uploader = page.get_by_test_id("stFileUploader").filter(has_text="Upload images")
+        await uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(image))
+        await page.get_by_text(f"model's input: {image.name}").wait_for()
+        await page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(state="attached")
+        ok, note = True, ""
+    except Exception as exc:  # a failed session is a result, not a crash of the benchmark
+        ok, note = False, str(exc).splitlines()[0][:120]
+    elapsed = time.perf_counter() - start
+    await context.close()
+    return ok, elapsed, note
+
+
+async def run_round(url: str, images: list[Path], timeout_ms: int):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        results = await asyncio.gather(*(session(browser, url, img, timeout_ms) for img in images))
+        await browser.close()
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, nargs="+", default=[1, 5, 10, 20])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=600, help="seconds one session may wait")
+    args = ap.parse_args()
+    import statistics
+
+    *images, warm = make_images(sum(args.sessions) + 1, ROOT / "bench" / "data" / "load")
+    port = free_port()
+    log = open(ROOT / "bench" / "data" / "load-server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=dict(os.environ, YOLO_OFFLINE="1"), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        asyncio.run(run_round(url, [warm], int(args.timeout * 1000)))  # model load and first run: not a session
+        memory = ServerMemory(server.pid)
+        print(f"server on {url}; idle RSS {memory.rss() / 1e6:.0f} MB")
+        print("| round | sessions | succeeded | median s | worst s | limit s | server peak MB |")
+        print("|---|---|---|---|---|---|---|")
+        single = None
+        for rnd in range(1, args.rounds + 1):
+            offset = 0  # each N gets images no earlier N used; later rounds repeat the same sessions
+            for n in args.sessions:
+                batch = images[offset : offset + n]
+                offset += n
+                memory.reset()
+                results = asyncio.run(run_round(url, batch, int(args.timeout * 1000)))
+                times = [t for ok, t, _ in results if ok]
+                good = sum(ok for ok, _, _ in results)
+                if n == 1 and rnd == 1 and times:
+                    single = times[0]
+                limit = f"{n * single * 1.2:.1f}" if single else "-"
+                worst = max(times) if times else float("nan")
+                print(f"| {rnd} | {n} | {good}/{n} | {statistics.median(times) if times else float('nan'):.1f} | "
+                      f"{worst:.1f} | {limit} | {memory.peak / 1e6:.0f} |", flush=True)
+                for ok, _, note in results:
+                    if not ok:
+                        print(f"    failed: {note}")
+        memory.stop()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
