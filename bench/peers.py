@@ -97,7 +97,8 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
             image = cv2.imread(str(path))
             crops = MakeCropsDetectThem(image=image, model=yolo_patched, imgsz=p.tile, conf=p.conf, iou=p.iou,
                                         shape_x=p.tile, shape_y=p.tile, overlap_x=int(p.overlap * 100),
-                                        overlap_y=int(p.overlap * 100), batch_inference=batch)
+                                        overlap_y=int(p.overlap * 100), batch_inference=batch,
+                                        segment=ours.task == "segment")
             result = CombineDetections(crops, nms_threshold=0.5, match_metric="IOS", class_agnostic_nms=False)
             return to_dets(result.filtered_boxes, result.filtered_confidences, result.filtered_classes_id, names)
 
