@@ -17,22 +17,22 @@ from ui import sidebar, views  # noqa: E402
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
 
 
-def pick_model(choice: str, upload) -> tiling.UltralyticsModel:
+def pick_model(choice: str, runtime: str, upload) -> tiling.UltralyticsModel:
     """The chosen model, or the bundled detector with an explanation when the choice cannot be used."""
     default = res.BUNDLED_MODELS[next(iter(res.BUNDLED_MODELS))]
     try:
         if choice in res.BUNDLED_MODELS:
-            return res.load_bundled(res.BUNDLED_MODELS[choice])
+            return res.load_bundled(res.BUNDLED_MODELS[choice], runtime)
         if choice == res.UPLOAD_MODEL:
             if upload is None:
                 st.sidebar.info("Upload a .pt file; the bundled detector is used meanwhile.")
-                return res.load_bundled(default)
-            return res.load_model_bytes(upload.getvalue(), upload.name)
-        return res.load_official(choice)
+                return res.load_bundled(default, runtime)
+            return res.load_model_bytes(upload.getvalue(), upload.name, runtime)
+        return res.load_official(choice, runtime)
     except tiling.ModelError as exc:
         st.sidebar.error(f"{exc}")
         st.sidebar.caption("Showing results of the bundled demo detector instead.")
-        return res.load_bundled(default)
+        return res.load_bundled(default, runtime)
 
 
 def gather_images(uploads, label_files) -> list[res.ImageItem]:
@@ -78,10 +78,12 @@ def main() -> None:
     st.caption("Left: the whole image shrunk to the model's input. Right: the same model on overlapping tiles, "
                "merged. Move the sliders: thresholds and merging update instantly, without re-running the model.")
     with st.sidebar:
-        choice, upload = sidebar.model_section()
+        choice, runtime, upload = sidebar.model_section()
         uploads, label_files = sidebar.images_section()
-    model = pick_model(choice, upload)
-    st.sidebar.caption(f"Task: **{model.task}** · runtime: {model.runtime} · classes: "
+    model = pick_model(choice, runtime, upload)
+    if model.runtime_note:
+        st.sidebar.caption(f"Kept on torch: {model.runtime_note}")
+    st.sidebar.caption(f"Task: **{model.task}** · runtime: **{model.runtime}** · classes: "
                        f"{', '.join(model.names[k] for k in sorted(model.names)[:12])}"
                        f"{' …' if len(model.names) > 12 else ''}")
     items = gather_images(uploads, label_files)
@@ -95,9 +97,10 @@ def main() -> None:
     else:
         item = items[0]
     h, w = item.image.shape[:2]
+    model_key = f"{model.digest}:{model.runtime}"
     suggested = None
     if st.session_state.get("auto_tile"):
-        s = res.suggestion(item.key, model.digest, item.image, model)
+        s = res.suggestion(item.key, model_key, item.image, model)
         suggested = (s.tile_size, s.overlap)
     with st.sidebar:
         settings = sidebar.settings_section(suggested)
@@ -110,10 +113,10 @@ def main() -> None:
         return
     progress = st.progress(0.0, text=f"Running the model on {n_tiles} tiles…")
     t0 = time.perf_counter()
-    full_raw = res.full_prediction(item.key, model.digest, settings.full_imgsz, settings.iou, settings.raw_conf,
+    full_raw = res.full_prediction(item.key, model_key, settings.full_imgsz, settings.iou, settings.raw_conf,
                                    item.image, model)
     full_time = time.perf_counter() - t0
-    pred = res.tiled_prediction(item.key, model.digest, settings.tile_size, settings.overlap, settings.iou,
+    pred = res.tiled_prediction(item.key, model_key, settings.tile_size, settings.overlap, settings.iou,
                                 settings.raw_conf, settings.batch_size, settings.include_full, settings.full_imgsz,
                                 item.image, model, lambda done, total: progress.progress(
                                     done / total, text=f"Tile {done} of {total}"))
@@ -138,10 +141,10 @@ def main() -> None:
         if len(items) > 1 and st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
             results = {}
             for it in items:
-                p = res.tiled_prediction(it.key, model.digest, settings.tile_size, settings.overlap, settings.iou,
+                p = res.tiled_prediction(it.key, model_key, settings.tile_size, settings.overlap, settings.iou,
                                          settings.raw_conf, settings.batch_size, settings.include_full,
                                          settings.full_imgsz, it.image, model)
-                f = res.full_prediction(it.key, model.digest, settings.full_imgsz, settings.iou, settings.raw_conf,
+                f = res.full_prediction(it.key, model_key, settings.full_imgsz, settings.iou, settings.raw_conf,
                                         it.image, model)
                 d = p.remerge(conf=settings.conf, method=settings.merge, metric=settings.metric,
                               threshold=settings.merge_threshold, class_agnostic=settings.class_agnostic,
@@ -159,9 +162,9 @@ def main() -> None:
         with tabs[4]:
             if st.button("Compute the dense class map", key="dense_go",
                          help="Runs the model again over half-overlapping tiles and blends the per-pixel scores."):
-                st.session_state["dense_for"] = (item.key, model.digest)
-            if st.session_state.get("dense_for") == (item.key, model.digest):
-                cmap = res.dense_map(item.key, model.digest, settings.tile_size, settings.conf, item.image, model)
+                st.session_state["dense_for"] = (item.key, model_key)
+            if st.session_state.get("dense_for") == (item.key, model_key):
+                cmap = res.dense_map(item.key, model_key, settings.tile_size, settings.conf, item.image, model)
                 views.dense(item, cmap)
 
 

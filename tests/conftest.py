@@ -7,6 +7,10 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
+if "PATCHWISE_CACHE" not in os.environ:  # exports made by the tests stay out of the user's cache
+    import tempfile
+
+    os.environ["PATCHWISE_CACHE"] = os.path.join(tempfile.gettempdir(), "patchwise-test-cache")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 

@@ -41,10 +41,13 @@ def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
 
 
 def test_genuine_checkpoint_loads_from_path_and_bytes(genuine):
-    m = tiling.load_model(genuine)
+    m = tiling.load_model(genuine, runtime="torch")
     assert m.task == "detect" and len(m.names) == 80 and m.runtime == "torch" and len(m.digest) == 64
-    m2 = tiling.load_model(genuine.read_bytes())
+    m2 = tiling.load_model(genuine.read_bytes())  # runtime="auto": the fastest one installed here
     assert m2.digest == m.digest
+    from tiling.runtimes import available_runtimes
+
+    assert m2.runtime == available_runtimes()[0]
 
 
 def test_state_dict_is_explained(tmp_path):
@@ -101,7 +104,7 @@ def test_official_name_offline_gives_a_clear_message(monkeypatch):
 
 def test_lean_path_matches_ultralytics_predict(genuine):
     """Same boxes as Ultralytics' own predict on the same tiles (random weights, low threshold)."""
-    m = tiling.load_model(genuine)
+    m = tiling.load_model(genuine, runtime="torch")
     assert m._fast
     rng = np.random.default_rng(0)
     tiles = [rng.integers(0, 255, (320, 320, 3), dtype=np.uint8) for _ in range(3)]
@@ -116,7 +119,7 @@ def test_lean_path_matches_ultralytics_predict(genuine):
 
 
 def test_threads_are_restored(genuine):
-    m = tiling.load_model(genuine)
+    m = tiling.load_model(genuine, runtime="torch")
     before = torch.get_num_threads()
     m.predict([np.zeros((64, 64, 3), np.uint8)])
     assert torch.get_num_threads() == before

@@ -110,6 +110,7 @@ class UltralyticsModel(Model):
         self.source = source
         self.digest = digest
         self.runtime = "torch"
+        self.runtime_note = ""
         train_args = getattr(getattr(yolo, "model", None), "args", None)
         imgsz = train_args.get("imgsz", 640) if isinstance(train_args, dict) else 640
         self.train_imgsz = int(imgsz if isinstance(imgsz, (int, float)) else max(imgsz))
@@ -142,6 +143,34 @@ class UltralyticsModel(Model):
             LOG.info("falling back to Ultralytics predict for %s: %s", self.source, exc)
             self.net = None
             return False
+
+    def use_runtime(self, candidates: Sequence[str], weights: bytes) -> str:
+        """Swap the forward pass for the first of ``candidates`` that exports and loads here."""
+        from . import runtimes
+
+        notes = []
+        for name in candidates:
+            if name == "torch":
+                break
+            if not self._fast:
+                notes.append(f"{name}: this architecture runs through Ultralytics predict, kept on torch")
+                break
+            try:
+                net = runtimes.exported_net(weights, self.digest, name)
+                with self._lock:
+                    torch_net, self.net = self.net, net
+                    try:
+                        self._predict_fast([np.zeros((64, 64, 3), np.uint8)], None, 0.5, 0.7, None, 10)
+                    except Exception:
+                        self.net = torch_net
+                        raise
+                self.runtime = name
+                break
+            except Exception as exc:  # a failed export must never stop the model from working
+                notes.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+                LOG.warning("runtime %s unavailable for %s, falling back: %s", name, self.source, notes[-1])
+        self.runtime_note = "; ".join(notes)
+        return self.runtime
 
     # -- inference ---------------------------------------------------------------------------
     def predict(self, images, imgsz=None, conf=0.25, iou=0.7, classes=None, max_det=300):
@@ -325,14 +354,21 @@ def _vet_checkpoint(path: Path, label: str) -> dict:
     return ckpt
 
 
-def load_model(source, runtime: str = "torch", name: str | None = None) -> UltralyticsModel:
+def load_model(source, runtime: str = "auto", name: str | None = None) -> UltralyticsModel:
     """Load an Ultralytics checkpoint (path, bytes or an official name such as ``yolo11n.pt``) safely.
 
     The checkpoint is opened with ``weights_only`` and Ultralytics' allow-list first: one that would
-    run code is refused with :class:`ModelError` before anything in it runs.
+    run code is refused with :class:`ModelError` before anything in it runs. Only then is it
+    exported for ``runtime``: ``"auto"`` takes the fastest one installed (OpenVINO, then ONNX
+    Runtime, then torch on a CPU; torch on a GPU); ``model.runtime`` says which one runs, and
+    ``model.runtime_note`` why another was not used.
     """
-    if runtime not in ("torch", "auto"):
-        raise ModelError(f"runtime must be 'torch' or 'auto' here, got {runtime!r}")
+    from . import runtimes
+
+    try:
+        candidates = runtimes.resolve(runtime)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
     _enforce_safe_loading()
     tmpdir = None
     try:
@@ -346,13 +382,15 @@ def load_model(source, runtime: str = "torch", name: str | None = None) -> Ultra
             path = Path(source)
             label = name or path.name
             if not path.is_file():
-                return _load_official(str(source))
+                return _load_official(str(source), runtime)
             if path.suffix.lower() != ".pt":
                 raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint")
             data = path.read_bytes()
         _vet_checkpoint(path, label)
         yolo = _build(path, label)
-        return UltralyticsModel(yolo, source=label, digest=sha256_of(data))
+        model = UltralyticsModel(yolo, source=label, digest=sha256_of(data))
+        model.use_runtime(candidates, data)
+        return model
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
@@ -380,7 +418,7 @@ OFFICIAL_NAMES = (
 )
 
 
-def _load_official(name: str) -> UltralyticsModel:
+def _load_official(name: str, runtime: str = "auto") -> UltralyticsModel:
     """Official checkpoints are fetched by Ultralytics when the host is online; a clear error when not."""
     from ultralytics.utils import is_online
 
@@ -397,7 +435,7 @@ def _load_official(name: str) -> UltralyticsModel:
         path = Path(attempt_download_asset(name))
     except Exception as exc:
         raise ModelError(f"{name} could not be downloaded: {exc}") from None
-    return load_model(path, name=name)
+    return load_model(path, name=name, runtime=runtime)
 
 
 def as_model(model) -> Model:

@@ -48,31 +48,35 @@ class ImageItem:
     labels: tiling.Detections | None = None
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _model_from_bytes(digest: str, _data: bytes, label: str) -> tiling.UltralyticsModel:
-    return tiling.load_model(_data, name=label)
+RUNTIME_CHOICES = {"Fastest for this CPU (auto)": "auto", "Plain PyTorch": "torch"}
+OPTIMIZING = "Loading the model and optimizing it for this CPU (once per model, for everyone)…"
+
+
+@st.cache_resource(max_entries=4, show_spinner=OPTIMIZING)
+def _model_from_bytes(digest: str, runtime: str, _data: bytes, label: str) -> tiling.UltralyticsModel:
+    return tiling.load_model(_data, name=label, runtime=runtime)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Fetching the official checkpoint…")
-def _official_model(name: str) -> tiling.UltralyticsModel:
-    return tiling.load_model(name)
+def _official_model(name: str, runtime: str) -> tiling.UltralyticsModel:
+    return tiling.load_model(name, runtime=runtime)
 
 
-def load_model_bytes(data: bytes, label: str) -> tiling.UltralyticsModel:
-    """Load (once per distinct file, for every session) a checkpoint given as bytes."""
+def load_model_bytes(data: bytes, label: str, runtime: str = "auto") -> tiling.UltralyticsModel:
+    """Load (once per distinct file and runtime, for every session) a checkpoint given as bytes."""
     if len(data) > MAX_MODEL_MB * 1024 * 1024:
         raise tiling.ModelError(f"{label} is {len(data) / 1e6:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
-    return _model_from_bytes(sha256(data), data, label)
+    return _model_from_bytes(sha256(data), runtime, data, label)
 
 
-def load_bundled(path: Path) -> tiling.UltralyticsModel:
+def load_bundled(path: Path, runtime: str = "auto") -> tiling.UltralyticsModel:
     if not path.exists():
         raise tiling.ModelError(f"the bundled model {path.name} is missing from this installation")
-    return load_model_bytes(path.read_bytes(), path.name)
+    return load_model_bytes(path.read_bytes(), path.name, runtime)
 
 
-def load_official(name: str) -> tiling.UltralyticsModel:
-    return _official_model(name)
+def load_official(name: str, runtime: str = "auto") -> tiling.UltralyticsModel:
+    return _official_model(name, runtime)
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

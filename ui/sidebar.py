@@ -31,12 +31,16 @@ class Settings:
 
 
 def model_section():
-    """Returns (choice label, uploaded file or None)."""
+    """Returns (choice label, runtime name, uploaded file or None)."""
     st.header("1. Model")
     choices = [*res.BUNDLED_MODELS, *res.OFFICIAL_MODELS, res.UPLOAD_MODEL]
     choice = st.selectbox(
         "Model", choices, key="model_choice",
         help="The bundled demo models work offline; official names need internet; or upload your own weights.",
+    )
+    runtime = st.radio(
+        "Runtime", list(res.RUNTIME_CHOICES), key="runtime", horizontal=True,
+        help="Auto runs an OpenVINO/ONNX copy of the model made once for this CPU; PyTorch shows the difference.",
     )
     upload = None
     if choice == res.UPLOAD_MODEL:
@@ -44,7 +48,7 @@ def model_section():
             "Ultralytics checkpoint (.pt)", type=["pt"], key="model_upload", max_upload_size=res.MAX_MODEL_MB,
             help="A YOLOv8/9/10/11 detect or seg, RT-DETR or FastSAM .pt. It is opened safely: no code in it runs.",
         )
-    return choice, upload
+    return choice, res.RUNTIME_CHOICES[runtime], upload
 
 
 def images_section():

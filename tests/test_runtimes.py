@@ -1,0 +1,93 @@
+"""OpenVINO / ONNX Runtime: exported once, cached, and giving the same results as torch."""
+import threading
+
+import numpy as np
+import pytest
+
+import tiling
+from tiling import runtimes
+from conftest import DET_WEIGHTS, SAMPLES, SEG_WEIGHTS
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATCHWISE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_resolve_and_bad_names():
+    assert runtimes.resolve("torch") == ["torch"]
+    assert runtimes.resolve("auto")[-1] == "torch"
+    assert runtimes.resolve("onnx") == ["onnx", "torch"]
+    with pytest.raises(tiling.ModelError, match="runtime must be one of"):
+        tiling.load_model(DET_WEIGHTS, runtime="tensorrt")
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.parametrize("runtime", [r for r in ("openvino", "onnx") if r in runtimes.available_runtimes()])
+def test_exported_runtime_matches_torch(runtime):
+    image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
+    gt = tiling.load_yolo_labels(SAMPLES / "depot-2400x1800.txt", image.shape)
+    torch_model = tiling.load_model(DET_WEIGHTS, runtime="torch")
+    fast = tiling.load_model(DET_WEIGHTS, runtime=runtime)
+    assert fast.runtime == runtime and torch_model.runtime == "torch"
+    a = tiling.predict_tiled(image, torch_model, tile_size=640, conf=0.05).detections
+    b = tiling.predict_tiled(image, fast, tile_size=640, conf=0.05).detections
+    assert abs(len(a) - len(b)) <= 2
+    matched = tiling.matched(a.filter(conf=0.3), b, iou=0.9)
+    assert matched.mean() > 0.99
+    assert abs(tiling.evaluate(a, gt).ap50 - tiling.evaluate(b, gt).ap50) < 0.005
+
+
+@pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
+@pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+def test_segmentation_masks_line_up_across_runtimes():
+    image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")[:900, :1200]
+    a = tiling.predict_tiled(image, tiling.load_model(SEG_WEIGHTS, runtime="torch"), tile_size=640).detections
+    b = tiling.predict_tiled(image, tiling.load_model(SEG_WEIGHTS, runtime="openvino"), tile_size=640).detections
+    assert a.has_masks and b.has_masks and len(a) > 5
+    ious = []
+    for k in range(len(a)):
+        j = int(np.argmin(np.abs(b.xyxy - a.xyxy[k]).sum(axis=1)))
+        fa, fb = a.full_mask(k, image.shape[:2]), b.full_mask(j, image.shape[:2])
+        ious.append((fa & fb).sum() / max(1, (fa | fb).sum()))
+    assert np.median(ious) > 0.95
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.skipif("onnx" not in runtimes.available_runtimes(), reason="onnxruntime not installed")
+def test_export_once_cached_and_shared_by_concurrent_loads(private_cache, monkeypatch):
+    calls = []
+    from ultralytics.engine.model import Model
+
+    real_export = Model.export
+
+    def counting_export(self, *args, **kwargs):
+        calls.append(kwargs.get("format"))
+        return real_export(self, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "export", counting_export)
+    models = []
+    threads = [threading.Thread(target=lambda: models.append(tiling.load_model(DET_WEIGHTS, runtime="onnx")))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(models) == 4 and all(m.runtime == "onnx" for m in models)
+    assert calls == ["onnx"]  # one export for four concurrent first uses
+    tiling.load_model(DET_WEIGHTS, runtime="onnx")
+    assert calls == ["onnx"]  # the second run reuses the cached export
+    entries = list((private_cache / "exports").iterdir())
+    assert any(e.is_dir() and (e / "done").exists() for e in entries)
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+def test_failed_export_falls_back_to_torch_with_a_reason(private_cache, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(runtimes, "export", broken)
+    model = tiling.load_model(DET_WEIGHTS, runtime="openvino")
+    assert model.runtime == "torch" and "exporter exploded" in model.runtime_note
+    assert len(model.predict([np.zeros((64, 64, 3), np.uint8)])) == 1

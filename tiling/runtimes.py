@@ -1,0 +1,158 @@
+"""Fast CPU runtimes: a checkpoint exported once to OpenVINO or ONNX Runtime, cached on disk.
+
+The exported network replaces only the forward pass of the lean batch path: tiling, padding,
+Ultralytics' NMS and box-cropped mask decoding stay the same, so results match torch.
+
+Exports are keyed on the weights' SHA-256, the format, the Ultralytics version and the export
+settings, kept in a user cache folder (``PATCHWISE_CACHE``, default ``~/.cache/patchwise``) bounded
+to ``PATCHWISE_CACHE_MB`` (default 2048) by removing the least recently used, and made once even
+when several threads or processes ask at the same time (a file lock per entry).
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+RUNTIMES = ("auto", "torch", "openvino", "onnx")
+EXPORT_SETTINGS = "dynamic-fp32-v1"
+_process_lock = threading.Lock()
+
+
+def available_runtimes() -> list[str]:
+    """Runtimes usable here, fastest first on a CPU."""
+    found = [name for name, module in (("openvino", "openvino"), ("onnx", "onnxruntime"))
+             if importlib.util.find_spec(module) is not None]
+    return [*found, "torch"]
+
+
+def resolve(runtime: str) -> list[str]:
+    """The runtimes to try, in order, for a requested ``runtime``."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if runtime == "auto":
+        import torch
+
+        return ["torch"] if torch.cuda.is_available() else available_runtimes()
+    return [runtime] if runtime == "torch" else [runtime, "torch"]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("PATCHWISE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "patchwise")
+    return Path(base)
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _entry(digest: str, fmt: str) -> Path:
+    import ultralytics
+
+    return cache_dir() / "exports" / f"{digest[:32]}-{fmt}-{ultralytics.__version__}-{EXPORT_SETTINGS}"
+
+
+def _artifact(entry: Path, fmt: str) -> Path | None:
+    if not (entry / "done").exists():
+        return None
+    pattern = "**/*.xml" if fmt == "openvino" else "*.onnx"
+    found = sorted(entry.glob(pattern))
+    return found[0] if found else None
+
+
+def _prune(keep: Path) -> None:
+    limit = int(os.environ.get("PATCHWISE_CACHE_MB", 2048)) * 1024 * 1024
+    root = cache_dir() / "exports"
+    entries = [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
+    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in entries}
+    for p in sorted(entries, key=lambda e: (e / "done").stat().st_mtime if (e / "done").exists() else 0):
+        if sum(sizes.values()) <= limit:
+            break
+        if p != keep:
+            shutil.rmtree(p, ignore_errors=True)
+            sizes.pop(p)
+
+
+def export(weights: bytes, digest: str, fmt: str) -> Path:
+    """The exported model file for these weights, made now if no process made it before."""
+    entry = _entry(digest, fmt)
+    found = _artifact(entry, fmt)
+    if found:
+        (entry / "done").touch()  # most recently used
+        return found
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with _process_lock, open(entry.parent / f"{entry.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # other processes wait here, then find the finished export
+        try:
+            found = _artifact(entry, fmt)
+            if found:
+                return found
+            shutil.rmtree(entry, ignore_errors=True)
+            entry.mkdir(parents=True)
+            (entry / "model.pt").write_bytes(weights)
+            from ultralytics import YOLO
+
+            start = time.perf_counter()
+            kwargs = {"simplify": True} if fmt == "onnx" else {}
+            YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False,
+                                                 **kwargs)
+            (entry / "model.pt").unlink()
+            (entry / "done").write_text(f"{time.perf_counter() - start:.1f} s\n")
+            found = _artifact(entry, fmt)
+            if found is None:
+                raise RuntimeError(f"the {fmt} export wrote no model file")
+            _prune(keep=entry)
+            return found
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class OpenVINONet:
+    """An exported network with the torch forward's output shape: ``(preds,)`` or ``((preds, proto),)``."""
+
+    def __init__(self, xml: Path):
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                  "INFERENCE_NUM_THREADS": _threads()}
+        self.compiled = core.compile_model(core.read_model(str(xml)), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, x):
+        import torch
+
+        self.request.infer({0: np.ascontiguousarray(x.numpy())})
+        outs = [torch.from_numpy(self.request.get_output_tensor(i).data.copy())
+                for i in range(len(self.compiled.outputs))]
+        return ((outs[0], outs[1]),) if len(outs) > 1 else (outs[0],)
+
+
+class ONNXNet:
+    def __init__(self, path: Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x):
+        import torch
+
+        outs = [torch.from_numpy(o) for o in self.session.run(None, {self.input: np.ascontiguousarray(x.numpy())})]
+        return ((outs[0], outs[1]),) if len(outs) > 1 else (outs[0],)
+
+
+def exported_net(weights: bytes, digest: str, runtime: str):
+    path = export(weights, digest, runtime)
+    return OpenVINONet(path) if runtime == "openvino" else ONNXNet(path)
