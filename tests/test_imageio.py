@@ -111,3 +111,11 @@ def test_decompression_bomb_refused_from_header():
 def test_missing_path():
     with pytest.raises(ImageError, match="no such file"):
         read_image("/nonexistent/file.png")
+
+
+def test_animated_webp_gives_first_frame():
+    frames = [Image.fromarray(np.full((12, 12, 3), v, np.uint8)) for v in (10, 250)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    out = read_image(buf.getvalue())
+    assert out.shape == (12, 12, 3) and out.max() < 40

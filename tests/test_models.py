@@ -85,13 +85,22 @@ def test_other_bad_files(tmp_path, genuine):
         tiling.load_model(text)
 
 
-def test_unsupported_task_is_explained(tmp_path):
+@pytest.mark.parametrize("config, task", [("yolo11n-cls.yaml", "classify"), ("yolo11n-pose.yaml", "pose")])
+def test_unsupported_task_is_explained(tmp_path, config, task):
     from ultralytics import YOLO
 
-    path = tmp_path / "cls.pt"
-    YOLO("yolo11n-cls.yaml").save(str(path))
-    with pytest.raises(ModelError, match="'classify' model"):
+    path = tmp_path / "other.pt"
+    YOLO(config).save(str(path))
+    with pytest.raises(ModelError, match=f"'{task}' model"):
         tiling.load_model(path)
+
+
+def test_uploaded_bytes_leave_no_file_behind(genuine, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    tiling.load_model(genuine.read_bytes(), name="../../etc/evil name.pt", runtime="torch")
+    assert list(tmp_path.iterdir()) == []  # the private folder is gone; the upload's name was never a path
 
 
 def test_official_name_offline_gives_a_clear_message(monkeypatch):
@@ -123,3 +132,38 @@ def test_threads_are_restored(genuine):
     before = torch.get_num_threads()
     m.predict([np.zeros((64, 64, 3), np.uint8)])
     assert torch.get_num_threads() == before
+
+
+def test_lean_path_matches_ultralytics_on_real_tiles(det_model):
+    from conftest import SAMPLES
+
+    image = tiling.read_image(SAMPLES / "parking-3000x2000.jpg")
+    tiles = [image[:640, :640], image[640:1280, 640:1280], image[1000:1640, 2000:2640]]
+    m = tiling.load_model(SAMPLES.parent / "models" / "synth-yolo11n-det.pt", runtime="torch")
+    fast = m.predict(tiles, conf=0.25, iou=0.7)
+    slow = m._predict_ultralytics(tiles, None, 0.25, 0.7, None, 300)
+    assert sum(len(a) for a in fast) > 10
+    for a, b in zip(fast, slow):
+        order_a, order_b = np.lexsort(a.xyxy.T[::-1]), np.lexsort(b.xyxy.T[::-1])
+        np.testing.assert_allclose(a.xyxy[order_a], b.xyxy[order_b], atol=1.0)
+
+
+def test_seg_masks_line_up_with_ultralytics_retina_masks(seg_model):
+    """Non-square tiles are letterboxed by Ultralytics; our masks must sit on the same pixels as
+    Ultralytics' own full-resolution (retina) masks, which it maps back without the padding shift."""
+    from conftest import SAMPLES
+
+    image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
+    tile = np.ascontiguousarray(image[200:680, 300:1000])  # 700 x 480: padded by the letterbox
+    m = tiling.load_model(SAMPLES.parent / "models" / "synth-yolo11n-seg.pt", runtime="torch")
+    ours = m.predict([tile], conf=0.3)[0]
+    ref = m.yolo.predict(tile, imgsz=704, conf=0.3, retina_masks=True, verbose=False)[0]
+    assert len(ours) > 3 and ref.masks is not None
+    ref_masks = ref.masks.data.numpy() > 0.5
+    ious = []
+    for k in range(len(ours)):
+        j = int(np.argmin(np.abs(ref.boxes.xyxy.numpy() - ours.xyxy[k]).sum(axis=1)))
+        mine = ours.full_mask(k, tile.shape[:2])
+        inter, union = (mine & ref_masks[j]).sum(), (mine | ref_masks[j]).sum()
+        ious.append(inter / max(union, 1))
+    assert np.median(ious) > 0.85

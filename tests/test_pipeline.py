@@ -148,3 +148,18 @@ def test_suggest_tile_size(finder):
     assert 90 / s.tile_size <= s.overlap + 1e-6  # the largest object fits in the overlap
     empty = tiling.suggest_tile_size(np.zeros((3000, 4000, 3), np.uint8), finder)
     assert empty.tile_size == 640 and "no object" in empty.reason
+
+
+def test_tiling_finds_the_small_objects_a_full_image_pass_misses(det_model):
+    from conftest import SAMPLES
+
+    image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
+    gt = tiling.load_yolo_labels(SAMPLES / "depot-2400x1800.txt", image.shape)
+    full = tiling.predict_full(image, det_model, imgsz=640)
+    tiled = tiling.predict_tiled(image, det_model, tile_size=640, overlap=0.25).detections
+    full_eval, tiled_eval = tiling.evaluate(full, gt), tiling.evaluate(tiled, gt)
+    assert full_eval.recall < 0.5 and tiled_eval.recall > 0.85
+    assert tiled_eval.ap50 > 0.85
+    found_only_by_tiles = gt[~tiled_eval.fn[0] & full_eval.fn[0]]
+    assert len(found_only_by_tiles) > len(gt) // 2
+    assert tiled_eval.duplicates <= 2
