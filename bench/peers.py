@@ -189,14 +189,19 @@ def scenes(p) -> list[Path]:
     return paths + (samples[:1] if p.quick else samples)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_method_args(ap: argparse.ArgumentParser) -> None:
+    """The parameters every method gets alike (shared with bench/worker.py)."""
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "synth-yolo11n-det.pt")
     ap.add_argument("--tile", type=int, default=640)
     ap.add_argument("--overlap", type=float, default=0.25)
     ap.add_argument("--conf", type=float, default=0.25)
     ap.add_argument("--iou", type=float, default=0.7)
     ap.add_argument("--batch", type=int, default=8)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_method_args(ap)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     p = ap.parse_args()

@@ -27,18 +27,14 @@ def rss_mb() -> float:
 
 
 def main() -> None:
+    import peers
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--method", required=True)
     ap.add_argument("--image", type=Path, required=True)
-    ap.add_argument("--model", type=Path, default=Path(__file__).resolve().parent.parent / "models/synth-yolo11n-det.pt")
-    ap.add_argument("--tile", type=int, default=640)
-    ap.add_argument("--overlap", type=float, default=0.25)
-    ap.add_argument("--conf", type=float, default=0.25)
-    ap.add_argument("--iou", type=float, default=0.7)
-    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--mem-limit-gb", type=float, default=12)
+    peers.add_method_args(ap)
     p = ap.parse_args()
-    import peers
 
     methods = peers.build_methods(p.model, p)
     if p.method not in methods:
