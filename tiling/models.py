@@ -197,10 +197,15 @@ class UltralyticsModel(Model):
         scale = 1.0 if not imgsz else min(1.0 * imgsz / max(h, w), 1e9)
         nh, nw = (h, w) if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
         ph, pw = math.ceil(nh / self.stride) * self.stride, math.ceil(nw / self.stride) * self.stride
-        batch = np.full((len(images), ph, pw, 3), PAD_VALUE, np.uint8)
+        # One pass per tile straight into the network's layout: BGR HWC uint8 -> RGB CHW float in [0, 1].
+        batch = np.empty((len(images), 3, ph, pw), np.float32)
+        if (ph, pw) != (nh, nw):
+            batch.fill(PAD_VALUE / 255.0)
         for i, im in enumerate(images):
-            batch[i, :nh, :nw] = im if scale == 1.0 else cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).flip(1).float().div_(255.0)  # BGR->RGB, NCHW
+            src = im if scale == 1.0 else cv2.resize(im, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            np.multiply(src.transpose(2, 0, 1)[::-1], np.float32(1 / 255.0), out=batch[i, :, :nh, :nw],
+                        casting="unsafe")
+        x = torch.from_numpy(batch)
         with torch.inference_mode():
             out = self.net(x)
             preds, proto = out[0] if isinstance(out[0], (tuple, list)) else (out[0], None)
