@@ -151,7 +151,11 @@ def read_image(source, max_pixels: int | None = None) -> np.ndarray:
             f"{label} is {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit of "
             f"{max_pixels / 1e6:.1f} megapixels; downscale it first"
         )
-    if im.format in _CV2_FORMATS and im.mode in ("RGB", "L") and im.getexif().get(0x0112, 1) == 1 \
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # unreadable metadata: the decode below reports the damage
+        orientation = None
+    if im.format in _CV2_FORMATS and im.mode in ("RGB", "L") and orientation == 1 \
             and not getattr(im, "is_animated", False) and _looks_complete(data, im.format):
         # Plain 8-bit files: OpenCV decodes the same pixels several times faster than Pillow.
         import cv2
@@ -163,8 +167,7 @@ def read_image(source, max_pixels: int | None = None) -> np.ndarray:
     try:
         im.seek(0)
         im.load()
-        orientation = im.getexif().get(0x0112, 1)
-        if orientation != 1:
+        if orientation not in (None, 1):
             im = ImageOps.exif_transpose(im)
         return _pil_to_bgr(im)
     except Exception as exc:  # any decoder failure means a damaged file, and is reported as one
