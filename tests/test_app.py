@@ -200,3 +200,24 @@ def test_export_bytes():
                 "annotated/x_patches.png", "annotated/x_full.png"} <= names
         assert zf.read("labels/x.txt").decode().startswith("1 0.0")
         assert "truck" in zf.read("detections.csv").decode()
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-seg.pt").exists(), reason="bundled seg weights not present")
+def test_segmentation_model_masks_and_dense_class_map():
+    at = new_app()
+    at.run()
+    at.selectbox(key="model_choice").set_value("Demo segmenter (bundled: car, truck, plane)").run()
+    assert not at.exception and not at.error
+    assert "segment" in " ".join(c.value for c in at.sidebar.caption)
+    assert "mask_area" in at.dataframe[0].value.columns
+    at.button(key="dense_go").click().run()
+    assert not at.exception
+    assert any("class map" in c.caption for im in at.image for c in im.proto.imgs)
+
+
+def test_runtime_switch_to_plain_pytorch():
+    at = new_app()
+    at.run()
+    at.radio(key="runtime").set_value("Plain PyTorch").run()
+    assert not at.exception and not at.error
+    assert "runtime: **torch**" in " ".join(c.value for c in at.sidebar.caption)
