@@ -62,3 +62,10 @@ def test_streamlit_config_allows_uploads_in_an_iframe():
 def test_requirements_pin_the_torch_builds_on_disk():
     req = (ROOT / "requirements.txt").read_text()
     assert "torch==2.14.1" in req and "torchvision==0.29.1" in req and "streamlit" in req
+
+
+def test_readme_images_exist():
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert images
+    for path in images:
+        assert (ROOT / path).is_file(), path
