@@ -90,6 +90,15 @@ def test_cut_piece_never_beats_the_whole_object():
         assert out.xyxy[0].tolist() == [90, 10, 120, 30]
 
 
+def test_cut_piece_of_another_class_is_absorbed_but_whole_objects_of_two_classes_are_not():
+    # Half a truck at a tile edge looks like a car; the whole truck is in the next tile.
+    piece = dets([[90, 10, 100, 30], [90, 10, 120, 30]], [0.9, 0.6], cls=[0, 1], truncated=np.array([True, False]))
+    out = merge(piece, "nms", "ios", 0.5)
+    assert len(out) == 1 and out.class_id.tolist() == [1]
+    whole = dets([[90, 10, 100, 30], [90, 10, 120, 30]], [0.9, 0.6], cls=[0, 1], truncated=np.array([False, False]))
+    assert len(merge(whole, "nms", "ios", 0.5)) == 2  # class-aware: two objects of two classes stay
+
+
 def test_empty_and_single():
     assert len(merge(Detections.empty(), "nmm", "ios", 0.5)) == 0
     one = dets([[0, 0, 5, 5]], [0.3])

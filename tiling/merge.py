@@ -8,7 +8,7 @@ result of the classic one-box-at-a-time greedy loop.
 Ranking puts whole boxes before boxes cut by an inner tile edge (``data["truncated"]``), then by
 confidence, so the piece of an object seen at a tile border never beats the whole object seen by
 the neighbouring tile; a cut piece lying mostly inside a whole box of the same class is treated
-as part of it whatever the metric.
+as part of it whatever the metric (and, held to a stricter overlap, whatever class the piece got).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .detections import Detections, paste_mask
 METHODS = ("nms", "nmm")
 METRICS = ("iou", "ios")
 PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is part of that box
+PARTIAL_IOS_OTHER_CLASS = 0.7  # ... and this much inside a whole box of another class
 _MAX_CELLS_PER_BOX = 16
 
 
@@ -115,20 +116,23 @@ def _rank(det: Detections) -> np.ndarray:
 def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: bool):
     """Directed edges (better -> worse) between detections that match each other."""
     i, j = overlapping_pairs(det.xyxy)
-    if not class_agnostic:
-        same = det.class_id[i] == det.class_id[j]
-        i, j = i[same], j[same]
+    same = det.class_id[i] == det.class_id[j]
+    truncated = det.data.get("truncated")
+    truncated = np.zeros(len(det), bool) if truncated is None else truncated.astype(bool)
+    if not class_agnostic:  # other-class pairs stay only where one is a cut piece
+        keep = same | truncated[i] | truncated[j]
+        i, j, same = i[keep], j[keep], same[keep]
     rank = _rank(det)
     swap = rank[i] > rank[j]
     src, dst = np.where(swap, j, i), np.where(swap, i, j)
     value = pair_metric(det.xyxy[src], det.xyxy[dst], metric)
-    match = value >= max(threshold, 1e-9)
-    truncated = det.data.get("truncated")
-    if truncated is not None:
-        truncated = truncated.astype(bool)
-        partial = truncated[dst] & ~truncated[src]
-        if partial.any():
-            match |= partial & (pair_metric(det.xyxy[src], det.xyxy[dst], "ios") >= PARTIAL_IOS)
+    match = (value >= max(threshold, 1e-9)) & (same | class_agnostic)
+    partial = truncated[dst] & ~truncated[src]
+    if partial.any():
+        # A piece cut at a tile edge lying inside a whole box is that object, even when the piece
+        # alone looked like another class (half a truck is car-sized): stricter across classes.
+        inside = pair_metric(det.xyxy[src], det.xyxy[dst], "ios")
+        match |= partial & (inside >= np.where(same | class_agnostic, PARTIAL_IOS, PARTIAL_IOS_OTHER_CLASS))
     return src[match], dst[match], rank
 
 
