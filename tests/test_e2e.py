@@ -167,3 +167,22 @@ def test_broken_upload_shows_a_message(page, tmp_path):
     alert.first.wait_for(timeout=60_000)
     assert "not an image" in alert.first.inner_text()
     assert page.get_by_test_id("stImage").count() >= 2  # the samples are still there
+
+
+def test_click_on_the_overview_moves_the_zoom_region(page):
+    page.get_by_role("tab").filter(has_text="Zoom").click()
+    slider = page.get_by_test_id("stSlider").filter(has_text="Region centre x")
+    before = slider.inner_text()
+    page.get_by_text("Pick the region by clicking the image").click()
+    chart = page.get_by_test_id("stVegaLiteChart").first
+    chart.wait_for()
+    time.sleep(1.5)  # vega renders after the element appears
+    box = chart.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.2)
+    wait_idle(page)
+    page.wait_for_function("""(before) => {
+        const s = [...document.querySelectorAll("[data-testid='stSlider']")].find(e => e.innerText.includes("Region centre x"));
+        return s && s.innerText !== before;
+    }""", arg=before, timeout=60_000)
+    x = int(slider.inner_text().split()[3])
+    assert 300 < x < 900  # 15% across a 4000 px image, snapped to a clickable cell

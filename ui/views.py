@@ -56,7 +56,7 @@ def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detecti
         st.image(_rgb(annotate(item.image, full)), caption=f"Whole image shrunk to the model's input: {item.name}",
                  width="stretch")
         if full_time is not None:
-            st.caption(f"{full_time:.2f} s")
+            st.caption(f"{full_time:.2f} s" if full_time >= 0.01 else "from the cache (no model call)")
     with right:
         st.subheader("Patch-based")
         st.metric("Objects found", len(tiled), delta=f"{int(patch_only.sum())} only by patches" if len(tiled) else None)
@@ -95,10 +95,17 @@ def zoom(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, pat
     if st.session_state.get("zoom_for") != item.key:  # a new image: jump to its most telling region
         st.session_state["zoom_for"] = item.key
         st.session_state["zoom_x"], st.session_state["zoom_y"] = cx0, cy0
+    clicked = _clicked_cell(st.session_state.get("zoom_click"))
+    if clicked is not None and clicked != st.session_state.get("zoom_applied"):  # a new click on the overview
+        st.session_state["zoom_applied"] = clicked
+        st.session_state["zoom_x"], st.session_state["zoom_y"] = min(clicked[0], w), min(clicked[1], h)
     cx = c1.slider("Region centre x", 0, w, key="zoom_x", help="Move the region left or right.")
     cy = c2.slider("Region centre y", 0, h, key="zoom_y", help="Move the region up or down.")
     x0, y0 = int(np.clip(cx - size // 2, 0, w - size)), int(np.clip(cy - size // 2, 0, h - size))
     x1, y1 = x0 + size, y0 + size
+    with st.expander("Pick the region by clicking the image", expanded=False):
+        st.altair_chart(_overview_chart(item, tiled, (x0, y0, x1, y1)), on_select="rerun", key="zoom_click",
+                        selection_mode="cell", width="content")
     crop = item.image[y0:y1, x0:x1]
     halo = patch_only[(tiled.xyxy[:, 2] > x0) & (tiled.xyxy[:, 0] < x1) & (tiled.xyxy[:, 3] > y0) &
                       (tiled.xyxy[:, 1] < y1)]
@@ -107,6 +114,50 @@ def zoom(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, pat
                caption=f"Full image, x {x0}-{x1}, y {y0}-{y1}", width="stretch")
     right.image(_rgb(annotate(crop, _crop_dets(tiled, x0, y0, x1, y1), halo, max_side=10_000)),
                 caption="Patch-based, same region", width="stretch")
+
+
+OVERVIEW_SIDE = 640
+GRID_CELLS = 32  # clickable cells along the long side of the overview
+
+
+def _clicked_cell(state) -> tuple[int, int] | None:
+    try:
+        points = state["selection"]["cell"]
+        return (int(points[0]["cx"]), int(points[0]["cy"])) if points else None
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _overview_chart(item: ImageItem, det: tiling.Detections, region: tuple[int, int, int, int]):
+    """A small picture of the whole image covered by invisible clickable cells, the region outlined."""
+    import base64
+
+    import altair as alt
+
+    h, w = item.image.shape[:2]
+    preview, scale = downscale(tiling.draw_detections(item.image, det, labels=False, masks=False)
+                               if len(det) < 3000 else item.image, OVERVIEW_SIDE)
+    ph, pw = preview.shape[:2]
+    url = "data:image/jpeg;base64," + base64.b64encode(tiling.export.encode_jpeg(preview, 80)).decode()
+    xs = alt.Scale(domain=[0, w], nice=False, zero=False)
+    ys = alt.Scale(domain=[h, 0], nice=False, zero=False)
+    picture = alt.Chart(pd.DataFrame({"x": [w / 2], "y": [h / 2], "url": [url]})).mark_image(
+        width=pw, height=ph).encode(x=alt.X("x:Q", scale=xs, axis=None), y=alt.Y("y:Q", scale=ys, axis=None),
+                                    url="url:N")
+    step = max(w, h) / GRID_CELLS
+    gx, gy = np.meshgrid(np.arange(0, w, step), np.arange(0, h, step))
+    cells = pd.DataFrame({"x0": gx.ravel(), "y0": gy.ravel()})
+    cells["x1"], cells["y1"] = np.minimum(cells.x0 + step, w), np.minimum(cells.y0 + step, h)
+    cells["cx"], cells["cy"] = ((cells.x0 + cells.x1) / 2).round(), ((cells.y0 + cells.y1) / 2).round()
+    pick = alt.selection_point(name="cell", fields=["cx", "cy"], on="click", clear=False)
+    grid = alt.Chart(cells).mark_rect(opacity=0.001, color="white").encode(
+        x=alt.X("x0:Q", scale=xs, axis=None), x2="x1:Q", y=alt.Y("y0:Q", scale=ys, axis=None), y2="y1:Q",
+        tooltip=[alt.Tooltip("cx:Q", title="x"), alt.Tooltip("cy:Q", title="y")]).add_params(pick)
+    x0, y0, x1, y1 = region
+    box = alt.Chart(pd.DataFrame({"x0": [x0], "y0": [y0], "x1": [x1], "y1": [y1]})).mark_rect(
+        fill=None, stroke="#ff00ff", strokeWidth=2).encode(x=alt.X("x0:Q", scale=xs), x2="x1:Q",
+                                                          y=alt.Y("y0:Q", scale=ys), y2="y1:Q")
+    return alt.layer(picture, grid, box).properties(width=pw, height=ph).configure_view(stroke=None)
 
 
 EXPLANATION = """
