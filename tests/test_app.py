@@ -221,3 +221,30 @@ def test_runtime_switch_to_plain_pytorch():
     at.radio(key="runtime").set_value("Plain PyTorch").run()
     assert not at.exception and not at.error
     assert "runtime: **torch**" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_scores_on_the_default_sample_and_with_uploaded_labels():
+    at = new_app().run()
+    frames = [d.value for d in at.dataframe]
+    scores = next(f for f in frames if "mode" in getattr(f, "columns", []))
+    overall = scores[scores["class"] == "all"].set_index("mode")
+    assert overall.loc["patches", "recall"] > 0.8 > overall.loc["full image", "recall"]
+    assert any("missed" in c.caption for im in at.image for c in im.proto.imgs)
+
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.scenes import render_scene, yolo_lines
+
+    image, objects = render_scene(900, 700, seed=11, n_objects=40)
+    at = new_app()
+    at.run()
+    at.file_uploader(key="image_upload").upload("scene.png", png(image), "image/png")
+    at.file_uploader(key="label_upload").upload("scene.txt", "\n".join(yolo_lines(objects, 900, 700)).encode(),
+                                                "text/plain")
+    at.run()
+    assert not at.exception and not at.error
+    frames = [d.value for d in at.dataframe]
+    assert any("mode" in getattr(f, "columns", []) for f in frames)
+    at.file_uploader(key="label_upload").upload("scene.txt", b"car 0.5 0.5", "text/plain").run()
+    assert "could not be read" in " ".join(e.value for e in at.error)

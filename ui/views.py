@@ -261,7 +261,9 @@ def scores(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -
     frame = pd.DataFrame(rows)
     st.dataframe(frame.style.format({"precision": "{:.3f}", "recall": "{:.3f}", "AP50": "{:.3f}"}), hide_index=True,
                  width="stretch")
-    st.bar_chart(frame[frame["class"] != "all"], x="class", y="recall", color="mode", stack=False, height=260)
+    long = frame.melt(id_vars=["mode", "class"], value_vars=["precision", "recall", "AP50"], var_name="metric")
+    long["class · metric"] = long["class"] + " · " + long["metric"]
+    st.bar_chart(long, x="class · metric", y="value", color="mode", stack=False, height=300)
     missed = gt[ev_tiled.fn[0]]
     false_pos = tiled[~ev_tiled.tp[0]]
     missed_full = gt[ev_full.fn[0]]
