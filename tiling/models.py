@@ -255,8 +255,8 @@ class UltralyticsModel(Model):
 
 def _proto_logits(maps: np.ndarray, coef: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = region
-    crop = maps[:, y0:y1, x0:x1]
-    return (coef @ crop.reshape(crop.shape[0], -1)).reshape(y1 - y0, x1 - x0)
+    crop = maps[:, y0:y1, x0:x1]  # clipped at the map's edge for boxes touching the tile border
+    return (coef @ crop.reshape(crop.shape[0], -1)).reshape(crop.shape[1:])
 
 
 def _slice(mask_map: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
