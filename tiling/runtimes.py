@@ -100,11 +100,16 @@ def export(weights: bytes, digest: str, fmt: str) -> Path:
             entry.mkdir(parents=True)
             (entry / "model.pt").write_bytes(weights)
             from ultralytics import YOLO
+            from ultralytics.utils import LOGGER
 
             start = time.perf_counter()
             kwargs = {"simplify": True} if fmt == "onnx" else {}
-            YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False,
-                                                 **kwargs)
+            level = LOGGER.level
+            LOGGER.setLevel(logging.WARNING)  # the exporter's banner is not the caller's output
+            try:
+                YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False, **kwargs)
+            finally:
+                LOGGER.setLevel(level)
             (entry / "model.pt").unlink()
             (entry / "done").write_text(f"{time.perf_counter() - start:.1f} s\n")
             found = _artifact(entry, fmt)
