@@ -74,6 +74,7 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
 
     ours = tiling.load_model(model_path)  # runtime="auto": OpenVINO here when installed
     ours_torch = tiling.load_model(model_path, runtime="torch")
+    ours_bf16 = tiling.load_model(model_path, precision="bf16")
     names = ours.names
     overlap_px = int(round(p.tile * p.overlap))
     methods: dict[str, Callable[[Path], tiling.Detections]] = {}
@@ -89,6 +90,8 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
     methods["full image (640)"] = full_image
     methods["patchwise"] = patchwise
     methods["patchwise (torch runtime)"] = lambda path: patchwise(path, ours_torch)
+    if ours_bf16.runtime.endswith("bf16"):
+        methods["patchwise (OpenVINO bf16)"] = lambda path: patchwise(path, ours_bf16)
 
     try:
         from patched_yolo_infer import CombineDetections, MakeCropsDetectThem
@@ -207,11 +210,14 @@ def main() -> None:
     add_method_args(ap)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--images", nargs="*", help="only these sample names (default: a generated scene + all samples)")
     p = ap.parse_args()
     if p.quick:
         p.repeats = 1
     methods = build_methods(p.model, p)
     images = scenes(p)
+    if p.images:
+        images = [i for i in images if i.name in p.images]
     print(f"model {p.model.name}; tile {p.tile}, overlap {p.overlap}, conf {p.conf}, iou {p.iou}, IoS NMS 0.5, "
           f"batch {p.batch}; {len(images)} images x {p.repeats} repeats\n")
     for path in images:

@@ -21,6 +21,22 @@ def test_resolve_and_bad_names():
     assert runtimes.resolve("onnx") == ["onnx", "torch"]
     with pytest.raises(tiling.ModelError, match="runtime must be one of"):
         tiling.load_model(DET_WEIGHTS, runtime="tensorrt")
+    with pytest.raises(tiling.ModelError, match="precision must be one of"):
+        tiling.load_model(DET_WEIGHTS, precision="int4")
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+def test_bf16_is_opt_in_and_keeps_the_accuracy():
+    image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
+    gt = tiling.load_yolo_labels(SAMPLES / "depot-2400x1800.txt", image.shape)
+    fast = tiling.load_model(DET_WEIGHTS, precision="bf16")
+    assert fast.runtime == "openvino-bf16" and tiling.load_model(DET_WEIGHTS).runtime == "openvino"
+    exact = tiling.load_model(DET_WEIGHTS, runtime="torch")
+    a = tiling.predict_tiled(image, exact, tile_size=640, conf=0.05).detections
+    b = tiling.predict_tiled(image, fast, tile_size=640, conf=0.05).detections
+    assert abs(tiling.evaluate(a, gt).ap50 - tiling.evaluate(b, gt).ap50) < 0.01
+    assert tiling.matched(a.filter(conf=0.3), b, iou=0.8).mean() > 0.98
 
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")

@@ -144,7 +144,7 @@ class UltralyticsModel(Model):
             self.net = None
             return False
 
-    def use_runtime(self, candidates: Sequence[str], weights: bytes) -> str:
+    def use_runtime(self, candidates: Sequence[str], weights: bytes, precision: str = "fp32") -> str:
         """Swap the forward pass for the first of ``candidates`` that exports and loads here."""
         from . import runtimes
 
@@ -156,7 +156,7 @@ class UltralyticsModel(Model):
                 notes.append(f"{name}: this architecture runs through Ultralytics predict, kept on torch")
                 break
             try:
-                net = runtimes.exported_net(weights, self.digest, name)
+                net = runtimes.exported_net(weights, self.digest, name, precision)
                 with self._lock:
                     torch_net, self.net = self.net, net
                     try:
@@ -164,7 +164,7 @@ class UltralyticsModel(Model):
                     except Exception:
                         self.net = torch_net
                         raise
-                self.runtime = name
+                self.runtime = name if precision == "fp32" or name != "openvino" else f"{name}-{precision}"
                 break
             except Exception as exc:  # a failed export must never stop the model from working
                 notes.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
@@ -359,19 +359,22 @@ def _vet_checkpoint(path: Path, label: str) -> dict:
     return ckpt
 
 
-def load_model(source, runtime: str = "auto", name: str | None = None) -> UltralyticsModel:
+def load_model(source, runtime: str = "auto", name: str | None = None, precision: str = "fp32") -> UltralyticsModel:
     """Load an Ultralytics checkpoint (path, bytes or an official name such as ``yolo11n.pt``) safely.
 
     The checkpoint is opened with ``weights_only`` and Ultralytics' allow-list first: one that would
     run code is refused with :class:`ModelError` before anything in it runs. Only then is it
     exported for ``runtime``: ``"auto"`` takes the fastest one installed (OpenVINO, then ONNX
     Runtime, then torch on a CPU; torch on a GPU); ``model.runtime`` says which one runs, and
-    ``model.runtime_note`` why another was not used.
+    ``model.runtime_note`` why another was not used. ``precision="bf16"`` lets OpenVINO use the
+    CPU's bfloat16 units: faster, with boxes no longer identical to torch's to the pixel.
     """
     from . import runtimes
 
     try:
         candidates = runtimes.resolve(runtime)
+        if precision not in runtimes.PRECISIONS:
+            raise ValueError(f"precision must be one of {runtimes.PRECISIONS}, got {precision!r}")
     except ValueError as exc:
         raise ModelError(str(exc)) from None
     _enforce_safe_loading()
@@ -387,14 +390,14 @@ def load_model(source, runtime: str = "auto", name: str | None = None) -> Ultral
             path = Path(source)
             label = name or path.name
             if not path.is_file():
-                return _load_official(str(source), runtime)
+                return _load_official(str(source), runtime, precision)
             if path.suffix.lower() != ".pt":
                 raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint")
             data = path.read_bytes()
         _vet_checkpoint(path, label)
         yolo = _build(path, label)
         model = UltralyticsModel(yolo, source=label, digest=sha256_of(data))
-        model.use_runtime(candidates, data)
+        model.use_runtime(candidates, data, precision)
         return model
     finally:
         if tmpdir:
@@ -423,7 +426,7 @@ OFFICIAL_NAMES = (
 )
 
 
-def _load_official(name: str, runtime: str = "auto") -> UltralyticsModel:
+def _load_official(name: str, runtime: str = "auto", precision: str = "fp32") -> UltralyticsModel:
     """Official checkpoints are fetched by Ultralytics when the host is online; a clear error when not."""
     from ultralytics.utils import is_online
 
@@ -440,7 +443,7 @@ def _load_official(name: str, runtime: str = "auto") -> UltralyticsModel:
         path = Path(attempt_download_asset(name))
     except Exception as exc:
         raise ModelError(f"{name} could not be downloaded: {exc}") from None
-    return load_model(path, name=name, runtime=runtime)
+    return load_model(path, name=name, runtime=runtime, precision=precision)
 
 
 def as_model(model) -> Model:

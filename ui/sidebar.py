@@ -39,7 +39,7 @@ def model_section():
         help="The bundled demo models work offline; official names need internet; or upload your own weights.",
     )
     runtime = st.radio(
-        "Runtime", list(res.RUNTIME_CHOICES), key="runtime", horizontal=True,
+        "Runtime", list(res.RUNTIME_CHOICES), key="runtime",
         help="Auto runs an OpenVINO/ONNX copy of the model made once for this CPU; PyTorch shows the difference.",
     )
     upload = None

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import io
+import weakref
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ FALSE_POS = (0, 215, 255)  # amber: prediction matching no ground truth
 def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | None = None, tiles=None,
              max_side: int = PREVIEW_SIDE, extra: list[tuple[tiling.Detections, tuple, bool]] = ()) -> np.ndarray:
     """A downscaled picture of ``det`` on ``image``; ``highlight`` marks some detections with a halo."""
-    preview, scale = downscale(image, max_side)
+    preview, scale = _preview(image, max_side)
     small = det.scaled(scale)
     if tiles is not None:
         scaled_tiles = [tiling.Tile(int(t.x0 * scale), int(t.y0 * scale), int(t.x1 * scale), int(t.y1 * scale),
@@ -43,6 +45,25 @@ def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | 
     return preview
 
 
+_PREVIEWS: OrderedDict = OrderedDict()
+
+
+def _preview(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The downscaled copy of a full-resolution image, made once per image (every tab draws on it)."""
+    key = (id(image), max_side)
+    hit = _PREVIEWS.get(key)
+    if hit is not None and hit[0]() is image:
+        _PREVIEWS.move_to_end(key)
+        return hit[1], hit[2]
+    preview, scale = downscale(image, max_side)
+    if scale == 1.0:  # nothing was computed: keep no reference
+        return preview, scale
+    _PREVIEWS[key] = (weakref.ref(image), preview, scale)
+    while len(_PREVIEWS) > 24:
+        _PREVIEWS.popitem(last=False)
+    return preview, scale
+
+
 def _rgb(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
@@ -54,14 +75,14 @@ def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detecti
         st.subheader("Full image")
         st.metric("Objects found", len(full))
         st.image(_rgb(annotate(item.image, full)), caption=f"Whole image shrunk to the model's input: {item.name}",
-                 width="stretch")
+                 width="stretch", output_format="JPEG")
         if full_time is not None:
             st.caption(f"{full_time:.2f} s" if full_time >= 0.01 else "from the cache (no model call)")
     with right:
         st.subheader("Patch-based")
         st.metric("Objects found", len(tiled), delta=f"{int(patch_only.sum())} only by patches" if len(tiled) else None)
         st.image(_rgb(annotate(item.image, tiled, patch_only, pred.tiles if show_grid else None)),
-                 caption=f"{len(pred.tiles)} tiles; magenta halo: found only by patches", width="stretch")
+                 caption=f"{len(pred.tiles)} tiles; magenta halo: found only by patches", width="stretch", output_format="JPEG")
         t = pred.timings
         st.caption(f"{t.get('total', 0):.2f} s in all: model {t.get('infer', 0):.2f} s, merge "
                    f"{t.get('merge', 0) * 1000:.0f} ms")
@@ -111,9 +132,9 @@ def zoom(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, pat
                       (tiled.xyxy[:, 1] < y1)]
     left, right = st.columns(2, gap="small")
     left.image(_rgb(annotate(crop, _crop_dets(full, x0, y0, x1, y1), max_side=10_000)),
-               caption=f"Full image, x {x0}-{x1}, y {y0}-{y1}", width="stretch")
+               caption=f"Full image, x {x0}-{x1}, y {y0}-{y1}", width="stretch", output_format="JPEG")
     right.image(_rgb(annotate(crop, _crop_dets(tiled, x0, y0, x1, y1), halo, max_side=10_000)),
-                caption="Patch-based, same region", width="stretch")
+                caption="Patch-based, same region", width="stretch", output_format="JPEG")
 
 
 OVERVIEW_SIDE = 640
@@ -135,8 +156,7 @@ def _overview_chart(item: ImageItem, det: tiling.Detections, region: tuple[int, 
     import altair as alt
 
     h, w = item.image.shape[:2]
-    preview, scale = downscale(tiling.draw_detections(item.image, det, labels=False, masks=False)
-                               if len(det) < 3000 else item.image, OVERVIEW_SIDE)
+    preview = annotate(item.image, det, max_side=OVERVIEW_SIDE)
     ph, pw = preview.shape[:2]
     url = "data:image/jpeg;base64," + base64.b64encode(tiling.export.encode_jpeg(preview, 80)).decode()
     xs = alt.Scale(domain=[0, w], nice=False, zero=False)
@@ -177,26 +197,26 @@ def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detec
     st.markdown(EXPLANATION)
     s1, s2, s3 = st.tabs(["1. The tile grid", "2. Raw detections per tile", "3. After merging"])
     with s1:
-        preview, scale = downscale(item.image, PREVIEW_SIDE)
+        preview, scale = _preview(item.image, PREVIEW_SIDE)
         tiles = [tiling.Tile(int(t.x0 * scale), int(t.y0 * scale), int(t.x1 * scale), int(t.y1 * scale), t.index,
                              t.row, t.col) for t in pred.tiles]
         st.image(_rgb(tiling.draw_tiles(preview, tiles, color=None, numbers=len(tiles) <= 400, alpha=0.9)),
-                 caption=f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px", width="stretch")
+                 caption=f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px", width="stretch", output_format="JPEG")
     with s2:
         raw = pred.raw.filter(conf=pred.settings.conf, classes=pred.settings.classes)
         by_tile = tiling.Detections(raw.xyxy, raw.confidence, raw.data.get("tile_index", np.zeros(len(raw))) % 20,
                                     names={})
         st.image(_rgb(annotate(item.image, by_tile)),
                  caption=f"{len(raw)} raw boxes, coloured by the tile that produced them: "
-                         f"{len(raw) - len(merged)} are duplicates or pieces at the overlaps", width="stretch")
+                         f"{len(raw) - len(merged)} are duplicates or pieces at the overlaps", width="stretch", output_format="JPEG")
     with s3:
-        st.image(_rgb(annotate(item.image, merged)), caption=f"{len(merged)} objects after merging", width="stretch")
+        st.image(_rgb(annotate(item.image, merged)), caption=f"{len(merged)} objects after merging", width="stretch", output_format="JPEG")
 
 
 def dense(item: ImageItem, cmap: np.ndarray) -> None:
     preview, scale = downscale(colorize_class_map(cmap), PREVIEW_SIDE)
     st.image(_rgb(preview), caption="Per-pixel class map stitched over overlapping tiles (tiling.stitch_dense)",
-             width="stretch")
+             width="stretch", output_format="JPEG")
 
 
 def table(frame: pd.DataFrame) -> None:
@@ -270,7 +290,7 @@ def scores(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -
     left, right = st.columns(2, gap="small")
     left.image(_rgb(annotate(item.image, full, extra=[(missed_full, MISSED, True)])),
                caption=f"Full image: {len(missed_full)} of {len(gt)} labelled objects missed (red dashed)",
-               width="stretch")
+               width="stretch", output_format="JPEG")
     right.image(_rgb(annotate(item.image, tiled, extra=[(missed, MISSED, True), (false_pos, FALSE_POS, False)])),
                 caption=f"Patches: {len(missed)} missed (red dashed), {len(false_pos)} false positives (amber)",
-                width="stretch")
+                width="stretch", output_format="JPEG")
