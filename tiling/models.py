@@ -3,10 +3,11 @@
 Any callable ``fn(list_of_bgr_images) -> list[Detections]`` (tile coordinates) is a model too, so
 the library is not tied to Ultralytics.
 
-Ultralytics detect/segment heads (YOLOv8/9/10/11/12/26, FastSAM) run on a lean path: tiles are
-stacked as one tensor, padded at the bottom/right only (so boxes and masks need no letterbox
-shift), run through the network, filtered by Ultralytics' own NMS, and masks are decoded only
-inside each box. Other architectures (RT-DETR, ...) go through Ultralytics ``predict``.
+Models with Ultralytics' ``Detect``/``Segment`` heads (YOLOv8/9/10/11/26 detect, YOLOv8/11 seg,
+FastSAM) run on a lean path: tiles are stacked as one tensor, padded at the bottom/right only (so
+boxes and masks need no letterbox shift), run through the network, filtered by Ultralytics' own
+NMS, and masks are decoded only inside each box. Other heads (RT-DETR, YOLO26-seg, ...) go through
+Ultralytics ``predict``, un-letterboxed the same way.
 """
 from __future__ import annotations
 
