@@ -23,7 +23,7 @@ PARTIAL_IOS_OTHER_CLASS = 0.7  # ... and this much inside a whole box of another
 _MAX_CELLS_PER_BOX = 16
 
 
-def _check(method: str, metric: str, threshold: float) -> tuple[str, str]:
+def check_merge_args(method: str, metric: str, threshold: float) -> tuple[str, str]:
     method, metric = str(method).lower(), str(metric).lower()
     if method not in METHODS:
         raise ValueError(f"merge method must be one of {METHODS}, got {method!r}")
@@ -166,7 +166,7 @@ def merge(
     NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
     the highest confidence, the class of the kept one. Results are sorted by confidence.
     """
-    method, metric = _check(method, metric, threshold)
+    method, metric = check_merge_args(method, metric, threshold)
     n = len(detections)
     if n == 0:
         return detections[np.arange(0)]

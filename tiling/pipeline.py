@@ -14,7 +14,7 @@ import numpy as np
 
 from .detections import Detections
 from .grid import Tile, count_tiles, plan_tiles, tiles_array
-from .merge import _check, merge as merge_detections
+from .merge import check_merge_args, merge as merge_detections
 from .models import Model, as_model
 
 EDGE_MARGIN = 1.5  # px: a box this close to an inner tile edge was cut by it
@@ -74,7 +74,7 @@ class TiledPrediction:
 
 
 def _merge_raw(raw: Detections, s: MergeSettings) -> Detections:
-    _check(s.method, s.metric, s.threshold)
+    check_merge_args(s.method, s.metric, s.threshold)
     candidates = raw.filter(conf=s.conf, classes=s.classes)
     return merge_detections(candidates, s.method, s.metric, s.threshold, s.class_agnostic)
 
@@ -154,7 +154,7 @@ def predict_tiled(
     conf = _check_conf("conf", conf)
     _check_conf("iou", iou)
     raw_conf = conf if raw_conf is None else min(_check_conf("raw_conf", raw_conf), conf)
-    _check(merge, metric, merge_threshold)
+    check_merge_args(merge, metric, merge_threshold)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batch_size = int(batch_size)
