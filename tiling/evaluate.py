@@ -39,7 +39,10 @@ def matched(pred: Detections, reference: Detections, iou: float = 0.5, class_awa
 
 
 def _match_image(pred: Detections, gt: Detections, thresholds: np.ndarray):
-    """COCO greedy matching for one image and one class: (T, P) bool true-positive table."""
+    """COCO greedy matching for one image and one class.
+
+    Returns the (T, P) true-positive table of the predictions and the (T, G) table of matched labels.
+    """
     order = np.argsort(-pred.confidence, kind="mergesort")
     ious = box_iou(pred.xyxy[order], gt.xyxy)
     tp = np.zeros((len(thresholds), len(order)), bool)
@@ -55,7 +58,7 @@ def _match_image(pred: Detections, gt: Detections, thresholds: np.ndarray):
                 tp[t, d] = True
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    return tp[:, inverse]
+    return tp[:, inverse], gt_match
 
 
 def _ap(tp_sorted: np.ndarray, n_gt: int) -> float:
@@ -116,11 +119,9 @@ def evaluate(
         for i, (p, g) in enumerate(zip(preds, gts)):
             pi, gi = np.flatnonzero(p.class_id == c), np.flatnonzero(g.class_id == c)
             n_gt += len(gi)
-            table = _match_image(p[pi], g[gi], IOU_THRESHOLDS)
+            table, found = _match_image(p[pi], g[gi], IOU_THRESHOLDS)
             tp_img[i][pi] = table[0]
-            if len(gi) and len(pi):
-                ious = box_iou(g.xyxy[gi], p.xyxy[pi][table[0]])
-                tp_gt[i][gi] = (ious >= 0.5 - 1e-10).any(axis=1) if ious.size else False
+            tp_gt[i][gi] = found[0]
             scores.append(p.confidence[pi])
             tables.append(table)
         score = np.concatenate(scores) if scores else np.zeros(0)
