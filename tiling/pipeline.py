@@ -74,7 +74,6 @@ class TiledPrediction:
 
 
 def _merge_raw(raw: Detections, s: MergeSettings) -> Detections:
-    check_merge_args(s.method, s.metric, s.threshold)
     candidates = raw.filter(conf=s.conf, classes=s.classes)
     return merge_detections(candidates, s.method, s.metric, s.threshold, s.class_agnostic)
 
