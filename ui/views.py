@@ -27,9 +27,7 @@ def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | 
     preview, scale = _preview(image, max_side)
     small = det.scaled(scale)
     if tiles is not None:
-        scaled_tiles = [tiling.Tile(int(t.x0 * scale), int(t.y0 * scale), int(t.x1 * scale), int(t.y1 * scale),
-                                    t.index, t.row, t.col) for t in tiles]
-        preview = tiling.draw_tiles(preview, scaled_tiles, color=(255, 255, 255), alpha=0.5)
+        preview = tiling.draw_tiles(preview, _scale_tiles(tiles, scale), color=(255, 255, 255), alpha=0.5)
     lw = line_width_for(preview.shape)
     if highlight is not None and highlight.any():
         halo = small[highlight]
@@ -43,6 +41,11 @@ def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | 
         preview = tiling.draw_detections(preview, other.scaled(scale), color=colour, dashed=dashed, labels=False,
                                          masks=False, line_width=lw + 1)
     return preview
+
+
+def _scale_tiles(tiles, scale: float) -> list[tiling.Tile]:
+    return [tiling.Tile(int(t.x0 * scale), int(t.y0 * scale), int(t.x1 * scale), int(t.y1 * scale), t.index, t.row,
+                        t.col) for t in tiles]
 
 
 _PREVIEWS: OrderedDict = OrderedDict()
@@ -198,8 +201,7 @@ def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detec
     s1, s2, s3 = st.tabs(["1. The tile grid", "2. Raw detections per tile", "3. After merging"])
     with s1:
         preview, scale = _preview(item.image, PREVIEW_SIDE)
-        tiles = [tiling.Tile(int(t.x0 * scale), int(t.y0 * scale), int(t.x1 * scale), int(t.y1 * scale), t.index,
-                             t.row, t.col) for t in pred.tiles]
+        tiles = _scale_tiles(pred.tiles, scale)
         st.image(_rgb(tiling.draw_tiles(preview, tiles, color=None, numbers=len(tiles) <= 400, alpha=0.9)),
                  caption=f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px", width="stretch", output_format="JPEG")
     with s2:
