@@ -7,7 +7,6 @@ import time
 os.environ.setdefault("YOLO_OFFLINE", "1")  # no weights, fonts or data fetched unless an official name is asked for
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 
-import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
 import tiling  # noqa: E402
@@ -73,6 +72,23 @@ def attach_labels(items: list[res.ImageItem], label_files) -> None:
             st.error(f"{lf.name}: these labels could not be read ({exc})")
 
 
+def results_for(item: res.ImageItem, model, model_key: str, settings: sidebar.Settings, classes, progress=None):
+    """(merged patch-based prediction, filtered full-image detections, seconds of the full pass) for one image.
+
+    The model runs only on a cache miss; thresholds, merging and the class filter are applied here.
+    """
+    t0 = time.perf_counter()
+    full_raw = res.full_prediction(item.key, model_key, settings.full_imgsz, settings.iou, settings.raw_conf,
+                                   item.image, model)
+    full_time = time.perf_counter() - t0
+    pred = res.tiled_prediction(item.key, model_key, settings.tile_size, settings.overlap, settings.iou,
+                                settings.raw_conf, settings.batch_size, settings.include_full, settings.full_imgsz,
+                                item.image, model, progress)
+    merged = pred.remerge(conf=settings.conf, method=settings.merge, metric=settings.metric,
+                          threshold=settings.merge_threshold, class_agnostic=settings.class_agnostic, classes=classes)
+    return merged, full_raw.filter(conf=settings.conf, classes=classes), full_time
+
+
 def main() -> None:
     st.title("Patchwise: why patches find small objects")
     st.caption("Left: the whole image shrunk to the model's input. Right: the same model on overlapping tiles, "
@@ -112,21 +128,12 @@ def main() -> None:
                  f"{w}x{h} image, above this page's limit of {res.MAX_TILES}. Use larger tiles or less overlap.")
         return
     progress = st.progress(0.0, text=f"Running the model on {n_tiles} tiles…")
-    t0 = time.perf_counter()
-    full_raw = res.full_prediction(item.key, model_key, settings.full_imgsz, settings.iou, settings.raw_conf,
-                                   item.image, model)
-    full_time = time.perf_counter() - t0
-    pred = res.tiled_prediction(item.key, model_key, settings.tile_size, settings.overlap, settings.iou,
-                                settings.raw_conf, settings.batch_size, settings.include_full, settings.full_imgsz,
-                                item.image, model, lambda done, total: progress.progress(
-                                    done / total, text=f"Tile {done} of {total}"))
+    merged_pred, full, full_time = results_for(item, model, model_key, settings, classes,
+                                               lambda done, total: progress.progress(done / total,
+                                                                                     text=f"Tile {done} of {total}"))
     progress.empty()
-    merged_pred = pred.remerge(conf=settings.conf, method=settings.merge, metric=settings.metric,
-                               threshold=settings.merge_threshold, class_agnostic=settings.class_agnostic,
-                               classes=classes)
     tiled = merged_pred.detections
-    full = full_raw.filter(conf=settings.conf, classes=classes)
-    patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False) if len(tiled) else np.zeros(0, bool)
+    patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False)
 
     views.side_by_side(item, full, tiled, patch_only, merged_pred, full_time, settings.show_grid)
     tabs = st.tabs([":material/zoom_in: Zoom", ":material/school: Step by step", ":material/table: Detections",
@@ -141,15 +148,8 @@ def main() -> None:
         if len(items) > 1 and st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
             results = {}
             for it in items:
-                p = res.tiled_prediction(it.key, model_key, settings.tile_size, settings.overlap, settings.iou,
-                                         settings.raw_conf, settings.batch_size, settings.include_full,
-                                         settings.full_imgsz, it.image, model)
-                f = res.full_prediction(it.key, model_key, settings.full_imgsz, settings.iou, settings.raw_conf,
-                                        it.image, model)
-                d = p.remerge(conf=settings.conf, method=settings.merge, metric=settings.metric,
-                              threshold=settings.merge_threshold, class_agnostic=settings.class_agnostic,
-                              classes=classes).detections
-                results[it.name] = (it, f.filter(conf=settings.conf, classes=classes), d)
+                p, f, _ = results_for(it, model, model_key, settings, classes)
+                results[it.name] = (it, f, p.detections)
             st.download_button("Download all (zip)", views.export_zip(results), "patchwise_results.zip",
                                "application/zip", on_click="ignore", key="dl_zip", icon=":material/folder_zip:")
     with tabs[3]:
