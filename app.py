@@ -12,6 +12,7 @@ import streamlit as st  # noqa: E402
 import tiling  # noqa: E402
 from ui import resources as res  # noqa: E402
 from ui import sidebar, views  # noqa: E402
+from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
 
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
 
@@ -136,30 +137,35 @@ def main() -> None:
     patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False)
 
     views.side_by_side(item, full, tiled, patch_only, merged_pred, full_time, settings.show_grid)
-    tabs = st.tabs([":material/zoom_in: Zoom", ":material/school: Step by step", ":material/table: Detections",
-                    ":material/analytics: Scores", *([":material/map: Class map"] if model.task == "segment" else [])])
-    with tabs[0]:
-        views.zoom(item, full, tiled, patch_only)
-    with tabs[1]:
-        views.teaching(item, merged_pred, tiled)
-    with tabs[2]:
-        views.table(views.detections_frame(tiled, patch_only))
-        views.downloads(item, full, tiled)
-        if len(items) > 1 and st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
-            results = {}
-            for it in items:
-                p, f, _ = results_for(it, model, model_key, settings, classes)
-                results[it.name] = (it, f, p.detections)
-            st.download_button("Download all (zip)", views.export_zip(results), "patchwise_results.zip",
-                               "application/zip", on_click="ignore", key="dl_zip", icon=":material/folder_zip:")
-    with tabs[3]:
-        if item.labels is None:
-            st.info("Upload ground-truth labels (YOLO .txt or COCO .json) in the sidebar to score both modes. "
-                    "The bundled samples come with theirs.")
-        else:
-            views.scores(item, full, tiled)
-    if model.task == "segment":
-        with tabs[4]:
+    views_shown = [*VIEWS, *([CLASS_MAP] if model.task == "segment" else [])]
+    # Lazy tabs: only the open one runs, so a rerun draws one view, not all of them.
+    tabs = dict(zip(views_shown, st.tabs(views_shown, key="view", on_change="rerun")))
+    if tabs[ZOOM].open:
+        with tabs[ZOOM]:
+            views.zoom(item, full, tiled, patch_only)
+    if tabs[STEPS].open:
+        with tabs[STEPS]:
+            views.teaching(item, merged_pred, tiled)
+    if tabs[TABLE].open:
+        with tabs[TABLE]:
+            views.table(views.detections_frame(tiled, patch_only))
+            views.downloads(item, full, tiled)
+            if len(items) > 1 and st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
+                results = {}
+                for it in items:
+                    p, f, _ = results_for(it, model, model_key, settings, classes)
+                    results[it.name] = (it, f, p.detections)
+                st.download_button("Download all (zip)", views.export_zip(results), "patchwise_results.zip",
+                                   "application/zip", on_click="ignore", key="dl_zip", icon=":material/folder_zip:")
+    if tabs[SCORES].open:
+        with tabs[SCORES]:
+            if item.labels is None:
+                st.info("Upload ground-truth labels (YOLO .txt or COCO .json) in the sidebar to score both modes. "
+                        "The bundled samples come with theirs.")
+            else:
+                views.scores(item, full, tiled)
+    if CLASS_MAP in tabs and tabs[CLASS_MAP].open:
+        with tabs[CLASS_MAP]:
             if st.button("Compute the dense class map", key="dense_go",
                          help="Runs the model again over half-overlapping tiles and blends the per-pixel scores."):
                 st.session_state["dense_for"] = (item.key, model_key)

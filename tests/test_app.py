@@ -10,6 +10,7 @@ from PIL import Image
 
 import tiling
 from conftest import DET_WEIGHTS, ROOT
+from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, ZOOM
 from test_imageio import bomb_png
 from test_models import Payload
 
@@ -17,10 +18,14 @@ pytestmark = pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detect
 APP = str(ROOT / "app.py")
 
 
-def new_app():
+def new_app(view: str | None = None):
+    """The page; ``view`` opens one of the lazy tabs (only the open tab's content runs)."""
     from streamlit.testing.v1 import AppTest
 
-    return AppTest.from_file(APP, default_timeout=300)
+    at = AppTest.from_file(APP, default_timeout=300)
+    if view is not None:
+        at.session_state["view"] = view
+    return at
 
 
 def png(image: np.ndarray) -> bytes:
@@ -52,7 +57,7 @@ def small_scene():
 
 
 def test_default_page_shows_both_results_and_a_table():
-    at = new_app().run()
+    at = new_app(TABLE).run()
     assert not at.exception
     assert not at.error
     captions = [c for im in at.image for c in im.proto.imgs for c in [c.caption]]
@@ -63,8 +68,23 @@ def test_default_page_shows_both_results_and_a_table():
     assert {"CSV", "JSON", "COCO JSON", "YOLO txt"} <= {d.label for d in at.get("download_button")}
 
 
+def test_only_the_open_view_is_drawn_and_the_zoom_keeps_its_place():
+    at = new_app().run()
+    captions = lambda: [c.caption for im in at.image for c in im.proto.imgs]  # noqa: E731
+    assert not at.exception and len(at.dataframe) == 0  # the table's tab is closed: it did not run
+    assert any(c.startswith("Patch-based, same region") for c in captions())
+    assert not any("tiles of" in c for c in captions())
+    at.slider(key="zoom_x").set_value(321).run()
+    at.session_state["view"] = STEPS
+    at.run()
+    assert any("tiles of" in c for c in captions()) and not any("same region" in c for c in captions())
+    at.session_state["view"] = ZOOM
+    at.run()
+    assert not at.exception and at.slider(key="zoom_x").value == 321
+
+
 def test_confidence_slider_re_merges_without_the_model(count_calls):
-    at = new_app()
+    at = new_app(TABLE)
     at.run()
     before_rows = len(at.dataframe[0].value)
     calls = count_calls["n"]
@@ -95,7 +115,7 @@ def test_uploading_an_image_and_a_model():
 
 
 def test_several_images_choose_and_export_all():
-    at = new_app()
+    at = new_app(TABLE)
     at.run()
     scene = small_scene()
     up = at.file_uploader(key="image_upload")
@@ -122,7 +142,7 @@ def bad_images():
 
 @pytest.mark.parametrize("name, data, message", bad_images()[0])
 def test_bad_images_get_a_message_and_the_page_keeps_working(name, data, message):
-    at = new_app()
+    at = new_app(TABLE)
     at.run()
     at.file_uploader(key="image_upload").upload(name, data, "image/png").run()
     assert not at.exception
@@ -157,7 +177,7 @@ def test_bad_models_are_refused_with_a_message(tmp_path):
         ("weights.pt", state.getvalue(), "state_dict"),
         ("junk.pt", b"not a checkpoint", "not a PyTorch checkpoint"),
     ]:
-        at = new_app()
+        at = new_app(TABLE)
         at.run()
         at.selectbox(key="model_choice").set_value("Upload my own .pt").run()
         at.file_uploader(key="model_upload").upload(name, data, "application/octet-stream").run()
@@ -204,12 +224,14 @@ def test_export_bytes():
 
 @pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-seg.pt").exists(), reason="bundled seg weights not present")
 def test_segmentation_model_masks_and_dense_class_map():
-    at = new_app()
+    at = new_app(TABLE)
     at.run()
     at.selectbox(key="model_choice").set_value("Demo segmenter (bundled: car, truck, plane)").run()
     assert not at.exception and not at.error
     assert "segment" in " ".join(c.value for c in at.sidebar.caption)
     assert "mask_area" in at.dataframe[0].value.columns
+    at.session_state["view"] = CLASS_MAP
+    at.run()
     at.button(key="dense_go").click().run()
     assert not at.exception
     assert any("class map" in c.caption for im in at.image for c in im.proto.imgs)
@@ -224,7 +246,7 @@ def test_runtime_switch_to_plain_pytorch():
 
 
 def test_scores_on_the_default_sample_and_with_uploaded_labels():
-    at = new_app().run()
+    at = new_app(SCORES).run()
     frames = [d.value for d in at.dataframe]
     scores = next(f for f in frames if "mode" in getattr(f, "columns", []))
     overall = scores[scores["class"] == "all"].set_index("mode")
@@ -237,7 +259,7 @@ def test_scores_on_the_default_sample_and_with_uploaded_labels():
     from scripts.scenes import render_scene, yolo_lines
 
     image, objects = render_scene(900, 700, seed=11, n_objects=40)
-    at = new_app()
+    at = new_app(SCORES)
     at.run()
     at.file_uploader(key="image_upload").upload("scene.png", png(image), "image/png")
     at.file_uploader(key="label_upload").upload("scene.txt", "\n".join(yolo_lines(objects, 900, 700)).encode(),

@@ -101,10 +101,20 @@ def sample_paths() -> list[Path]:
 
 
 def load_sample(path: Path) -> ImageItem:
-    key, image = decode_image(path.read_bytes(), path.name)
-    labels_path = path.with_suffix(".txt")
-    labels = tiling.load_yolo_labels(labels_path, image.shape) if labels_path.exists() else None
+    """A fresh item (sessions may attach their own labels to it) over pixels and labels read once."""
+    stat = path.stat()
+    key, image, labels = _read_sample(str(path), stat.st_mtime_ns, stat.st_size)
     return ImageItem(path.name, key, image, labels)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _read_sample(path: str, mtime_ns: int, size: int) -> tuple[str, np.ndarray, tiling.Detections | None]:
+    """Every rerun lists the samples; reading, hashing and parsing their labels each time cost ~80 ms."""
+    file = Path(path)
+    key, image = decode_image(file.read_bytes(), file.name)
+    labels_path = file.with_suffix(".txt")
+    labels = tiling.load_yolo_labels(labels_path, image.shape) if labels_path.exists() else None
+    return key, image, labels
 
 
 class SharedCache:

@@ -15,7 +15,11 @@ from tiling.draw import class_map, colorize_class_map, downscale, line_width_for
 
 from .resources import ImageItem
 
-PREVIEW_SIDE = 1600  # px: what the browser gets; analysis always runs at full resolution
+ZOOM, STEPS, TABLE, SCORES = (":material/zoom_in: Zoom", ":material/school: Step by step",
+                               ":material/table: Detections", ":material/analytics: Scores")
+VIEWS = (ZOOM, STEPS, TABLE, SCORES)  # the tabs under the side-by-side pictures
+CLASS_MAP = ":material/map: Class map"  # a fifth tab for segmentation models
+PREVIEW_SIDE = 1400  # px: what the browser gets (Streamlit re-encodes anything over 1460); analysis is full-size
 HIGHLIGHT = (255, 0, 255)  # BGR magenta: found only by patches
 MISSED = (0, 0, 255)  # red dashed: ground truth nobody found
 FALSE_POS = (0, 215, 255)  # amber: prediction matching no ground truth
@@ -67,8 +71,13 @@ def _preview(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return preview, scale
 
 
-def _rgb(img: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(img[..., ::-1])
+def show(target, image: np.ndarray, caption: str) -> None:
+    """A BGR picture sent as one JPEG we encode ourselves.
+
+    Given an array, Streamlit encodes a quality-100 JPEG, decodes it again and re-encodes it when it is
+    wider than its content width: three codec passes per picture on every rerun. This is one.
+    """
+    target.image(tiling.export.encode_jpeg(image, 85), caption=caption, width="stretch", output_format="JPEG")
 
 
 def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, patch_only: np.ndarray,
@@ -77,15 +86,14 @@ def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detecti
     with left:
         st.subheader("Full image")
         st.metric("Objects found", len(full))
-        st.image(_rgb(annotate(item.image, full)), caption=f"Whole image shrunk to the model's input: {item.name}",
-                 width="stretch", output_format="JPEG")
+        show(st, annotate(item.image, full), f"Whole image shrunk to the model's input: {item.name}")
         if full_time is not None:
             st.caption(f"{full_time:.2f} s" if full_time >= 0.01 else "from the cache (no model call)")
     with right:
         st.subheader("Patch-based")
         st.metric("Objects found", len(tiled), delta=f"{int(patch_only.sum())} only by patches" if len(tiled) else None)
-        st.image(_rgb(annotate(item.image, tiled, patch_only, pred.tiles if show_grid else None)),
-                 caption=f"{len(pred.tiles)} tiles; magenta halo: found only by patches", width="stretch", output_format="JPEG")
+        show(st, annotate(item.image, tiled, patch_only, pred.tiles if show_grid else None),
+             f"{len(pred.tiles)} tiles; magenta halo: found only by patches")
         t = pred.timings
         st.caption(f"{t.get('total', 0):.2f} s in all: model {t.get('infer', 0):.2f} s, merge "
                    f"{t.get('merge', 0) * 1000:.0f} ms")
@@ -112,32 +120,40 @@ def zoom(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, pat
     st.subheader("Zoom: the same region at full resolution")
     h, w = item.image.shape[:2]
     c1, c2, c3 = st.columns(3)
-    size = c3.select_slider("Region size (px)", [128, 256, 384, 512, 768, 1024], 384, key="zoom_size",
+    kept = st.session_state.get("zoom_kept")  # the widgets' values survive while another tab is open
+    if kept and kept[0] == item.key:
+        for k, v in zip(("zoom_x", "zoom_y", "zoom_size"), kept[1:]):
+            st.session_state.setdefault(k, v)
+    st.session_state.setdefault("zoom_size", 384)
+    size = c3.select_slider("Region size (px)", [128, 256, 384, 512, 768, 1024], key="zoom_size",
                             help="Width of the region shown at full resolution.")
+    chosen_size = size
     size = min(size, w, h)
-    cx0, cy0 = default_zoom_center(item, tiled, patch_only, size)
     if st.session_state.get("zoom_for") != item.key:  # a new image: jump to its most telling region
         st.session_state["zoom_for"] = item.key
-        st.session_state["zoom_x"], st.session_state["zoom_y"] = cx0, cy0
+        st.session_state["zoom_x"], st.session_state["zoom_y"] = default_zoom_center(item, tiled, patch_only, size)
     clicked = _clicked_cell(st.session_state.get("zoom_click"))
     if clicked is not None and clicked != st.session_state.get("zoom_applied"):  # a new click on the overview
         st.session_state["zoom_applied"] = clicked
         st.session_state["zoom_x"], st.session_state["zoom_y"] = min(clicked[0], w), min(clicked[1], h)
     cx = c1.slider("Region centre x", 0, w, key="zoom_x", help="Move the region left or right.")
     cy = c2.slider("Region centre y", 0, h, key="zoom_y", help="Move the region up or down.")
+    st.session_state["zoom_kept"] = (item.key, cx, cy, chosen_size)
     x0, y0 = int(np.clip(cx - size // 2, 0, w - size)), int(np.clip(cy - size // 2, 0, h - size))
     x1, y1 = x0 + size, y0 + size
-    with st.expander("Pick the region by clicking the image", expanded=False):
-        st.altair_chart(_overview_chart(item, tiled, (x0, y0, x1, y1)), on_select="rerun", key="zoom_click",
-                        selection_mode="cell", width="content")
+    picker = st.expander("Pick the region by clicking the image", expanded=False, key="zoom_picker",
+                         on_change="rerun")
+    if picker.open:  # drawn only when opened: the chart is the costliest part of this tab
+        with picker:
+            st.altair_chart(_overview_chart(item, tiled, (x0, y0, x1, y1)), on_select="rerun", key="zoom_click",
+                            selection_mode="cell", width="content")
     crop = item.image[y0:y1, x0:x1]
     halo = patch_only[(tiled.xyxy[:, 2] > x0) & (tiled.xyxy[:, 0] < x1) & (tiled.xyxy[:, 3] > y0) &
                       (tiled.xyxy[:, 1] < y1)]
     left, right = st.columns(2, gap="small")
-    left.image(_rgb(annotate(crop, _crop_dets(full, x0, y0, x1, y1), max_side=10_000)),
-               caption=f"Full image, x {x0}-{x1}, y {y0}-{y1}", width="stretch", output_format="JPEG")
-    right.image(_rgb(annotate(crop, _crop_dets(tiled, x0, y0, x1, y1), halo, max_side=10_000)),
-                caption="Patch-based, same region", width="stretch", output_format="JPEG")
+    show(left, annotate(crop, _crop_dets(full, x0, y0, x1, y1), max_side=10_000),
+         f"Full image, x {x0}-{x1}, y {y0}-{y1}")
+    show(right, annotate(crop, _crop_dets(tiled, x0, y0, x1, y1), halo, max_side=10_000), "Patch-based, same region")
 
 
 OVERVIEW_SIDE = 640
@@ -198,27 +214,29 @@ box: a half-object cut at a tile edge, lying inside the whole one, counts as the
 
 def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detections) -> None:
     st.markdown(EXPLANATION)
-    s1, s2, s3 = st.tabs(["1. The tile grid", "2. Raw detections per tile", "3. After merging"])
-    with s1:
-        preview, scale = _preview(item.image, PREVIEW_SIDE)
-        tiles = _scale_tiles(pred.tiles, scale)
-        st.image(_rgb(tiling.draw_tiles(preview, tiles, color=None, numbers=len(tiles) <= 400, alpha=0.9)),
-                 caption=f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px", width="stretch", output_format="JPEG")
-    with s2:
-        raw = pred.raw.filter(conf=pred.settings.conf, classes=pred.settings.classes)
-        by_tile = tiling.Detections(raw.xyxy, raw.confidence, raw.data.get("tile_index", np.zeros(len(raw))) % 20,
-                                    names={})
-        st.image(_rgb(annotate(item.image, by_tile)),
-                 caption=f"{len(raw)} raw boxes, coloured by the tile that produced them: "
-                         f"{len(raw) - len(merged)} are duplicates or pieces at the overlaps", width="stretch", output_format="JPEG")
-    with s3:
-        st.image(_rgb(annotate(item.image, merged)), caption=f"{len(merged)} objects after merging", width="stretch", output_format="JPEG")
+    grid, raw_tab, merged_tab = st.tabs(["1. The tile grid", "2. Raw detections per tile", "3. After merging"],
+                                        key="steps", on_change="rerun")
+    if grid.open:
+        with grid:
+            preview, scale = _preview(item.image, PREVIEW_SIDE)
+            tiles = _scale_tiles(pred.tiles, scale)
+            show(st, tiling.draw_tiles(preview, tiles, color=None, numbers=len(tiles) <= 400, alpha=0.9),
+                 f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px")
+    if raw_tab.open:
+        with raw_tab:
+            raw = pred.raw.filter(conf=pred.settings.conf, classes=pred.settings.classes)
+            by_tile = tiling.Detections(raw.xyxy, raw.confidence,
+                                        raw.data.get("tile_index", np.zeros(len(raw))) % 20, names={})
+            show(st, annotate(item.image, by_tile), f"{len(raw)} raw boxes, coloured by the tile that produced them: "
+                 f"{len(raw) - len(merged)} are duplicates or pieces at the overlaps")
+    if merged_tab.open:
+        with merged_tab:
+            show(st, annotate(item.image, merged), f"{len(merged)} objects after merging")
 
 
 def dense(item: ImageItem, cmap: np.ndarray) -> None:
     preview, scale = downscale(colorize_class_map(cmap), PREVIEW_SIDE)
-    st.image(_rgb(preview), caption="Per-pixel class map stitched over overlapping tiles (tiling.stitch_dense)",
-             width="stretch", output_format="JPEG")
+    show(st, preview, "Per-pixel class map stitched over overlapping tiles (tiling.stitch_dense)")
 
 
 def table(frame: pd.DataFrame) -> None:
@@ -290,9 +308,7 @@ def scores(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -
     false_pos = tiled[~ev_tiled.tp[0]]
     missed_full = gt[ev_full.fn[0]]
     left, right = st.columns(2, gap="small")
-    left.image(_rgb(annotate(item.image, full, extra=[(missed_full, MISSED, True)])),
-               caption=f"Full image: {len(missed_full)} of {len(gt)} labelled objects missed (red dashed)",
-               width="stretch", output_format="JPEG")
-    right.image(_rgb(annotate(item.image, tiled, extra=[(missed, MISSED, True), (false_pos, FALSE_POS, False)])),
-                caption=f"Patches: {len(missed)} missed (red dashed), {len(false_pos)} false positives (amber)",
-                width="stretch", output_format="JPEG")
+    show(left, annotate(item.image, full, extra=[(missed_full, MISSED, True)]),
+         f"Full image: {len(missed_full)} of {len(gt)} labelled objects missed (red dashed)")
+    show(right, annotate(item.image, tiled, extra=[(missed, MISSED, True), (false_pos, FALSE_POS, False)]),
+         f"Patches: {len(missed)} missed (red dashed), {len(false_pos)} false positives (amber)")
