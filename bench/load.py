@@ -6,7 +6,9 @@ Starts `streamlit run app.py` on a free loopback port, opens N Playwright contex
 Chromium, has each upload a different generated image and wait until both results are drawn.
 Prints, per N: sessions that succeeded, median and worst time to result, the server's peak RSS.
 A second round runs the same sessions again: memory must not keep growing.
-Target: 20 sessions all succeed, peak under 4 GB, worst wait under N x single-session time + 20%.
+Target: 20 sessions all succeed, peak under 4 GB, worst wait under N x single-session time + 20%
+(the single-session time is the median of three lone sessions before the rounds). CPU columns split
+the round's work between the server and the browsers, which share this machine's cores.
 """
 from __future__ import annotations
 
@@ -35,13 +37,17 @@ def free_port() -> int:
 
 
 class ServerMemory:
-    """Peak RSS of the server process and its children, sampled every 50 ms."""
+    """Peak RSS of the server process and its children, sampled every 50 ms, and the CPU seconds
+    spent by the server and by the browsers (which share this machine's cores with it)."""
 
     def __init__(self, pid: int):
         import psutil
 
         self.proc = psutil.Process(pid)
         self.peak = 0
+        self._browser_cpu: dict[int, float] = {}  # pid -> last seen CPU seconds (renderers exit mid-round)
+        self._browser_start: dict[int, float] = {}
+        self._alive_at_reset: set[int] = set()
         self._stop = False
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -51,15 +57,37 @@ class ServerMemory:
         return sum(p.memory_info().rss for p in procs if p.is_running())
 
     def _run(self):
+        import psutil
+
         while not self._stop:
             try:
                 self.peak = max(self.peak, self.rss())
+                for p in psutil.process_iter(["name", "cpu_times"]):
+                    if "chrom" in (p.info["name"] or "") and p.info["cpu_times"] is not None:
+                        used = sum(p.info["cpu_times"][:2])
+                        self._browser_start.setdefault(p.pid, used if self._seen_at_reset(p.pid) else 0.0)
+                        self._browser_cpu[p.pid] = used
             except Exception:
                 pass
             time.sleep(0.05)
 
+    def server_cpu(self) -> float:
+        return sum(self.proc.cpu_times()[:2])
+
+    def _seen_at_reset(self, pid: int) -> bool:
+        return pid in self._alive_at_reset
+
     def reset(self):
+        import psutil
+
         self.peak = self.rss()
+        self._alive_at_reset = {p.pid for p in psutil.process_iter()}
+        self._cpu0, self._browser_cpu, self._browser_start = self.server_cpu(), {}, {}
+
+    def cpu_used(self) -> tuple[float, float]:
+        """(server, browser) CPU seconds since ``reset``."""
+        browser = sum(v - self._browser_start.get(pid, 0.0) for pid, v in self._browser_cpu.items())
+        return self.server_cpu() - self._cpu0, browser
 
     def stop(self):
         self._stop = True
@@ -119,7 +147,7 @@ def main() -> None:
     args = ap.parse_args()
     import statistics
 
-    *images, warm = make_images(sum(args.sessions) + 1, ROOT / "bench" / "data" / "load")
+    *images, warm, b1, b2, b3 = make_images(sum(args.sessions) + 4, ROOT / "bench" / "data" / "load")
     port = free_port()
     log = open(ROOT / "bench" / "data" / "load-server.log", "w")
     server = subprocess.Popen(
@@ -135,11 +163,16 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         asyncio.run(run_round(url, [warm], int(args.timeout * 1000)))  # model load and first run: not a session
+        # The single-session time the limits scale: the median of three lone sessions, each its own image
+        # (one lone session varied 4.3-5.9 s between runs here).
+        lone = [asyncio.run(run_round(url, [b], int(args.timeout * 1000)))[0][1] for b in (b1, b2, b3)]
+        single = statistics.median(lone)
         memory = ServerMemory(server.pid)
-        print(f"server on {url}; idle RSS {memory.rss() / 1e6:.0f} MB")
-        print("| round | sessions | succeeded | median s | worst s | limit s | server peak MB |")
-        print("|---|---|---|---|---|---|---|")
-        single = None
+        print(f"server on {url}; idle RSS {memory.rss() / 1e6:.0f} MB; single session "
+              f"{' / '.join(f'{t:.1f}' for t in lone)} s, median {single:.1f} s")
+        print("| round | sessions | succeeded | median s | worst s | limit s | server peak MB | server CPU s | "
+              "browser CPU s |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for rnd in range(1, args.rounds + 1):
             offset = 0  # each N gets images no earlier N used; later rounds repeat the same sessions
             for n in args.sessions:
@@ -149,12 +182,11 @@ def main() -> None:
                 results = asyncio.run(run_round(url, batch, int(args.timeout * 1000)))
                 times = [t for ok, t, _ in results if ok]
                 good = sum(ok for ok, _, _ in results)
-                if n == 1 and rnd == 1 and times:
-                    single = times[0]
-                limit = f"{n * single * 1.2:.1f}" if single else "-"
+                limit = f"{n * single * 1.2:.1f}"
                 worst = max(times) if times else float("nan")
+                cpu = memory.cpu_used()
                 print(f"| {rnd} | {n} | {good}/{n} | {statistics.median(times) if times else float('nan'):.1f} | "
-                      f"{worst:.1f} | {limit} | {memory.peak / 1e6:.0f} |", flush=True)
+                      f"{worst:.1f} | {limit} | {memory.peak / 1e6:.0f} | {cpu[0]:.1f} | {cpu[1]:.1f} |", flush=True)
                 for ok, _, note in results:
                     if not ok:
                         print(f"    failed: {note}")

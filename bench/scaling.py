@@ -1,7 +1,7 @@
 """How time and memory grow: Patchwise vs a peer as the image and the object count grow, and
 segmentation on a large image with thousands of instances.
 
-    python bench/scaling.py [--peer sahi] [--sizes 1 4 16 48] [--seg]
+    python bench/scaling.py [--peer patched_yolo_infer] [--sizes 1 4 16 48] [--seg]
 
 Every measurement is a fresh process (bench/worker.py) with a 12 GB address-space limit.
 """
@@ -46,7 +46,7 @@ def row(label: str, r: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--peer", default="sahi")
+    ap.add_argument("--peer", default="patched_yolo_infer", help="the fastest peer in bench/peers.py")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 48])
     ap.add_argument("--objects", type=int, nargs="+", default=[250, 1000, 4000])
     ap.add_argument("--seg", action="store_true", help="only the segmentation memory run")
