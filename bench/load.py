@@ -144,6 +144,7 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, nargs="+", default=[1, 5, 10, 20])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=600, help="seconds one session may wait")
+    ap.add_argument("--pause", type=float, default=0, help="seconds of quiet before each N (lets the browsers exit)")
     args = ap.parse_args()
     import statistics
 
@@ -178,6 +179,7 @@ def main() -> None:
             for n in args.sessions:
                 batch = images[offset : offset + n]
                 offset += n
+                time.sleep(args.pause)
                 memory.reset()
                 results = asyncio.run(run_round(url, batch, int(args.timeout * 1000)))
                 times = [t for ok, t, _ in results if ok]
