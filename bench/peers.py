@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np  # noqa: E402
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import tiling  # noqa: E402
 from scripts.scenes import render_scene, write_scene  # noqa: E402
+from tiling.imageio import image_size  # noqa: E402
 from tiling.models import torch_threads  # noqa: E402
 
 
@@ -74,8 +75,10 @@ def to_dets(boxes, scores, classes, names) -> tiling.Detections:
                              class_id=np.asarray(classes), names=names)
 
 
-Result = tuple[tiling.Detections, int]  # merged boxes, and how many tiles the method ran the model on
-covered: dict[Path, tuple[int, int]] = {}  # (x, y) where patched_yolo_infer's tiles stop: it drops the remainder
+class Run(NamedTuple):
+    detections: tiling.Detections  # merged boxes
+    tiles: int  # how many tiles the method ran the model on
+    covered: tuple[int, int] = (10**9, 10**9)  # (x, y) where its tiles stop; patched_yolo_infer drops the rest
 
 
 def inside(det: tiling.Detections, x_end: int, y_end: int) -> tiling.Detections:
@@ -83,7 +86,7 @@ def inside(det: tiling.Detections, x_end: int, y_end: int) -> tiling.Detections:
     return det[(centre[:, 0] < x_end) & (centre[:, 1] < y_end)]
 
 
-def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable[[Path], Result]]:
+def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable[[Path], Run]]:
     import cv2
     from ultralytics import YOLO
 
@@ -92,15 +95,15 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
     ours_bf16 = tiling.load_model(model_path, precision="bf16")
     names = ours.names
     overlap_px = int(round(p.tile * p.overlap))
-    methods: dict[str, Callable[[Path], Result]] = {}
+    methods: dict[str, Callable[[Path], Run]] = {}
 
     def full_image(path):
-        return tiling.predict_full(tiling.read_image(path), ours, imgsz=640, conf=p.conf, iou=p.iou), 1
+        return Run(tiling.predict_full(tiling.read_image(path), ours, imgsz=640, conf=p.conf, iou=p.iou), 1)
 
     def patchwise(path, model=ours):
         pred = tiling.predict_tiled(tiling.read_image(path), model, tile_size=p.tile, overlap=p.overlap, conf=p.conf,
                                     iou=p.iou, merge="nms", metric="ios", merge_threshold=0.5, batch_size=p.batch)
-        return pred.detections, len(pred.tiles)
+        return Run(pred.detections, len(pred.tiles))
 
     methods["full image (640)"] = full_image
     methods["patchwise"] = patchwise
@@ -120,9 +123,9 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
                                         overlap_y=int(p.overlap * 100), batch_inference=batch,
                                         segment=ours.task == "segment")
             result = CombineDetections(crops, nms_threshold=0.5, match_metric="IOS", class_agnostic_nms=False)
-            covered[path] = (max(c.x_start for c in crops.crops) + p.tile, max(c.y_start for c in crops.crops) + p.tile)
-            return (to_dets(result.filtered_boxes, result.filtered_confidences, result.filtered_classes_id, names),
-                    len(crops.crops))
+            return Run(to_dets(result.filtered_boxes, result.filtered_confidences, result.filtered_classes_id, names),
+                       len(crops.crops), (max(c.x_start for c in crops.crops) + p.tile,
+                                          max(c.y_start for c in crops.crops) + p.tile))
 
         methods["patched_yolo_infer"] = patched
         methods["patched_yolo_infer batch"] = lambda path: patched(path, batch=True)
@@ -146,8 +149,8 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
             preds = res.object_prediction_list
             h, w = res.image_height, res.image_width
             n = len(get_slice_bboxes(h, w, p.tile, p.tile, overlap_height_ratio=p.overlap, overlap_width_ratio=p.overlap))
-            return to_dets([o.bbox.to_xyxy() for o in preds], [o.score.value for o in preds],
-                           [o.category.id for o in preds], names), n
+            return Run(to_dets([o.bbox.to_xyxy() for o in preds], [o.score.value for o in preds],
+                               [o.category.id for o in preds], names), n)
 
         methods["sahi"] = sahi
     except ImportError as exc:
@@ -171,7 +174,7 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
         def supervision(path):
             sv_tiles[0] = 0
             d = slicer(cv2.imread(str(path)))
-            return to_dets(d.xyxy, d.confidence, d.class_id, names), sv_tiles[0]
+            return Run(to_dets(d.xyxy, d.confidence, d.class_id, names), sv_tiles[0])
 
         methods["supervision"] = supervision
     except ImportError as exc:
@@ -244,13 +247,13 @@ def main() -> None:
     print(f"model {p.model.name}; tile {p.tile}, overlap {p.overlap}, conf {p.conf}, iou {p.iou}, IoS NMS 0.5, "
           f"batch {p.batch}; {len(images)} images x {p.repeats} repeats\n")
     for path in images:
-        gt = tiling.load_yolo_labels(path.with_suffix(".txt"), tiling.read_image(path).shape)
+        w, h = image_size(path)
+        gt = tiling.load_yolo_labels(path.with_suffix(".txt"), (h, w))
         for fn in methods.values():  # warm-up: first-call set-up is not per-image work
             fn(path)
         times: dict[str, list[float]] = {k: [] for k in methods}
         memory: dict[str, float] = {k: 0.0 for k in methods}
-        results: dict[str, tiling.Detections] = {}
-        tiles_run: dict[str, int] = {}
+        results: dict[str, Run] = {}
         for _ in range(p.repeats):
             for name, fn in methods.items():
                 if name.startswith("_floor"):
@@ -258,7 +261,7 @@ def main() -> None:
                     continue
                 with PeakRSS() as rss:
                     t = time.perf_counter()
-                    results[name], tiles_run[name] = fn(path)
+                    results[name] = fn(path)
                     times[name].append(time.perf_counter() - t)
                 memory[name] = max(memory[name], rss.growth)
         ours = float(np.median(times["patchwise"]))
@@ -271,21 +274,20 @@ def main() -> None:
         print(f"| method | s/image | vs patchwise | tiles | ms/tile | vs patchwise per tile | AP50 | recall | precision | "
               f"duplicates | partial boxes | peak MB |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        per_tile = ours / tiles_run["patchwise"]
+        per_tile = ours / results["patchwise"].tiles
         for name in methods:
             if name.startswith("_floor"):
                 continue
-            ev = tiling.evaluate(results[name], gt)
+            ev = tiling.evaluate(results[name].detections, gt)
             t = float(np.median(times[name]))
-            n = tiles_run[name]
+            n = results[name].tiles
             print(f"| {name} | {t:.2f} | {t / ours:.2f}x | {n} | {1000 * t / n:.0f} | {t / n / per_tile:.2f}x | "
                   f"{ev.ap50:.3f} | {ev.recall:.3f} | {ev.precision:.3f} | {ev.duplicates} | {ev.partials} | "
                   f"{memory[name]:.0f} |")
-        x_end, y_end = covered.get(path, (10**9, 10**9))
-        h, w = tiling.read_image(path).shape[:2]
+        x_end, y_end = (min(r.covered[i] for r in results.values()) for i in (0, 1))
         if x_end < w or y_end < h:
             gt_in = inside(gt, x_end, y_end)
-            print(f"\npatched_yolo_infer's tiles stop at x {x_end}, y {y_end} of this {w}x{h} image "
+            print(f"\nNot every method covers the whole image: tiles stop at x {x_end}, y {y_end} of {w}x{h} "
                   f"({100 * (1 - x_end * y_end / (w * h)):.0f}% of it never reaches the model). "
                   f"The same scores inside the area every method covered ({len(gt_in)} objects):")
             print("| method | AP50 | recall | precision | duplicates | partial boxes |")
@@ -293,7 +295,7 @@ def main() -> None:
             for name in methods:
                 if name.startswith("_floor") or name.startswith("full"):
                     continue
-                ev = tiling.evaluate(inside(results[name], x_end, y_end), gt_in)
+                ev = tiling.evaluate(inside(results[name].detections, x_end, y_end), gt_in)
                 print(f"| {name} | {ev.ap50:.3f} | {ev.recall:.3f} | {ev.precision:.3f} | {ev.duplicates} | "
                       f"{ev.partials} |")
         print(flush=True)

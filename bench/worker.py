@@ -45,7 +45,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     t = time.perf_counter()
     try:
-        det, _tiles = methods[p.method](p.image)
+        det = methods[p.method](p.image).detections
         out = {"method": p.method, "seconds": time.perf_counter() - t, "objects": len(det)}
     except MemoryError:
         out = {"method": p.method, "error": f"out of memory (over {p.mem_limit_gb:g} GB address space)"}
