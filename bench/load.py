@@ -36,6 +36,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def browser_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each Chromium process on this machine."""
+    import psutil
+
+    return {p.pid: sum(p.info["cpu_times"][:2]) for p in psutil.process_iter(["name", "cpu_times"])
+            if "chrom" in (p.info["name"] or "") and p.info["cpu_times"] is not None}
+
+
 class ServerMemory:
     """Peak RSS of the server process and its children, sampled every 50 ms, and the CPU seconds
     spent by the server and by the browsers (which share this machine's cores with it)."""
@@ -45,9 +53,8 @@ class ServerMemory:
 
         self.proc = psutil.Process(pid)
         self.peak = 0
-        self._browser_cpu: dict[int, float] = {}  # pid -> last seen CPU seconds (renderers exit mid-round)
-        self._browser_start: dict[int, float] = {}
-        self._alive_at_reset: set[int] = set()
+        self._browser_start: dict[int, float] = {}  # at reset; renderers started later count from 0
+        self._browser_last: dict[int, float] = {}  # last seen, since renderers exit mid-round
         self._stop = False
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -57,16 +64,10 @@ class ServerMemory:
         return sum(p.memory_info().rss for p in procs if p.is_running())
 
     def _run(self):
-        import psutil
-
         while not self._stop:
             try:
                 self.peak = max(self.peak, self.rss())
-                for p in psutil.process_iter(["name", "cpu_times"]):
-                    if "chrom" in (p.info["name"] or "") and p.info["cpu_times"] is not None:
-                        used = sum(p.info["cpu_times"][:2])
-                        self._browser_start.setdefault(p.pid, used if self._seen_at_reset(p.pid) else 0.0)
-                        self._browser_cpu[p.pid] = used
+                self._browser_last.update(browser_cpu())
             except Exception:
                 pass
             time.sleep(0.05)
@@ -74,19 +75,15 @@ class ServerMemory:
     def server_cpu(self) -> float:
         return sum(self.proc.cpu_times()[:2])
 
-    def _seen_at_reset(self, pid: int) -> bool:
-        return pid in self._alive_at_reset
-
     def reset(self):
-        import psutil
-
         self.peak = self.rss()
-        self._alive_at_reset = {p.pid for p in psutil.process_iter()}
-        self._cpu0, self._browser_cpu, self._browser_start = self.server_cpu(), {}, {}
+        self._cpu0 = self.server_cpu()
+        self._browser_start = browser_cpu()
+        self._browser_last = dict(self._browser_start)
 
     def cpu_used(self) -> tuple[float, float]:
         """(server, browser) CPU seconds since ``reset``."""
-        browser = sum(v - self._browser_start.get(pid, 0.0) for pid, v in self._browser_cpu.items())
+        browser = sum(v - self._browser_start.get(pid, 0.0) for pid, v in self._browser_last.items())
         return self.server_cpu() - self._cpu0, browser
 
     def stop(self):
