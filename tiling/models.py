@@ -374,8 +374,7 @@ def load_model(source, runtime: str = "auto", name: str | None = None, precision
 
     try:
         candidates = runtimes.resolve(runtime)
-        if precision not in runtimes.PRECISIONS:
-            raise ValueError(f"precision must be one of {runtimes.PRECISIONS}, got {precision!r}")
+        runtimes.check_precision(precision)
     except ValueError as exc:
         raise ModelError(str(exc)) from None
     _enforce_safe_loading()

@@ -53,16 +53,20 @@ RUNTIME_CHOICES = {"Fastest for this CPU (auto)": "auto", "Faster, bf16 (boxes m
 OPTIMIZING = "Loading the model and optimizing it for this CPU (once per model, for everyone)…"
 
 
+def _runtime_args(choice: str) -> dict:
+    """A RUNTIME_CHOICES value ("auto", "auto:bf16", ...) as ``load_model`` keyword arguments."""
+    runtime, _, precision = choice.partition(":")
+    return {"runtime": runtime, "precision": precision or "fp32"}
+
+
 @st.cache_resource(max_entries=4, show_spinner=OPTIMIZING)
 def _model_from_bytes(digest: str, runtime: str, _data: bytes, label: str) -> tiling.UltralyticsModel:
-    name, _, precision = runtime.partition(":")
-    return tiling.load_model(_data, name=label, runtime=name, precision=precision or "fp32")
+    return tiling.load_model(_data, name=label, **_runtime_args(runtime))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Fetching the official checkpoint…")
 def _official_model(name: str, runtime: str) -> tiling.UltralyticsModel:
-    runtime, _, precision = runtime.partition(":")
-    return tiling.load_model(name, runtime=runtime, precision=precision or "fp32")
+    return tiling.load_model(name, **_runtime_args(runtime))
 
 
 def load_model_bytes(data: bytes, label: str, runtime: str = "auto") -> tiling.UltralyticsModel:
