@@ -59,6 +59,41 @@ def test_streamlit_config_allows_uploads_in_an_iframe():
     assert "headless = true" in config and "maxUploadSize" in config
 
 
+def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tmp_path):
+    """`streamlit run app.py` as the README gives it: healthy, and no public-IP lookup at start-up."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "streamlit.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            healthy = False
+            for _ in range(120):
+                try:
+                    healthy = urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok"
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            for _ in range(40):  # the start-up banner (where a lookup would show) follows the health check
+                if "URL:" in log.read_text():
+                    break
+                time.sleep(0.25)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    text = log.read_text()
+    assert healthy, text
+    assert "External URL" not in text and "external IP" not in text, text
+
+
 def test_requirements_pin_the_torch_builds_on_disk():
     req = (ROOT / "requirements.txt").read_text()
     assert "torch==2.14.1" in req and "torchvision==0.29.1" in req and "streamlit" in req
