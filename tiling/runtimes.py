@@ -122,25 +122,49 @@ def export(weights: bytes, digest: str, fmt: str) -> Path:
 
 
 class OpenVINONet:
-    """An exported network with the torch forward's output shape: ``(preds,)`` or ``((preds, proto),)``."""
+    """An exported network with the torch forward's output shape: ``(preds,)`` or ``((preds, proto),)``.
+
+    A batch of tiles runs as single-tile requests spread over OpenVINO's throughput streams (one per
+    core group): on 2 cores that took 46.6 ms per 640 px tile against 52.0 ms for one 2-thread request
+    of 8 tiles. A lone image (the full-image pass) goes through a latency-tuned compile instead, made on
+    first use, since one request on one stream would use only part of the cores.
+    """
 
     def __init__(self, xml: Path, precision: str = "fp32"):
         import openvino as ov
 
-        core = ov.Core()
+        self._ov = ov
+        self._core = ov.Core()
+        self._model = self._core.read_model(str(xml))
         # fp32 by default: some CPUs default to bf16, which moves a few boxes by 1-2 px.
-        hint = "bf16" if precision == "bf16" else "f32"
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint,
-                  "INFERENCE_NUM_THREADS": _threads()}
-        self.compiled = core.compile_model(core.read_model(str(xml)), "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                        "INFERENCE_NUM_THREADS": _threads()}
+        self.compiled = self._core.compile_model(self._model, "CPU", {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"})
+        self._queue = ov.AsyncInferQueue(self.compiled, self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._queue.set_callback(self._collect)
+        self._done: dict[int, list] = {}
+        self._single = None
+
+    def _collect(self, request, index: int) -> None:
+        self._done[index] = [t.data.copy() for t in request.output_tensors]
 
     def __call__(self, x):
         import torch
 
-        self.request.infer({0: np.ascontiguousarray(x.numpy())})
-        outs = [torch.from_numpy(self.request.get_output_tensor(i).data.copy())
-                for i in range(len(self.compiled.outputs))]
+        batch = np.ascontiguousarray(x.numpy())
+        if len(batch) == 1:
+            if self._single is None:
+                self._single = self._core.compile_model(self._model, "CPU", {**self._config, "PERFORMANCE_HINT": "LATENCY"})
+                self._single_request = self._single.create_infer_request()
+            self._single_request.infer({0: batch})
+            outs = [torch.from_numpy(t.data.copy()) for t in self._single_request.output_tensors]
+        else:
+            self._done = {}
+            for i in range(len(batch)):
+                self._queue.start_async({0: batch[i : i + 1]}, i)
+            self._queue.wait_all()
+            outs = [torch.from_numpy(np.concatenate([self._done[i][k] for i in range(len(batch))]))
+                    for k in range(len(self.compiled.outputs))]
         return ((outs[0], outs[1]),) if len(outs) > 1 else (outs[0],)
 
 
