@@ -83,11 +83,11 @@ def results_for(item: res.ImageItem, model, model_key: str, settings: sidebar.Se
     """
     t0 = time.perf_counter()
     full_raw = res.full_prediction(item.key, model_key, settings.full_imgsz, settings.iou, settings.raw_conf,
-                                   item.image, model)
+                                   item.image, model, sample=item.sample)
     full_time = time.perf_counter() - t0
     pred = res.tiled_prediction(item.key, model_key, settings.tile_size, settings.overlap, settings.iou,
                                 settings.raw_conf, settings.batch_size, settings.include_full, settings.full_imgsz,
-                                item.image, model, progress)
+                                item.image, model, progress, sample=item.sample)
     merged = pred.remerge(conf=settings.conf, method=settings.merge, metric=settings.metric,
                           threshold=settings.merge_threshold, class_agnostic=settings.class_agnostic, classes=classes)
     return merged, full_raw.filter(conf=settings.conf, classes=classes), full_time

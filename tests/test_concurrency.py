@@ -34,3 +34,34 @@ def test_threads_on_different_images_give_the_single_threaded_results(det_model,
         np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1e-3)
         np.testing.assert_allclose(got.confidence, want.confidence, atol=1e-5)
         assert (got.class_id == want.class_id).all()
+
+
+def test_a_class_of_uploads_never_evicts_the_samples_results(monkeypatch):
+    """Every visitor lands on a sample; twenty uploads must not push its results out of the cache."""
+    from ui import resources as res
+
+    runs = []
+
+    def fake_run(image, model, **kwargs):
+        runs.append(kwargs)
+        return len(runs)
+
+    monkeypatch.setattr(res.tiling, "predict_tiled", fake_run)
+    monkeypatch.setattr(res.tiling, "predict_full", fake_run)
+    monkeypatch.setattr(res, "RESULT_CACHES", {u: {kind: res.SharedCache(max_entries=16, ttl=3600) for kind in
+                                                   ("tiled", "full")} for u in (True, False)})
+    image = np.zeros((64, 64, 3), np.uint8)
+
+    def both(key, sample=False):
+        return (res.tiled_prediction(key, "model", 640, 0.25, 0.7, 0.05, 8, False, 640, image, None, sample=sample),
+                res.full_prediction(key, "model", 640, 0.7, 0.05, image, None, sample=sample))
+
+    first = both("sample", sample=True)
+    for i in range(20):
+        both(f"upload-{i}")
+    ran = len(runs)
+    assert both("sample", sample=True) == first and len(runs) == ran  # served from the cache
+    both("upload-19")
+    assert len(runs) == ran  # recent uploads are cached too
+    both("upload-0")
+    assert len(runs) == ran + 2  # the oldest upload was evicted: uploads stay bounded

@@ -46,6 +46,7 @@ class ImageItem:
     key: str
     image: np.ndarray
     labels: tiling.Detections | None = None
+    sample: bool = False  # a bundled sample: its results are cached apart from uploads' (see RESULT_CACHES)
 
 
 RUNTIME_CHOICES = {"Fastest for this CPU (auto)": "auto", "Faster, bf16 (boxes may move 1-2 px)": "auto:bf16",
@@ -108,7 +109,7 @@ def load_sample(path: Path) -> ImageItem:
     """A fresh item (sessions may attach their own labels to it) over pixels and labels read once."""
     stat = path.stat()
     key, image, labels = _read_sample(str(path), stat.st_mtime_ns, stat.st_size)
-    return ImageItem(path.name, key, image, labels)
+    return ImageItem(path.name, key, image, labels, sample=True)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -157,25 +158,30 @@ class SharedCache:
             self._items.clear()
 
 
-TILED_CACHE = SharedCache(max_entries=16, ttl=3600)
+# Every new visitor first sees a bundled sample, so the samples' results are kept apart from uploads':
+# a class uploading 20 images at once used to evict them, and the next visitor's page then spent
+# 5 CPU-s re-running the default sample.
+RESULT_CACHES = {uploaded: {"tiled": SharedCache(max_entries=16, ttl=3600), "full": SharedCache(max_entries=16, ttl=3600)}
+                 for uploaded in (True, False)}
 
 
 def tiled_prediction(image_key: str, model_key: str, tile_size: int, overlap: float, iou: float, raw_conf: float,
                      batch_size: int, include_full: bool, full_imgsz: int, image: np.ndarray, model,
-                     progress=None) -> tiling.TiledPrediction:
+                     progress=None, sample: bool = False) -> tiling.TiledPrediction:
     """The expensive part: the model over every tile. Threshold and merge changes never reach here."""
     key = (image_key, model_key, tile_size, round(overlap, 4), round(iou, 4), round(raw_conf, 4), batch_size,
            include_full, full_imgsz if include_full else 0)
-    return TILED_CACHE.get(key, lambda: tiling.predict_tiled(
+    return RESULT_CACHES[not sample]["tiled"].get(key, lambda: tiling.predict_tiled(
         image, model, tile_size=tile_size, overlap=overlap, conf=raw_conf, iou=iou, raw_conf=raw_conf,
         batch_size=batch_size, include_full=include_full, full_imgsz=full_imgsz, progress=progress,
         max_tiles=MAX_TILES))
 
 
-@st.cache_resource(max_entries=16, ttl=3600, show_spinner=False)
-def full_prediction(image_key: str, model_key: str, imgsz: int, iou: float, raw_conf: float, _image: np.ndarray,
-                    _model) -> tiling.Detections:
-    return tiling.predict_full(_image, _model, imgsz=imgsz, conf=raw_conf, iou=iou)
+def full_prediction(image_key: str, model_key: str, imgsz: int, iou: float, raw_conf: float, image: np.ndarray,
+                    model, sample: bool = False) -> tiling.Detections:
+    key = (image_key, model_key, imgsz, round(iou, 4), round(raw_conf, 4))
+    return RESULT_CACHES[not sample]["full"].get(
+        key, lambda: tiling.predict_full(image, model, imgsz=imgsz, conf=raw_conf, iou=iou))
 
 
 @st.cache_resource(max_entries=4, ttl=3600, show_spinner="Stitching the dense class map over tiles…")
