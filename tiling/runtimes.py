@@ -133,7 +133,6 @@ class OpenVINONet:
     def __init__(self, xml: Path, precision: str = "fp32"):
         import openvino as ov
 
-        self._ov = ov
         self._core = ov.Core()
         self._model = self._core.read_model(str(xml))
         # fp32 by default: some CPUs default to bf16, which moves a few boxes by 1-2 px.

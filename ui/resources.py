@@ -161,8 +161,8 @@ class SharedCache:
 # Every new visitor first sees a bundled sample, so the samples' results are kept apart from uploads':
 # a class uploading 20 images at once used to evict them, and the next visitor's page then spent
 # 5 CPU-s re-running the default sample.
-RESULT_CACHES = {uploaded: {"tiled": SharedCache(max_entries=16, ttl=3600), "full": SharedCache(max_entries=16, ttl=3600)}
-                 for uploaded in (True, False)}
+RESULT_CACHES = {sample: {"tiled": SharedCache(max_entries=16, ttl=3600), "full": SharedCache(max_entries=16, ttl=3600)}
+                 for sample in (False, True)}
 
 
 def tiled_prediction(image_key: str, model_key: str, tile_size: int, overlap: float, iou: float, raw_conf: float,
@@ -171,7 +171,7 @@ def tiled_prediction(image_key: str, model_key: str, tile_size: int, overlap: fl
     """The expensive part: the model over every tile. Threshold and merge changes never reach here."""
     key = (image_key, model_key, tile_size, round(overlap, 4), round(iou, 4), round(raw_conf, 4), batch_size,
            include_full, full_imgsz if include_full else 0)
-    return RESULT_CACHES[not sample]["tiled"].get(key, lambda: tiling.predict_tiled(
+    return RESULT_CACHES[sample]["tiled"].get(key, lambda: tiling.predict_tiled(
         image, model, tile_size=tile_size, overlap=overlap, conf=raw_conf, iou=iou, raw_conf=raw_conf,
         batch_size=batch_size, include_full=include_full, full_imgsz=full_imgsz, progress=progress,
         max_tiles=MAX_TILES))
@@ -180,7 +180,7 @@ def tiled_prediction(image_key: str, model_key: str, tile_size: int, overlap: fl
 def full_prediction(image_key: str, model_key: str, imgsz: int, iou: float, raw_conf: float, image: np.ndarray,
                     model, sample: bool = False) -> tiling.Detections:
     key = (image_key, model_key, imgsz, round(iou, 4), round(raw_conf, 4))
-    return RESULT_CACHES[not sample]["full"].get(
+    return RESULT_CACHES[sample]["full"].get(
         key, lambda: tiling.predict_full(image, model, imgsz=imgsz, conf=raw_conf, iou=iou))
 
 
