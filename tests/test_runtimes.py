@@ -71,6 +71,9 @@ def test_openvino_streams_keep_each_tile_with_its_outputs():
         (p1, m1), = net(x[i : i + 1])  # a lone tile takes the latency-tuned request
         assert torch.allclose(preds[i], p1[0], atol=1e-2) and torch.allclose(proto[i], m1[0], atol=1e-2)
     assert not torch.allclose(preds[0], preds[1], atol=1e-2)  # different tiles, different outputs
+    (again, proto_again), = net(x)  # the shape's second use runs on a compile fixed to it
+    assert (320, 320) in net._static
+    assert torch.allclose(preds, again, atol=1e-2) and torch.allclose(proto, proto_again, atol=1e-2)
 
 
 @pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
