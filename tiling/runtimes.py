@@ -137,7 +137,7 @@ class OpenVINONet:
     nothing, a folder of images gains from the second one on. The last few shapes are kept.
     """
 
-    STATIC_SHAPES = 3  # compiles kept, least recently used dropped
+    STATIC_SHAPES = 2  # compiles kept (each holds ~100 MB of buffers at 640 px), least recently used dropped
 
     def __init__(self, xml: Path, precision: str = "fp32"):
         import openvino as ov
