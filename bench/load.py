@@ -126,10 +126,16 @@ async def shown(page, text: str | None, timeout_s: float) -> None:
     await asyncio.wait_for(page.evaluate(SHOWN, text), timeout_s)
 
 
-async def session(browser, url: str, image: Path, timeout_ms: int) -> tuple[bool, float, str]:
+MAIN_THREAD = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+
+
+async def session(browser, url: str, image: Path, timeout_ms: int) -> tuple[bool, float, str, dict[str, float]]:
+    """(succeeded, seconds to result, why not, the page's main-thread seconds by kind of work)."""
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     page = await context.new_page()
     page.set_default_timeout(timeout_ms)
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Performance.enable")
     start = time.perf_counter()
     try:
         await page.goto(url)
@@ -143,8 +149,9 @@ async def session(browser, url: str, image: Path, timeout_ms: int) -> tuple[bool
     except Exception as exc:  # a failed session is a result, not a crash of the benchmark
         ok, note = False, (str(exc).splitlines() or [type(exc).__name__])[0][:120]
     elapsed = time.perf_counter() - start
+    metrics = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
     await context.close()
-    return ok, elapsed, note
+    return ok, elapsed, note, {k: metrics.get(k, float("nan")) for k in MAIN_THREAD}
 
 
 async def run_round(url: str, images: list[Path], timeout_ms: int):
@@ -190,8 +197,8 @@ def main() -> None:
         print(f"server on {url}; idle RSS {memory.rss() / 1e6:.0f} MB; single session "
               f"{' / '.join(f'{t:.1f}' for t in lone)} s, median {single:.1f} s")
         print("| round | sessions | succeeded | median s | worst s | limit s | server peak MB | server CPU s | "
-              "browser CPU s |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "browser CPU s | page main thread s (script, layout, style) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for rnd in range(1, args.rounds + 1):
             offset = 0  # each N gets images no earlier N used; later rounds repeat the same sessions
             for n in args.sessions:
@@ -200,14 +207,18 @@ def main() -> None:
                 time.sleep(args.pause)
                 memory.reset()
                 results = asyncio.run(run_round(url, batch, int(args.timeout * 1000)))
-                times = [t for ok, t, _ in results if ok]
-                good = sum(ok for ok, _, _ in results)
+                times = [t for ok, t, _, _ in results if ok]
+                good = sum(ok for ok, _, _, _ in results)
                 limit = f"{n * single * 1.2:.1f}"
                 worst = max(times) if times else float("nan")
-                cpu = memory.cpu_used()
+                server_cpu, browser_cpu_s = memory.cpu_used()
+                # per page, median: how much main-thread work a page did, so growth with N shows where it is
+                task, script, layout, style = (statistics.median(r[3][k] for r in results) for k in MAIN_THREAD)
                 print(f"| {rnd} | {n} | {good}/{n} | {statistics.median(times) if times else float('nan'):.1f} | "
-                      f"{worst:.1f} | {limit} | {memory.peak / 1e6:.0f} | {cpu[0]:.1f} | {cpu[1]:.1f} |", flush=True)
-                for ok, _, note in results:
+                      f"{worst:.1f} | {limit} | {memory.peak / 1e6:.0f} | {server_cpu:.1f} | "
+                      f"{browser_cpu_s:.1f} | "
+                      f"{task:.2f} ({script:.2f}, {layout:.2f}, {style:.2f}) |", flush=True)
+                for ok, _, note, _ in results:
                     if not ok:
                         print(f"    failed: {note}")
         memory.stop()
