@@ -186,6 +186,7 @@ class UltralyticsModel(Model):
     def _predict_fast(self, images, imgsz, conf, iou, classes, max_det) -> list[Detections]:
         import cv2
         import torch
+        import torchvision  # noqa: F401  Ultralytics' NMS uses its C++ kernel only once it is imported
         from ultralytics.utils.nms import non_max_suppression
 
         h, w = images[0].shape[:2]

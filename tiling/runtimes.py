@@ -193,7 +193,7 @@ class OpenVINONet:
             self._done = {}
             queue = self._queue_for(batch.shape[2:])
             for i in range(len(batch)):
-                queue.start_async({0: batch[i : i + 1]}, i)
+                queue.start_async({0: batch[i : i + 1]}, i, share_inputs=True)  # no copy: batch outlives wait_all
             queue.wait_all()
             outs = [torch.from_numpy(np.concatenate([self._done[i][k] for i in range(len(batch))]))
                     for k in range(len(self._done[0]))]
