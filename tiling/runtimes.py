@@ -130,14 +130,17 @@ class OpenVINONet:
     of 8 tiles. A lone image (the full-image pass) goes through a latency-tuned compile instead, made on
     first use, since one request on one stream would use only part of the cores.
 
-    A tile shape met a second time gets its own compile with that shape fixed: with 320 px tiles
-    ``predict_tiled`` ran 7-10% faster than on the dynamic-shape model (interleaved A/B, 104 and 80
-    tiles); with 640 px tiles the two were within noise. The first use stays on the dynamic model, so a
-    new tile size costs no compile (~0.3 s) until it is used again: a slider moved once in the app pays
-    nothing, a folder of images gains from the second one on. The last few shapes are kept.
+    A tile shape met a second time gets its own compile with that shape fixed. In interleaved A/Bs of
+    ``predict_tiled`` that ran 7-10% faster than the dynamic-shape model with 320 px tiles, and 3.5-9%
+    with 640 px tiles (fp32 and bf16 alike; one earlier A/B at 640 was within noise). A compile's
+    buffers grow with the tile (~26 MB at 320 px, ~100 MB at 640), so tiles above 640x640 stay on the
+    dynamic model. The first use stays dynamic too, so a new tile size costs no compile (~0.3 s) until
+    it is used again: a slider moved once in the app pays nothing, a folder of images gains from the
+    second one on.
     """
 
-    STATIC_SHAPES = 2  # compiles kept (each holds ~100 MB of buffers at 640 px), least recently used dropped
+    STATIC_SHAPES = 2  # compiles kept, least recently used dropped
+    STATIC_MAX_PIXELS = 640 * 640
 
     def __init__(self, xml: Path, precision: str = "fp32"):
         import openvino as ov
@@ -166,6 +169,8 @@ class OpenVINONet:
         if shape in self._static:
             self._static.move_to_end(shape)
             return self._static[shape]
+        if shape[0] * shape[1] > self.STATIC_MAX_PIXELS:
+            return self._dynamic
         if shape not in self._seen:
             self._seen.add(shape)
             return self._dynamic
