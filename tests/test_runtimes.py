@@ -73,10 +73,10 @@ def test_openvino_streams_keep_each_tile_with_its_outputs():
     assert not torch.allclose(preds[0], preds[1], atol=1e-2)  # different tiles, different outputs
     (again, proto_again), = net(x)  # the shape's second use runs on a compile fixed to it
     assert (320, 320) in net._static
+    assert torch.allclose(preds, again, atol=1e-2) and torch.allclose(proto, proto_again, atol=1e-2)
     big = torch.zeros(2, 3, 704, 704)
     net(big), net(big)  # tiles above 640 px stay on the dynamic model: no compile, no memory for one
     assert (704, 704) not in net._static
-    assert torch.allclose(preds, again, atol=1e-2) and torch.allclose(proto, proto_again, atol=1e-2)
 
 
 @pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
