@@ -139,8 +139,7 @@ async def session(browser, url: str, image: Path, timeout_ms: int) -> tuple[bool
     start = time.perf_counter()
     try:
         await page.goto(url)
-        await page.locator("[data-testid='stApp']").wait_for(state="attached")
-        await shown(page, None, timeout_ms / 1000)
+        await shown(page, None, timeout_ms / 1000)  # also waits for the app to exist
         uploader = page.get_by_test_id("stFileUploader").filter(has_text="Upload images")
         await uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(image))
         # The caption names the upload once its results are drawn, and the script has finished the page.
