@@ -9,8 +9,8 @@ overlap, confidence, model IoU, merge metric (IoS) and threshold (0.5), class-aw
 Methods alternate inside each repeat, so the machine's drift hits all alike. Times are wall
 seconds per image from the file path to merged boxes (model load excluded); memory is the peak
 RSS growth during one more, untimed call (the sampler would slow the timed ones). The floor is the
-network's forward pass alone on the same tiles with every core and the best batch size, measured in
-the same run.
+network's forward pass alone on the same tiles with every core, timed at batch sizes 1, 4, 8 and 16
+in every repeat of the same run; it is the batch size with the lowest median.
 
 "tiles" is how many tiles each method ran the model on, and "ms/tile" its time per tile: at the
 same settings, patched_yolo_infer drops the right and bottom strips that do not fill a whole step
@@ -41,6 +41,8 @@ import tiling  # noqa: E402
 from scripts.scenes import render_scene, write_scene  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
 from tiling.models import torch_threads  # noqa: E402
+
+FLOOR_BATCHES = (1, 4, 8, 16)
 
 
 class PeakRSS:
@@ -185,15 +187,15 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
     return methods
 
 
-def floor_method(model: tiling.UltralyticsModel, p) -> Callable[[Path], float]:
-    """The network alone on the same tiles, every core, the best of several batch sizes."""
+def floor_method(model: tiling.UltralyticsModel, p) -> Callable[[Path], dict[int, float]]:
+    """The network alone on the same tiles, every core: seconds per batch size (the caller keeps the best)."""
     import torch
 
-    def run(path) -> float:
+    def run(path) -> dict[int, float]:
         image = tiling.read_image(path)
         tiles = tiling.plan_tiles(image.shape, p.tile, p.overlap)
-        best = float("inf")
-        for bs in (1, 4, 8, 16):
+        seconds = {}
+        for bs in FLOOR_BATCHES:
             batches = []
             for s in range(0, len(tiles), bs):
                 crops = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in tiles[s : s + bs]])
@@ -202,10 +204,21 @@ def floor_method(model: tiling.UltralyticsModel, p) -> Callable[[Path], float]:
                 t = time.perf_counter()
                 for x in batches:
                     model.net(x)
-                best = min(best, time.perf_counter() - t)
-        return best
+                seconds[bs] = time.perf_counter() - t
+        return seconds
 
     return run
+
+
+def best_floor(samples: list[dict[int, float]]) -> tuple[float, int]:
+    """(seconds, batch size) of the batch size with the lowest median.
+
+    Not the lowest single sample: the minimum of several noisy timings is a lucky draw, and the
+    methods it is compared with get the median of theirs (here that alone made the floor 3-5% lower).
+    """
+    medians = {bs: float(np.median([s[bs] for s in samples])) for bs in samples[0]}
+    bs = min(medians, key=medians.get)
+    return medians[bs], bs
 
 
 def scenes(p) -> list[Path]:
@@ -252,7 +265,7 @@ def main() -> None:
         gt = tiling.load_yolo_labels(path.with_suffix(".txt"), (h, w))
         for fn in methods.values():  # warm-up: first-call set-up is not per-image work
             fn(path)
-        times: dict[str, list[float]] = {k: [] for k in methods}
+        times: dict[str, list] = {k: [] for k in methods}
         memory: dict[str, float] = {}
         results: dict[str, Run] = {}
         for _ in range(p.repeats):
@@ -271,12 +284,12 @@ def main() -> None:
                     fn(path)
                 memory[name] = rss.growth
         ours = float(np.median(times["patchwise"]))
-        floors = {k[7:]: float(np.median(v)) for k, v in times.items() if k.startswith("_floor")}
+        floors = {k[7:]: best_floor(v) for k, v in times.items() if k.startswith("_floor")}
         ours_torch = float(np.median(times["patchwise (torch runtime)"]))
         print(f"{path.name}: {len(gt)} objects; network alone on the same tiles (best batch, all cores): "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in floors.items())
-              + f"; patchwise {ours / floors[next(iter(floors))]:.2f}x its floor, torch runtime "
-              f"{ours_torch / floors['torch']:.2f}x the torch floor")
+              + ", ".join(f"{k} {v:.2f} s (batch {bs})" for k, (v, bs) in floors.items())
+              + f"; patchwise {ours / floors[next(iter(floors))][0]:.2f}x its floor, torch runtime "
+              f"{ours_torch / floors['torch'][0]:.2f}x the torch floor")
         print(f"| method | s/image | vs patchwise | tiles | ms/tile | vs patchwise per tile | AP50 | recall | precision | "
               f"duplicates | partial boxes | peak MB |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
