@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import tiling  # noqa: E402
 from tiling.models import torch_threads  # noqa: E402
+from tiling.pipeline import tile_batches  # noqa: E402
 
 
 def main() -> None:
@@ -38,8 +39,8 @@ def main() -> None:
     model = tiling.load_model(args.model)
     tiles = tiling.plan_tiles(image.shape, args.tile, args.overlap)
     batches = []
-    for s in range(0, len(tiles), args.batch):
-        crops = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in tiles[s : s + args.batch]])
+    for batch in tile_batches(tiles, args.batch):  # one tile size per batch, as predict_tiled runs them
+        crops = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch])
         batches.append(torch.from_numpy(crops).permute(0, 3, 1, 2).flip(1).float().div(255).contiguous())
 
     def forward_only() -> float:

@@ -41,6 +41,7 @@ import tiling  # noqa: E402
 from scripts.scenes import render_scene, write_scene  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
 from tiling.models import torch_threads  # noqa: E402
+from tiling.pipeline import tile_batches  # noqa: E402
 
 FLOOR_BATCHES = (1, 4, 8, 16)
 
@@ -197,8 +198,8 @@ def floor_method(model: tiling.UltralyticsModel, p) -> Callable[[Path], dict[int
         seconds = {}
         for bs in FLOOR_BATCHES:
             batches = []
-            for s in range(0, len(tiles), bs):
-                crops = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in tiles[s : s + bs]])
+            for batch in tile_batches(tiles, bs):  # tiles of one size per batch, as predict_tiled runs them
+                crops = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch])
                 batches.append(torch.from_numpy(crops).permute(0, 3, 1, 2).flip(1).float().div(255).contiguous())
             with torch_threads(), torch.inference_mode():
                 t = time.perf_counter()

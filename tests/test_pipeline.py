@@ -51,12 +51,22 @@ def test_raw_keeps_tile_of_origin_and_image_coordinates():
 
 def test_batches_and_progress():
     image, _ = square_scene(900, 700, n=10)
-    model = SquareFinder()
+    shapes = []
+
+    class Recording(SquareFinder):
+        def __call__(self, images):
+            shapes.append({im.shape for im in images})
+            return super().__call__(images)
+
+    model = Recording()
     calls = []
     pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, batch_size=4,
                                 progress=lambda done, total: calls.append((done, total)))
     n = len(pred.tiles)
-    assert model.calls == -(-n // 4) and model.images_seen == n
+    sizes = [sum((t.width, t.height) == wh for t in pred.tiles) for wh in {(t.width, t.height) for t in pred.tiles}]
+    assert len(sizes) > 1  # 900 x 700 leaves trimmed edge tiles at 256 px
+    assert model.calls == sum(-(-k // 4) for k in sizes) and model.images_seen == n
+    assert all(len(s) == 1 for s in shapes)  # one tile size per batch
     assert calls[-1] == (n, n) and [c[0] for c in calls] == sorted(c[0] for c in calls)
     assert set(pred.timings) >= {"plan", "infer", "merge", "total"}
 

@@ -79,6 +79,30 @@ def test_openvino_streams_keep_each_tile_with_its_outputs():
     assert (704, 704) not in net._static
 
 
+def test_fixed_shape_compiles_go_to_the_busiest_shapes_without_thrashing():
+    """Trimmed edge tiles give an image up to four tile shapes: the compiles must settle, not repeat per image."""
+    compiles = []
+
+    class FakeModel:
+        def clone(self):
+            return self
+
+        def reshape(self, shape):
+            compiles.append(tuple(shape[2:]))
+
+    net = runtimes.OpenVINONet.__new__(runtimes.OpenVINONet)
+    net._model, net._dynamic, net._static, net._uses = FakeModel(), "dynamic", {}, {}
+    net._streams = lambda model: f"fixed {compiles[-1]}"
+    image = [((640, 640), 8), ((640, 640), 4), ((640, 480), 3), ((384, 640), 4), ((384, 480), 1)]  # depot, 640 px
+    used = [[net._queue_for(shape, n) for shape, n in image] for _ in range(30)]
+    assert used[0] == ["dynamic", "fixed (640, 640)", "dynamic", "dynamic", "dynamic"]  # first uses never wait
+    assert len(compiles) <= 3 and compiles[0] == (640, 640)
+    assert used[-1][0] == "fixed (640, 640)" and len(net._static) == 2
+    for _ in range(80):  # the user moves to 320 px tiles: it takes a slot, the least used shape gives it up
+        last = net._queue_for((320, 320), 8)
+    assert last == "fixed (320, 320)" and len(net._static) == 2
+
+
 @pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
 @pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
 def test_segmentation_masks_line_up_across_runtimes():

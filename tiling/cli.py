@@ -38,6 +38,8 @@ def _tiling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", required=True, help="Ultralytics .pt checkpoint (loaded safely)")
     p.add_argument("--tile", type=int, default=640, help="tile size in pixels (default 640)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction in [0, 0.9) (default 0.25)")
+    p.add_argument("--edge", choices=("trim", "shift"), default="trim",
+                   help="last row/column of tiles: trimmed to the image (default, less work) or full size, shifted back")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="the model's own NMS IoU inside each tile (default 0.7)")
     p.add_argument("--merge", choices=("nms", "nmm"), default="nms", help="merge method across tiles (default nms)")
@@ -104,7 +106,8 @@ def _predict_one(args, model, image, conf: float | None = None):
                                 conf=args.conf if conf is None else conf,
                                 iou=args.iou, merge=args.merge, metric=args.metric,
                                 merge_threshold=args.merge_threshold, class_agnostic=args.class_agnostic,
-                                batch_size=args.batch, include_full=args.include_full, full_imgsz=args.imgsz)
+                                batch_size=args.batch, include_full=args.include_full, full_imgsz=args.imgsz,
+                                edge=args.edge)
 
 
 def cmd_predict(args) -> int:

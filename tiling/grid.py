@@ -55,20 +55,48 @@ def normalize_tile_args(tile_size, overlap) -> tuple[tuple[int, int], tuple[floa
     return (int(tw), int(th)), (ox, oy)
 
 
-def _starts(length: int, size: int, overlap: float) -> list[int]:
+EDGES = ("trim", "shift")
+EDGE_ALIGN = 32  # px: trimmed edge tiles are a multiple of this (the usual network stride), so none is padded
+# Trim only edge tiles that lose at least a quarter of the tile. Trimmed tiles run in batches of their own,
+# often part-filled: at 640 px, trimming 608 px edges (parking sample) was 3% slower than not, while
+# 480 and 384 px edges (depot) were 9.5% faster.
+TRIM_AT_MOST = 0.75
+
+
+def _windows(length: int, size: int, overlap: float, edge: str) -> list[tuple[int, int]]:
+    """(start, end) of each window along one axis."""
     if length <= size:
-        return [0]
+        return [(0, length)]
     stride = max(1, size - int(round(size * overlap)))
     starts = list(range(0, length - size, stride))
-    starts.append(length - size)  # last window shifted back inside the image, full size
-    return starts
+    if edge == "shift":  # last window full size, shifted back inside the image
+        return [(s, s + size) for s in starts] + [(length - size, length)]
+    # "trim": the last window keeps the same overlap with its neighbour as every other pair and ends at
+    # the image's edge, so it is only as wide as it needs to be (never under half a tile, for context).
+    rest = length - (starts[-1] + size)
+    need = max(rest + (size - stride), size // 2)
+    last = min(size, -(-need // EDGE_ALIGN) * EDGE_ALIGN)
+    if last > size * TRIM_AT_MOST:  # too little saved to pay for a batch of odd-sized tiles
+        last = size
+    return [(s, s + size) for s in starts] + [(length - last, length)]
 
 
-def plan_tiles(image_shape, tile_size=640, overlap=0.25) -> list[Tile]:
+def _check_edge(edge: str) -> str:
+    if edge not in EDGES:
+        raise ValueError(f"edge must be one of {EDGES}, got {edge!r}")
+    return edge
+
+
+def plan_tiles(image_shape, tile_size=640, overlap=0.25, edge: str = "trim") -> list[Tile]:
     """Row-major tiles covering every pixel of an image of ``image_shape`` = (height, width[, ...]).
 
-    All tiles have the requested size except when the image is smaller than a tile along an axis,
-    where the tile is the whole image along that axis.
+    Tiles have the requested size and overlap. Where the image does not end on a whole step, the
+    last column and row are placed differently by ``edge``: ``"trim"`` (default) ends them at the
+    image's edge with the same overlap as every other pair of neighbours, and only as large as that
+    needs (rounded up to 32 px, at least half a tile; only when that saves a quarter of the tile or
+    more), which took 7-10% off two of the bundled samples at 640 px; ``"shift"`` keeps them full size and moves them back inside the image
+    (more overlap there), as SAHI and supervision do. An image smaller than a tile along an axis gets
+    one tile that is the whole image along it.
     """
     if len(image_shape) < 2:
         raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
@@ -76,18 +104,19 @@ def plan_tiles(image_shape, tile_size=640, overlap=0.25) -> list[Tile]:
     if height < 1 or width < 1:
         raise ValueError(f"image must be at least 1x1 pixels, got {width}x{height}")
     (tw, th), (ox, oy) = normalize_tile_args(tile_size, overlap)
-    xs, ys = _starts(width, tw, ox), _starts(height, th, oy)
+    _check_edge(edge)
+    xs, ys = _windows(width, tw, ox, edge), _windows(height, th, oy, edge)
     tiles = []
-    for r, y in enumerate(ys):
-        for c, x in enumerate(xs):
-            tiles.append(Tile(x, y, min(x + tw, width), min(y + th, height), len(tiles), r, c))
+    for r, (y0, y1) in enumerate(ys):
+        for c, (x0, x1) in enumerate(xs):
+            tiles.append(Tile(x0, y0, x1, y1, len(tiles), r, c))
     return tiles
 
 
 def count_tiles(image_shape, tile_size=640, overlap=0.25) -> int:
-    """Number of tiles :func:`plan_tiles` would make, without making them."""
+    """Number of tiles :func:`plan_tiles` would make (with either ``edge``), without making them."""
     (tw, th), (ox, oy) = normalize_tile_args(tile_size, overlap)
-    return len(_starts(int(image_shape[1]), tw, ox)) * len(_starts(int(image_shape[0]), th, oy))
+    return len(_windows(int(image_shape[1]), tw, ox, "shift")) * len(_windows(int(image_shape[0]), th, oy, "shift"))
 
 
 def tiles_array(tiles: list[Tile]) -> np.ndarray:

@@ -127,6 +127,15 @@ def predict_full(image: np.ndarray, model, imgsz: int = 640, conf: float = 0.25,
     return det
 
 
+def tile_batches(tiles: Sequence[Tile], batch_size: int) -> list[list[Tile]]:
+    """Tiles in batches of one size each (edge tiles may be smaller), in plan order within a size:
+    a batch of mixed sizes would have to run tile by tile."""
+    by_size: dict[tuple[int, int], list[Tile]] = {}
+    for t in tiles:
+        by_size.setdefault((t.height, t.width), []).append(t)
+    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+
+
 def predict_tiled(
     image: np.ndarray,
     model,
@@ -146,6 +155,7 @@ def predict_tiled(
     full_imgsz: int = 640,
     max_tiles: int | None = DEFAULT_MAX_TILES,
     max_det: int = 300,
+    edge: str = "trim",
 ) -> TiledPrediction:
     """Patch-based prediction over an H x W x 3 uint8 BGR image. See the module docstring."""
     t_start = time.perf_counter()
@@ -163,13 +173,12 @@ def predict_tiled(
         raise ValueError(
             f"this would make {n_tiles} tiles, above the limit of {max_tiles}; use larger tiles or less overlap"
         )
-    tiles = plan_tiles((h, w), tile_size, overlap)
+    tiles = plan_tiles((h, w), tile_size, overlap, edge)
     model = as_model(model)
     timings = {"plan": time.perf_counter() - t_start, "infer": 0.0, "map": 0.0}
     parts: list[Detections] = []
     done = 0
-    for start in range(0, len(tiles), batch_size):
-        batch = tiles[start : start + batch_size]
+    for batch in tile_batches(tiles, batch_size):
         crops = [image[t.y0 : t.y1, t.x0 : t.x1] for t in batch]
         t0 = time.perf_counter()
         results = model.predict(crops, imgsz=None, conf=raw_conf, iou=iou, classes=classes, max_det=max_det)

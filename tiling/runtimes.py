@@ -17,7 +17,6 @@ import os
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +129,8 @@ class OpenVINONet:
     of 8 tiles. A lone image (the full-image pass) goes through a latency-tuned compile instead, made on
     first use, since one request on one stream would use only part of the cores.
 
-    A tile shape met a second time gets its own compile with that shape fixed. In interleaved A/Bs of
+    A tile shape met a second time gets its own compile with that shape fixed (two at most, see
+    ``_queue_for``). In interleaved A/Bs of
     ``predict_tiled`` that ran 7-10% faster than the dynamic-shape model with 320 px tiles, and 3.5-9%
     with 640 px tiles (fp32 and bf16 alike; one earlier A/B at 640 was within noise). A compile's
     buffers grow with the tile (~26 MB at 320 px, ~100 MB at 640), so tiles above 640x640 stay on the
@@ -139,7 +139,8 @@ class OpenVINONet:
     second one on.
     """
 
-    STATIC_SHAPES = 2  # compiles kept, least recently used dropped
+    STATIC_SHAPES = 2  # fixed-shape compiles kept
+    USE_DECAY = 0.98  # per call: a shape's count halves after ~35 calls without it
     STATIC_MAX_PIXELS = 640 * 640
 
     def __init__(self, xml: Path, precision: str = "fp32"):
@@ -151,8 +152,8 @@ class OpenVINONet:
         self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
                         "INFERENCE_NUM_THREADS": _threads()}
         self._dynamic = self._streams(self._model)
-        self._static: OrderedDict[tuple[int, int], object] = OrderedDict()
-        self._seen: set[tuple[int, int]] = set()
+        self._static: dict[tuple[int, int], object] = {}
+        self._uses: dict[tuple[int, int], float] = {}  # tiles run per shape, decaying
         self._done: dict[int, list] = {}
         self._single = None
 
@@ -165,20 +166,29 @@ class OpenVINONet:
         queue.set_callback(self._collect)
         return queue
 
-    def _queue_for(self, shape: tuple[int, int]):
+    def _queue_for(self, shape: tuple[int, int], tiles: int):
+        """The fixed-shape compile for ``shape`` if it has (or now earns) one, else the dynamic model.
+
+        The slots go to the shapes that ran the most tiles lately (counts decay by ``USE_DECAY`` per
+        call): with trimmed edge tiles an image has up to four shapes, and a least-recently-used choice
+        recompiled (~0.3 s) on every image. A shape takes a slot from another only with twice its count.
+        """
+        for k in self._uses:
+            self._uses[k] *= self.USE_DECAY
+        seen = shape in self._uses
+        self._uses[shape] = self._uses.get(shape, 0.0) + tiles
         if shape in self._static:
-            self._static.move_to_end(shape)
             return self._static[shape]
-        if shape[0] * shape[1] > self.STATIC_MAX_PIXELS:
+        if shape[0] * shape[1] > self.STATIC_MAX_PIXELS or not seen:  # a first use never waits for a compile
             return self._dynamic
-        if shape not in self._seen:
-            self._seen.add(shape)
-            return self._dynamic
+        if len(self._static) >= self.STATIC_SHAPES:
+            weakest = min(self._static, key=lambda k: self._uses[k])
+            if self._uses[shape] < 2 * self._uses[weakest]:
+                return self._dynamic
+            del self._static[weakest]
         fixed = self._model.clone()
         fixed.reshape([1, 3, *shape])
         self._static[shape] = queue = self._streams(fixed)
-        while len(self._static) > self.STATIC_SHAPES:
-            self._static.popitem(last=False)
         return queue
 
     def _collect(self, request, index: int) -> None:
@@ -196,7 +206,7 @@ class OpenVINONet:
             outs = [torch.from_numpy(t.data.copy()) for t in self._single_request.output_tensors]
         else:
             self._done = {}
-            queue = self._queue_for(batch.shape[2:])
+            queue = self._queue_for(tuple(batch.shape[2:]), len(batch))
             for i in range(len(batch)):
                 queue.start_async({0: batch[i : i + 1]}, i, share_inputs=True)  # no copy: batch outlives wait_all
             queue.wait_all()

@@ -46,7 +46,7 @@ def stitch_dense(
     if pad < 0:
         raise ValueError(f"pad must be >= 0, got {pad}")
     h, w = image.shape[:2]
-    tiles = plan_tiles((h, w), tile_size, overlap)
+    tiles = plan_tiles((h, w), tile_size, overlap, edge="shift")  # every window full size: one blending window shape
     src = image
     if pad:
         mode = cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE

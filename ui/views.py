@@ -221,7 +221,9 @@ def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detec
             preview, scale = _preview(item.image, PREVIEW_SIDE)
             tiles = _scale_tiles(pred.tiles, scale)
             show(st, tiling.draw_tiles(preview, tiles, color=None, numbers=len(tiles) <= 400, alpha=0.9),
-                 f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px")
+                 f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px"
+                 + ("; the last column and row end at the image's edge, with the same overlap, so they are smaller"
+                    if len({(t.width, t.height) for t in pred.tiles}) > 1 else ""))
     if raw_tab.open:
         with raw_tab:
             raw = pred.raw.filter(conf=pred.settings.conf, classes=pred.settings.classes)
