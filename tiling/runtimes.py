@@ -130,11 +130,10 @@ class OpenVINONet:
     first use, since one request on one stream would use only part of the cores.
 
     A tile shape met a second time gets its own compile with that shape fixed (two at most, see
-    ``_queue_for``). In interleaved A/Bs of
-    ``predict_tiled`` that ran 7-10% faster than the dynamic-shape model with 320 px tiles, and 3.5-9%
-    with 640 px tiles (fp32 and bf16 alike; one earlier A/B at 640 was within noise). A compile's
-    buffers grow with the tile (~26 MB at 320 px, ~100 MB at 640), so tiles above 640x640 stay on the
-    dynamic model. The first use stays dynamic too, so a new tile size costs no compile (~0.3 s) until
+    ``_queue_for``). In interleaved A/Bs of ``predict_tiled`` that ran 7-10% faster than the
+    dynamic-shape model with 320 px tiles, and 3.5-9% with 640 px tiles (fp32 and bf16 alike; one
+    earlier A/B at 640 was within noise). A compile's buffers grow with the tile (~26 MB at 320 px,
+    ~100 MB at 640), so tiles above 640x640 stay on the dynamic model. The first use stays dynamic too, so a new tile size costs no compile (~0.3 s) until
     it is used again: a slider moved once in the app pays nothing, a folder of images gains from the
     second one on.
     """
@@ -173,9 +172,9 @@ class OpenVINONet:
         call): with trimmed edge tiles an image has up to four shapes, and a least-recently-used choice
         recompiled (~0.3 s) on every image. A shape takes a slot from another only with twice its count.
         """
-        for k in self._uses:
-            self._uses[k] *= self.USE_DECAY
         seen = shape in self._uses
+        self._uses = {k: v * self.USE_DECAY for k, v in self._uses.items()
+                      if v * self.USE_DECAY > 0.01 or k in self._static or k == shape}
         self._uses[shape] = self._uses.get(shape, 0.0) + tiles
         if shape in self._static:
             return self._static[shape]
