@@ -99,6 +99,17 @@ def test_cut_piece_of_another_class_is_absorbed_but_whole_objects_of_two_classes
     assert len(merge(whole, "nms", "ios", 0.5)) == 2  # class-aware: two objects of two classes stay
 
 
+def test_two_cut_pieces_of_one_object_with_two_classes_are_one_piece():
+    # One tile's class-aware NMS kept the same cut piece twice, as two classes (depot sample, 640 px).
+    twins = dets([[480, 1416, 494, 1430], [480, 1416, 495, 1430]], [0.67, 0.34], cls=[0, 2],
+                 truncated=np.array([True, True]))
+    out = merge(twins, "nms", "ios", 0.5)
+    assert len(out) == 1 and out.class_id.tolist() == [0]
+    apart = dets([[480, 1416, 494, 1430], [488, 1416, 502, 1430]], [0.67, 0.34], cls=[0, 2],
+                 truncated=np.array([True, True]))
+    assert len(merge(apart, "nms", "ios", 0.5)) == 2  # overlapping by half (IoU 0.4): not the same piece
+
+
 def test_empty_and_single():
     assert len(merge(Detections.empty(), "nmm", "ios", 0.5)) == 0
     one = dets([[0, 0, 5, 5]], [0.3])

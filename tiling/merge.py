@@ -8,7 +8,8 @@ result of the classic one-box-at-a-time greedy loop.
 Ranking puts whole boxes before boxes cut by an inner tile edge (``data["truncated"]``), then by
 confidence, so the piece of an object seen at a tile border never beats the whole object seen by
 the neighbouring tile; a cut piece lying mostly inside a whole box of the same class is treated
-as part of it whatever the metric (and, held to a stricter overlap, whatever class the piece got).
+as part of it whatever the metric (and, held to a stricter overlap, whatever class the piece got),
+and two cut pieces of different classes that are nearly the same box are one piece.
 """
 from __future__ import annotations
 
@@ -133,6 +134,11 @@ def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: 
         # alone looked like another class (half a truck is car-sized): stricter across classes.
         inside = pair_metric(det.xyxy[src], det.xyxy[dst], "ios")
         match |= partial & (inside >= np.where(same | class_agnostic, PARTIAL_IOS, PARTIAL_IOS_OTHER_CLASS))
+    twin = truncated[dst] & truncated[src] & ~same
+    if twin.any():
+        # Two pieces cut at the same place, given different classes (a tile's own NMS is class-aware):
+        # one piece, for the same reason.
+        match |= twin & (pair_metric(det.xyxy[src], det.xyxy[dst], "iou") >= PARTIAL_IOS_OTHER_CLASS)
     return src[match], dst[match], rank
 
 
