@@ -69,15 +69,15 @@ def _windows(length: int, size: int, overlap: float, edge: str) -> list[tuple[in
         return [(0, length)]
     stride = max(1, size - int(round(size * overlap)))
     starts = list(range(0, length - size, stride))
-    if edge == "shift":  # last window full size, shifted back inside the image
-        return [(s, s + size) for s in starts] + [(length - size, length)]
-    # "trim": the last window keeps the same overlap with its neighbour as every other pair and ends at
-    # the image's edge, so it is only as wide as it needs to be (never under half a tile, for context).
-    rest = length - (starts[-1] + size)
-    need = max(rest + (size - stride), size // 2)
-    last = min(size, -(-need // EDGE_ALIGN) * EDGE_ALIGN)
-    if last > size * TRIM_AT_MOST:  # too little saved to pay for a batch of odd-sized tiles
-        last = size
+    last = size  # "shift": the last window is full size, shifted back inside the image
+    if edge == "trim":
+        # The last window keeps the same overlap with its neighbour as every other pair and ends at the
+        # image's edge, so it is only as wide as it needs to be (never under half a tile, for context).
+        rest = length - (starts[-1] + size)
+        need = max(rest + (size - stride), size // 2)
+        last = min(size, -(-need // EDGE_ALIGN) * EDGE_ALIGN)
+        if last > size * TRIM_AT_MOST:  # too little saved to pay for a batch of odd-sized tiles
+            last = size
     return [(s, s + size) for s in starts] + [(length - last, length)]
 
 

@@ -134,11 +134,11 @@ def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: 
         # alone looked like another class (half a truck is car-sized): stricter across classes.
         inside = pair_metric(det.xyxy[src], det.xyxy[dst], "ios")
         match |= partial & (inside >= np.where(same | class_agnostic, PARTIAL_IOS, PARTIAL_IOS_OTHER_CLASS))
-    twin = truncated[dst] & truncated[src] & ~same
-    if twin.any():
+    twin = np.flatnonzero(truncated[dst] & truncated[src] & ~same)
+    if len(twin):
         # Two pieces cut at the same place, given different classes (a tile's own NMS is class-aware):
         # one piece, for the same reason.
-        match |= twin & (pair_metric(det.xyxy[src], det.xyxy[dst], "iou") >= PARTIAL_IOS_OTHER_CLASS)
+        match[twin] |= pair_metric(det.xyxy[src[twin]], det.xyxy[dst[twin]], "iou") >= PARTIAL_IOS_OTHER_CLASS
     return src[match], dst[match], rank
 
 
