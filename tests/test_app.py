@@ -35,14 +35,21 @@ def png(image: np.ndarray) -> bytes:
 
 @pytest.fixture
 def count_calls(monkeypatch):
+    """Batches the model ran, whether through ``predict`` or the pipelined ``predict_batches``."""
     calls = {"n": 0}
-    original = tiling.UltralyticsModel.predict
+    original, original_batches = tiling.UltralyticsModel.predict, tiling.UltralyticsModel.predict_batches
 
     def counting(self, *args, **kwargs):
         calls["n"] += 1
         return original(self, *args, **kwargs)
 
+    def counting_batches(self, *args, **kwargs):
+        for results in original_batches(self, *args, **kwargs):
+            calls["n"] += 1
+            yield results
+
     monkeypatch.setattr(tiling.UltralyticsModel, "predict", counting)
+    monkeypatch.setattr(tiling.UltralyticsModel, "predict_batches", counting_batches)
     return calls
 
 

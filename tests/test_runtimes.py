@@ -79,6 +79,60 @@ def test_openvino_streams_keep_each_tile_with_its_outputs():
     assert (704, 704) not in net._static
 
 
+@pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
+@pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+def test_pipelined_batches_give_each_batch_its_own_results_in_order():
+    """predict_batches starts batch k+1 before finishing batch k: every batch must still get its own
+    boxes and masks, through shape changes, a lone tile and a batch of mixed sizes."""
+    model = tiling.load_model(SEG_WEIGHTS, runtime="openvino")
+    image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
+    crop = lambda y, x, h=320, w=320: image[y : y + h, x : x + w]  # noqa: E731
+    batches = [
+        [crop(0, 0), crop(900, 1200), crop(1400, 300)],
+        [crop(200, 2000), crop(600, 900), crop(300, 300)],
+        [crop(100, 100, 320, 224), crop(1200, 1500, 320, 224)],  # another shape: another compile
+        [crop(800, 800)],  # a lone tile: the latency-tuned request
+        [crop(0, 640), crop(500, 500, 256, 320)],  # mixed sizes run one by one
+        [],
+        [crop(1000, 0), crop(1300, 1900)],
+    ]
+    expected = [model.predict(b) for b in batches]
+    got = list(model.predict_batches(iter(batches)))
+    assert len(got) == len(batches)
+    for want, have in zip(expected, got):
+        assert len(want) == len(have)
+        for a, b in zip(want, have):
+            assert len(a) == len(b) and len(a) > 0
+            assert np.allclose(a.xyxy, b.xyxy, atol=0.05) and (a.class_id == b.class_id).all()
+            assert all((ma == mb).mean() > 0.999 for ma, mb in zip(a.masks, b.masks))
+    assert not np.allclose(got[0][0].xyxy[:1], got[1][0].xyxy[:1])  # different tiles, different boxes
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+def test_a_run_stopped_mid_way_frees_the_model_and_restores_torch_threads():
+    """Streamlit stops a run by raising from the progress callback: batches still in flight must end,
+    the model's lock must be free for the next session, and torch's thread count be as it was."""
+    import torch
+
+    model = tiling.load_model(DET_WEIGHTS, runtime="openvino")
+    image = tiling.read_image(SAMPLES / "airfield-4000x3000.jpg")
+    threads = torch.get_num_threads()
+
+    def stop(done, total):
+        if done >= 16:
+            raise KeyboardInterrupt("rerun")
+
+    with pytest.raises(KeyboardInterrupt):
+        tiling.predict_tiled(image, model, tile_size=320, progress=stop)
+    assert torch.get_num_threads() == threads
+    assert model._lock.acquire(blocking=False)
+    model._lock.release()
+    whole = tiling.predict_tiled(image[:1000, :1000], model, tile_size=320)
+    one_by_one = tiling.predict_tiled(image[:1000, :1000], model, tile_size=320, batch_size=1)
+    assert len(whole.detections) == len(one_by_one.detections) > 0
+
+
 def test_fixed_shape_compiles_go_to_the_busiest_shapes_without_thrashing():
     """Trimmed edge tiles give an image up to four tile shapes: the compiles must settle, not repeat per image."""
     compiles = []

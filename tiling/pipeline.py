@@ -178,21 +178,27 @@ def predict_tiled(
     timings = {"plan": time.perf_counter() - t_start, "infer": 0.0, "map": 0.0}
     parts: list[Detections] = []
     done = 0
-    for batch in tile_batches(tiles, batch_size):
-        crops = [image[t.y0 : t.y1, t.x0 : t.x1] for t in batch]
-        t0 = time.perf_counter()
-        results = model.predict(crops, imgsz=None, conf=raw_conf, iou=iou, classes=classes, max_det=max_det)
-        t1 = time.perf_counter()
-        for t, det in zip(batch, results):
-            if len(det):
-                det = det.shifted(t.x0, t.y0)
-                det.data["tile_index"] = np.full(len(det), t.index, np.int64)
-                parts.append(det)
-        timings["infer"] += t1 - t0
-        timings["map"] += time.perf_counter() - t1
-        done += len(batch)
-        if progress is not None:
-            progress(done, len(tiles))
+    batches = tile_batches(tiles, batch_size)
+    crops = ([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch] for batch in batches)
+    # The model may run the next batch while this loop maps the last one; it stays locked until closed.
+    outputs = model.predict_batches(crops, imgsz=None, conf=raw_conf, iou=iou, classes=classes, max_det=max_det)
+    try:
+        for batch in batches:
+            t0 = time.perf_counter()
+            results = next(outputs)
+            t1 = time.perf_counter()
+            for t, det in zip(batch, results):
+                if len(det):
+                    det = det.shifted(t.x0, t.y0)
+                    det.data["tile_index"] = np.full(len(det), t.index, np.int64)
+                    parts.append(det)
+            timings["infer"] += t1 - t0
+            timings["map"] += time.perf_counter() - t1
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(tiles))
+    finally:
+        outputs.close()  # also when the progress callback stops the run (Streamlit does on a rerun)
     if parts:
         raw = Detections.concat(parts, names=model.names)
     else:

@@ -126,7 +126,8 @@ class OpenVINONet:
 
     A batch of tiles runs as single-tile requests spread over OpenVINO's throughput streams (one per
     core group): on 2 cores that took 46.6 ms per 640 px tile against 52.0 ms for one 2-thread request
-    of 8 tiles. A lone image (the full-image pass) goes through a latency-tuned compile instead, made on
+    of 8 tiles. ``submit`` returns at once, so the caller can prepare the next batch and run NMS on the
+    last one while the streams work (``UltralyticsModel.predict_batches``). A lone image (the full-image pass) goes through a latency-tuned compile instead, made on
     first use, since one request on one stream would use only part of the cores.
 
     A tile shape met a second time gets its own compile with that shape fixed (two at most, see
@@ -153,19 +154,13 @@ class OpenVINONet:
         self._dynamic = self._streams(self._model)
         self._static: dict[tuple[int, int], object] = {}
         self._uses: dict[tuple[int, int], float] = {}  # tiles run per shape, decaying
-        self._done: dict[int, list] = {}
         self._single = None
 
-    def _streams(self, model):
-        """An inference queue over a throughput-tuned compile of ``model``."""
-        import openvino as ov
+    def _streams(self, model) -> "_Requests":
+        """Infer requests over a throughput-tuned compile of ``model`` (its streams run them in parallel)."""
+        return _Requests(self._core.compile_model(model, "CPU", {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"}))
 
-        compiled = self._core.compile_model(model, "CPU", {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"})
-        queue = ov.AsyncInferQueue(compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        queue.set_callback(self._collect)
-        return queue
-
-    def _queue_for(self, shape: tuple[int, int], tiles: int):
+    def _queue_for(self, shape: tuple[int, int], tiles: int) -> "_Requests":
         """The fixed-shape compile for ``shape`` if it has (or now earns) one, else the dynamic model.
 
         The slots go to the shapes that ran the most tiles lately (counts decay by ``USE_DECAY`` per
@@ -187,31 +182,69 @@ class OpenVINONet:
             del self._static[weakest]
         fixed = self._model.clone()
         fixed.reshape([1, 3, *shape])
-        self._static[shape] = queue = self._streams(fixed)
-        return queue
+        self._static[shape] = requests = self._streams(fixed)
+        return requests
 
-    def _collect(self, request, index: int) -> None:
-        self._done[index] = [t.data.copy() for t in request.output_tensors]
-
-    def __call__(self, x):
-        import torch
-
-        batch = np.ascontiguousarray(x.numpy())
+    def submit(self, x) -> "_Running":
+        """Start a batch and return at once; ``collect`` gives its outputs. Several batches may be in
+        flight: the caller prepares the next while the streams run this one."""
+        batch = np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x)
         if len(batch) == 1:
             if self._single is None:
                 self._single = self._core.compile_model(self._model, "CPU", {**self._config, "PERFORMANCE_HINT": "LATENCY"})
                 self._single_request = self._single.create_infer_request()
             self._single_request.infer({0: batch})
-            outs = [torch.from_numpy(t.data.copy()) for t in self._single_request.output_tensors]
-        else:
-            self._done = {}
-            queue = self._queue_for(tuple(batch.shape[2:]), len(batch))
-            for i in range(len(batch)):
-                queue.start_async({0: batch[i : i + 1]}, i, share_inputs=True)  # no copy: batch outlives wait_all
-            queue.wait_all()
-            outs = [torch.from_numpy(np.concatenate([self._done[i][k] for i in range(len(batch))]))
-                    for k in range(len(self._done[0]))]
+            return _Running(None, [], batch, [t.data.copy() for t in self._single_request.output_tensors])
+        pool = self._queue_for(tuple(batch.shape[2:]), len(batch))
+        requests = pool.take(len(batch))
+        for i, request in enumerate(requests):
+            request.start_async({0: batch[i : i + 1]}, share_inputs=True)  # no copy: the handle keeps batch
+        return _Running(pool, requests, batch, None)
+
+    def collect(self, running: "_Running"):
+        """The outputs of a submitted batch, in input order, shaped like the torch forward's."""
+        import torch
+
+        outs = running.outputs
+        if outs is None:
+            try:
+                for request in running.requests:
+                    request.wait()
+                outs = [np.concatenate([r.get_output_tensor(k).data for r in running.requests])
+                        for k in range(len(running.requests[0].output_tensors))]
+            finally:
+                running.pool.give_back(running.requests)
+                running.requests = []
+            running.outputs = outs
+        outs = [torch.from_numpy(o) for o in outs]
         return ((outs[0], outs[1]),) if len(outs) > 1 else (outs[0],)
+
+    def __call__(self, x):
+        return self.collect(self.submit(x))
+
+
+class _Requests:
+    """A compiled model's infer requests, reused: made as batches need them, one per tile in flight."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.free: list = []
+
+    def take(self, n: int) -> list:
+        while len(self.free) < n:
+            self.free.append(self.compiled.create_infer_request())
+        taken, self.free = self.free[:n], self.free[n:]
+        return taken
+
+    def give_back(self, requests: list) -> None:
+        self.free.extend(requests)
+
+
+class _Running:
+    """A submitted batch: its requests (or, for a lone image, its outputs) and the input they read."""
+
+    def __init__(self, pool, requests, batch, outputs):
+        self.pool, self.requests, self.batch, self.outputs = pool, requests, batch, outputs
 
 
 class ONNXNet:
