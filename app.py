@@ -17,7 +17,8 @@ from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
 # Streamlit's animated "running" figure kept a waiting browser at 4% of a core (1.7% without it),
 # which adds up on a classroom of laptops; the page shows its own progress bar and spinners. The
-# placeholders of widgets whose code is still loading stop pulsing too, once this style is in.
+# placeholders of widgets whose code is still loading stop pulsing too, but only once this style is
+# in, and st.html's own code loads lazily like theirs: most have pulsed by then (bench/README.md).
 st.html("<style>[data-testid='stStatusWidget']{display:none}[data-testid='stSkeleton']{animation:none!important}</style>")
 
 
