@@ -127,16 +127,17 @@ class OpenVINONet:
     A batch of tiles runs as single-tile requests spread over OpenVINO's throughput streams (one per
     core group): on 2 cores that took 46.6 ms per 640 px tile against 52.0 ms for one 2-thread request
     of 8 tiles. ``submit`` returns at once, so the caller can prepare the next batch and run NMS on the
-    last one while the streams work (``UltralyticsModel.predict_batches``). A lone image (the full-image pass) goes through a latency-tuned compile instead, made on
-    first use, since one request on one stream would use only part of the cores.
+    last one while the streams work (``UltralyticsModel.predict_batches``). A lone image (the
+    full-image pass) goes through a latency-tuned compile instead, made on first use, since one
+    request on one stream would use only part of the cores.
 
     A tile shape met a second time gets its own compile with that shape fixed (two at most, see
     ``_queue_for``). In interleaved A/Bs of ``predict_tiled`` that ran 7-10% faster than the
     dynamic-shape model with 320 px tiles, and 3.5-9% with 640 px tiles (fp32 and bf16 alike; one
     earlier A/B at 640 was within noise). A compile's buffers grow with the tile (~26 MB at 320 px,
-    ~100 MB at 640), so tiles above 640x640 stay on the dynamic model. The first use stays dynamic too, so a new tile size costs no compile (~0.3 s) until
-    it is used again: a slider moved once in the app pays nothing, a folder of images gains from the
-    second one on.
+    ~100 MB at 640), so tiles above 640x640 stay on the dynamic model. The first use stays dynamic
+    too, so a new tile size costs no compile (~0.3 s) until it is used again: a slider moved once in
+    the app pays nothing, a folder of images gains from the second one on.
     """
 
     STATIC_SHAPES = 2  # fixed-shape compiles kept
@@ -191,7 +192,8 @@ class OpenVINONet:
         batch = np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x)
         if len(batch) == 1:
             if self._single is None:
-                self._single = self._core.compile_model(self._model, "CPU", {**self._config, "PERFORMANCE_HINT": "LATENCY"})
+                self._single = self._core.compile_model(self._model, "CPU",
+                                                        {**self._config, "PERFORMANCE_HINT": "LATENCY"})
                 self._single_request = self._single.create_infer_request()
             self._single_request.infer({0: batch})
             return _Running(None, [], batch, [t.data.copy() for t in self._single_request.output_tensors])
