@@ -148,12 +148,12 @@ def test_fixed_shape_compiles_go_to_the_busiest_shapes_without_thrashing():
     net._model, net._dynamic, net._static, net._uses = FakeModel(), "dynamic", {}, {}
     net._streams = lambda model: f"fixed {compiles[-1]}"
     image = [((640, 640), 8), ((640, 640), 4), ((640, 480), 3), ((384, 640), 4), ((384, 480), 1)]  # depot, 640 px
-    used = [[net._queue_for(shape, n) for shape, n in image] for _ in range(30)]
+    used = [[net._requests_for(shape, n) for shape, n in image] for _ in range(30)]
     assert used[0] == ["dynamic", "fixed (640, 640)", "dynamic", "dynamic", "dynamic"]  # first uses never wait
     assert len(compiles) <= 3 and compiles[0] == (640, 640)
     assert used[-1][0] == "fixed (640, 640)" and len(net._static) == 2
     for _ in range(80):  # the user moves to 320 px tiles: it takes a slot, the least used shape gives it up
-        last = net._queue_for((320, 320), 8)
+        last = net._requests_for((320, 320), 8)
     assert last == "fixed (320, 320)" and len(net._static) == 2
 
 

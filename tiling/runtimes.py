@@ -132,7 +132,7 @@ class OpenVINONet:
     request on one stream would use only part of the cores.
 
     A tile shape met a second time gets its own compile with that shape fixed (two at most, see
-    ``_queue_for``). In interleaved A/Bs of ``predict_tiled`` that ran 7-10% faster than the
+    ``_requests_for``). In interleaved A/Bs of ``predict_tiled`` that ran 7-10% faster than the
     dynamic-shape model with 320 px tiles, and 3.5-9% with 640 px tiles (fp32 and bf16 alike; one
     earlier A/B at 640 was within noise). A compile's buffers grow with the tile (~26 MB at 320 px,
     ~100 MB at 640), so tiles above 640x640 stay on the dynamic model. The first use stays dynamic
@@ -161,7 +161,7 @@ class OpenVINONet:
         """Infer requests over a throughput-tuned compile of ``model`` (its streams run them in parallel)."""
         return _Requests(self._core.compile_model(model, "CPU", {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"}))
 
-    def _queue_for(self, shape: tuple[int, int], tiles: int) -> "_Requests":
+    def _requests_for(self, shape: tuple[int, int], tiles: int) -> "_Requests":
         """The fixed-shape compile for ``shape`` if it has (or now earns) one, else the dynamic model.
 
         The slots go to the shapes that ran the most tiles lately (counts decay by ``USE_DECAY`` per
@@ -197,7 +197,7 @@ class OpenVINONet:
                 self._single_request = self._single.create_infer_request()
             self._single_request.infer({0: batch})
             return _Running(None, [], batch, [t.data.copy() for t in self._single_request.output_tensors])
-        pool = self._queue_for(tuple(batch.shape[2:]), len(batch))
+        pool = self._requests_for(tuple(batch.shape[2:]), len(batch))
         requests = pool.take(len(batch))
         for i, request in enumerate(requests):
             request.start_async({0: batch[i : i + 1]}, share_inputs=True)  # no copy: the handle keeps batch
