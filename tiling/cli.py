@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .grid import EDGES
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -38,7 +40,7 @@ def _tiling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", required=True, help="Ultralytics .pt checkpoint (loaded safely)")
     p.add_argument("--tile", type=int, default=640, help="tile size in pixels (default 640)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction in [0, 0.9) (default 0.25)")
-    p.add_argument("--edge", choices=("trim", "shift"), default="trim",
+    p.add_argument("--edge", choices=EDGES, default="trim",
                    help="last row/column of tiles: trimmed to the image (default, less work) or full size, shifted back")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="the model's own NMS IoU inside each tile (default 0.7)")

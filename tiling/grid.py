@@ -117,7 +117,8 @@ def plan_tiles(image_shape, tile_size=640, overlap=0.25, edge: str = "trim") -> 
 def count_tiles(image_shape, tile_size=640, overlap=0.25) -> int:
     """Number of tiles :func:`plan_tiles` would make (with either ``edge``), without making them."""
     (tw, th), (ox, oy) = normalize_tile_args(tile_size, overlap)
-    return len(_windows(int(image_shape[1]), tw, ox, "shift")) * len(_windows(int(image_shape[0]), th, oy, "shift"))
+    columns, rows = _windows(int(image_shape[1]), tw, ox, "shift"), _windows(int(image_shape[0]), th, oy, "shift")
+    return len(columns) * len(rows)
 
 
 def tiles_array(tiles: list[Tile]) -> np.ndarray:
