@@ -15,11 +15,22 @@ from ui import sidebar, views  # noqa: E402
 from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
 
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
-# Streamlit's animated "running" figure kept a waiting browser at 4% of a core (1.7% without it),
-# which adds up on a classroom of laptops; the page shows its own progress bar and spinners. The
-# placeholders of widgets whose code is still loading stop pulsing too, but only once this style is
-# in, and st.html's own code loads lazily like theirs: most have pulsed by then (bench/README.md).
-st.html("<style>[data-testid='stStatusWidget']{display:none}[data-testid='stSkeleton']{animation:none!important}</style>")
+# Page style, kept to what costs a browser CPU. Streamlit's animated "running" figure kept a waiting
+# page at 4% of a core (1.7% without it); the page shows its own progress bar and spinners. The
+# placeholders of widgets whose code is still loading do not pulse, and a rerun's stale elements dim
+# after Streamlit's 0.5 s without its 1 s fade: each animation frame is composited on a CPU here, and
+# with a class loading the page at once these ran for seconds per page. Markdown, unlike st.html, is
+# drawn without a lazy code chunk, so the style is in before the placeholders (bench/README.md).
+PAGE_STYLE = "".join((
+    "[data-testid='stStatusWidget']{display:none}",
+    "[data-testid='stSkeleton']{animation:none!important}",
+    "[data-testid='stElementContainer'],[data-testid='stTabs'] [role='tablist'],[data-testid='stExpander'] details,"
+    "[data-testid='stExpander'] summary{transition-duration:0s!important}",
+    # the style's own element takes no room at the top of the page
+    "[data-testid='stElementContainer']:has(> [data-testid='stMarkdown'] [data-testid='stMarkdownContainer'] > style)"
+    "{display:none}",
+))
+st.markdown(f"<style>{PAGE_STYLE}</style>", unsafe_allow_html=True)
 
 
 def pick_model(choice: str, runtime: str, upload) -> tiling.UltralyticsModel:
