@@ -99,6 +99,23 @@ def test_requirements_pin_the_torch_builds_on_disk():
     assert "torch==2.14.1" in req and "torchvision==0.29.1" in req and "streamlit" in req
 
 
+def test_the_web_server_gets_the_c_http_parser_and_event_loop():
+    """requirements.txt installs what uvicorn picks by itself: without them Streamlit serves its ~110
+    page files per visitor through the pure-Python parser and asyncio loop."""
+    import sys
+
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    config = uvicorn.Config(lambda scope, receive, send: None)
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    if sys.platform != "win32":
+        import uvloop
+
+        assert config.get_loop_factory() is uvloop.new_event_loop
+
+
 def test_readme_images_exist():
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
     assert images
