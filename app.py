@@ -16,21 +16,18 @@ from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
 
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
 # Page style, kept to what costs a browser CPU. Streamlit's animated "running" figure kept a waiting
-# page at 4% of a core (1.7% without it); the page shows its own progress bar and spinners. The
-# placeholders of widgets whose code is still loading do not pulse, and a rerun's stale elements dim
-# after Streamlit's 0.5 s without its 1 s fade: each animation frame is composited on a CPU here, and
-# with a class loading the page at once these ran for seconds per page. Markdown, unlike st.html, is
-# drawn without a lazy code chunk, so the style is in before the placeholders (bench/README.md).
+# page at 4% of a core (1.7% without it); the page shows its own progress bar and spinners. A rerun's
+# stale elements dim after Streamlit's 0.5 s but without its 1 s fade: every frame of a fade is
+# composited on a CPU, ~19 elements at a time. The placeholders of widgets whose code is still
+# loading stop pulsing too, but only once this style is in, and st.html's code loads lazily like
+# theirs (so does markdown's HTML parser): under load most have pulsed by then (bench/README.md).
 PAGE_STYLE = "".join((
     "[data-testid='stStatusWidget']{display:none}",
     "[data-testid='stSkeleton']{animation:none!important}",
     "[data-testid='stElementContainer'],[data-testid='stTabs'] [role='tablist'],[data-testid='stExpander'] details,"
     "[data-testid='stExpander'] summary{transition-duration:0s!important}",
-    # the style's own element takes no room at the top of the page
-    "[data-testid='stElementContainer']:has(> [data-testid='stMarkdown'] [data-testid='stMarkdownContainer'] > style)"
-    "{display:none}",
 ))
-st.markdown(f"<style>{PAGE_STYLE}</style>", unsafe_allow_html=True)
+st.html(f"<style>{PAGE_STYLE}</style>")
 
 
 def pick_model(choice: str, runtime: str, upload) -> tiling.UltralyticsModel:
