@@ -20,7 +20,7 @@ WORKDIR /home/user/app
 COPY --chown=user requirements.txt ./
 RUN pip install --user -r requirements.txt
 
-COPY --chown=user app.py ./
+COPY --chown=user app.py serve.py ./
 COPY --chown=user ui/ ui/
 COPY --chown=user tiling/ tiling/
 COPY --chown=user .streamlit/ .streamlit/
@@ -29,4 +29,4 @@ COPY --chown=user samples/ samples/
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD curl --fail http://localhost:8501/_stcore/health || exit 1
-CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0"]
+CMD ["streamlit", "run", "serve.py", "--server.port=8501", "--server.address=0.0.0.0"]

@@ -10,24 +10,14 @@ os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 import streamlit as st  # noqa: E402
 
 import tiling  # noqa: E402
+from ui import page_style  # noqa: E402
 from ui import resources as res  # noqa: E402
 from ui import sidebar, views  # noqa: E402
 from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
 
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
-# Page style, kept to what costs a browser CPU. Streamlit's animated "running" figure kept a waiting
-# page at 4% of a core (1.7% without it); the page shows its own progress bar and spinners. A rerun's
-# stale elements dim after Streamlit's 0.5 s but without its 1 s fade: every frame of a fade is
-# composited on a CPU, ~19 elements at a time. The placeholders of widgets whose code is still
-# loading stop pulsing too, but only once this style is in, and st.html's code loads lazily like
-# theirs (so does markdown's HTML parser): under load most have pulsed by then (bench/README.md).
-PAGE_STYLE = "".join((
-    "[data-testid='stStatusWidget']{display:none}",
-    "[data-testid='stSkeleton']{animation:none!important}",
-    "[data-testid='stElementContainer'],[data-testid='stTabs'] [role='tablist'],[data-testid='stExpander'] details,"
-    "[data-testid='stExpander'] summary{transition-duration:0s!important}",
-))
-st.html(f"<style>{PAGE_STYLE}</style>")
+if not page_style.IN_HEAD:  # started without serve.py: the style comes as an element, after the placeholders
+    st.html(f"<style>{page_style.PAGE_STYLE}</style>")
 
 
 def pick_model(choice: str, runtime: str, upload) -> tiling.UltralyticsModel:

@@ -2,7 +2,7 @@
 
     python bench/load.py [--sessions 1 5 10 20] [--rounds 2]
 
-Starts `streamlit run app.py` on a free loopback port, opens N Playwright contexts in one Debian
+Starts `streamlit run serve.py` (the README's command) on a free loopback port, opens N Playwright contexts in one Debian
 Chromium, has each upload a different generated image and wait until both results are drawn.
 Prints, per N: sessions that succeeded, median and worst time to result, the server's peak RSS.
 A second round runs the same sessions again: memory must not keep growing.
@@ -176,7 +176,7 @@ def main() -> None:
     port = free_port()
     log = open(ROOT / "bench" / "data" / "load-server.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=dict(os.environ, YOLO_OFFLINE="1"), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -25,7 +25,7 @@ def test_readme_front_matter_for_a_docker_space():
 
 def test_exactly_two_setup_commands_and_ci_runs_the_test_one():
     run_cmd, test_cmd = bash_blocks(README)[:2]
-    assert run_cmd == "pip install -r requirements.txt && streamlit run app.py"
+    assert run_cmd == "pip install -r requirements.txt && streamlit run serve.py"
     assert test_cmd == "pip install -r requirements-dev.txt && python -m pytest"
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd in ci.splitlines()
@@ -35,7 +35,7 @@ def test_dockerfile_installs_and_starts_as_the_readme_says():
     assert re.search(r"^RUN pip install (--user )?-r requirements.txt$", DOCKERFILE, re.M)
     cmd = re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.M).group(1)
     argv = [a.strip().strip('"') for a in cmd.strip("[]").split(",")]
-    assert argv[:3] == ["streamlit", "run", "app.py"]
+    assert argv[:3] == ["streamlit", "run", "serve.py"]
     assert "--server.port=8501" in argv and "--server.address=0.0.0.0" in argv
     assert "EXPOSE 8501" in DOCKERFILE and "/_stcore/health" in DOCKERFILE
     assert re.search(r"useradd .*-u 1000", DOCKERFILE) and re.search(r"^USER user$", DOCKERFILE, re.M)
@@ -50,7 +50,7 @@ def test_every_copied_path_exists_and_the_app_needs_nothing_else():
     for src in sources:
         assert (ROOT / src).exists(), src
     copied = {s.rstrip("/") for s in sources}
-    assert {"app.py", "ui", "tiling", ".streamlit", "models", "samples", "requirements.txt"} <= copied
+    assert {"app.py", "serve.py", "ui", "tiling", ".streamlit", "models", "samples", "requirements.txt"} <= copied
 
 
 def test_streamlit_config_allows_uploads_in_an_iframe():
@@ -60,7 +60,8 @@ def test_streamlit_config_allows_uploads_in_an_iframe():
 
 
 def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tmp_path):
-    """`streamlit run app.py` as the README gives it: healthy, and no public-IP lookup at start-up."""
+    """`streamlit run serve.py` as the README gives it: healthy, the page's style in its head, and no public-IP
+    lookup at start-up."""
     import socket
     import subprocess
     import sys
@@ -72,7 +73,7 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
         port = s.getsockname()[1]
     log = tmp_path / "streamlit.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port)],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         try:
             healthy = False
@@ -82,6 +83,7 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
                     break
                 except OSError:
                     time.sleep(0.5)
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
             for _ in range(40):  # the start-up banner (where a lookup would show) follows the health check
                 if "URL:" in log.read_text():
                     break
@@ -92,6 +94,8 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
     text = log.read_text()
     assert healthy, text
     assert "External URL" not in text and "external IP" not in text, text
+    head = page[:page.index("</head>")]
+    assert "<style>[data-testid='stStatusWidget']" in head and "stSkeleton" in head
 
 
 def test_requirements_pin_the_torch_builds_on_disk():

@@ -41,7 +41,7 @@ def server():
     OUT.mkdir(parents=True, exist_ok=True)
     log = open(OUT.parent / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -121,29 +121,27 @@ def test_defaults_show_both_results_and_the_table(page):
     assert (OUT / "desktop-1920x1080.png").stat().st_size > 10_000
 
 
-def test_page_style_applies_and_takes_no_room(page):
-    """The app's style rules still match this Streamlit's markup: a renamed test id would silently
-    bring back the animations bench/load.py measured, and the style adds no room to the page."""
+def test_page_style_is_in_the_head_and_matches_streamlits_markup(page):
+    """serve.py puts the style in the HTML head, where it applies before the first placeholder is drawn,
+    and the page does not send it again. The rules still match this Streamlit's markup: a renamed test
+    id would silently bring back the animations bench/load.py measured."""
     state = page.evaluate("""() => {
-        const style = [...document.querySelectorAll("body style")];
-        const holder = style.length && (style[0].closest("[data-testid='stElementContainer']") || style[0].parentElement);
-        const room = holder ? holder.getBoundingClientRect().height : -1;
+        const ours = [...document.querySelectorAll("style")].filter(s => s.textContent.includes("stSkeleton"));
         const title = document.querySelector("[data-testid='stMain'] h1").closest("[data-testid='stElementContainer']");
         title.style.transition = "opacity 1s ease-in 0.5s";  // what Streamlit gives a stale element
-        const skeleton = document.createElement("div");
-        skeleton.dataset.testid = "stSkeleton";
-        skeleton.style.animation = "pulse 750ms infinite";
-        document.body.appendChild(skeleton);
-        const status = document.createElement("div");  // Streamlit's "running" figure, shown only while running
-        status.dataset.testid = "stStatusWidget";
-        document.body.appendChild(status);
-        return {styles: style.length, room: room,
+        const fake = (testid, css) => {
+            const el = document.createElement("div");
+            el.dataset.testid = testid;
+            el.style.cssText = css;
+            document.body.appendChild(el);
+            return getComputedStyle(el);
+        };
+        return {styles: ours.length, inHead: ours.length > 0 && ours[0].parentElement === document.head,
                 fade: getComputedStyle(title).transitionDuration, delay: getComputedStyle(title).transitionDelay,
-                pulse: getComputedStyle(skeleton).animationName,
-                status: getComputedStyle(status).display};
+                pulse: fake("stSkeleton", "animation: pulse 750ms infinite").animationName,
+                status: fake("stStatusWidget", "").display};
     }""")
-    assert state == {"styles": 1, "room": 0, "fade": "0s", "delay": "0.5s", "pulse": "none",
-                     "status": "none"}
+    assert state == {"styles": 1, "inHead": True, "fade": "0s", "delay": "0.5s", "pulse": "none", "status": "none"}
 
 
 def test_slider_changes_the_result(page):
