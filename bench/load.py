@@ -2,8 +2,9 @@
 
     python bench/load.py [--sessions 1 5 10 20] [--rounds 2]
 
-Starts `streamlit run serve.py` (the README's command) on a free loopback port, opens N Playwright contexts in one Debian
-Chromium, has each upload a different generated image and wait until both results are drawn.
+Starts `streamlit run serve.py` (the README's command) on a free loopback port, opens N Playwright
+contexts in one Debian Chromium, has each upload a different generated image and wait until both
+results are drawn.
 Prints, per N: sessions that succeeded, median and worst time to result, the server's peak RSS.
 A second round runs the same sessions again: memory must not keep growing.
 Target: 20 sessions all succeed, peak under 4 GB, worst wait under N x single-session time + 20%
