@@ -3,9 +3,8 @@
 Streamlit draws a pulsing placeholder for every element whose code chunk is still loading. With a
 class opening the page at once on a 2-core server, the chunks took up to 24 s to arrive and every
 frame of those pulses was composited on a CPU: with ten pages, 1.2 of the 7.0 CPU-s each session
-cost (bench/README.md). A style sent as an element arrives too late to stop them,
-because st.html's code loads lazily like theirs. In the head of the HTML it applies before any
-element is drawn.
+cost (bench/README.md). A style sent as an element arrives too late to stop them, because st.html's
+code loads lazily like theirs. In the head of the HTML it applies before any element is drawn.
 """
 from __future__ import annotations
 
