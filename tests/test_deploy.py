@@ -59,6 +59,18 @@ def test_streamlit_config_allows_uploads_in_an_iframe():
     assert "headless = true" in config and "maxUploadSize" in config
 
 
+def test_streamlit_config_leaves_out_the_running_icon():
+    """Hidden by page_style, the top bar's running icon still re-rendered every 0.2 s of every page waiting
+    for its turn (bench/README.md). Streamlit must know the option, or the line would do nothing."""
+    import tomllib
+
+    from streamlit import config as st_config
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["ui"]["hideTopBar"] is True
+    assert "ui.hideTopBar" in st_config._config_options_template
+
+
 def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tmp_path):
     """`streamlit run serve.py` as the README gives it: healthy, the page's style in its head, and no public-IP
     lookup at start-up."""

@@ -175,10 +175,20 @@ def test_upload_an_image(page, tmp_path):
     image, _ = render_scene(1200, 900, seed=5, n_objects=60)
     path = tmp_path / "my-scene.png"
     cv2.imwrite(str(path), image)
+    # Streamlit's top-bar running icon re-renders every 0.2 s once a run passes 0.5 s, even hidden: the
+    # config leaves it out (ui.hideTopBar, which also drops the viewer menu). Watch for it during the run.
+    page.evaluate("""() => {
+        window.__runningIcon = false;
+        new MutationObserver(() => {
+            if (document.querySelector("[data-testid='stStatusWidgetRunningIcon']")) window.__runningIcon = true;
+        }).observe(document.body, {subtree: true, childList: true});
+    }""")
     uploader_input(page, "Upload images").set_input_files(str(path))
     wait_idle(page)
     page.get_by_text("my-scene.png").first.wait_for(timeout=120_000)
     assert patches_count(page) > 10
+    assert page.evaluate("window.__runningIcon") is False
+    assert page.get_by_test_id("stMainMenu").count() == 0  # the page got hideTopBar
 
 
 def test_broken_upload_shows_a_message(page, tmp_path):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 PAGE_STYLE = "".join((
     # Streamlit's animated "running" figure: 4% of a core per waiting page (1.7% without it). The page
-    # shows its own progress bar and spinners.
+    # shows its own progress bar and spinners. The repo's config (ui.hideTopBar) also keeps it from
+    # mounting, since even hidden it re-renders every 0.2 s; this rule covers a start from elsewhere.
     "[data-testid='stStatusWidget']{display:none}",
     "[data-testid='stSkeleton'],[data-testid='stAppSkeleton'] *{animation:none!important}",
     # A rerun's stale elements dim after Streamlit's 0.5 s, at once instead of in a 1 s fade.
