@@ -72,8 +72,8 @@ def test_streamlit_config_leaves_out_the_running_icon():
 
 
 def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tmp_path):
-    """`streamlit run serve.py` as the README gives it: healthy, the page's style in its head, and no public-IP
-    lookup at start-up."""
+    """`streamlit run serve.py` as the README gives it: healthy, the page's style in its head, its scripts
+    cacheable, and no public-IP lookup at start-up."""
     import socket
     import subprocess
     import sys
@@ -96,6 +96,11 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
                 except OSError:
                     time.sleep(0.5)
             page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read().decode()
+            # StaticCache keeps only what Streamlit marks immutable: check this Streamlit still does.
+            script = re.search(r'src="\./(static/js/[^"]+\.js)"', page).group(1)
+            answers = [urllib.request.urlopen(f"http://127.0.0.1:{port}/{script}", timeout=10) for _ in range(2)]
+            bodies = [a.read() for a in answers]
+            cache_control = answers[0].headers["cache-control"]
             for _ in range(40):  # the start-up banner (where a lookup would show) follows the health check
                 if "URL:" in log.read_text():
                     break
@@ -108,6 +113,7 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
     assert "External URL" not in text and "external IP" not in text, text
     head = page[:page.index("</head>")]
     assert "<style>[data-testid='stStatusWidget']" in head and "stSkeleton" in head
+    assert "immutable" in cache_control and bodies[0] == bodies[1] and len(bodies[0]) > 1000
 
 
 def test_requirements_pin_the_torch_builds_on_disk():
