@@ -17,7 +17,7 @@ class StaticCache:
 
     Compressed responses and anything not marked immutable (the HTML page, the app's own media and
     uploads) are never kept. At most ``max_bytes`` of bodies are held; Streamlit's static folder is
-    ~26 MB, of which a page asks for under 10.
+    ~26 MB, and this app's page asks for 111 of its files, 3 MB.
     """
 
     def __init__(self, app, max_bytes: int = 64 << 20):
