@@ -118,3 +118,39 @@ def seg_model():
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: the fast suite reports first, and a broken browser cannot hide it."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+class FixedAnswer:
+    """A tiny ASGI app: every request gets the same status, headers and body (sent in the given parts,
+    with a matching content-length). Counts the requests that reached it."""
+
+    def __init__(self, parts: list[bytes], headers=(), status: int = 200):
+        self.parts, self.headers, self.status, self.calls = parts, list(headers), status, 0
+
+    async def __call__(self, scope, receive, send):
+        self.calls += 1
+        length = str(sum(map(len, self.parts))).encode()
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [*self.headers, (b"content-length", length)]})
+        for i, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": i < len(self.parts) - 1})
+
+
+def asgi_request(app, method: str = "GET", path: str = "/", headers=()) -> tuple[int, dict, bytes]:
+    """One HTTP request through an ASGI app; (status, headers, body) as the client got them."""
+    import asyncio
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request"}
+
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "query_string": b"",
+             "headers": list(headers)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), body

@@ -1,35 +1,19 @@
 """serve.py's middleware: the page's style goes into the HTML head, and nothing else is touched."""
 from __future__ import annotations
 
-import asyncio
 import gzip
 
+from conftest import FixedAnswer, asgi_request
 from ui import page_style
 
 PAGE = b"<!DOCTYPE html><html><head><title>Streamlit</title></head><body><div id='root'></div></body></html>"
 
 
 def serve(body_parts: list[bytes], content_type: bytes, method: str = "GET", extra_headers=()):
-    """Runs one request through HeadStyle over a tiny ASGI app; returns (headers, body) as sent."""
-    async def inner(scope, receive, send):
-        headers = [(b"content-type", content_type), (b"content-length", str(sum(map(len, body_parts))).encode()),
-                   *extra_headers]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for i, part in enumerate(body_parts):
-            await send({"type": "http.response.body", "body": part, "more_body": i < len(body_parts) - 1})
-
-    sent = []
-
-    async def send(message):
-        sent.append(message)
-
-    async def receive():
-        return {"type": "http.request"}
-
-    asyncio.run(page_style.HeadStyle(inner)({"type": "http", "method": method, "path": "/"}, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return dict(start["headers"]), body
+    """Runs one request through HeadStyle over a fixed answer; returns (headers, body) as sent."""
+    inner = FixedAnswer(body_parts, [(b"content-type", content_type), *extra_headers])
+    _, headers, body = asgi_request(page_style.HeadStyle(inner), method)
+    return headers, body
 
 
 def test_html_gets_the_style_before_the_end_of_its_head_and_a_matching_length():

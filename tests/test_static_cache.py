@@ -1,49 +1,24 @@
 """serve.py's memory of Streamlit's hashed page files: replayed byte for byte, and only those."""
 from __future__ import annotations
 
-import asyncio
-
+from conftest import FixedAnswer, asgi_request
 from ui.static_cache import StaticCache
 
 IMMUTABLE = (b"cache-control", b"public, immutable, max-age=31536000")
 
 
-class Disk:
-    """A tiny ASGI app that counts how often it is asked, answering with fixed parts and headers."""
-
-    def __init__(self, parts: list[bytes], headers=(IMMUTABLE,), status: int = 200):
-        self.parts, self.headers, self.status, self.calls = parts, list(headers), status, 0
-
-    async def __call__(self, scope, receive, send):
-        self.calls += 1
-        length = str(sum(map(len, self.parts))).encode()
-        await send({"type": "http.response.start", "status": self.status,
-                    "headers": [(b"content-type", b"application/javascript"), (b"content-length", length),
-                                *self.headers]})
-        for i, part in enumerate(self.parts):
-            await send({"type": "http.response.body", "body": part, "more_body": i < len(self.parts) - 1})
+def static_file(parts: list[bytes], headers=(IMMUTABLE,), status: int = 200) -> FixedAnswer:
+    """Starlette's static files as the cache sees them: a script, marked immutable unless told otherwise."""
+    return FixedAnswer(parts, [(b"content-type", b"application/javascript"), *headers], status)
 
 
 def get(cache: StaticCache, path: str = "/static/js/index.abc123.js", method: str = "GET", headers=()):
     """One request through the cache; returns (status, headers, body) as the client got them."""
-    sent = []
-
-    async def send(message):
-        sent.append(message)
-
-    async def receive():
-        return {"type": "http.request"}
-
-    scope = {"type": "http", "method": method, "path": path, "root_path": "", "query_string": b"",
-             "headers": list(headers)}
-    asyncio.run(cache(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), body
+    return asgi_request(cache, method, path, headers)
 
 
 def test_a_hashed_file_is_read_once_and_replayed_byte_for_byte():
-    disk = Disk([b"x" * 70_000, b"y" * 5])  # sent in two chunks, as Starlette does past 64 KB
+    disk = static_file([b"x" * 70_000, b"y" * 5])  # sent in two chunks, as Starlette does past 64 KB
     cache = StaticCache(disk)
     first = get(cache)
     again = get(cache)
@@ -55,10 +30,10 @@ def test_a_hashed_file_is_read_once_and_replayed_byte_for_byte():
 
 
 def test_pages_errors_and_compressed_answers_are_never_kept():
-    for disk in (Disk([b"<html></html>"], headers=[(b"cache-control", b"no-cache")]),  # the HTML page
-                 Disk([b"not found"], status=404),
-                 Disk([b"\x1f\x8b..."], headers=[IMMUTABLE, (b"content-encoding", b"gzip")]),
-                 Disk([b"media"], headers=[])):  # the app's own images and uploads
+    for disk in (static_file([b"<html></html>"], headers=[(b"cache-control", b"no-cache")]),  # the HTML page
+                 static_file([b"not found"], status=404),
+                 static_file([b"\x1f\x8b..."], headers=[IMMUTABLE, (b"content-encoding", b"gzip")]),
+                 static_file([b"media"], headers=[])):  # the app's own images and uploads
         cache = StaticCache(disk)
         get(cache)
         get(cache)
@@ -66,7 +41,7 @@ def test_pages_errors_and_compressed_answers_are_never_kept():
 
 
 def test_partial_conditional_and_non_get_requests_go_to_starlette():
-    disk = Disk([b"0123456789"])
+    disk = static_file([b"0123456789"])
     cache = StaticCache(disk)
     get(cache)
     for headers in ([(b"range", b"bytes=0-3")], [(b"if-none-match", b'"abc"')], [(b"If-Modified-Since", b"x")]):
@@ -76,7 +51,7 @@ def test_partial_conditional_and_non_get_requests_go_to_starlette():
 
 
 def test_memory_is_capped():
-    disk = Disk([b"z" * 1000])
+    disk = static_file([b"z" * 1000])
     cache = StaticCache(disk, max_bytes=2500)
     for i in range(5):
         get(cache, f"/static/js/chunk{i}.js")
