@@ -1,5 +1,5 @@
-"""Patchwise's web server: Streamlit serving app.py, with the page's style in the HTML head and
-Streamlit's hashed page files answered from memory.
+"""Patchwise's web server: Streamlit serving app.py, with the page's style in the HTML head, its boot
+script started at the load event, and Streamlit's hashed page files answered from memory.
 
     streamlit run serve.py      (or: uvicorn serve:app --host 0.0.0.0 --port 8501)
 """
@@ -10,4 +10,4 @@ from ui import page_style
 from ui.static_cache import StaticCache
 
 page_style.IN_HEAD = True
-app = st.App("app.py", middleware=[Middleware(page_style.HeadStyle), Middleware(StaticCache)])
+app = st.App("app.py", middleware=[Middleware(page_style.PageHead), Middleware(StaticCache)])

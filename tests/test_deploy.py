@@ -72,8 +72,8 @@ def test_streamlit_config_leaves_out_the_running_icon():
 
 
 def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tmp_path):
-    """`streamlit run serve.py` as the README gives it: healthy, the page's style in its head, its scripts
-    cacheable, and no public-IP lookup at start-up."""
+    """`streamlit run serve.py` as the README gives it: healthy, the page's style in its head, its boot script
+    run from the load event, its scripts cacheable, and no public-IP lookup at start-up."""
     import socket
     import subprocess
     import sys
@@ -113,6 +113,7 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
     assert "External URL" not in text and "external IP" not in text, text
     head = page[:page.index("</head>")]
     assert "<style>[data-testid='stStatusWidget']" in head and "stSkeleton" in head
+    assert '<script type="module"' not in page and 'addEventListener("load"' in head
     assert "immutable" in cache_control and bodies[0] == bodies[1] and len(bodies[0]) > 1000
 
 

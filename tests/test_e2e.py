@@ -144,6 +144,21 @@ def test_page_style_is_in_the_head_and_matches_streamlits_markup(page):
     assert state == {"styles": 1, "inHead": True, "fade": "0s", "delay": "0.5s", "pulse": "none", "status": "none"}
 
 
+def test_the_app_starts_after_the_page_load_event(page):
+    """serve.py adds Streamlit's boot script at the load event, so the browser stops counting the page as
+    loading (and animating its tab) before the app starts; its imports were preloaded meanwhile."""
+    state = page.evaluate("""() => {
+        const nav = performance.getEntriesByType("navigation")[0];
+        const js = performance.getEntriesByType("resource").filter(r => r.name.includes("/static/js/"));
+        const boot = js.filter(r => /\\/static\\/js\\/index\\.[\\w-]+\\.js$/.test(r.name));
+        return {loaded: nav.loadEventEnd > 0, boot: boot.length,
+                bootAfterLoad: boot.length > 0 && boot[0].startTime >= nav.loadEventStart,
+                preloadedBefore: js.filter(r => r.startTime < nav.loadEventEnd).length};
+    }""")
+    assert state["loaded"] and state["boot"] == 1 and state["bootAfterLoad"], state
+    assert state["preloadedBefore"] > 20, state
+
+
 def test_slider_changes_the_result(page):
     before = patches_count(page)
     thumb = page.get_by_test_id("stSlider").filter(has_text="Confidence").get_by_role("slider")

@@ -1,12 +1,23 @@
-"""The page's own style, and the server middleware that puts it in the HTML head.
+"""The page's own style, and the server middleware that edits the HTML head: it adds that style and
+starts Streamlit's boot script at the page's load event.
 
 Streamlit draws a pulsing placeholder for every element whose code chunk is still loading. With a
 class opening the page at once on a 2-core server, the chunks took up to 24 s to arrive and every
 frame of those pulses was composited on a CPU: with ten pages, 1.2 of the 7.0 CPU-s each session
 cost (bench/README.md). A style sent as an element arrives too late to stop them, because st.html's
 code loads lazily like theirs. In the head of the HTML it applies before any element is drawn.
+
+A browser counts a page as loading until its load event, and Chromium animates the tab's loading
+indicator meanwhile: 0.12 of a core per loading page in the load rig's headless Chromium, whose
+twenty pages reached their load event only after ~20 s, once their ~2 MB of script had run.
+Streamlit's page has nothing to show before its script runs, so the script now starts at the load
+event. The ~60 modules it imports are still fetched and parsed in parallel before it (Streamlit's
+`modulepreload` links); only the boot module itself (0.5 MB) is fetched at the load event.
+Preloading it too was tried: parsing it held the load event back, and the gain went (bench/README.md).
 """
 from __future__ import annotations
+
+import re
 
 PAGE_STYLE = "".join((
     # Streamlit's animated "running" figure: 4% of a core per waiting page (1.7% without it). The page
@@ -23,9 +34,29 @@ STYLE_TAG = f"<style>{PAGE_STYLE}</style>".encode()
 # Set by serve.py when the server puts the style in the head; app.py then does not send it again.
 IN_HEAD = False
 
+# Streamlit's index.html boots the page with one parser-inserted module script.
+BOOT_SCRIPT = re.compile(rb'<script type="module"( crossorigin)? src="([\w./-]+\.js)"></script>')
+BOOT_FALLBACK_MS = 20_000  # starts anyway if the load event has not come by then (a stalled font, say)
 
-class HeadStyle:
-    """ASGI middleware: adds PAGE_STYLE to the head of every HTML page the server sends.
+
+def start_after_load(page: bytes) -> bytes:
+    """``page`` with its boot script added at the load event (or after BOOT_FALLBACK_MS); a page without
+    the script Streamlit writes is returned unchanged."""
+    found = BOOT_SCRIPT.search(page)
+    if found is None:
+        return page
+    src = found.group(2)
+    cors = b's.crossOrigin="anonymous";' if found.group(1) else b""
+    loader = (b'<script>(()=>{let go=()=>{go=()=>{};const s=document.createElement("script");s.type="module";'
+              + cors + b's.src="' + src + b'";document.head.append(s)};'
+              b'addEventListener("load",()=>go(),{once:true});setTimeout(()=>go(),'
+              + str(BOOT_FALLBACK_MS).encode() + b")})()</script>")
+    return page[:found.start()] + loader + page[found.end():]
+
+
+class PageHead:
+    """ASGI middleware: adds PAGE_STYLE to the head of every HTML page the server sends, and starts its
+    boot script at the load event (``start_after_load``).
 
     Only uncompressed text/html responses to GET are touched; everything else streams through as is.
     """
@@ -40,7 +71,7 @@ class HeadStyle:
         start: dict | None = None
         body: list[bytes] = []
 
-        async def send_with_style(message):
+        async def send_edited(message):
             nonlocal start
             if message["type"] == "http.response.start":
                 headers = {k.lower(): v for k, v in message.get("headers", [])}
@@ -58,10 +89,10 @@ class HeadStyle:
             page = b"".join(body)
             head_end = page.find(b"</head>")
             if head_end >= 0:
-                page = page[:head_end] + STYLE_TAG + page[head_end:]
+                page = start_after_load(page[:head_end] + STYLE_TAG + page[head_end:])
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(page)).encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": page})
 
-        await self.app(scope, receive, send_with_style)
+        await self.app(scope, receive, send_edited)
