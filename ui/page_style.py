@@ -8,7 +8,7 @@ cost (bench/README.md). A style sent as an element arrives too late to stop them
 code loads lazily like theirs. In the head of the HTML it applies before any element is drawn.
 
 A browser counts a page as loading until its load event, and Chromium animates the tab's loading
-indicator meanwhile: 0.12 of a core per loading page in the load rig's headless Chromium, whose
+indicator meanwhile: 0.10-0.12 of a core per loading page in the load rig's headless Chromium, whose
 twenty pages reached their load event only after ~20 s, once their ~2 MB of script had run.
 Streamlit's page has nothing to show before its script runs, so the script now starts at the load
 event. The ~60 modules it imports are still fetched and parsed in parallel before it (Streamlit's
