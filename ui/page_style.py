@@ -13,7 +13,7 @@ twenty pages reached their load event only after ~20 s, once their ~2 MB of scri
 Streamlit's page has nothing to show before its script runs, so the script now starts at the load
 event. The ~60 modules it imports are still fetched and parsed in parallel before it (Streamlit's
 `modulepreload` links); only the boot module itself (0.5 MB) is fetched at the load event.
-Preloading it too was tried: parsing it held the load event back, and the gain went (bench/README.md).
+Preloading it too was measured (3 pairs) and gave no gain, for reasons not found (bench/README.md).
 """
 from __future__ import annotations
 
