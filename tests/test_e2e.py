@@ -153,7 +153,7 @@ def test_the_app_starts_after_the_page_load_event(page):
         const boot = js.filter(r => /\\/static\\/js\\/index\\.[\\w-]+\\.js$/.test(r.name));
         return {loaded: nav.loadEventEnd > 0, boot: boot.length,
                 bootAfterLoad: boot.length > 0 && boot[0].startTime >= nav.loadEventStart,
-                preloadedBefore: js.filter(r => r.startTime < nav.loadEventEnd).length};
+                preloadedBefore: js.filter(r => r.startTime < nav.loadEventStart).length};
     }""")
     assert state["loaded"] and state["boot"] == 1 and state["bootAfterLoad"], state
     assert state["preloadedBefore"] > 20, state
