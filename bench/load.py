@@ -9,7 +9,9 @@ Prints, per N: sessions that succeeded, median and worst time to result, the ser
 A second round runs the same sessions again: memory must not keep growing.
 Target: 20 sessions all succeed, peak under 4 GB, worst wait under N x single-session time + 20%
 (the single-session time is the median of five lone sessions before the rounds). CPU columns split
-the round's work between the server and the browsers, which share this machine's cores.
+the round's work between the server and the browsers, which share this machine's cores. Most of a
+round's CPU is the browsers', and Chromium spends 20-40% more on the same page when its cores are
+busy (bench/README.md), so on 2 cores the wait limit measures this rig about as much as the server.
 """
 from __future__ import annotations
 
