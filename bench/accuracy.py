@@ -1,6 +1,8 @@
 """Full-image vs patch-based precision, recall and AP50 on the bundled samples and their labels.
 
-    python bench/accuracy.py [--tile 640] [--overlap 0.25] [--conf 0.25] [--markdown]
+    python -m bench.accuracy [--tile 640] [--overlap 0.25] [--conf 0.25] [--markdown]
+
+Run from the repository root.
 
 Precision and recall are at ``--conf``; AP50 is computed from every detection above 0.01.
 """
@@ -8,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 import tiling  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MODELS = {"detect": ROOT / "models" / "synth-yolo11n-det.pt", "segment": ROOT / "models" / "synth-yolo11n-seg.pt"}
 

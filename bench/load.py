@@ -1,6 +1,6 @@
 """A class on one Space: N browser sessions at once, each uploading its own image.
 
-    python bench/load.py [--sessions 1 5 10 20] [--rounds 2]
+    python -m bench.load [--sessions 1 5 10 20] [--rounds 2]      # from the repository root
 
 Starts `streamlit run serve.py` (the README's command) on a free loopback port, opens N Playwright
 contexts in one Debian Chromium, has each upload a different generated image and wait until both
@@ -27,7 +27,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 CHROMIUM = os.environ.get("PATCHWISE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

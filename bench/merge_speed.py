@@ -1,21 +1,18 @@
 """Merge speed and memory: 20,000 raw boxes (5,000 objects, each seen by about 4 tiles).
 
-    python bench/merge_speed.py
+    python -m bench.merge_speed                # from the repository root
 
 Prints time and peak traced memory of tiling.merge (NMS and NMM, IoU and IoS) and, as a baseline
 in the same run, torchvision's batched_nms (IoU only), then how time and memory grow with N.
 """
 from __future__ import annotations
 
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import tiling  # noqa: E402
+import tiling
 
 
 def raw_boxes(n_objects: int, views: int = 4, seed: int = 0) -> tiling.Detections:
@@ -58,14 +55,14 @@ def main() -> None:
     print(f"{'torchvision batched_nms (IoU)':<34}{t:>10.3f}{mem:>10.1f}{kept:>8}")
     for method in ("nms", "nmm"):
         for metric in ("iou", "ios"):
-            t, mem = measure(lambda: tiling.merge(det, method, metric, 0.5))
-            kept = len(tiling.merge(det, method, metric, 0.5))
+            t, mem = measure(lambda: tiling.merge(det, method=method, metric=metric, threshold=0.5, conf=0))
+            kept = len(tiling.merge(det, method=method, metric=metric, threshold=0.5, conf=0))
             print(f"{'tiling.merge ' + method + '/' + metric:<34}{t:>10.3f}{mem:>10.1f}{kept:>8}")
     print("\nscaling (tiling.merge nmm/ios):")
     print(f"{'raw boxes':>10}{'median s':>10}{'peak MB':>10}{'MB per 1k boxes':>17}")
     for n in (2500, 5000, 10000, 20000):
         d = raw_boxes(n)
-        t, mem = measure(lambda: tiling.merge(d, "nmm", "ios", 0.5), repeats=3)
+        t, mem = measure(lambda: tiling.merge(d, method="nmm", metric="ios", threshold=0.5, conf=0), repeats=3)
         print(f"{len(d):>10}{t:>10.3f}{mem:>10.1f}{mem / len(d) * 1000:>17.2f}")
 
 

@@ -1,6 +1,8 @@
 """Time outside the network's forward passes in predict_tiled (target: under 15% of the total).
 
-    python bench/overhead.py [--image samples/airfield-4000x3000.jpg] [--tile 640] [--batch 8]
+    python -m bench.overhead [--image samples/airfield-4000x3000.jpg] [--tile 640] [--batch 8]
+
+Run from the repository root.
 
 Same run, same tiles, same batches, same threads: (1) tiling.predict_tiled end to end, from the
 decoded image to merged detections; (2) the model's forward passes alone on pre-built tensors.
@@ -9,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 import tiling  # noqa: E402
-from tiling.models import torch_threads  # noqa: E402
+from tiling.models.base import torch_threads  # noqa: E402
 from tiling.pipeline import tile_batches  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
 
     image = tiling.read_image(args.image)
     model = tiling.load_model(args.model)
-    tiles = tiling.plan_tiles(image.shape, args.tile, args.overlap)
+    tiles = tiling.plan_tiles(image.shape, tile_size=args.tile, overlap=args.overlap)
     batches = []
     for batch in tile_batches(tiles, args.batch):  # one tile size per batch, as predict_tiled runs them
         crops = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch])

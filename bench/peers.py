@@ -1,8 +1,10 @@
 """Patchwise against patched_yolo_infer, SAHI and supervision: same files, model and parameters.
 
+From the repository root:
+
     pip install -r bench/requirements.txt
-    python bench/peers.py                      # generated scene + bundled samples, 3 repeats
-    python bench/peers.py --quick              # one sample, 1 repeat
+    python -m bench.peers                      # generated scene + bundled samples, 3 repeats
+    python -m bench.peers --quick              # one sample, 1 repeat
 
 Every method reads the same image file and runs the same model file at the same tile size,
 overlap, confidence, model IoU, merge metric (IoS) and threshold (0.5), class-aware NMS.
@@ -12,11 +14,13 @@ RSS growth during one more, untimed call (the sampler would slow the timed ones)
 network's forward pass alone on the same tiles with every core, timed at batch sizes 1, 4, 8 and 16
 in every repeat of the same run; it is the batch size with the lowest median.
 
-"tiles" is how many tiles each method ran the model on, and "ms/tile" its time per tile: at the
-same settings, patched_yolo_infer drops the right and bottom strips that do not fill a whole step
-(it ran 15 tiles where the others ran 24 on the 3000x2000 sample), so it does less work per image
-and misses the objects there. For such images a second table scores every method inside the area
-all of them covered.
+"tiles" is how many tiles each method ran the model on, and "ms/tile" its time per tile.
+patched_yolo_infer also shows the model the whole image, but not at its own size: its
+MakeCropsDetectThem.get_crops_xy first resizes the whole image, each axis on its own, to the largest
+size not above it that its tiles fill exactly at the given step, cuts its tiles from that, and maps
+the boxes back to the original size (CropElement.resize_results). So it runs fewer tiles (15 where
+the others run 24 on the 3000x2000 sample, which it shrinks to 2560x1600) and sees the objects
+slightly smaller.
 
 Peers run at their defaults otherwise: Ultralytics' predict pins torch to cpu_count-1 threads
 (one thread on 2 cores); that is what their users get.
@@ -26,7 +30,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -35,14 +38,13 @@ from typing import Callable, NamedTuple
 os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 import tiling  # noqa: E402
 from scripts.scenes import render_scene, write_scene  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
-from tiling.models import torch_threads  # noqa: E402
+from tiling.models.base import torch_threads  # noqa: E402
 from tiling.pipeline import tile_batches  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 FLOOR_BATCHES = (1, 4, 8, 16)
 
 
@@ -82,12 +84,6 @@ def to_dets(boxes, scores, classes, names) -> tiling.Detections:
 class Run(NamedTuple):
     detections: tiling.Detections  # merged boxes
     tiles: int  # how many tiles the method ran the model on
-    covered: tuple[int, int] = (10**9, 10**9)  # (x, y) where its tiles stop; patched_yolo_infer drops the rest
-
-
-def inside(det: tiling.Detections, x_end: int, y_end: int) -> tiling.Detections:
-    centre = (det.xyxy[:, :2] + det.xyxy[:, 2:]) / 2
-    return det[(centre[:, 0] < x_end) & (centre[:, 1] < y_end)]
 
 
 def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable[[Path], Run]]:
@@ -106,7 +102,7 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
 
     def patchwise(path, model=ours):
         pred = tiling.predict_tiled(tiling.read_image(path), model, tile_size=p.tile, overlap=p.overlap, conf=p.conf,
-                                    iou=p.iou, merge="nms", metric="ios", merge_threshold=0.5, batch_size=p.batch)
+                                    iou=p.iou, method="nms", metric="ios", threshold=0.5, batch_size=p.batch)
         return Run(pred.detections, len(pred.tiles))
 
     methods["full image (640)"] = full_image
@@ -128,8 +124,7 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
                                         segment=ours.task == "segment")
             result = CombineDetections(crops, nms_threshold=0.5, match_metric="IOS", class_agnostic_nms=False)
             return Run(to_dets(result.filtered_boxes, result.filtered_confidences, result.filtered_classes_id, names),
-                       len(crops.crops), (max(c.x_start for c in crops.crops) + p.tile,
-                                          max(c.y_start for c in crops.crops) + p.tile))
+                       len(crops.crops))
 
         methods["patched_yolo_infer"] = patched
         methods["patched_yolo_infer batch"] = lambda path: patched(path, batch=True)
@@ -194,7 +189,7 @@ def floor_method(model: tiling.UltralyticsModel, p) -> Callable[[Path], dict[int
 
     def run(path) -> dict[int, float]:
         image = tiling.read_image(path)
-        tiles = tiling.plan_tiles(image.shape, p.tile, p.overlap)
+        tiles = tiling.plan_tiles(image.shape, tile_size=p.tile, overlap=p.overlap)
         seconds = {}
         for bs in FLOOR_BATCHES:
             batches = []
@@ -237,7 +232,7 @@ def scenes(p) -> list[Path]:
 
 
 def add_method_args(ap: argparse.ArgumentParser) -> None:
-    """The parameters every method gets alike (shared with bench/worker.py)."""
+    """The parameters every method gets alike (shared with bench.worker)."""
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "synth-yolo11n-det.pt")
     ap.add_argument("--tile", type=int, default=640)
     ap.add_argument("--overlap", type=float, default=0.25)
@@ -304,20 +299,6 @@ def main() -> None:
             print(f"| {name} | {t:.2f} | {t / ours:.2f}x | {n} | {1000 * t / n:.0f} | {t / n / per_tile:.2f}x | "
                   f"{ev.ap50:.3f} | {ev.recall:.3f} | {ev.precision:.3f} | {ev.duplicates} | {ev.partials} | "
                   f"{memory[name]:.0f} |")
-        x_end, y_end = (min(r.covered[i] for r in results.values()) for i in (0, 1))
-        if x_end < w or y_end < h:
-            gt_in = inside(gt, x_end, y_end)
-            print(f"\nNot every method covers the whole image: tiles stop at x {x_end}, y {y_end} of {w}x{h} "
-                  f"({100 * (1 - x_end * y_end / (w * h)):.0f}% of it never reaches the model). "
-                  f"The same scores inside the area every method covered ({len(gt_in)} objects):")
-            print("| method | AP50 | recall | precision | duplicates | partial boxes |")
-            print("|---|---|---|---|---|---|")
-            for name in methods:
-                if name.startswith("_floor") or name.startswith("full"):
-                    continue
-                ev = tiling.evaluate(inside(results[name].detections, x_end, y_end), gt_in)
-                print(f"| {name} | {ev.ap50:.3f} | {ev.recall:.3f} | {ev.precision:.3f} | {ev.duplicates} | "
-                      f"{ev.partials} |")
         print(flush=True)
 
 

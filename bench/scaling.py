@@ -1,9 +1,10 @@
 """How time and memory grow: Patchwise vs a peer as the image and the object count grow, and
 segmentation on a large image with thousands of instances.
 
-    python bench/scaling.py [--peer patched_yolo_infer] [--sizes 1 4 16 48] [--seg]
+    python -m bench.scaling [--peer patched_yolo_infer] [--sizes 1 4 16 48] [--seg]
 
-Every measurement is a fresh process (bench/worker.py) with a 12 GB address-space limit.
+Run from the repository root. Every measurement is a fresh process (python -m bench.worker) with
+a 12 GB address-space limit.
 """
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from scripts.scenes import render_scene, write_scene  # noqa: E402
+from scripts.scenes import render_scene, write_scene
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 SHAPES = {1: (1200, 900), 4: (2400, 1700), 16: (4800, 3400), 48: (8000, 6000)}
 
@@ -30,8 +30,8 @@ def scene(w: int, h: int, n: int, seed: int) -> Path:
 
 
 def measure(method: str, image: Path, model: Path) -> dict:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "worker.py"), "--method", method, "--image", str(image),
-                          "--model", str(model)], capture_output=True, text=True, timeout=3600)
+    out = subprocess.run([sys.executable, "-m", "bench.worker", "--method", method, "--image", str(image),
+                          "--model", str(model)], cwd=ROOT, capture_output=True, text=True, timeout=3600)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if not lines:
         return {"method": method, "error": (out.stderr.strip().splitlines() or ["crashed"])[-1][:200]}
@@ -46,7 +46,7 @@ def row(label: str, r: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--peer", default="patched_yolo_infer", help="the fastest peer in bench/peers.py")
+    ap.add_argument("--peer", default="patched_yolo_infer", help="the fastest peer in bench.peers")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 48])
     ap.add_argument("--objects", type=int, nargs="+", default=[250, 1000, 4000])
     ap.add_argument("--seg", action="store_true", help="only the segmentation memory run")

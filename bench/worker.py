@@ -1,21 +1,18 @@
 """Run one method once on one image in a fresh process; print JSON with time and peak memory.
 
-    python bench/worker.py --method patchwise --image bench/data/x.jpg [--model ...] [--mem-limit-gb 12]
+    python -m bench.worker --method patchwise --image bench/data/x.jpg [--model ...] [--mem-limit-gb 12]
 
-Used by bench/scaling.py so each measurement starts from a clean process; the address-space
-limit turns a runaway allocation into a reported "out of memory" instead of a frozen machine.
+Run from the repository root. Used by bench.scaling so each measurement starts from a clean
+process; the address-space limit turns a runaway allocation into a reported "out of memory"
+instead of a frozen machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def rss_mb() -> float:
@@ -27,7 +24,7 @@ def rss_mb() -> float:
 
 
 def main() -> None:
-    import peers
+    from bench import peers
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--method", required=True)

@@ -3,18 +3,16 @@
 Objects keep their native size (8-40 px): the models learn the scale at which patch-based
 inference shows them, which is the point of the demo.
 
-    python scripts/make_dataset.py --out data/synth --train 800 --val 160
+    python -m scripts.make_dataset --out data/synth --train 800 --val 160      # from the repository root
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.scenes import CLASS_NAMES, render_scene, write_scene  # noqa: E402
+from scripts.scenes import CLASS_NAMES, render_scene, write_scene
 
 
 def build(out: Path, n_train: int, n_val: int, size: int = 320, seed: int = 0) -> Path:

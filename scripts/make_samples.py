@@ -1,6 +1,6 @@
 """Write the bundled sample images and their YOLO polygon labels to ``samples/``.
 
-    python scripts/make_samples.py
+    python -m scripts.make_samples             # from the repository root
 
 Each sample is a generated aerial-looking scene (see ``scripts/scenes.py``) large enough that a
 full-image pass at imgsz=640 shrinks its 8-40 px objects below what a detector can see.
@@ -8,11 +8,9 @@ full-image pass at imgsz=640 shrinks its 8-40 px objects below what a detector c
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.scenes import render_scene, write_scene  # noqa: E402
+from scripts.scenes import render_scene, write_scene
 
 SAMPLES = (
     # name, width, height, seed, objects

@@ -1,8 +1,10 @@
 """Train a demo model from scratch on the CPU, offline (no pretrained download).
 
-    python scripts/make_dataset.py --out data/synth
-    python scripts/train.py --task detect  --data data/synth/data.yaml --epochs 40
-    python scripts/train.py --task segment --data data/synth/data.yaml --epochs 40
+From the repository root:
+
+    python -m scripts.make_dataset --out data/synth
+    python -m scripts.train --task detect  --data data/synth/data.yaml --epochs 40
+    python -m scripts.train --task segment --data data/synth/data.yaml --epochs 40
 
 Training stops early once validation mAP50 has not improved for ``--patience`` epochs. The best
 checkpoint (optimizer stripped by Ultralytics) is copied to ``models/``.

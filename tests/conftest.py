@@ -12,7 +12,6 @@ if "PATCHWISE_CACHE" not in os.environ:  # exports made by the tests stay out of
 
     os.environ["PATCHWISE_CACHE"] = os.path.join(tempfile.gettempdir(), "patchwise-test-cache")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

@@ -54,9 +54,6 @@ def count_calls(monkeypatch):
 
 
 def small_scene():
-    import sys
-
-    sys.path.insert(0, str(ROOT))
     from scripts.scenes import render_scene
 
     image, _ = render_scene(900, 700, seed=11, n_objects=40)
@@ -260,9 +257,6 @@ def test_scores_on_the_default_sample_and_with_uploaded_labels():
     assert overall.loc["patches", "recall"] > 0.8 > overall.loc["full image", "recall"]
     assert any("missed" in c.caption for im in at.image for c in im.proto.imgs)
 
-    import sys
-
-    sys.path.insert(0, str(ROOT))
     from scripts.scenes import render_scene, yolo_lines
 
     image, objects = render_scene(900, 700, seed=11, n_objects=40)

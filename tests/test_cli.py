@@ -21,8 +21,9 @@ def test_help_texts_are_complete():
         out = run(*args)
         assert out.returncode == 0
     text = run("predict", "--help").stdout
-    for option in ("--model", "--tile", "--overlap", "--conf", "--merge", "--metric", "--merge-threshold", "--out",
-                   "--class-agnostic", "--include-full", "--batch"):
+    for option in ("--model", "--tile-size", "--overlap", "--edge", "--max-tiles", "--conf", "--iou", "--classes",
+                   "--max-det", "--batch-size", "--imgsz", "--include-full", "--method", "--metric", "--threshold",
+                   "--class-agnostic", "--out"):
         assert option in text
     assert "--labels" in run("evaluate", "--help").stdout
 
@@ -47,7 +48,7 @@ def test_evaluate_prints_the_comparison(tmp_path):
 
     for suffix in (".jpg", ".txt"):
         shutil.copy(SAMPLES / f"depot-2400x1800{suffix}", tmp_path)
-    out = run("evaluate", tmp_path, "--labels", tmp_path, "--model", DET_WEIGHTS, "--tile", 640)
+    out = run("evaluate", tmp_path, "--labels", tmp_path, "--model", DET_WEIGHTS, "--tile-size", 640)
     assert out.returncode == 0, out.stderr
     table = {}
     for line in out.stdout.splitlines():
@@ -68,11 +69,58 @@ def test_evaluate_prints_the_comparison(tmp_path):
         (["predict", SAMPLES, "--model", "m.pt", "--conf", "2"], "--conf must be in"),
         (["predict", SAMPLES, "--model", "m.pt", "--overlap", "0.95"], "--overlap"),
         (["evaluate", SAMPLES, "--model", "m.pt"], "--labels"),
-        (["predict", SAMPLES, "--model", "m.pt", "--merge", "avg"], "invalid choice"),
+        (["predict", SAMPLES, "--model", "m.pt", "--method", "avg"], "invalid choice"),
+        (["predict", SAMPLES, "--model", "m.pt", "--imgsz", "0"], "--imgsz must be between 32 and 4096"),
+        (["predict", SAMPLES, "--model", "m.pt", "--imgsz", "-5"], "--imgsz must be between 32 and 4096"),
+        (["predict", SAMPLES, "--model", "m.pt", "--max-det", "-1"], "--max-det must be between 1"),
+        (["predict", SAMPLES, "--model", "m.pt", "--tile-size", "0"], "--tile-size must be between 1"),
+        (["predict", SAMPLES, "--model", "m.pt", "--classes", "1.7"], "expected class ids"),
+        (["predict", SAMPLES, "--model", "m.pt", "--threshold", "nan"], "--threshold must be a number"),
     ],
 )
 def test_bad_paths_and_options_exit_2_with_one_line(args, message):
     out = run(*args)
     assert out.returncode == 2
     assert message in out.stderr
-    assert "Traceback" not in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@needs_weights
+def test_a_file_name_that_is_not_utf8_is_written_readably(tmp_path):
+    import os
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9-scene.jpg")  # Latin-1 bytes: not UTF-8
+    shutil.copy(SAMPLES / "depot-2400x1800.jpg", odd)
+    out = run("predict", folder, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--no-images")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    frame = pd.read_csv(tmp_path / "o" / "detections.csv")
+    assert set(frame["image"]) == {"caf\ufffd-scene.jpg"} and len(frame) > 100
+
+
+@needs_weights
+@pytest.mark.parametrize("content, message", [
+    ("0 0.5 0.5 0.1 inf\n", "inf"),
+    ("1e308 0.5 0.5 0.1 0.1\n", "class"),
+    ("0 nan 0.5 0.1 0.1\n", "nan"),
+])
+def test_evaluate_with_hostile_yolo_labels_says_which_file_and_goes_on(tmp_path, content, message):
+    import shutil
+
+    shutil.copy(SAMPLES / "depot-2400x1800.jpg", tmp_path / "a.jpg")
+    shutil.copy(SAMPLES / "depot-2400x1800.jpg", tmp_path / "b.jpg")
+    (tmp_path / "a.txt").write_text(content)
+    shutil.copy(SAMPLES / "depot-2400x1800.txt", tmp_path / "b.txt")
+    out = run("evaluate", tmp_path, "--labels", tmp_path, "--model", DET_WEIGHTS)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    skipped = [line for line in out.stderr.splitlines() if line.startswith("skipped a.jpg")]
+    assert skipped and "a.txt" in skipped[0] and message in skipped[0].lower()
+    assert "1 images" in out.stdout
+
+
+def test_evaluate_with_a_broken_coco_file_is_one_line_before_the_model_loads(tmp_path):
+    (tmp_path / "gt.json").write_text("[[[[[[[[" * 20000)
+    out = run("evaluate", SAMPLES, "--labels", tmp_path / "gt.json", "--model", "never-loaded.pt")
+    assert out.returncode == 2 and "gt.json" in out.stderr and "Traceback" not in out.stderr

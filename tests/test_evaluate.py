@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import tiling
-from tiling.evaluate import evaluate, load_coco_labels, load_yolo_labels, matched
+from tiling.evaluate import LabelError, evaluate, load_coco_labels, load_yolo_labels, matched, parse_coco_labels, \
+    parse_yolo_labels
 from tiling.export import coco_categories
 
 
@@ -76,12 +77,16 @@ def test_duplicates_and_partial_boxes_are_counted():
 
 
 def test_label_loaders(tmp_path):
-    det = load_yolo_labels("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.3 0.1 0.3 0.3\n", (100, 200))
+    det = parse_yolo_labels("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.3 0.1 0.3 0.3\n", (100, 200))
     assert det.xyxy.tolist() == [[80, 30, 120, 70], [20, 10, 60, 30]] and det.class_id.tolist() == [0, 1]
-    with pytest.raises(ValueError, match="line 1"):
-        load_yolo_labels("car 0.5 0.5 0.1 0.1", (10, 10))
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.3 0.1 0.3 0.3\n")
+    assert load_yolo_labels(tmp_path / "a.txt", (100, 200)).xyxy.tolist() == det.xyxy.tolist()
+    with pytest.raises(LabelError, match="line 1"):
+        parse_yolo_labels("car 0.5 0.5 0.1 0.1", (10, 10))
     coco = {"images": [{"id": 3, "file_name": "x.jpg", "width": 10, "height": 10}],
             "annotations": [{"id": 1, "image_id": 3, "category_id": 2, "bbox": [1, 2, 3, 4]}],
             "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "truck"}]}
-    out = load_coco_labels(json.dumps(coco))
+    out = parse_coco_labels(json.dumps(coco))
     assert out["x.jpg"].xyxy.tolist() == [[1, 2, 4, 6]] and out["x.jpg"].class_names == ["truck"]
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    assert load_coco_labels(tmp_path / "gt.json")["x.jpg"].xyxy.tolist() == [[1, 2, 4, 6]]

@@ -82,7 +82,7 @@ def test_draw_keeps_size_and_marks_pixels(det):
     image = np.zeros((100, 100, 3), np.uint8)
     out = tiling.draw_detections(image, det)
     assert out.shape == image.shape and out.any() and not image.any()
-    grid = tiling.draw_tiles(image, tiling.plan_tiles((100, 100), 40, 0.25))
+    grid = tiling.draw_tiles(image, tiling.plan_tiles((100, 100), tile_size=40, overlap=0.25))
     assert grid.any()
     dashed = tiling.draw_detections(image, det, color=(0, 0, 255), dashed=True, labels=False)
     assert (dashed[..., 2] > 0).any()

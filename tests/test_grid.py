@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tiling import count_tiles, plan_tiles
+from tiling import TileSpec, count_tiles, plan_tiles
 
 
 def xyxy(tiles):
@@ -31,10 +31,10 @@ def xyxy(tiles):
     ],
 )
 def test_plan_literal(shape, tile, overlap, expected):
-    tiles = plan_tiles(shape, tile, overlap)
+    tiles = plan_tiles(shape, tile_size=tile, overlap=overlap, max_tiles=None)
     assert xyxy(tiles) == expected
     assert [t.index for t in tiles] == list(range(len(expected)))
-    assert count_tiles(shape, tile, overlap) == len(expected)
+    assert count_tiles(shape, tile_size=tile, overlap=overlap) == len(expected)
 
 
 @pytest.mark.parametrize(
@@ -46,8 +46,8 @@ def test_plan_literal(shape, tile, overlap, expected):
     ],
 )
 def test_plan_literal_shifted(shape, tile, overlap, expected):
-    assert xyxy(plan_tiles(shape, tile, overlap, edge="shift")) == expected
-    assert count_tiles(shape, tile, overlap) == len(expected)
+    assert xyxy(plan_tiles(shape, tile_size=tile, overlap=overlap, edge="shift", max_tiles=None)) == expected
+    assert count_tiles(shape, tile_size=tile, overlap=overlap) == len(expected)
 
 
 SHAPES = [(3000, 4000), (1080, 1920), (641, 639), (7, 3000), (1800, 2400)]
@@ -57,7 +57,7 @@ TILINGS = [(640, 0.25), (320, 0.0), (256, 0.89), ((500, 300), (0.1, 0.4))]
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("tile, overlap", TILINGS)
 def test_plan_covers_every_pixel_with_full_size_tiles_when_shifted(shape, tile, overlap):
-    tiles = plan_tiles(shape, tile, overlap, edge="shift")
+    tiles = plan_tiles(shape, tile_size=tile, overlap=overlap, edge="shift", max_tiles=None)
     cover = np.zeros(shape, np.int32)
     tw, th = (tile, tile) if isinstance(tile, int) else tile
     for t in tiles:
@@ -73,9 +73,9 @@ def test_plan_covers_every_pixel_with_full_size_tiles_when_shifted(shape, tile, 
 def test_trimmed_plan_keeps_the_overlap_with_less_area(shape, tile, overlap):
     """Every pixel covered, every pair of neighbours overlapping at least as asked, trimmed edge tiles
     a multiple of 32 px and at least half a tile, and never more pixels than the shifted plan."""
-    tiles = plan_tiles(shape, tile, overlap)
-    shifted = plan_tiles(shape, tile, overlap, edge="shift")
-    assert len(tiles) == len(shifted) == count_tiles(shape, tile, overlap)
+    tiles = plan_tiles(shape, tile_size=tile, overlap=overlap, max_tiles=None)
+    shifted = plan_tiles(shape, tile_size=tile, overlap=overlap, edge="shift", max_tiles=None)
+    assert len(tiles) == len(shifted) == count_tiles(shape, tile_size=tile, overlap=overlap)
     tw, th = (tile, tile) if isinstance(tile, int) else tile
     ox, oy = (overlap, overlap) if isinstance(overlap, float) else overlap
     cover = np.zeros(shape, np.int32)
@@ -96,28 +96,45 @@ def test_trimmed_plan_keeps_the_overlap_with_less_area(shape, tile, overlap):
 
 def test_plan_rejects_an_unknown_edge():
     with pytest.raises(ValueError, match="edge must be one of"):
-        plan_tiles((100, 100), 64, 0.2, edge="wrap")
+        plan_tiles((100, 100), tile_size=64, overlap=0.2, edge="wrap")
 
 
 @pytest.mark.parametrize(
     "tile, overlap, message",
     [
-        (0, 0.25, "tile width"),
-        (-5, 0.25, "tile width"),
-        (12.5, 0.25, "whole number"),
-        (640, 0.9, "overlap"),
-        (640, -0.1, "overlap"),
-        (640, float("nan"), "overlap"),
-        ((640, 0), 0.2, "tile height"),
+        (0, 0.25, "tile_size must be between 1 and"),
+        (-5, 0.25, "tile_size must be between 1 and"),
+        (12.5, 0.25, "tile_size must be a whole number"),
+        ("640", 0.25, "tile_size must be a whole number"),
+        (True, 0.25, "tile_size must be a whole number"),
+        (10**9, 0.25, "tile_size must be between"),
+        (640, 0.9, "overlap must be in"),
+        (640, -0.1, "overlap must be in"),
+        (640, float("nan"), "overlap must be a number"),
+        (640, "0.2", "overlap must be a number"),
+        ((640, 0), 0.2, r"tile_size \(y\) must be between"),
         ((1, 2, 3), 0.2, "pair"),
-        ("big", 0.2, "numbers"),
     ],
 )
 def test_plan_rejects_bad_arguments(tile, overlap, message):
     with pytest.raises(ValueError, match=message):
-        plan_tiles((1000, 1000), tile, overlap)
+        plan_tiles((1000, 1000), tile_size=tile, overlap=overlap)
 
 
 def test_plan_rejects_empty_image():
     with pytest.raises(ValueError, match="at least 1x1"):
-        plan_tiles((0, 100), 64, 0.2)
+        plan_tiles((0, 100), tile_size=64, overlap=0.2)
+
+
+def test_a_tile_spec_caps_the_tile_count_with_a_way_out():
+    spec = TileSpec(tile_size=64, overlap=0.5, max_tiles=100)
+    assert spec.count((640, 640)) > 100
+    with pytest.raises(ValueError, match="above the limit of 100; use larger tiles or less overlap"):
+        spec.plan((640, 640))
+    assert len(plan_tiles((640, 640), spec, max_tiles=None)) == spec.count((640, 640))
+
+
+def test_tile_specs_are_normalized_so_equal_settings_are_one_cache_key():
+    assert TileSpec((640, 640), (0.25, 0.25)) == TileSpec(640, 0.25)
+    assert hash(TileSpec(640.0, 0.25, "TRIM")) == hash(TileSpec(640, 0.25, "trim"))
+    assert TileSpec((640, 320)).size_xy == (640, 320)

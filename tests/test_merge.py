@@ -35,21 +35,21 @@ NESTED = [[0, 0, 100, 100], [10, 10, 40, 40]]  # a small box inside a big one: I
     [("iou", 0.5, 2), ("ios", 0.5, 1), ("ios", 0.99, 1), ("iou", 0.05, 1)],
 )
 def test_iou_vs_ios_on_nested_boxes(metric, thr, expected_n):
-    out = merge(dets(NESTED, [0.9, 0.8]), "nms", metric, thr)
+    out = merge(dets(NESTED, [0.9, 0.8]), method="nms", metric=metric, threshold=thr, conf=0)
     assert len(out) == expected_n
     assert out.xyxy[0].tolist() == [0, 0, 100, 100]
 
 
 def test_class_aware_vs_agnostic():
     d = dets([[0, 0, 10, 10], [1, 1, 11, 11]], [0.9, 0.8], cls=[0, 1])
-    assert len(merge(d, "nms", "iou", 0.5, class_agnostic=False)) == 2
-    agn = merge(d, "nms", "iou", 0.5, class_agnostic=True)
+    assert len(merge(d, method="nms", metric="iou", threshold=0.5, conf=0, class_agnostic=False)) == 2
+    agn = merge(d, method="nms", metric="iou", threshold=0.5, conf=0, class_agnostic=True)
     assert len(agn) == 1 and agn.class_id.tolist() == [0]
 
 
 def test_nmm_unions_boxes_and_keeps_best_class_and_confidence():
     d = dets([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 110]], [0.7, 0.9, 0.5])
-    out = merge(d, "nmm", "iou", 0.3)
+    out = merge(d, method="nmm", metric="iou", threshold=0.3, conf=0)
     assert len(out) == 2
     assert out.xyxy[0].tolist() == [0, 0, 15, 10]
     assert out.confidence.tolist() == pytest.approx([0.9, 0.5])
@@ -61,7 +61,7 @@ def test_nmm_unions_masks():
     m2 = np.ones((10, 10), bool)
     d = Detections(xyxy=np.array([[0, 0, 10, 10], [5, 0, 15, 10]], np.float32), confidence=np.array([0.9, 0.8]),
                    class_id=np.array([0, 0]), masks=[m1, m2])
-    out = merge(d, "nmm", "iou", 0.3)
+    out = merge(d, method="nmm", metric="iou", threshold=0.3, conf=0)
     assert len(out) == 1
     assert out.mask_boxes[0].tolist() == [0, 0, 15, 10]
     assert out.masks[0].shape == (10, 15)
@@ -77,7 +77,7 @@ def test_nms_keeps_masks_of_survivors_only():
     masks = [np.ones((10, 10), bool), np.zeros((10, 10), bool)]
     d = Detections(xyxy=np.array([[0, 0, 10, 10], [0, 0, 10, 10]], np.float32), confidence=np.array([0.6, 0.9]),
                    class_id=np.array([0, 0]), masks=masks)
-    out = merge(d, "nms", "iou", 0.5)
+    out = merge(d, method="nms", metric="iou", threshold=0.5, conf=0)
     assert len(out) == 1 and out.confidence[0] == pytest.approx(0.9) and not out.masks[0].any()
 
 
@@ -85,7 +85,7 @@ def test_cut_piece_never_beats_the_whole_object():
     # The piece seen at a tile edge is more confident than the whole object seen by the next tile.
     d = dets([[90, 10, 100, 30], [90, 10, 120, 30]], [0.95, 0.6], truncated=np.array([True, False]))
     for metric in ("iou", "ios"):
-        out = merge(d, "nms", metric, 0.5)
+        out = merge(d, method="nms", metric=metric, threshold=0.5, conf=0)
         assert len(out) == 1
         assert out.xyxy[0].tolist() == [90, 10, 120, 30]
 
@@ -93,33 +93,43 @@ def test_cut_piece_never_beats_the_whole_object():
 def test_cut_piece_of_another_class_is_absorbed_but_whole_objects_of_two_classes_are_not():
     # Half a truck at a tile edge looks like a car; the whole truck is in the next tile.
     piece = dets([[90, 10, 100, 30], [90, 10, 120, 30]], [0.9, 0.6], cls=[0, 1], truncated=np.array([True, False]))
-    out = merge(piece, "nms", "ios", 0.5)
+    out = merge(piece, method="nms", metric="ios", threshold=0.5, conf=0)
     assert len(out) == 1 and out.class_id.tolist() == [1]
     whole = dets([[90, 10, 100, 30], [90, 10, 120, 30]], [0.9, 0.6], cls=[0, 1], truncated=np.array([False, False]))
-    assert len(merge(whole, "nms", "ios", 0.5)) == 2  # class-aware: two objects of two classes stay
+    assert len(merge(whole, method="nms", metric="ios", threshold=0.5, conf=0)) == 2  # class-aware: two objects of two classes stay
 
 
 def test_two_cut_pieces_of_one_object_with_two_classes_are_one_piece():
     # One tile's class-aware NMS kept the same cut piece twice, as two classes (depot sample, 640 px).
     twins = dets([[480, 1416, 494, 1430], [480, 1416, 495, 1430]], [0.67, 0.34], cls=[0, 2],
                  truncated=np.array([True, True]))
-    out = merge(twins, "nms", "ios", 0.5)
+    out = merge(twins, method="nms", metric="ios", threshold=0.5, conf=0)
     assert len(out) == 1 and out.class_id.tolist() == [0]
     apart = dets([[480, 1416, 494, 1430], [488, 1416, 502, 1430]], [0.67, 0.34], cls=[0, 2],
                  truncated=np.array([True, True]))
-    assert len(merge(apart, "nms", "ios", 0.5)) == 2  # overlapping by half (IoU 0.4): not the same piece
+    assert len(merge(apart, method="nms", metric="ios", threshold=0.5, conf=0)) == 2  # overlapping by half (IoU 0.4): not the same piece
 
 
 def test_empty_and_single():
-    assert len(merge(Detections.empty(), "nmm", "ios", 0.5)) == 0
+    assert len(merge(Detections.empty(), method="nmm", metric="ios", threshold=0.5, conf=0)) == 0
     one = dets([[0, 0, 5, 5]], [0.3])
-    assert merge(one).xyxy.tolist() == one.xyxy.tolist()
+    assert merge(one, conf=0).xyxy.tolist() == one.xyxy.tolist()
 
 
-@pytest.mark.parametrize("bad", [dict(method="soft"), dict(metric="giou"), dict(threshold=1.5)])
-def test_bad_arguments(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, message", [
+    (dict(method="soft"), "merge method must be one of nms, nmm"), (dict(metric="giou"), "merge metric"),
+    (dict(threshold=1.5), "merge threshold must be in"), (dict(conf=float("nan")), "conf must be a number"),
+    (dict(conf=2), "conf must be in"), (dict(classes=[1.7]), "classes entry must be a whole number"),
+    (dict(classes="car"), "classes must be a list"), (dict(class_agnostic="yes"), "class_agnostic must be True"),
+])
+def test_bad_arguments(bad, message):
+    with pytest.raises(ValueError, match=message):
         merge(dets(NESTED, [0.9, 0.8]), **bad)
+
+
+def test_an_unknown_setting_names_the_known_ones():
+    with pytest.raises(TypeError, match="MergeSpec has no setting merge_threshold; its settings are"):
+        merge(dets(NESTED, [0.9, 0.8]), merge_threshold=0.5)
 
 
 def random_boxes(n, seed, extent=2000, size=(5, 60)):
@@ -133,7 +143,7 @@ def random_boxes(n, seed, extent=2000, size=(5, 60)):
 @pytest.mark.parametrize("agnostic", [False, True])
 def test_nms_iou_equals_torchvision(seed, agnostic):
     d = random_boxes(1500, seed)
-    out = merge(d, "nms", "iou", 0.45, class_agnostic=agnostic)
+    out = merge(d, method="nms", metric="iou", threshold=0.45, conf=0, class_agnostic=agnostic)
     boxes, scores = torch.from_numpy(d.xyxy), torch.from_numpy(d.confidence)
     if agnostic:
         keep = torchvision.ops.nms(boxes, scores, 0.45)
@@ -147,7 +157,7 @@ def test_nms_iou_equals_torchvision(seed, agnostic):
 @pytest.mark.parametrize("metric", ["ios", "iou"])
 def test_vectorized_rounds_equal_sequential_greedy(seed, metric):
     d = random_boxes(200, seed, extent=450)
-    out = merge(d, "nms", metric, 0.5, class_agnostic=True)
+    out = merge(d, method="nms", metric=metric, threshold=0.5, conf=0, class_agnostic=True)
     keep = reference_greedy(d, metric, 0.5, True)
     assert sorted(map(tuple, out.xyxy.tolist())) == sorted(map(tuple, d.xyxy[keep].tolist()))
 

@@ -45,7 +45,7 @@ def test_genuine_checkpoint_loads_from_path_and_bytes(genuine):
     assert m.task == "detect" and len(m.names) == 80 and m.runtime == "torch" and len(m.digest) == 64
     m2 = tiling.load_model(genuine.read_bytes())  # runtime="auto": the fastest one installed here
     assert m2.digest == m.digest
-    from tiling.runtimes import available_runtimes
+    from tiling.models.runtimes import available_runtimes
 
     assert m2.runtime == available_runtimes()[0]
 
@@ -118,8 +118,9 @@ def test_lean_path_matches_ultralytics_predict(genuine):
     rng = np.random.default_rng(0)
     tiles = [rng.integers(0, 255, (320, 320, 3), dtype=np.uint8) for _ in range(3)]
     torch.manual_seed(0)
-    fast = m.predict(tiles, conf=0.0005, iou=0.7, max_det=50)
-    slow = m._predict_ultralytics(tiles, None, 0.0005, 0.7, None, 50)
+    spec = tiling.InferSpec(conf=0.0005, iou=0.7, max_det=50)
+    fast = m.predict(tiles, spec)
+    slow = m._predict_ultralytics(tiles, spec, None)
     for a, b in zip(fast, slow):
         assert len(a) == len(b)
         if len(a):
@@ -140,8 +141,8 @@ def test_lean_path_matches_ultralytics_on_real_tiles(det_model):
     image = tiling.read_image(SAMPLES / "parking-3000x2000.jpg")
     tiles = [image[:640, :640], image[640:1280, 640:1280], image[1000:1640, 2000:2640]]
     m = tiling.load_model(SAMPLES.parent / "models" / "synth-yolo11n-det.pt", runtime="torch")
-    fast = m.predict(tiles, conf=0.25, iou=0.7)
-    slow = m._predict_ultralytics(tiles, None, 0.25, 0.7, None, 300)
+    fast = m.predict(tiles, tiling.InferSpec(conf=0.25, iou=0.7))
+    slow = m._predict_ultralytics(tiles, tiling.InferSpec(conf=0.25, iou=0.7), None)
     assert sum(len(a) for a in fast) > 10
     for a, b in zip(fast, slow):
         order_a, order_b = np.lexsort(a.xyxy.T[::-1]), np.lexsort(b.xyxy.T[::-1])
@@ -152,13 +153,8 @@ def test_seg_masks_line_up_with_the_objects(seg_model):
     """A 700 x 480 tile is letterboxed by Ultralytics; resizing its padded masks straight to the tile
     (what peers do) shifts them off the objects. Ours must fit the true object shapes as well as
     Ultralytics' own full-resolution (retina) masks, and move away from them when shifted by 1 px."""
-    import sys
-
     import cv2
 
-    from conftest import ROOT
-
-    sys.path.insert(0, str(ROOT))
     from scripts.scenes import render_scene
 
     image, objects = render_scene(700, 480, seed=77, n_objects=40)
@@ -171,7 +167,7 @@ def test_seg_masks_line_up_with_the_objects(seg_model):
     def fit(mask):
         return max((mask & t).sum() / max(1, (mask | t).sum()) for t in truth)
 
-    ours = seg_model.predict([image], conf=0.3)[0]
+    ours = seg_model.predict([image], tiling.InferSpec(conf=0.3))[0]
     retina = seg_model.yolo.predict(image, imgsz=704, conf=0.3, retina_masks=True, verbose=False)[0]
     letterboxed = seg_model.yolo.predict(image, imgsz=704, conf=0.3, verbose=False)[0].masks.data.numpy()
     ours_fit = np.median([fit(ours.full_mask(k, image.shape[:2])) for k in range(len(ours))])
@@ -195,7 +191,7 @@ def test_architectures_run_through_the_pipeline(config, tmp_path):
     model = tiling.load_model(path, runtime="torch")
     assert model.task == ("segment" if "seg" in config else "detect")
     image = (np.random.default_rng(0).random((500, 700, 3)) * 255).astype(np.uint8)
-    pred = tiling.predict_tiled(image, model, tile_size=320, overlap=0.2, conf=0.0, raw_conf=0.0, max_det=20)
+    pred = tiling.predict_tiled(image, model, tile_size=320, overlap=0.2, conf=0.0, max_det=20)
     full = tiling.predict_full(image, model, imgsz=320, conf=0.0, max_det=20)
     assert len(pred.raw) == 20 * len(pred.tiles) and len(full) == 20
     assert pred.detections.has_masks == (model.task == "segment")

@@ -28,8 +28,8 @@ def match_count(pred, gt, thr=0.9):
 def test_every_object_once_even_when_cut_pieces_are_more_confident(method, metric):
     image, gt = square_scene(1000, 800, n=80, seed=3)
     model = SquareFinder(partial_conf=0.95, whole_conf=0.6)
-    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, conf=0.3, merge=method, metric=metric,
-                                merge_threshold=0.5)
+    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, conf=0.3, method=method, metric=metric,
+                                threshold=0.5)
     assert len(pred.tiles) == 20
     assert len(pred.raw) > len(gt)  # duplicates and pieces at the overlaps
     assert pred.raw.data["truncated"].any()
@@ -74,28 +74,30 @@ def test_batches_and_progress():
 def test_remerge_does_not_call_the_model():
     image, gt = square_scene(800, 600, n=30, seed=5)
     model = SquareFinder(partial_conf=0.3, whole_conf=0.9)
-    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, conf=0.5, raw_conf=0.1)
+    pred = tiling.predict_tiled(image, model, tiling.TileSpec(256, 0.25), tiling.InferSpec(conf=0.1),
+                                tiling.MergeSpec(conf=0.5))
     calls = model.calls
     low = pred.remerge(conf=0.2)
-    agnostic = pred.remerge(merge="nmm", metric="iou", merge_threshold=0.6, class_agnostic=True, classes=[1])
+    agnostic = pred.remerge(method="nmm", metric="iou", threshold=0.6, class_agnostic=True, classes=[1])
     assert model.calls == calls
     assert len(low.raw) == len(pred.raw)
     assert set(agnostic.detections.class_id.tolist()) <= {1}
-    assert agnostic.settings.method == "nmm" and pred.settings.method == "nms"
+    assert agnostic.merge.method == "nmm" and pred.merge.method == "nms"
+    assert pred.remerge(pred.merge) is pred  # the same spec: nothing to do
     with pytest.raises(ValueError, match="below"):
         pred.remerge(conf=0.05)
 
 
 def test_include_full_adds_a_full_image_pass():
     image, gt = square_scene(400, 300, n=5, seed=2, size=(60, 90))
-    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=128, overlap=0.1, include_full=True, full_imgsz=400)
+    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=128, overlap=0.1, include_full=True, imgsz=400)
     assert "full" in set(pred.raw.data["source"])
     assert match_count(pred.detections, gt) == len(gt)
 
 
 def test_masks_follow_the_tiles_and_merge():
     image, gt = square_scene(700, 500, n=20, seed=4)
-    pred = tiling.predict_tiled(image, SquareFinder(masks=True), tile_size=200, overlap=0.25, merge="nmm")
+    pred = tiling.predict_tiled(image, SquareFinder(masks=True), tile_size=200, overlap=0.25, method="nmm")
     det = pred.detections
     assert det.has_masks and len(det) == len(gt)
     for k in range(len(det)):
@@ -108,12 +110,20 @@ def test_masks_follow_the_tiles_and_merge():
     "kwargs, message",
     [
         (dict(conf=1.5), "conf"),
-        (dict(merge="avg"), "merge method"),
+        (dict(method="avg"), "merge method"),
         (dict(metric="dice"), "metric"),
-        (dict(tile_size=0), "tile width"),
+        (dict(tile_size=0), "tile_size must be between"),
+        (dict(tile_size="640"), "tile_size must be a whole number"),
+        (dict(tile_size=True), "tile_size must be a whole number"),
+        (dict(max_det=-1), "max_det must be between 1"),
+        (dict(imgsz=0), "imgsz must be between 32 and 4096"),
+        (dict(imgsz=8000), "imgsz must be between 32 and 4096"),
+        (dict(imgsz=1.5), "imgsz must be a whole number"),
+        (dict(iou=float("nan")), "iou must be a number"),
+        (dict(classes=[1.7]), "classes entry must be a whole number"),
         (dict(overlap=0.95), "overlap"),
         (dict(batch_size=0), "batch_size"),
-        (dict(tile_size=16, overlap=0.5, max_tiles=100), "tiles, above the limit"),
+        (dict(tile_size=16, overlap=0.5, max_tiles=100), "tiles on this 300x300 image, above the limit"),
     ],
 )
 def test_bad_parameters(kwargs, message):
@@ -142,7 +152,7 @@ def test_callable_returning_wrong_type():
 
 def test_ultralytics_plumbing_with_a_yaml_model(yaml_detector):
     image, _ = square_scene(700, 500, n=10)
-    pred = tiling.predict_tiled(image, yaml_detector, tile_size=320, overlap=0.2, conf=0.0, raw_conf=0.0, batch_size=3)
+    pred = tiling.predict_tiled(image, yaml_detector, tile_size=320, overlap=0.2, conf=0.0, batch_size=3)
     assert len(pred.tiles) == 6 and pred.timings["infer"] > 0
     full = tiling.predict_full(image, yaml_detector, imgsz=320, conf=0.0)
     assert isinstance(full, tiling.Detections)
@@ -153,11 +163,11 @@ def test_ultralytics_plumbing_with_a_yaml_model(yaml_detector):
 
 def test_suggest_tile_size(finder):
     image, _ = square_scene(2000, 1500, n=30, size=(60, 90))
-    s = tiling.suggest_tile_size(image, finder, imgsz=2000)
+    s = tiling.suggest_tile_size(image, finder, tiling.InferSpec(imgsz=2000)).tiles
     assert s.tile_size % 32 == 0 and s.tile_size >= 320 and 0.1 <= s.overlap <= 0.5
     assert 90 / s.tile_size <= s.overlap + 1e-6  # the largest object fits in the overlap
     empty = tiling.suggest_tile_size(np.zeros((3000, 4000, 3), np.uint8), finder)
-    assert empty.tile_size == 640 and "no object" in empty.reason
+    assert empty.tiles.tile_size == 640 and "no object" in empty.reason
 
 
 def test_tiling_finds_the_small_objects_a_full_image_pass_misses(det_model):
@@ -173,3 +183,17 @@ def test_tiling_finds_the_small_objects_a_full_image_pass_misses(det_model):
     found_only_by_tiles = gt[~tiled_eval.fn[0] & full_eval.fn[0]]
     assert len(found_only_by_tiles) > len(gt) // 2
     assert tiled_eval.duplicates <= 2
+
+
+def test_an_unknown_setting_is_refused_with_the_known_names():
+    image, _ = square_scene(300, 300, n=3)
+    with pytest.raises(TypeError, match="unknown setting merge_threshold; the settings are"):
+        tiling.predict_tiled(image, SquareFinder(), merge_threshold=0.5)
+
+
+def test_a_callable_model_honours_max_det_and_classes_like_an_ultralytics_one():
+    image, gt = square_scene(400, 400, n=12, seed=6)
+    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=1024, max_det=5, conf=0.0)
+    assert len(pred.raw) == 5 and len(gt) > 5
+    only = tiling.predict_tiled(image, SquareFinder(), tile_size=1024, classes=[1], conf=0.0)
+    assert set(only.raw.class_id.tolist()) == {1}

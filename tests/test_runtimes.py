@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tiling
-from tiling import runtimes
+from tiling.models import runtimes
 from conftest import DET_WEIGHTS, SAMPLES, SEG_WEIGHTS
 
 

@@ -1,27 +1,33 @@
 """Patchwise: patch-based (sliced, tiled) inference for detection and segmentation models.
 
     import tiling
-    image = tiling.read_image("samples/aerial-4000x3000.jpg")
+    image = tiling.read_image("samples/airfield-4000x3000.jpg")
     model = tiling.load_model("models/synth-yolo11n-det.pt")
-    pred = tiling.predict_tiled(image, model, tile_size=640, overlap=0.25)
+    pred = tiling.predict_tiled(image, model, tile_size=640, overlap=0.25, conf=0.25)
     pred.detections.to_dataframe()
+
+One settings object per stage: :class:`TileSpec` (grid), :class:`InferSpec` (model), :class:`MergeSpec`
+(merge); keyword settings build them.
 """
 from .detections import Detections
 from .draw import class_color, draw_detections, draw_tiles
+from .evaluate import (Evaluation, LabelError, evaluate, load_coco_labels, load_yolo_labels, matched, parse_coco_labels,
+                       parse_yolo_labels)
 from .export import encode_png, to_coco, to_coco_json, to_csv, to_json, to_yolo_txt
-from .grid import Tile, count_tiles, plan_tiles
+from .grid import Tile, TileSpec, count_tiles, plan_tiles
 from .imageio import ImageError, read_image
-from .merge import merge
-from .models import CallableModel, Model, ModelError, UltralyticsModel, as_model, load_model
-from .pipeline import TiledPrediction, TileSuggestion, predict_full, predict_tiled, suggest_tile_size
-from .evaluate import Evaluation, evaluate, load_coco_labels, load_yolo_labels, matched
+from .merge import MergeSpec, merge
+from .models import CallableModel, InferSpec, Model, ModelError, UltralyticsModel, as_model, load_model
+from .pipeline import TiledPrediction, predict_full, predict_tiled
 from .stitch import dense_class_map, stitch_dense
+from .suggest import TileSuggestion, suggest_tile_size
 
 __all__ = [
-    "CallableModel", "Detections", "ImageError", "Model", "ModelError", "Tile", "TileSuggestion",
-    "TiledPrediction", "UltralyticsModel", "as_model", "class_color", "count_tiles", "draw_detections",
-    "draw_tiles", "encode_png", "load_model", "merge", "plan_tiles", "predict_full", "predict_tiled",
+    "CallableModel", "Detections", "Evaluation", "ImageError", "LabelError", "InferSpec", "MergeSpec", "Model", "ModelError",
+    "Tile", "TileSpec", "TileSuggestion", "TiledPrediction", "UltralyticsModel", "as_model", "class_color",
+    "count_tiles", "dense_class_map", "draw_detections", "draw_tiles", "encode_png", "evaluate", "load_coco_labels",
+    "load_model", "load_yolo_labels", "matched", "merge", "parse_coco_labels", "parse_yolo_labels", "plan_tiles", "predict_full", "predict_tiled",
     "read_image", "stitch_dense", "suggest_tile_size", "to_coco", "to_coco_json", "to_csv", "to_json",
-    "to_yolo_txt", "Evaluation", "evaluate", "load_coco_labels", "load_yolo_labels", "matched", "dense_class_map",
+    "to_yolo_txt",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

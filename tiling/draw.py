@@ -26,16 +26,39 @@ def line_width_for(shape: Sequence[int]) -> int:
     return max(1, int(round((shape[0] + shape[1]) / 2 * 0.0025)))
 
 
-def _dashed_rectangle(img, p0, p1, color, lw, dash):
-    x0, y0 = p0
-    x1, y1 = p1
+Segment = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _dash_starts(a: int, b: int, lo: int, hi: int, dash: int) -> range:
+    """Starts of the dashes of the edge [a, b) that reach [lo, hi]; the pattern stays anchored at ``a``."""
+    period = 2 * dash
+    first = max(0, -((a - lo + dash) // period))  # ceil((lo - dash - a) / period)
+    return range(a + first * period, min(b, hi + 1), period)
+
+
+def dash_segments(p0: tuple[int, int], p1: tuple[int, int], shape: Sequence[int], lw: int,
+                  dash: int) -> list[Segment]:
+    """The dashes of the box p0-p1 that can show on an image of ``shape``.
+
+    Only edges and dashes within a line width of the image are made, so the cost is bounded by the
+    image size: a box 200,000 px wide (a hostile label) costs what a full-image box costs.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    (x0, y0), (x1, y1) = p0, p1
+    out: list[Segment] = []
     for a, b, fixed, horizontal in ((x0, x1, y0, True), (x0, x1, y1, True), (y0, y1, x0, False), (y0, y1, x1, False)):
-        for s in range(a, b, 2 * dash):
+        along, across = (w, h) if horizontal else (h, w)
+        if not -lw <= fixed < across + lw:
+            continue
+        for s in _dash_starts(a, b, -lw, along - 1 + lw, dash):
             e = min(s + dash, b)
-            if horizontal:
-                cv2.line(img, (s, fixed), (e, fixed), color, lw, cv2.LINE_AA)
-            else:
-                cv2.line(img, (fixed, s), (fixed, e), color, lw, cv2.LINE_AA)
+            out.append(((s, fixed), (e, fixed)) if horizontal else ((fixed, s), (fixed, e)))
+    return out
+
+
+def _dashed_rectangle(img: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], color, lw: int, dash: int) -> None:
+    for start, end in dash_segments(p0, p1, img.shape, lw, dash):
+        cv2.line(img, start, end, color, lw, cv2.LINE_AA)
 
 
 def draw_detections(
@@ -104,22 +127,6 @@ def draw_tiles(image: np.ndarray, tiles: Sequence[Tile], color=(255, 255, 255), 
             cv2.putText(layer, str(t.index), (t.x0 + 4 * lw, t.y0 + 12 * lw), cv2.FONT_HERSHEY_SIMPLEX, scale, col,
                         max(1, lw // 2), cv2.LINE_AA)
     return cv2.addWeighted(layer, alpha, image, 1 - alpha, 0)
-
-
-def class_map(shape: tuple[int, int], detections: Detections, background: int = -1) -> np.ndarray:
-    """(H, W) int array of class ids from the masks (higher confidence wins where masks overlap)."""
-    out = np.full(shape, background, np.int32)
-    if detections.masks is None:
-        return out
-    h, w = shape
-    for k in np.argsort(detections.confidence):
-        x0, y0, x1, y1 = (int(v) for v in detections.mask_boxes[k])  # type: ignore[index]
-        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-        if cx1 <= cx0 or cy1 <= cy0:
-            continue
-        m = detections.masks[k][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-        out[cy0:cy1, cx0:cx1][m] = detections.class_id[k]
-    return out
 
 
 def colorize_class_map(cmap: np.ndarray, background=(40, 40, 40)) -> np.ndarray:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
+
+from . import checks
 
 
 @dataclass(frozen=True)
@@ -31,31 +34,86 @@ class Tile:
         return (self.x0, self.y0, self.x1, self.y1)
 
 
-def _pair(value, name: str, cast) -> tuple:
+Edge = Literal["trim", "shift"]
+EDGES: tuple[str, ...] = get_args(Edge)
+MAX_TILE_SIDE = 16_384  # px: far beyond any network input; keeps a typo from asking for gigabytes
+
+
+def _pair(name: str, value: Any, check) -> tuple:
     if isinstance(value, (tuple, list, np.ndarray)):
         if len(value) != 2:
             raise ValueError(f"{name} must be a number or a pair (x, y), got {value!r}")
-        return cast(value[0]), cast(value[1])
-    return cast(value), cast(value)
+        return check(f"{name} (x)", value[0]), check(f"{name} (y)", value[1])
+    v = check(name, value)
+    return v, v
 
 
-def normalize_tile_args(tile_size, overlap) -> tuple[tuple[int, int], tuple[float, float]]:
-    """Check and expand ``tile_size`` and ``overlap`` to (x, y) pairs, with messages a user can act on."""
-    try:
-        tw, th = _pair(tile_size, "tile_size", float)
-        ox, oy = _pair(overlap, "overlap", float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"tile_size and overlap must be numbers: {exc}") from None
-    for v, axis in ((tw, "width"), (th, "height")):
-        if not np.isfinite(v) or v < 1 or v != int(v):
-            raise ValueError(f"tile {axis} must be a whole number of pixels >= 1, got {v!r}")
-    for v, axis in ((ox, "x"), (oy, "y")):
-        if not np.isfinite(v) or not 0.0 <= v < 0.9:
-            raise ValueError(f"overlap ({axis}) must be a fraction in [0, 0.9), got {v!r}")
-    return (int(tw), int(th)), (ox, oy)
+@dataclass(frozen=True)
+class TileSpec:
+    """Where the model looks: tile size and overlap (a number, or an (x, y) pair), how the last row and
+    column meet the image's edge (see :func:`plan_tiles`), and a cap on the number of tiles, so that a
+    tiny tile on a huge image is refused instead of running for hours (None: no cap)."""
+
+    tile_size: int | tuple[int, int] = 640
+    overlap: float | tuple[float, float] = 0.25
+    edge: Edge = "trim"
+    max_tiles: int | None = 10_000
+
+    def __post_init__(self) -> None:
+        size = _pair("tile_size", self.tile_size, lambda n, v: checks.whole(n, v, 1, MAX_TILE_SIDE))
+        overlap = _pair("overlap", self.overlap, lambda n, v: checks.number(n, v, 0.0, 0.9, hi_open=True))
+        object.__setattr__(self, "tile_size", size[0] if size[0] == size[1] else size)
+        object.__setattr__(self, "overlap", overlap[0] if overlap[0] == overlap[1] else overlap)
+        object.__setattr__(self, "edge", checks.choice("edge", self.edge, EDGES))
+        if self.max_tiles is not None:
+            object.__setattr__(self, "max_tiles", checks.whole("max_tiles", self.max_tiles, 1, 10**9))
+
+    @property
+    def size_xy(self) -> tuple[int, int]:
+        return self.tile_size if isinstance(self.tile_size, tuple) else (self.tile_size, self.tile_size)
+
+    @property
+    def overlap_xy(self) -> tuple[float, float]:
+        return self.overlap if isinstance(self.overlap, tuple) else (self.overlap, self.overlap)
+
+    def count(self, image_shape) -> int:
+        """Number of tiles :meth:`plan` makes (with either edge mode), without making them."""
+        height, width = _shape(image_shape)
+        (tw, th), (ox, oy) = self.size_xy, self.overlap_xy
+        return len(_windows(width, tw, ox, "shift")) * len(_windows(height, th, oy, "shift"))
+
+    def check_count(self, image_shape) -> int:
+        """The tile count, or a ``ValueError`` saying how to get under ``max_tiles``."""
+        n = self.count(image_shape)
+        if self.max_tiles is not None and n > self.max_tiles:
+            height, width = _shape(image_shape)
+            raise ValueError(f"{self.tile_size} px tiles with {self.overlap} overlap would make {n} tiles on this "
+                             f"{width}x{height} image, above the limit of {self.max_tiles}; use larger tiles or "
+                             "less overlap")
+        return n
+
+    def plan(self, image_shape) -> list[Tile]:
+        """Row-major tiles covering every pixel of an image of ``image_shape`` = (height, width[, ...])."""
+        height, width = _shape(image_shape)
+        self.check_count((height, width))
+        (tw, th), (ox, oy) = self.size_xy, self.overlap_xy
+        xs, ys = _windows(width, tw, ox, self.edge), _windows(height, th, oy, self.edge)
+        tiles = []
+        for r, (y0, y1) in enumerate(ys):
+            for c, (x0, x1) in enumerate(xs):
+                tiles.append(Tile(x0, y0, x1, y1, len(tiles), r, c))
+        return tiles
 
 
-EDGES = ("trim", "shift")
+def _shape(image_shape) -> tuple[int, int]:
+    if len(image_shape) < 2:
+        raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
+    height, width = int(image_shape[0]), int(image_shape[1])
+    if height < 1 or width < 1:
+        raise ValueError(f"image must be at least 1x1 pixels, got {width}x{height}")
+    return height, width
+
+
 EDGE_ALIGN = 32  # px: trimmed edge tiles are a multiple of this (the usual network stride), so none is padded
 # Trim only edge tiles that lose at least a quarter of the tile. Trimmed tiles run in batches of their own,
 # often part-filled: at 640 px, trimming 608 px edges (parking sample) was 3% slower than not, while
@@ -81,44 +139,24 @@ def _windows(length: int, size: int, overlap: float, edge: str) -> list[tuple[in
     return [(s, s + size) for s in starts] + [(length - last, length)]
 
 
-def _check_edge(edge: str) -> str:
-    if edge not in EDGES:
-        raise ValueError(f"edge must be one of {EDGES}, got {edge!r}")
-    return edge
-
-
-def plan_tiles(image_shape, tile_size=640, overlap=0.25, edge: str = "trim") -> list[Tile]:
+def plan_tiles(image_shape, spec: TileSpec | None = None, **changes) -> list[Tile]:
     """Row-major tiles covering every pixel of an image of ``image_shape`` = (height, width[, ...]).
 
-    Tiles have the requested size and overlap. Where the image does not end on a whole step, ``edge``
-    decides the last column and row. ``"trim"`` (default) ends them at the image's edge with the same
-    overlap as every other pair of neighbours, only as large as that needs: a multiple of 32 px, at
-    least half a tile, and only when that saves a quarter of the tile or more. In A/Bs of
-    ``predict_tiled`` that took 7-10% off depot and farmland at 640 px and airfield at 320 px, with
-    the same AP50. ``"shift"`` keeps them full size and moves them back inside the image (more
-    overlap there), as SAHI and supervision do. An image smaller than a tile along an axis gets one
-    tile that is the whole image along it.
+    ``spec`` (or a default :class:`TileSpec`) with any of its fields changed by keyword, e.g.
+    ``plan_tiles((h, w), tile_size=640, overlap=0.25, edge="trim")``. Where the image does not end on a
+    whole step, ``edge`` decides the last column and row. ``"trim"`` (default) ends them at the image's
+    edge with the same overlap as every other pair of neighbours, only as large as that needs: a
+    multiple of 32 px, at least half a tile, and only when that saves a quarter of the tile or more.
+    ``"shift"`` keeps them full size and moves them back inside the image (more overlap there), as SAHI
+    and supervision do. An image smaller than a tile along an axis gets one tile that is the whole
+    image along it.
     """
-    if len(image_shape) < 2:
-        raise ValueError(f"image_shape must be (height, width), got {image_shape!r}")
-    height, width = int(image_shape[0]), int(image_shape[1])
-    if height < 1 or width < 1:
-        raise ValueError(f"image must be at least 1x1 pixels, got {width}x{height}")
-    (tw, th), (ox, oy) = normalize_tile_args(tile_size, overlap)
-    _check_edge(edge)
-    xs, ys = _windows(width, tw, ox, edge), _windows(height, th, oy, edge)
-    tiles = []
-    for r, (y0, y1) in enumerate(ys):
-        for c, (x0, x1) in enumerate(xs):
-            tiles.append(Tile(x0, y0, x1, y1, len(tiles), r, c))
-    return tiles
+    return checks.with_changes(spec, TileSpec, changes).plan(image_shape)
 
 
-def count_tiles(image_shape, tile_size=640, overlap=0.25) -> int:
+def count_tiles(image_shape, spec: TileSpec | None = None, **changes) -> int:
     """Number of tiles :func:`plan_tiles` would make (with either ``edge``), without making them."""
-    (tw, th), (ox, oy) = normalize_tile_args(tile_size, overlap)
-    columns, rows = _windows(int(image_shape[1]), tw, ox, "shift"), _windows(int(image_shape[0]), th, oy, "shift")
-    return len(columns) * len(rows)
+    return checks.with_changes(spec, TileSpec, changes).count(image_shape)
 
 
 def tiles_array(tiles: list[Tile]) -> np.ndarray:

@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-DEFAULT_MAX_PIXELS = int(os.environ.get("PATCHWISE_MAX_PIXELS", 100_000_000))
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "GIF")
+MAX_PIXELS = int(os.environ.get("PATCHWISE_MAX_PIXELS", 100_000_000))  # checked from the header, before decoding
+# Pillow's format name -> file name suffixes. MPO is what some cameras write as .jpg.
+FORMAT_SUFFIXES = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "WEBP": (".webp",), "BMP": (".bmp",),
+                   "TIFF": (".tif", ".tiff"), "GIF": (".gif",), "MPO": ()}
+SUPPORTED_FORMATS = tuple(FORMAT_SUFFIXES)
+IMAGE_SUFFIXES = tuple(sfx for suffixes in FORMAT_SUFFIXES.values() for sfx in suffixes)
+ACCEPTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"  # for messages: what a person may give
 _CV2_FORMATS = ("JPEG", "PNG", "BMP")
 
 
@@ -75,10 +80,10 @@ def _open_pil(data: bytes, label: str) -> Image.Image:
             raise ImageError(f"{label} declares an image too large to open safely ({exc})") from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise ImageError(
-                f"{label} is not an image this app can read (JPEG, PNG, WebP, BMP or TIFF expected): {exc}"
+                f"{label} is not an image this app can read ({ACCEPTED} expected): {exc}"
             ) from None
     if im.format not in SUPPORTED_FORMATS:
-        raise ImageError(f"{label} is a {im.format} file; JPEG, PNG, WebP, BMP or TIFF expected")
+        raise ImageError(f"{label} is a {im.format} file; {ACCEPTED} expected")
     return im
 
 
@@ -140,7 +145,7 @@ def read_image(source, max_pixels: int | None = None) -> np.ndarray:
     Handles grayscale, alpha (composited on white), palette, CMYK, 16-bit, EXIF orientation and
     animated files (first frame). Raises :class:`ImageError` for anything it cannot use.
     """
-    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    max_pixels = MAX_PIXELS if max_pixels is None else int(max_pixels)
     data, label = _open_bytes(source)
     im = _open_pil(data, label)
     width, height = im.size
@@ -148,8 +153,8 @@ def read_image(source, max_pixels: int | None = None) -> np.ndarray:
         raise ImageError(f"{label} has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageError(
-            f"{label} is {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit of "
-            f"{max_pixels / 1e6:.1f} megapixels; downscale it first"
+            f"{label} is {width}x{height} = {width * height:,} pixels, above the limit of {max_pixels:,} pixels "
+            f"({max_pixels / 1e6:g} megapixels); downscale it first"
         )
     try:
         orientation = im.getexif().get(0x0112, 1)

@@ -13,26 +13,64 @@ and two cut pieces of different classes that are nearly the same box are one pie
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, Sequence, get_args
+
 import numpy as np
 
+from . import checks
 from .detections import Detections, paste_mask
+from .grid import Tile, tiles_array
 
-METHODS = ("nms", "nmm")
-METRICS = ("iou", "ios")
+Method = Literal["nms", "nmm"]
+Metric = Literal["ios", "iou"]
+METHODS: tuple[str, ...] = get_args(Method)
+METRICS: tuple[str, ...] = get_args(Metric)
 PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is part of that box
 PARTIAL_IOS_OTHER_CLASS = 0.7  # ... and this much inside a whole box of another class
+EDGE_MARGIN = 1.5  # px: a box this close to an inner tile edge was cut by it
 _MAX_CELLS_PER_BOX = 16
 
 
-def check_merge_args(method: str, metric: str, threshold: float) -> tuple[str, str]:
-    method, metric = str(method).lower(), str(metric).lower()
-    if method not in METHODS:
-        raise ValueError(f"merge method must be one of {METHODS}, got {method!r}")
-    if metric not in METRICS:
-        raise ValueError(f"merge metric must be one of {METRICS}, got {metric!r}")
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"merge threshold must be in [0, 1], got {threshold!r}")
-    return method, metric
+@dataclass(frozen=True)
+class MergeSpec:
+    """How the raw tile detections become one answer: which to keep (``conf``, ``classes``), how
+    duplicates are found (``metric`` at ``threshold``, across classes with ``class_agnostic``) and how
+    they are resolved (``method``: NMS keeps the best of a group, NMM fuses it)."""
+
+    conf: float = 0.25
+    method: Method = "nms"
+    metric: Metric = "ios"
+    threshold: float = 0.5
+    class_agnostic: bool = False
+    classes: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conf", checks.number("conf", self.conf, 0.0, 1.0))
+        object.__setattr__(self, "method", checks.choice("merge method", self.method, METHODS))
+        object.__setattr__(self, "metric", checks.choice("merge metric", self.metric, METRICS))
+        object.__setattr__(self, "threshold", checks.number("merge threshold", self.threshold, 0.0, 1.0))
+        object.__setattr__(self, "class_agnostic", checks.flag("class_agnostic", self.class_agnostic))
+        object.__setattr__(self, "classes", checks.class_ids("classes", self.classes))
+
+
+def truncated_flags(xyxy: np.ndarray, tile_index: np.ndarray, tiles: Sequence[Tile], image_shape) -> np.ndarray:
+    """True for boxes that touch a tile edge lying inside the image (the object was cut there).
+
+    The merge ranks whole boxes before cut pieces; ``tile_index`` -1 (the full-image pass) is never cut.
+    """
+    if len(xyxy) == 0:
+        return np.zeros(0, bool)
+    h, w = image_shape[:2]
+    tb = tiles_array(list(tiles)).astype(np.float32)[np.maximum(tile_index, 0)]
+    m = EDGE_MARGIN
+    cut = (
+        ((xyxy[:, 0] <= tb[:, 0] + m) & (tb[:, 0] > 0))
+        | ((xyxy[:, 1] <= tb[:, 1] + m) & (tb[:, 1] > 0))
+        | ((xyxy[:, 2] >= tb[:, 2] - m) & (tb[:, 2] < w))
+        | ((xyxy[:, 3] >= tb[:, 3] - m) & (tb[:, 3] < h))
+    )
+    return cut & (tile_index >= 0)
 
 
 def pair_metric(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
@@ -160,23 +198,20 @@ def greedy_keep(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         src, dst = s, d
 
 
-def merge(
-    detections: Detections,
-    method: str = "nms",
-    metric: str = "ios",
-    threshold: float = 0.5,
-    class_agnostic: bool = False,
-) -> Detections:
-    """Remove (NMS) or fuse (NMM) duplicate detections.
+def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> Detections:
+    """Keep the detections ``spec`` asks for (``conf``, ``classes``), then remove (NMS) or fuse (NMM)
+    duplicates. ``spec`` defaults to :class:`MergeSpec`; keywords change its fields, as in
+    ``merge(det, method="nmm", metric="iou", threshold=0.5)``.
 
     NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
     the highest confidence, the class of the kept one. Results are sorted by confidence.
     """
-    method, metric = check_merge_args(method, metric, threshold)
+    spec = checks.with_changes(spec, MergeSpec, changes)
+    detections = detections.filter(conf=spec.conf, classes=spec.classes)
     n = len(detections)
     if n == 0:
         return detections[np.arange(0)]
-    src, dst, rank = match_edges(detections, metric, float(threshold), class_agnostic)
+    src, dst, rank = match_edges(detections, spec.metric, spec.threshold, spec.class_agnostic)
     keep = greedy_keep(n, src, dst)
     # Each suppressed detection belongs to its best-ranked kept neighbour.
     by_keeper = keep[src] & ~keep[dst]
@@ -191,7 +226,7 @@ def merge(
     kept_idx = np.flatnonzero(keep)
     out = detections[kept_idx]
     out.confidence = conf[kept_idx]
-    if method == "nmm" and len(d):
+    if spec.method == "nmm" and len(d):
         boxes = detections.xyxy.copy()
         np.minimum.at(boxes[:, 0], owner, detections.xyxy[:, 0])
         np.minimum.at(boxes[:, 1], owner, detections.xyxy[:, 1])

@@ -1,34 +1,45 @@
 """Patch-based inference end to end: plan tiles, run batches, map back, merge.
 
-The model runs once at the lowest confidence the caller may want (``raw_conf``); the raw tile
-detections are kept, so changing the confidence, merge method, metric, threshold, class-agnostic
-switch or class filter re-merges them (:meth:`TiledPrediction.remerge`) without the model.
+Three settings objects, one per stage, drive a run: :class:`~tiling.grid.TileSpec` (where the model
+looks), :class:`~tiling.models.InferSpec` (how it runs) and :class:`~tiling.merge.MergeSpec` (how the
+tile detections become one answer). The model runs once at ``infer.conf``; the raw tile detections
+are kept, so another merge spec at or above that confidence re-merges them
+(:meth:`TiledPrediction.remerge`) without the model.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
+from . import checks
 from .detections import Detections
-from .grid import Tile, count_tiles, plan_tiles, tiles_array
-from .merge import check_merge_args, merge as merge_detections
-from .models import Model, as_model
+from .grid import Tile, TileSpec, tiles_array
+from .merge import MergeSpec, merge as merge_detections, truncated_flags
+from .models import InferSpec, as_model
 
-EDGE_MARGIN = 1.5  # px: a box this close to an inner tile edge was cut by it
-DEFAULT_MAX_TILES = 10_000
+Progress = Callable[[int, int], None]
+_SPECS = (TileSpec, InferSpec, MergeSpec)
 
 
-@dataclass(frozen=True)
-class MergeSettings:
-    conf: float = 0.25
-    method: str = "nms"
-    metric: str = "ios"
-    threshold: float = 0.5
-    class_agnostic: bool = False
-    classes: tuple[int, ...] | None = None
+def split_settings(tiles: TileSpec | None = None, infer: InferSpec | None = None, merge: MergeSpec | None = None,
+                   **changes) -> tuple[TileSpec, InferSpec, MergeSpec]:
+    """The three specs, each with the keyword settings that name one of its fields changed.
+
+    A name several specs share (``conf``, ``classes``) changes each of them: ``conf=0.25`` runs the
+    model at 0.25 and keeps what it finds at 0.25.
+    """
+    known = set().union(*(checks.field_names(cls) for cls in _SPECS))
+    unknown = set(changes) - known
+    if unknown:
+        raise TypeError(f"unknown setting {', '.join(sorted(unknown))}; the settings are {', '.join(sorted(known))}")
+    out = []
+    for spec, cls in zip((tiles, infer, merge), _SPECS):
+        mine = {k: v for k, v in changes.items() if k in checks.field_names(cls)}
+        out.append(checks.with_changes(spec, cls, mine))
+    return out[0], out[1], out[2]
 
 
 @dataclass
@@ -36,49 +47,42 @@ class TiledPrediction:
     """Everything one patch-based run produced.
 
     ``raw`` holds every tile detection in image coordinates with ``data["tile_index"]`` (-1 for the
-    full-image pass), ``data["truncated"]`` and ``data["source"]``; ``detections`` is the merged result.
+    full-image pass), ``data["truncated"]`` and ``data["source"]``; ``detections`` is ``raw`` merged by
+    ``merge``.
     """
 
     tiles: list[Tile]
     raw: Detections
     detections: Detections
     timings: dict[str, float]
-    settings: MergeSettings
     image_shape: tuple[int, int]
-    raw_conf: float
+    tile_spec: TileSpec
+    infer: InferSpec
+    merge: MergeSpec
     names: dict[int, str] = field(default_factory=dict)
 
-    def remerge(self, **changes) -> TiledPrediction:
-        """A new result with other merge settings, from the cached raw detections (no model call).
-
-        Accepts ``conf``, ``method`` (or ``merge``), ``metric``, ``threshold`` (or ``merge_threshold``),
-        ``class_agnostic`` and ``classes``. ``conf`` below ``raw_conf`` cannot be honoured and raises.
-        """
-        aliases = {"merge": "method", "merge_threshold": "threshold"}
-        changes = {aliases.get(k, k): v for k, v in changes.items()}
-        if "classes" in changes and changes["classes"] is not None:
-            changes["classes"] = tuple(int(c) for c in changes["classes"])
-        settings = replace(self.settings, **changes)
-        if settings.conf < self.raw_conf - 1e-9:
-            raise ValueError(
-                f"conf {settings.conf} is below the {self.raw_conf} the model ran at; run predict_tiled again"
-            )
+    def remerge(self, merge: MergeSpec | None = None, **changes) -> TiledPrediction:
+        """This result under another merge spec (``merge``, or this one with fields changed by keyword),
+        from the kept raw detections: no model call. A ``conf`` below the one the model ran at cannot be
+        honoured and raises ``ValueError``."""
+        spec = checks.with_changes(merge or self.merge, MergeSpec, changes)
+        if spec == self.merge:
+            return self
+        if spec.conf < self.infer.conf - 1e-9:
+            raise ValueError(f"conf {spec.conf} is below the {self.infer.conf} the model ran at; "
+                             "run predict_tiled again with a lower infer conf")
         start = time.perf_counter()
-        merged = _merge_raw(self.raw, settings)
+        merged = merge_detections(self.raw, spec)
         timings = dict(self.timings, merge=time.perf_counter() - start)
-        return replace(self, detections=merged, settings=settings, timings=timings)
+        return replace(self, detections=merged, merge=spec, timings=timings)
 
     @property
     def tile_boxes(self) -> np.ndarray:
         return tiles_array(self.tiles)
 
 
-def _merge_raw(raw: Detections, s: MergeSettings) -> Detections:
-    candidates = raw.filter(conf=s.conf, classes=s.classes)
-    return merge_detections(candidates, s.method, s.metric, s.threshold, s.class_agnostic)
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
+def check_image(image: np.ndarray) -> np.ndarray:
+    """An H x W x 3 uint8 BGR array (a grey H x W one is expanded), or a ``ValueError`` saying why not."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array (H x W x 3 uint8 BGR), got {type(image).__name__}")
     if image.ndim == 2:
@@ -90,37 +94,13 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _check_conf(name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
-
-
-def truncated_flags(xyxy: np.ndarray, tile_index: np.ndarray, tiles: Sequence[Tile], image_shape) -> np.ndarray:
-    """True for boxes that touch a tile edge lying inside the image (the object was cut there)."""
-    if len(xyxy) == 0:
-        return np.zeros(0, bool)
-    h, w = image_shape[:2]
-    tb = tiles_array(list(tiles)).astype(np.float32)[np.maximum(tile_index, 0)]
-    m = EDGE_MARGIN
-    cut = (
-        ((xyxy[:, 0] <= tb[:, 0] + m) & (tb[:, 0] > 0))
-        | ((xyxy[:, 1] <= tb[:, 1] + m) & (tb[:, 1] > 0))
-        | ((xyxy[:, 2] >= tb[:, 2] - m) & (tb[:, 2] < w))
-        | ((xyxy[:, 3] >= tb[:, 3] - m) & (tb[:, 3] < h))
-    )
-    return cut & (tile_index >= 0)
-
-
-def predict_full(image: np.ndarray, model, imgsz: int = 640, conf: float = 0.25, iou: float = 0.7,
-                 classes: Sequence[int] | None = None, max_det: int = 300) -> Detections:
-    """The ordinary one-pass prediction: the whole image resized to ``imgsz``."""
-    image = _check_image(image)
-    _check_conf("conf", conf)
-    _check_conf("iou", iou)
+def predict_full(image: np.ndarray, model, infer: InferSpec | None = None, **changes) -> Detections:
+    """The ordinary one-pass prediction: the whole image resized to ``infer.imgsz`` on its long side.
+    Keywords change fields of ``infer`` (``predict_full(image, model, imgsz=640, conf=0.25)``)."""
+    image = check_image(image)
+    spec = checks.with_changes(infer, InferSpec, changes)
     model = as_model(model)
-    det = model.predict([image], imgsz=int(imgsz), conf=conf, iou=iou, classes=classes, max_det=max_det)[0]
+    det = model.predict([image], spec, imgsz=spec.imgsz)[0]
     det.names = det.names or dict(model.names)
     n = len(det)
     det.data.update(tile_index=np.full(n, -1, np.int64), truncated=np.zeros(n, bool), source=np.full(n, "full"))
@@ -136,52 +116,47 @@ def tile_batches(tiles: Sequence[Tile], batch_size: int) -> list[list[Tile]]:
     return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
-def predict_tiled(
-    image: np.ndarray,
-    model,
-    tile_size=640,
-    overlap=0.25,
-    conf: float = 0.25,
-    iou: float = 0.7,
-    merge: str = "nms",
-    metric: str = "ios",
-    merge_threshold: float = 0.5,
-    class_agnostic: bool = False,
-    batch_size: int = 8,
-    include_full: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    classes: Sequence[int] | None = None,
-    raw_conf: float | None = None,
-    full_imgsz: int = 640,
-    max_tiles: int | None = DEFAULT_MAX_TILES,
-    max_det: int = 300,
-    edge: str = "trim",
-) -> TiledPrediction:
-    """Patch-based prediction over an H x W x 3 uint8 BGR image. See the module docstring."""
+def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer: InferSpec | None = None,
+                  merge: MergeSpec | None = None, *, progress: Progress | None = None, **changes) -> TiledPrediction:
+    """Patch-based prediction over an H x W x 3 uint8 BGR image.
+
+    Give the specs, or change their fields by keyword:
+    ``predict_tiled(image, model, tile_size=640, overlap=0.25, conf=0.25)``. ``progress(done, total)``
+    is called after each batch of tiles; if it raises, the run stops there.
+    """
     t_start = time.perf_counter()
-    image = _check_image(image)
-    conf = _check_conf("conf", conf)
-    _check_conf("iou", iou)
-    raw_conf = conf if raw_conf is None else min(_check_conf("raw_conf", raw_conf), conf)
-    check_merge_args(merge, metric, merge_threshold)
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    batch_size = int(batch_size)
+    image = check_image(image)
+    tile_spec, infer, merge = split_settings(tiles, infer, merge, **changes)
+    if merge.conf < infer.conf - 1e-9:
+        raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
     h, w = image.shape[:2]
-    n_tiles = count_tiles((h, w), tile_size, overlap)
-    if max_tiles is not None and n_tiles > max_tiles:
-        raise ValueError(
-            f"this would make {n_tiles} tiles, above the limit of {max_tiles}; use larger tiles or less overlap"
-        )
-    tiles = plan_tiles((h, w), tile_size, overlap, edge)
+    plan = tile_spec.plan((h, w))
     model = as_model(model)
     timings = {"plan": time.perf_counter() - t_start, "infer": 0.0, "map": 0.0}
+    raw = _run_tiles(image, model, plan, infer, progress, timings)
+    if infer.include_full:
+        t0 = time.perf_counter()
+        full = predict_full(image, model, infer)
+        timings["full"] = time.perf_counter() - t0
+        if raw.masks is not None and full.masks is None:
+            raw.masks = raw.mask_boxes = None
+        raw = Detections.concat([raw, full], names=model.names)
+    t0 = time.perf_counter()
+    merged = merge_detections(raw, merge)
+    timings["merge"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    return TiledPrediction(plan, raw, merged, timings, (h, w), tile_spec, infer, merge, dict(model.names))
+
+
+def _run_tiles(image: np.ndarray, model, plan: list[Tile], infer: InferSpec, progress: Progress | None,
+               timings: dict[str, float]) -> Detections:
+    """Every tile's detections in image coordinates, with ``tile_index``, ``truncated`` and ``source``."""
     parts: list[Detections] = []
     done = 0
-    batches = tile_batches(tiles, batch_size)
+    batches = tile_batches(plan, infer.batch_size)
     crops = ([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch] for batch in batches)
     # The model may run the next batch while this loop maps the last one; it stays locked until closed.
-    outputs = model.predict_batches(crops, imgsz=None, conf=raw_conf, iou=iou, classes=classes, max_det=max_det)
+    outputs = model.predict_batches(crops, infer, imgsz=None)
     try:
         for batch in batches:
             t0 = time.perf_counter()
@@ -196,7 +171,7 @@ def predict_tiled(
             timings["map"] += time.perf_counter() - t1
             done += len(batch)
             if progress is not None:
-                progress(done, len(tiles))
+                progress(done, len(plan))
     finally:
         outputs.close()  # also when the progress callback stops the run (Streamlit does on a rerun)
     if parts:
@@ -205,57 +180,7 @@ def predict_tiled(
         raw = Detections.empty(model.names, with_masks=model.task == "segment")
         raw.data["tile_index"] = np.zeros(0, np.int64)
     t0 = time.perf_counter()
-    raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], tiles, (h, w))
+    raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, image.shape)
     raw.data["source"] = np.full(len(raw), "tile")
     timings["map"] += time.perf_counter() - t0
-    if include_full:
-        t0 = time.perf_counter()
-        full = predict_full(image, model, imgsz=full_imgsz, conf=raw_conf, iou=iou, classes=classes, max_det=max_det)
-        timings["full"] = time.perf_counter() - t0
-        if raw.masks is not None and full.masks is None:
-            raw.masks = raw.mask_boxes = None
-        raw = Detections.concat([raw, full], names=model.names)
-    settings = MergeSettings(conf, merge.lower(), metric.lower(), float(merge_threshold), bool(class_agnostic),
-                             tuple(int(c) for c in classes) if classes is not None else None)
-    t0 = time.perf_counter()
-    merged = _merge_raw(raw, settings)
-    timings["merge"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_start
-    return TiledPrediction(tiles, raw, merged, timings, settings, (h, w), raw_conf, dict(model.names))
-
-
-@dataclass(frozen=True)
-class TileSuggestion:
-    tile_size: int
-    overlap: float
-    reason: str
-
-
-def suggest_tile_size(image: np.ndarray, model, conf: float = 0.25, imgsz: int = 640) -> TileSuggestion:
-    """Propose a tile size and overlap for this image and model.
-
-    Tiles run at their own resolution, so objects keep their pixel size; the tile is sized to the
-    input size the model was trained at, grown if the cheap full-image pass sees objects large
-    enough to need more context, and the overlap is made wide enough to hold the largest seen
-    object whole in some tile. With no object seen, the choice follows the image resolution.
-    """
-    image = _check_image(image)
-    model = as_model(model)
-    h, w = image.shape[:2]
-    base = int(getattr(model, "train_imgsz", 640) or 640)
-    full = predict_full(image, model, imgsz=imgsz, conf=conf)
-
-    def _round(v: float) -> int:
-        return int(max(32, min(max(h, w), round(v / 32) * 32)))
-
-    if len(full) == 0:
-        tile = _round(min(base, max(h, w)))
-        overlap = 0.25 if max(h, w) > tile else 0.0
-        return TileSuggestion(tile, overlap, f"no object seen in a full-image pass; tiles at the model's "
-                                             f"training size {base} px for a {w}x{h} image")
-    sizes = np.maximum(full.xyxy[:, 2] - full.xyxy[:, 0], full.xyxy[:, 3] - full.xyxy[:, 1])
-    big = float(np.percentile(sizes, 90))
-    tile = _round(max(base, 4 * big))
-    overlap = float(np.clip(round(1.2 * big / tile, 2), 0.1, 0.5)) if max(h, w) > tile else 0.0
-    return TileSuggestion(tile, overlap, f"{len(full)} objects seen in a full-image pass, 90% under {big:.0f} px: "
-                                         f"tiles of {tile} px with {overlap:.0%} overlap hold them whole")
+    return raw

@@ -46,7 +46,7 @@ def stitch_dense(
     if pad < 0:
         raise ValueError(f"pad must be >= 0, got {pad}")
     h, w = image.shape[:2]
-    tiles = plan_tiles((h, w), tile_size, overlap, edge="shift")  # every window full size: one blending window shape
+    tiles = plan_tiles((h, w), tile_size=tile_size, overlap=overlap, edge="shift", max_tiles=None)  # every window full size: one blending window shape
     src = image
     if pad:
         mode = cv2.BORDER_REFLECT_101 if min(h, w) > 1 else cv2.BORDER_REPLICATE
@@ -78,14 +78,15 @@ def segmentation_scores(model, conf: float = 0.25, iou: float = 0.7) -> Callable
     Channel 0 is background (a constant 0.5 prior, so a pixel becomes an object only where a mask
     scores above it), channel ``c + 1`` is the best confidence of a class-``c`` mask covering the pixel.
     """
-    from .models import as_model
+    from .models import InferSpec, as_model
 
     model = as_model(model)
+    spec = InferSpec(conf=conf, iou=iou)
     n_classes = max(model.names) + 1 if model.names else 1
 
     def fn(tile: np.ndarray) -> np.ndarray:
         tile = np.ascontiguousarray(tile)
-        det = model.predict([tile], conf=conf, iou=iou)[0]
+        det = model.predict([tile], spec)[0]
         scores = np.zeros((*tile.shape[:2], n_classes + 1), np.float32)
         scores[..., 0] = 0.5
         if det.masks is None:

@@ -1,30 +1,22 @@
-"""Fast CPU runtimes: a checkpoint exported once to OpenVINO or ONNX Runtime, cached on disk.
+"""Fast CPU runtimes: the forward pass of an exported checkpoint on OpenVINO or ONNX Runtime.
 
 The exported network replaces only the forward pass of the lean batch path: tiling, padding,
-Ultralytics' NMS and box-cropped mask decoding stay the same, so results match torch.
-
-Exports are keyed on the weights' SHA-256, the format, the Ultralytics version and the export
-settings, kept in a user cache folder (``PATCHWISE_CACHE``, default ``~/.cache/patchwise``) bounded
-to ``PATCHWISE_CACHE_MB`` (default 2048) by removing the least recently used, and made once even
-when several threads or processes ask at the same time (a file lock per entry).
+Ultralytics' NMS and box-cropped mask decoding stay the same, so results match torch. Exports come
+from :mod:`tiling.models.export_cache`.
 """
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import logging
-import os
-import shutil
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
+from ..util import usable_cpus
+from .export_cache import export
+
 LOG = logging.getLogger(__name__)
 RUNTIMES = ("auto", "torch", "openvino", "onnx")
-EXPORT_SETTINGS = "dynamic-fp32-v1"
-_process_lock = threading.Lock()
 
 
 def available_runtimes() -> list[str]:
@@ -43,82 +35,6 @@ def resolve(runtime: str) -> list[str]:
 
         return ["torch"] if torch.cuda.is_available() else available_runtimes()
     return [runtime] if runtime == "torch" else [runtime, "torch"]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("PATCHWISE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "patchwise")
-    return Path(base)
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _entry(digest: str, fmt: str) -> Path:
-    import ultralytics
-
-    return cache_dir() / "exports" / f"{digest[:32]}-{fmt}-{ultralytics.__version__}-{EXPORT_SETTINGS}"
-
-
-def _artifact(entry: Path, fmt: str) -> Path | None:
-    if not (entry / "done").exists():
-        return None
-    pattern = "**/*.xml" if fmt == "openvino" else "*.onnx"
-    found = sorted(entry.glob(pattern))
-    return found[0] if found else None
-
-
-def _prune(keep: Path) -> None:
-    limit = int(os.environ.get("PATCHWISE_CACHE_MB", 2048)) * 1024 * 1024
-    root = cache_dir() / "exports"
-    entries = [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
-    sizes = {p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in entries}
-    for p in sorted(entries, key=lambda e: (e / "done").stat().st_mtime if (e / "done").exists() else 0):
-        if sum(sizes.values()) <= limit:
-            break
-        if p != keep:
-            shutil.rmtree(p, ignore_errors=True)
-            sizes.pop(p)
-
-
-def export(weights: bytes, digest: str, fmt: str) -> Path:
-    """The exported model file for these weights, made now if no process made it before."""
-    entry = _entry(digest, fmt)
-    found = _artifact(entry, fmt)
-    if found:
-        (entry / "done").touch()  # most recently used
-        return found
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    with _process_lock, open(entry.parent / f"{entry.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # other processes wait here, then find the finished export
-        try:
-            found = _artifact(entry, fmt)
-            if found:
-                return found
-            shutil.rmtree(entry, ignore_errors=True)
-            entry.mkdir(parents=True)
-            (entry / "model.pt").write_bytes(weights)
-            from ultralytics import YOLO
-            from ultralytics.utils import LOGGER
-
-            start = time.perf_counter()
-            kwargs = {"simplify": True} if fmt == "onnx" else {}
-            level = LOGGER.level
-            LOGGER.setLevel(logging.WARNING)  # the exporter's banner is not the caller's output
-            try:
-                YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False, **kwargs)
-            finally:
-                LOGGER.setLevel(level)
-            (entry / "model.pt").unlink()
-            (entry / "done").write_text(f"{time.perf_counter() - start:.1f} s\n")
-            found = _artifact(entry, fmt)
-            if found is None:
-                raise RuntimeError(f"the {fmt} export wrote no model file")
-            _prune(keep=entry)
-            return found
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class OpenVINONet:
@@ -151,7 +67,7 @@ class OpenVINONet:
         self._model = self._core.read_model(str(xml))
         # fp32 by default: some CPUs default to bf16, which moves a few boxes by 1-2 px.
         self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-                        "INFERENCE_NUM_THREADS": _threads()}
+                        "INFERENCE_NUM_THREADS": usable_cpus()}
         self._dynamic = self._streams(self._model)
         self._static: dict[tuple[int, int], object] = {}
         self._uses: dict[tuple[int, int], float] = {}  # tiles run per shape, decaying
@@ -254,7 +170,7 @@ class ONNXNet:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
+        options.intra_op_num_threads = usable_cpus()
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 

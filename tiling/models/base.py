@@ -1,0 +1,132 @@
+"""What every model is to the pipeline: tiles in, tile-coordinate ``Detections`` out, run by an
+:class:`InferSpec`. Any callable ``fn(list_of_bgr_images) -> list[Detections]`` is a model too, so
+the library is not tied to Ultralytics."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .. import checks
+from ..detections import Detections
+from ..util import usable_cpus
+
+MAX_IMGSZ = 4096  # px: a full-image pass at 8000 asked for 5.6 GB
+
+
+class ModelError(ValueError):
+    """A model that cannot be loaded or used, with a message meant for the person who supplied it."""
+
+
+@dataclass(frozen=True)
+class InferSpec:
+    """How the model runs: its own confidence floor and NMS IoU inside each tile, the classes it keeps,
+    at most ``max_det`` detections per tile, ``batch_size`` tiles per call; and the full-image pass:
+    the whole image resized to ``imgsz`` on its long side, merged with the tiles when ``include_full``.
+
+    Tiles always run at their own resolution. ``conf`` is the lowest confidence any later re-merge can
+    show: the app runs at 0.05 and lets its slider filter above that without the model.
+    """
+
+    conf: float = 0.25
+    iou: float = 0.7
+    classes: tuple[int, ...] | None = None
+    max_det: int = 300
+    batch_size: int = 8
+    imgsz: int = 640
+    include_full: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conf", checks.number("conf", self.conf, 0.0, 1.0))
+        object.__setattr__(self, "iou", checks.number("iou", self.iou, 0.0, 1.0))
+        object.__setattr__(self, "classes", checks.class_ids("classes", self.classes))
+        object.__setattr__(self, "max_det", checks.whole("max_det", self.max_det, 1, 100_000))
+        object.__setattr__(self, "batch_size", checks.whole("batch_size", self.batch_size, 1, 256))
+        object.__setattr__(self, "imgsz", checks.whole("imgsz", self.imgsz, 32, MAX_IMGSZ))
+        object.__setattr__(self, "include_full", checks.flag("include_full", self.include_full))
+
+    @property
+    def full_pass(self) -> InferSpec:
+        """The settings the full-image pass depends on (a cache key that ignores the rest)."""
+        return InferSpec(self.conf, self.iou, self.classes, self.max_det, 1, self.imgsz, False)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = None):
+    """Use ``n`` intra-op threads (default: every core this process may use) and restore the old count.
+
+    ``import ultralytics`` pins torch to one core fewer than the machine has; this is undone after
+    each call, so the caller's own setting is never left changed."""
+    import torch
+
+    n = usable_cpus() if n is None else n
+    old = torch.get_num_threads()
+    if n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
+class Model:
+    """Base of every model the pipeline takes. ``imgsz`` None runs each image at its own size (tiles);
+    a number resizes its long side to that (the full-image pass)."""
+
+    task: str = "detect"
+    names: dict[int, str]
+    runtime: str = "python"
+    runtime_note: str = ""
+    source: str = ""
+    digest: str = ""
+
+    def predict(self, images: Sequence[np.ndarray], spec: InferSpec | None = None,
+                imgsz: int | None = None) -> list[Detections]:
+        raise NotImplementedError
+
+    def predict_batches(self, batches: Iterable[Sequence[np.ndarray]], spec: InferSpec | None = None,
+                        imgsz: int | None = None) -> Iterator[list[Detections]]:
+        """``predict`` over each batch in turn, yielding as each is done. A model may run the next
+        batch while the caller handles this one."""
+        for images in batches:
+            yield self.predict(images, spec, imgsz)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task={self.task!r}, classes={len(self.names)}, runtime={self.runtime!r})"
+
+
+def keep_best(det: Detections, max_det: int) -> Detections:
+    """At most ``max_det`` detections, the most confident first."""
+    if len(det) <= max_det:
+        return det
+    return det[np.argsort(-det.confidence, kind="stable")[:max_det]]
+
+
+class CallableModel(Model):
+    """Wraps ``fn(images) -> list[Detections]``; the spec's conf, classes and max_det apply after it,
+    as they do inside an Ultralytics model."""
+
+    def __init__(self, fn: Callable, names: dict[int, str] | None = None, task: str | None = None):
+        self.fn = fn
+        self.names = dict(names if names is not None else getattr(fn, "names", {}) or {})
+        self.task = task or getattr(fn, "task", "detect")
+        self.source = getattr(fn, "__name__", type(fn).__name__)
+
+    def predict(self, images, spec=None, imgsz=None):
+        spec = spec or InferSpec()
+        out = self.fn(list(images))
+        if not isinstance(out, (list, tuple)) or len(out) != len(images):
+            got = len(out) if isinstance(out, (list, tuple)) else type(out).__name__
+            raise ModelError(f"the model returned {got} results for {len(images)} images")
+        results = []
+        for det in out:
+            if not isinstance(det, Detections):
+                raise ModelError(f"the model must return tiling.Detections, got {type(det).__name__}")
+            det = keep_best(det.filter(conf=spec.conf, classes=spec.classes), spec.max_det)
+            if not det.names:
+                det.names = dict(self.names)
+            results.append(det)
+        return results
