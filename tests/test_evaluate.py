@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import tiling
-from tiling.evaluate import LabelError, evaluate, load_coco_labels, load_yolo_labels, matched, parse_coco_labels, \
-    parse_yolo_labels
+from tiling.evaluate import evaluate, matched
+from tiling.labels import LabelError, load_coco_labels, load_yolo_labels, parse_coco_labels, parse_yolo_labels
 from tiling.export import coco_categories
 
 

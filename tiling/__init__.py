@@ -11,8 +11,8 @@ One settings object per stage: :class:`TileSpec` (grid), :class:`InferSpec` (mod
 """
 from .detections import Detections
 from .draw import class_color, draw_detections, draw_tiles
-from .evaluate import (Evaluation, LabelError, evaluate, load_coco_labels, load_yolo_labels, matched, parse_coco_labels,
-                       parse_yolo_labels)
+from .evaluate import Evaluation, evaluate, matched
+from .labels import LabelError, load_coco_labels, load_yolo_labels, parse_coco_labels, parse_yolo_labels
 from .export import encode_png, to_coco, to_coco_json, to_csv, to_json, to_yolo_txt
 from .grid import Tile, TileSpec, count_tiles, plan_tiles
 from .imageio import ImageError, read_image
