@@ -17,12 +17,13 @@ USER user
 ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH
 WORKDIR /home/user/app
 
-COPY --chown=user requirements.txt ./
+# requirements.txt installs the library itself (editable), so its package files come first.
+COPY --chown=user requirements.txt pyproject.toml README.md ./
+COPY --chown=user tiling/ tiling/
 RUN pip install --user -r requirements.txt
 
 COPY --chown=user app.py serve.py ./
 COPY --chown=user ui/ ui/
-COPY --chown=user tiling/ tiling/
 COPY --chown=user .streamlit/ .streamlit/
 COPY --chown=user models/ models/
 COPY --chown=user samples/ samples/
