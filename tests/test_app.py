@@ -1,12 +1,10 @@
 """The Streamlit page, driven headless with AppTest."""
 import io
-import os
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import tiling
 from conftest import DET_WEIGHTS, ROOT
@@ -26,6 +24,11 @@ def new_app(view: str | None = None):
     if view is not None:
         at.session_state["view"] = view
     return at
+
+
+def shown(elements) -> str:
+    """The text of some elements as a reader sees it (the page escapes markdown in names and messages)."""
+    return " ".join(e.value for e in elements).replace("\\", "")
 
 
 def png(image: np.ndarray) -> bytes:
@@ -96,8 +99,8 @@ def test_confidence_slider_re_merges_without_the_model(count_calls):
     assert not at.exception
     assert count_calls["n"] == calls  # no model call: re-merged from the cached raw detections
     assert len(at.dataframe[0].value) < before_rows
-    at.radio(key="merge").set_value("NMM").run()
-    at.radio(key="metric").set_value("IoU").run()
+    at.radio(key="method").set_value("nmm").run()
+    at.radio(key="metric").set_value("iou").run()
     at.checkbox(key="class_agnostic").check().run()
     at.multiselect(key="class_filter").select("car").run()
     assert count_calls["n"] == calls
@@ -150,7 +153,7 @@ def test_bad_images_get_a_message_and_the_page_keeps_working(name, data, message
     at.run()
     at.file_uploader(key="image_upload").upload(name, data, "image/png").run()
     assert not at.exception
-    errors = " ".join(e.value for e in at.error)
+    errors = shown(at.error)
     assert name in errors
     import re
 
@@ -186,7 +189,9 @@ def test_bad_models_are_refused_with_a_message(tmp_path):
         at.selectbox(key="model_choice").set_value("Upload my own .pt").run()
         at.file_uploader(key="model_upload").upload(name, data, "application/octet-stream").run()
         assert not at.exception
-        assert message in " ".join(e.value for e in at.sidebar.error)
+        banner = shown(at.main.error)  # above the results, not low in the sidebar
+        assert message in banner and "bundled demo detector instead" in banner
+        assert "/tmp" not in banner and "patchwise-" not in banner  # no private temporary path
         assert len(at.dataframe) >= 1  # the bundled detector still shows results
     assert not marker.exists()
 
@@ -196,7 +201,7 @@ def test_official_name_offline_is_explained():
     at.run()
     at.selectbox(key="model_choice").set_value("yolo11n.pt").run()
     assert not at.exception
-    assert "cannot be downloaded" in " ".join(e.value for e in at.sidebar.error)
+    assert "cannot be downloaded" in shown(at.main.error)
 
 
 def test_too_many_tiles_is_refused_with_the_count():
@@ -205,7 +210,7 @@ def test_too_many_tiles_is_refused_with_the_count():
     at.slider(key="tile_size").set_value(128).run()
     at.slider(key="overlap").set_value(0.85).run()
     assert not at.exception
-    assert "tiles" in " ".join(e.value for e in at.error) and "limit" in " ".join(e.value for e in at.error)
+    assert "tiles" in shown(at.error) and "limit" in shown(at.error)
 
 
 def test_export_bytes():
@@ -217,7 +222,7 @@ def test_export_bytes():
     image = small_scene()
     det = tiling.Detections(xyxy=np.array([[10, 10, 40, 30]], np.float32), confidence=np.array([0.9]),
                             class_id=np.array([1]), names={1: "truck"})
-    data = export_zip({"x.png": (ImageItem("x.png", "k", image), det, det)})
+    data = export_zip({"x.png": (ImageItem("x.png", "k", (image.shape[1], image.shape[0]), png(image)), det, det)})
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = set(zf.namelist())
         assert {"detections.csv", "detections.json", "coco_results.json", "labels/x.txt",
@@ -270,4 +275,118 @@ def test_scores_on_the_default_sample_and_with_uploaded_labels():
     frames = [d.value for d in at.dataframe]
     assert any("mode" in getattr(f, "columns", []) for f in frames)
     at.file_uploader(key="label_upload").upload("scene.txt", b"car 0.5 0.5", "text/plain").run()
-    assert "could not be read" in " ".join(e.value for e in at.error)
+    assert "could not be read" in shown(at.error)
+
+
+def test_hostile_upload_names_become_safe_unique_names_and_zip_entries():
+    import zipfile
+
+    at = new_app(TABLE)
+    at.run()
+    scene = png(small_scene()[:300, :400])
+    up = at.file_uploader(key="image_upload")
+    # AppTest hands names to the widget directly; a NUL is taken out where real uploads are stored (below).
+    for name in ("dup.png", "dup.png", "same.png", "same.jpg", "../x.png", "/etc/x.png", "a\nb\tc.png", "nul.png"):
+        up.upload(name, scene, "image/png")
+    at.run()
+    assert not at.exception and not at.error
+    options = at.selectbox(key="image_choice").options
+    assert options == ["dup.png", "dup-2.png", "same.png", "same-2.jpg", "x.png", "x-2.png", "a_b_c.png", "nul.png"]
+    at.button(key="export_all").click().run()
+    assert not at.exception
+    from ui.views import export_zip  # the button's bytes: the same function over the same items
+
+    items = [__import__("ui.resources", fromlist=["x"]).ImageItem(n, str(i), (400, 300), scene)
+             for i, n in enumerate(options)]
+    empty = tiling.Detections.empty()
+    with zipfile.ZipFile(io.BytesIO(export_zip({it.name: (it, empty, empty) for it in items}))) as zf:
+        entries = zf.namelist()
+    assert len(entries) == len(set(entries))
+    assert len([e for e in entries if e.startswith("labels/")]) == len(options)
+    assert not any(".." in e or e.startswith("/") or "\n" in e or "\t" in e for e in entries)
+
+
+def test_a_session_has_a_pixel_budget_and_the_shown_image_is_not_decoded_again(monkeypatch):
+    from ui import resources as res
+
+    monkeypatch.setattr(res, "SESSION_PIXELS", 3 * 900 * 700)
+    at = new_app()
+    at.run()
+    up = at.file_uploader(key="image_upload")
+    scene = small_scene()
+    for k in range(5):
+        up.upload(f"s{k}.png", png(np.roll(scene, k, axis=1)), "image/png")
+    at.run()
+    assert not at.exception
+    errors = shown(at.error)
+    assert "s3.png was not opened" in errors and "s4.png was not opened" in errors and "limit per visitor" in errors
+    assert at.selectbox(key="image_choice").options == ["s0.png", "s1.png", "s2.png"]
+    decodes = []
+    real = tiling.read_image
+    monkeypatch.setattr(tiling, "read_image", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    at.slider(key="conf").set_value(0.5).run()
+    assert not at.exception and decodes == []
+
+
+def test_markdown_in_class_names_is_shown_as_text(monkeypatch):
+    from ui import resources as res
+
+    original = res.load_bundled
+
+    def renamed(path, runtime="auto"):
+        model = original(path, runtime)
+        model.names = {**model.names, 0: "**bold** [link](http://x)"}
+        return model
+
+    monkeypatch.setattr(res, "load_bundled", renamed)
+    at = new_app()
+    at.run()
+    caption = " ".join(c.value for c in at.sidebar.caption)
+    assert r"\*\*bold\*\* \[link\](http" in caption
+
+
+def test_a_label_file_that_matches_no_image_is_named_and_one_label_pairs_with_one_image():
+    from scripts.scenes import render_scene, yolo_lines
+
+    image, objects = render_scene(900, 700, seed=11, n_objects=40)
+    lines = "\n".join(yolo_lines(objects, 900, 700)).encode()
+    at = new_app(SCORES)
+    at.run()
+    at.file_uploader(key="image_upload").upload("scene.png", png(image), "image/png")
+    at.file_uploader(key="label_upload").upload("other-name.txt", lines, "text/plain")
+    at.run()
+    assert not at.exception and not at.error  # one label file, one image: paired whatever the names
+    assert any("mode" in getattr(d.value, "columns", []) for d in at.dataframe)
+    up = at.file_uploader(key="image_upload")
+    up.upload("scene.png", png(image), "image/png")
+    up.upload("second.png", png(image[:300, :300]), "image/png")
+    at.run()
+    assert "other-name.txt matched no image" in shown(at.error)
+
+
+@pytest.mark.parametrize("content", [b"/etc/passwd", b"x" * 5000, b"[]", b"[[[[" * 50000])
+def test_an_uploaded_coco_file_is_content_never_a_path(content):
+    at = new_app()
+    at.run()
+    at.file_uploader(key="label_upload").upload("gt.json", content, "application/json").run()
+    assert not at.exception
+    errors = shown(at.error)
+    assert "gt.json" in errors and "could not be read" in errors and "root:" not in errors
+
+
+def test_a_nul_in_an_upload_name_is_taken_out_where_streamlit_stores_the_file():
+    import inspect
+
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+    from streamlit.web.server.starlette import starlette_routes
+
+    from ui import upload_names
+
+    upload_names.install()
+    upload_names.install()  # twice: wrapped once
+    manager = MemoryUploadedFileManager("/upload")
+    manager.add_file("session", UploadedFileRec("id1", "nul\x00.png", "image/png", b"data"))
+    (stored,) = manager.get_files("session", ["id1"])
+    assert stored.name == "nul.png"
+    assert "upload_mgr.add_file(" in inspect.getsource(starlette_routes)  # the route real uploads take

@@ -42,19 +42,23 @@ def test_a_class_of_uploads_never_evicts_the_samples_results(monkeypatch):
 
     runs = []
 
-    def fake_run(image, model, **kwargs):
-        runs.append(kwargs)
-        return len(runs)
+    class Result:
+        def __init__(self):
+            runs.append(self)
 
-    monkeypatch.setattr(res.tiling, "predict_tiled", fake_run)
-    monkeypatch.setattr(res.tiling, "predict_full", fake_run)
+        def remerge(self, merge):
+            return self
+
+    monkeypatch.setattr(res.tiling, "predict_tiled", lambda *args, **kwargs: Result())
+    monkeypatch.setattr(res.tiling, "predict_full", lambda *args, **kwargs: Result())
     monkeypatch.setattr(res, "RESULT_CACHES", {u: {kind: res.SharedCache(max_entries=16, ttl=3600) for kind in
                                                    ("tiled", "full")} for u in (True, False)})
-    image = np.zeros((64, 64, 3), np.uint8)
+    tiles, infer, merge = tiling.TileSpec(), tiling.InferSpec(conf=0.05), tiling.MergeSpec()
 
     def both(key, sample=False):
-        return (res.tiled_prediction(key, "model", 640, 0.25, 0.7, 0.05, 8, False, 640, image, None, sample=sample),
-                res.full_prediction(key, "model", 640, 0.7, 0.05, image, None, sample=sample))
+        item = res.ImageItem(key, key, (64, 64), b"", sample=sample)
+        return (res.tiled_prediction(item, None, "model", tiles, infer, merge),
+                res.full_prediction(item, None, "model", infer))
 
     first = both("sample", sample=True)
     for i in range(20):

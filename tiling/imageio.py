@@ -78,10 +78,10 @@ def _open_pil(data: bytes, label: str) -> Image.Image:
             im = _pillow_open()(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise ImageError(f"{label} declares an image too large to open safely ({exc})") from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise ImageError(
-                f"{label} is not an image this app can read ({ACCEPTED} expected): {exc}"
-            ) from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{label} is not an image this app can read ({ACCEPTED} expected)") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(f"{label} is not an image this app can read ({ACCEPTED} expected): {exc}") from None
     if im.format not in SUPPORTED_FORMATS:
         raise ImageError(f"{label} is a {im.format} file; {ACCEPTED} expected")
     return im

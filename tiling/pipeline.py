@@ -9,7 +9,7 @@ are kept, so another merge spec at or above that confidence re-merges them
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np

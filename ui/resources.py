@@ -1,12 +1,11 @@
 """Cached, shared resources of the app: models, decoded images, raw predictions.
 
-Everything here is keyed on content hashes, shared by all sessions (a class of students on the
-default page hits one cache entry) and bounded with ``max_entries`` so memory cannot grow without
+Everything here is keyed on content hashes and on the pipeline's specs, shared by all sessions (a
+class of students on the default page hits one cache entry) and bounded, so memory cannot grow without
 limit. Models are guarded by their own lock (Ultralytics models are not thread-safe).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -18,6 +17,9 @@ import numpy as np
 import streamlit as st
 
 import tiling
+from tiling.imageio import IMAGE_SUFFIXES, MAX_PIXELS
+from tiling.models.vetting import MAX_MODEL_MB
+from tiling.util import sha256_of
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -26,32 +28,37 @@ BUNDLED_MODELS = {
     "Demo detector (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-det.pt",
     "Demo segmenter (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-seg.pt",
 }
-OFFICIAL_MODELS = ("yolo11n.pt", "yolo11n-seg.pt", "yolov8n.pt", "yolov8n-seg.pt", "rtdetr-l.pt", "FastSAM-s.pt")
 UPLOAD_MODEL = "Upload my own .pt"
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
-MAX_PIXELS = int(os.environ.get("PATCHWISE_MAX_PIXELS", 60_000_000))
+IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 MAX_TILES = int(os.environ.get("PATCHWISE_MAX_TILES", 2_000))
-MAX_MODEL_MB = int(os.environ.get("PATCHWISE_MAX_MODEL_MB", 200))
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+# All of one visitor's uploaded images together: each is decoded once to check it, and the one shown is kept.
+SESSION_PIXELS = int(os.environ.get("PATCHWISE_SESSION_PIXELS", 150_000_000))
+RUNTIME_CHOICES = {"Fastest for this CPU (auto)": "auto", "Faster, bf16 (boxes may move 1-2 px)": "auto:bf16",
+                   "Plain PyTorch": "torch"}
+OPTIMIZING = "Loading the model and optimizing it for this CPU (once per model, for everyone)…"
 
 
 @dataclass
 class ImageItem:
-    """One image the visitor can look at: its name, pixels, content key and optional labels."""
+    """One image the visitor can look at: a safe unique name, content key, size, pixels and optional labels.
+
+    ``pixels`` decodes on first use through the shared cache, so a rerun decodes only the image shown.
+    """
 
     name: str
     key: str
-    image: np.ndarray
+    size: tuple[int, int]  # (width, height), from the file's header
+    data: bytes
     labels: tiling.Detections | None = None
     sample: bool = False  # a bundled sample: its results are cached apart from uploads' (see RESULT_CACHES)
 
+    @property
+    def image(self) -> np.ndarray:
+        return _decode(self.key, self.data, self.name)
 
-RUNTIME_CHOICES = {"Fastest for this CPU (auto)": "auto", "Faster, bf16 (boxes may move 1-2 px)": "auto:bf16",
-                   "Plain PyTorch": "torch"}
-OPTIMIZING = "Loading the model and optimizing it for this CPU (once per model, for everyone)…"
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.size[1], self.size[0], 3)
 
 
 def _runtime_args(choice: str) -> dict:
@@ -74,7 +81,7 @@ def load_model_bytes(data: bytes, label: str, runtime: str = "auto") -> tiling.U
     """Load (once per distinct file and runtime, for every session) a checkpoint given as bytes."""
     if len(data) > MAX_MODEL_MB * 1024 * 1024:
         raise tiling.ModelError(f"{label} is {len(data) / 1e6:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
-    return _model_from_bytes(sha256(data), runtime, data, label)
+    return _model_from_bytes(sha256_of(data), runtime, data, label)
 
 
 def load_bundled(path: Path, runtime: str = "auto") -> tiling.UltralyticsModel:
@@ -87,39 +94,44 @@ def load_official(name: str, runtime: str = "auto") -> tiling.UltralyticsModel:
     return _official_model(name, runtime)
 
 
-@st.cache_resource(max_entries=12, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def _decode(digest: str, _data: bytes, label: str) -> np.ndarray:
-    return tiling.read_image(_data, max_pixels=MAX_PIXELS)
-
-
-def decode_image(data: bytes, label: str) -> tuple[str, np.ndarray]:
-    """(content key, BGR pixels); raises ``tiling.ImageError`` with the file's name in the message."""
-    digest = sha256(data)
     try:
-        return digest, _decode(digest, data, label)
+        return tiling.read_image(_data, max_pixels=MAX_PIXELS)
     except tiling.ImageError as exc:
         raise tiling.ImageError(str(exc).replace("the uploaded image", label)) from None
 
 
+def image_item(data: bytes, name: str) -> ImageItem:
+    """An upload as an item, its size read from the header; ``tiling.ImageError`` if it cannot be used."""
+    digest = sha256_of(data)
+    try:
+        width, height = tiling.imageio.image_size(data)
+    except tiling.ImageError as exc:
+        raise tiling.ImageError(str(exc).replace("the uploaded image", name)) from None
+    return ImageItem(name, digest, (width, height), data)
+
+
 def sample_paths() -> list[Path]:
-    return sorted(p for p in SAMPLES_DIR.glob("*") if p.suffix.lower().lstrip(".") in IMAGE_TYPES)
+    return sorted(p for p in SAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load_sample(path: Path) -> ImageItem:
-    """A fresh item (sessions may attach their own labels to it) over pixels and labels read once."""
+    """A fresh item (sessions may attach their own labels to it) over bytes and labels read once."""
     stat = path.stat()
-    key, image, labels = _read_sample(str(path), stat.st_mtime_ns, stat.st_size)
-    return ImageItem(path.name, key, image, labels, sample=True)
+    data, key, size, labels = _read_sample(str(path), stat.st_mtime_ns, stat.st_size)
+    return ImageItem(path.name, key, size, data, labels, sample=True)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _read_sample(path: str, mtime_ns: int, size: int) -> tuple[str, np.ndarray, tiling.Detections | None]:
+def _read_sample(path: str, mtime_ns: int, size: int):
     """Every rerun lists the samples; reading, hashing and parsing their labels each time cost ~80 ms."""
     file = Path(path)
-    key, image = decode_image(file.read_bytes(), file.name)
+    data = file.read_bytes()
+    width, height = tiling.imageio.image_size(data)
     labels_path = file.with_suffix(".txt")
-    labels = tiling.load_yolo_labels(labels_path, image.shape) if labels_path.exists() else None
-    return key, image, labels
+    labels = tiling.load_yolo_labels(labels_path, (height, width)) if labels_path.exists() else None
+    return data, sha256_of(data), (width, height), labels
 
 
 class SharedCache:
@@ -153,10 +165,6 @@ class SharedCache:
                     self._key_locks.pop(old, None)
             return value
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
 
 # Every new visitor first sees a bundled sample, so the samples' results are kept apart from uploads':
 # a class uploading 20 images at once used to evict them, and the next visitor's page then spent
@@ -165,23 +173,20 @@ RESULT_CACHES = {sample: {"tiled": SharedCache(max_entries=16, ttl=3600), "full"
                  for sample in (False, True)}
 
 
-def tiled_prediction(image_key: str, model_key: str, tile_size: int, overlap: float, iou: float, raw_conf: float,
-                     batch_size: int, include_full: bool, full_imgsz: int, image: np.ndarray, model,
-                     progress=None, sample: bool = False) -> tiling.TiledPrediction:
-    """The expensive part: the model over every tile. Threshold and merge changes never reach here."""
-    key = (image_key, model_key, tile_size, round(overlap, 4), round(iou, 4), round(raw_conf, 4), batch_size,
-           include_full, full_imgsz if include_full else 0)
-    return RESULT_CACHES[sample]["tiled"].get(key, lambda: tiling.predict_tiled(
-        image, model, tile_size=tile_size, overlap=overlap, conf=raw_conf, iou=iou, raw_conf=raw_conf,
-        batch_size=batch_size, include_full=include_full, full_imgsz=full_imgsz, progress=progress,
-        max_tiles=MAX_TILES))
+def tiled_prediction(item: ImageItem, model, model_key: str, tiles: tiling.TileSpec, infer: tiling.InferSpec,
+                     merge: tiling.MergeSpec, progress=None) -> tiling.TiledPrediction:
+    """The expensive part: the model over every tile, cached on (image, model, tiles, infer). A cached
+    result is re-merged for ``merge`` without the model; a fresh one is merged once, with ``merge``."""
+    pred = RESULT_CACHES[item.sample]["tiled"].get(
+        (item.key, model_key, tiles, infer),
+        lambda: tiling.predict_tiled(item.image, model, tiles, infer, merge, progress=progress))
+    return pred.remerge(merge)
 
 
-def full_prediction(image_key: str, model_key: str, imgsz: int, iou: float, raw_conf: float, image: np.ndarray,
-                    model, sample: bool = False) -> tiling.Detections:
-    key = (image_key, model_key, imgsz, round(iou, 4), round(raw_conf, 4))
-    return RESULT_CACHES[sample]["full"].get(
-        key, lambda: tiling.predict_full(image, model, imgsz=imgsz, conf=raw_conf, iou=iou))
+def full_prediction(item: ImageItem, model, model_key: str, infer: tiling.InferSpec) -> tiling.Detections:
+    spec = infer.full_pass
+    return RESULT_CACHES[item.sample]["full"].get((item.key, model_key, spec),
+                                                  lambda: tiling.predict_full(item.image, model, spec))
 
 
 @st.cache_resource(max_entries=4, ttl=3600, show_spinner="Stitching the dense class map over tiles…")

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import tiling
-from tiling.draw import class_map, colorize_class_map, downscale, line_width_for
+from tiling.draw import colorize_class_map, downscale, line_width_for
 
 from .resources import ImageItem
 
@@ -226,7 +226,7 @@ def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detec
                     if len({(t.width, t.height) for t in pred.tiles}) > 1 else ""))
     if raw_tab.open:
         with raw_tab:
-            raw = pred.raw.filter(conf=pred.settings.conf, classes=pred.settings.classes)
+            raw = pred.raw.filter(conf=pred.merge.conf, classes=pred.merge.classes)
             by_tile = tiling.Detections(raw.xyxy, raw.confidence,
                                         raw.data.get("tile_index", np.zeros(len(raw))) % 20, names={})
             show(st, annotate(item.image, by_tile), f"{len(raw)} raw boxes, coloured by the tile that produced them: "

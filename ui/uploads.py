@@ -1,0 +1,96 @@
+"""The visitor's uploads as items: safe unique names, a pixel budget per session, labels paired to images.
+
+Each upload is checked once per session (decoded through the shared cache) and remembered by its content
+hash, so moving a slider decodes nothing but the image shown, if even that has left the cache.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+import tiling
+from tiling.names import stem_of, unique_names
+
+from . import resources as res
+
+_CHECKED = "upload_checks"  # session state: content hash -> None (fine) or the message saying why not
+
+
+@dataclass
+class Gathered:
+    items: list[res.ImageItem]
+    problems: list[str] = field(default_factory=list)  # one message per upload that could not be used
+
+
+def _check_once(item: res.ImageItem) -> str | None:
+    checked = st.session_state.setdefault(_CHECKED, {})
+    if item.key not in checked:
+        try:
+            item.image  # noqa: B018  decoded once, here, so a damaged file is reported when it arrives
+            checked[item.key] = None
+        except tiling.ImageError as exc:
+            checked[item.key] = str(exc)
+    return checked[item.key]
+
+
+def gather_uploads(uploads) -> Gathered:
+    """Usable uploads in upload order, within the session's pixel budget; a message for every other one."""
+    out = Gathered([])
+    names = unique_names([up.name for up in uploads], fallback="image")
+    total = 0
+    for up, name in zip(uploads, names):
+        try:
+            item = res.image_item(up.getvalue(), name)
+        except tiling.ImageError as exc:
+            out.problems.append(f"{name}: {exc}".replace(f"{name}: {name}", name))
+            continue
+        pixels = item.size[0] * item.size[1]
+        if pixels > tiling.imageio.MAX_PIXELS:
+            out.problems.append(f"{name} is {item.size[0]}x{item.size[1]} = {pixels:,} pixels, above the limit of "
+                                f"{tiling.imageio.MAX_PIXELS:,} pixels ({tiling.imageio.MAX_PIXELS / 1e6:g} megapixels) for one image; "
+                                "downscale it, or run the "
+                                "command line (python -m tiling predict) on your own machine")
+            continue
+        if total + pixels > res.SESSION_PIXELS:
+            out.problems.append(f"{name} was not opened: your images together would pass {res.SESSION_PIXELS:,} "
+                                "pixels, this page's limit per visitor; remove some uploads first")
+            continue
+        problem = _check_once(item)
+        if problem:
+            out.problems.append(problem if name in problem else f"{name}: {problem}")
+            continue
+        total += pixels
+        out.items.append(item)
+    return out
+
+
+def attach_labels(items: list[res.ImageItem], label_files) -> list[str]:
+    """Labels onto the items they name; returns messages for files that could not be read or matched nothing.
+
+    YOLO files pair by name (``scene.txt`` with ``scene.png``); a single label file with a single image
+    pairs whatever their names. A COCO file pairs by each image's ``file_name``.
+    """
+    messages = []
+    names = unique_names([lf.name for lf in label_files], fallback="labels")
+    for lf, name in zip(label_files, names):
+        try:
+            if name.lower().endswith(".json"):
+                by_name = tiling.parse_coco_labels(lf.getvalue(), name=name)
+                hits = [it for it in items if it.name in by_name]
+                for item in hits:
+                    item.labels = by_name[item.name]
+            else:
+                stem = stem_of(name)
+                hits = [it for it in items if stem_of(it.name) == stem]
+                if not hits and len(label_files) == 1 and len(items) == 1:
+                    hits = items
+                for item in hits:
+                    item.labels = tiling.parse_yolo_labels(lf.getvalue(), item.shape, name=name)
+        except tiling.LabelError as exc:
+            messages.append(f"{name}: these labels could not be read ({exc})")
+            continue
+        if not hits:
+            messages.append(f"{name} matched no image: name a YOLO .txt like its image ({', '.join(it.name for it in items[:3])}"
+                            f"{'…' if len(items) > 3 else ''}), or use COCO file_name entries that match.")
+    return messages
