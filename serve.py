@@ -1,5 +1,9 @@
-"""Patchwise's web server: Streamlit serving app.py, with the page's style in the HTML head, its boot
-script started at the load event, and Streamlit's hashed page files answered from memory.
+"""Patchwise's web server: Streamlit's own server for app.py (st.App) with two ASGI middlewares.
+
+- ui.page_style.PageHead puts the page's style in the HTML head, so it applies before Streamlit draws
+  its first (animated) placeholder;
+- ui.http_cache.ImmutableResponseCache answers Streamlit's content-hashed page files, which it marks
+  immutable, from memory after their first request.
 
     streamlit run serve.py      (or: uvicorn serve:app --host 0.0.0.0 --port 8501)
 """
@@ -7,7 +11,7 @@ import streamlit as st
 from starlette.middleware import Middleware
 
 from ui import page_style
-from ui.static_cache import StaticCache
+from ui.http_cache import ImmutableResponseCache
 
 page_style.IN_HEAD = True
-app = st.App("app.py", middleware=[Middleware(page_style.PageHead), Middleware(StaticCache)])
+app = st.App("app.py", middleware=[Middleware(page_style.PageHead), Middleware(ImmutableResponseCache)])

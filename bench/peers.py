@@ -286,8 +286,8 @@ def main() -> None:
               + ", ".join(f"{k} {v:.2f} s (batch {bs})" for k, (v, bs) in floors.items())
               + f"; patchwise {ours / floors[next(iter(floors))][0]:.2f}x its floor, torch runtime "
               f"{ours_torch / floors['torch'][0]:.2f}x the torch floor")
-        print(f"| method | s/image | vs patchwise | tiles | ms/tile | vs patchwise per tile | AP50 | recall | precision | "
-              f"duplicates | partial boxes | peak MB |")
+        print("| method | s/image | vs patchwise | tiles | ms/tile | vs patchwise per tile | AP50 | recall | precision | "
+              "duplicates | partial boxes | peak MB |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         per_tile = ours / results["patchwise"].tiles
         for name in methods:

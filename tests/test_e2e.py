@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import socket
@@ -121,42 +122,104 @@ def test_defaults_show_both_results_and_the_table(page):
     assert (OUT / "desktop-1920x1080.png").stat().st_size > 10_000
 
 
-def test_page_style_is_in_the_head_and_matches_streamlits_markup(page):
+# Runs in the page before Streamlit's own script: from the moment serve.py's style is parsed, every
+# change to the page checks each selector of the style against the elements Streamlit has drawn. For
+# each selector it records whether it ever matched, whether the rule's values won on every match, and
+# whether Streamlit's own style gives some match another value (the style off for a moment), i.e. the
+# rule does something. The rule's values are read as Chromium computes them (`animation: none` is
+# `animation-duration: 0s`) from one bare element given them inline; it matches no selector.
+STYLE_WATCH = """(style) => {
+    const seen = window.__pageStyle = {copies: 0, inHead: false, rules: -1, stale: false, selectors: {}};
+    let sheet = null, wanted = null, observer = null;
+    const computed = (rule) => {
+        const bare = document.createElement("div");
+        bare.style.cssText = rule.style.cssText;
+        document.head.append(bare);
+        const css = getComputedStyle(bare);
+        const values = Object.fromEntries([...rule.style].map(p => [p, css.getPropertyValue(p)]));
+        bare.remove();
+        observer.takeRecords();  // not a change of Streamlit's
+        return values;
+    };
+    const check = () => {
+        if (sheet === null) {
+            const ours = [...document.querySelectorAll("style")].filter(s => s.textContent === style);
+            if (ours.length === 0 || !ours[0].sheet) return;
+            sheet = ours[0].sheet;
+            seen.inHead = ours[0].parentElement === document.head;
+            seen.rules = sheet.cssRules.length;
+            wanted = new Map([...sheet.cssRules].map(rule => [rule, computed(rule)]));
+        }
+        seen.copies = [...document.querySelectorAll("style")].filter(s => s.textContent.includes(style)).length;
+        seen.stale ||= document.querySelector("[data-stale='true']") !== null;
+        const found = [];
+        for (const rule of sheet.cssRules) {
+            const props = [...rule.style];
+            for (const selector of rule.selectorText.split(",").map(s => s.trim())) {
+                const rec = seen.selectors[selector] ??= {matched: false, overridden: false, lost: []};
+                for (const el of document.querySelectorAll(selector)) {
+                    rec.matched = true;
+                    const css = getComputedStyle(el);
+                    const values = props.map(p => css.getPropertyValue(p));
+                    props.forEach((p, i) => {
+                        if (values[i] !== wanted.get(rule)[p] && rec.lost.length < 5)
+                            rec.lost.push(`${p}: ${values[i]}`);
+                    });
+                    if (!rec.overridden) found.push([rec, el, props, values]);
+                }
+            }
+        }
+        if (found.length === 0) return;
+        sheet.disabled = true;
+        for (const [rec, el, props, values] of found) {
+            const css = getComputedStyle(el);
+            if (props.some((p, i) => css.getPropertyValue(p) !== values[i])) rec.overridden = true;
+        }
+        sheet.disabled = false;
+    };
+    observer = new MutationObserver(check);
+    observer.observe(document, {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def test_page_style_is_in_the_head_and_matches_streamlits_markup(browser, server):
     """serve.py puts the style in the HTML head, where it applies before the first placeholder is drawn,
-    and the page does not send it again. The rules still match this Streamlit's markup: a renamed test
-    id would silently bring back the animations bench/load.py measured."""
-    state = page.evaluate("""() => {
-        const ours = [...document.querySelectorAll("style")].filter(s => s.textContent.includes("stSkeleton"));
-        const title = document.querySelector("[data-testid='stMain'] h1").closest("[data-testid='stElementContainer']");
-        title.style.transition = "opacity 1s ease-in 0.5s";  // what Streamlit gives a stale element
-        const fake = (testid, css) => {
-            const el = document.createElement("div");
-            el.dataset.testid = testid;
-            el.style.cssText = css;
-            document.body.appendChild(el);
-            return getComputedStyle(el);
-        };
-        return {styles: ours.length, inHead: ours.length > 0 && ours[0].parentElement === document.head,
-                fade: getComputedStyle(title).transitionDuration, delay: getComputedStyle(title).transitionDelay,
-                pulse: fake("stSkeleton", "animation: pulse 750ms infinite").animationName,
-                status: fake("stStatusWidget", "").display};
-    }""")
-    assert state == {"styles": 1, "inHead": True, "fade": "0s", "delay": "0.5s", "pulse": "none", "status": "none"}
+    and the page does not send it again. Every selector in it matches elements of Streamlit's real page
+    and its rules win there over Streamlit's own: a renamed test id or a changed style would otherwise
+    silently bring back the animations bench/load.py measured. The page is watched while Streamlit
+    draws its page skeleton (a busy server: its connection is held back 1.5 s), its elements' loading
+    placeholders, and a rerun's stale elements."""
+    from ui.page_style import PAGE_STYLE
 
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.add_init_script(f"({STYLE_WATCH})({json.dumps(PAGE_STYLE)})")
 
-def test_the_app_starts_after_the_page_load_event(page):
-    """serve.py adds Streamlit's boot script at the load event, so the browser stops counting the page as
-    loading (and animating its tab) before the app starts; its imports were preloaded meanwhile."""
-    state = page.evaluate("""() => {
-        const nav = performance.getEntriesByType("navigation")[0];
-        const js = performance.getEntriesByType("resource").filter(r => r.name.includes("/static/js/"));
-        const boot = js.filter(r => /\\/static\\/js\\/index\\.[\\w-]+\\.js$/.test(r.name));
-        return {loaded: nav.loadEventEnd > 0, boot: boot.length,
-                bootAfterLoad: boot.length > 0 && boot[0].startTime >= nav.loadEventStart,
-                preloadedBefore: js.filter(r => r.startTime < nav.loadEventStart).length};
-    }""")
-    assert state["loaded"] and state["boot"] == 1 and state["bootAfterLoad"], state
-    assert state["preloadedBefore"] > 20, state
+    def busy_server(route):
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route("**/_stcore/host-config", busy_server)
+    try:
+        page.goto(server)
+        wait_idle(page)
+        thumb = page.get_by_test_id("stSlider").filter(has_text="Confidence").get_by_role("slider")
+        thumb.focus()
+        page.keyboard.press("ArrowRight")  # a rerun: the elements it has not redrawn yet go stale
+        page.wait_for_function("window.__pageStyle.stale")
+        wait_idle(page)
+        seen = page.evaluate("window.__pageStyle")
+    finally:
+        context.close()
+    assert seen["copies"] == 1 and seen["inHead"], seen
+    assert seen["rules"] == PAGE_STYLE.count("}"), seen  # Chromium kept every rule
+    selectors = seen["selectors"]
+    assert len(selectors) == sum(len(rule.split("{")[0].split(",")) for rule in PAGE_STYLE.split("}")[:-1])
+    for selector, rec in selectors.items():
+        assert rec["matched"], f"nothing in Streamlit's page matches {selector}"
+        assert not rec["lost"], f"Streamlit's own style wins over {selector}: {rec['lost']}"
+        assert rec["overridden"], f"{selector}: Streamlit's page looks the same without the rule"
 
 
 def test_slider_changes_the_result(page):

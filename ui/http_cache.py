@@ -1,10 +1,10 @@
-"""Streamlit's own page files, answered from memory after their first request.
+"""An HTTP response cache for the server: Streamlit's content-hashed page files, answered from memory.
 
 A visitor's page is ~110 files. Starlette serves each from disk with four or five hops to a worker
-thread (look up, open, read, close), and when a class opens the page at once on a 2-core server every
-hop waits for a core; meanwhile each browser keeps drawing its loading indicator. The files whose
-names carry their content hash (Streamlit marks them `immutable`) cannot change while the server runs,
-so the first complete answer for each is kept and replayed.
+thread (look up, open, read, close); when a class opens the page at once on a 2-core server every hop
+waits for a core. A file whose name carries its content hash (Streamlit marks those answers
+`Cache-Control: immutable`) cannot change while the server runs, so the first complete answer for
+each URL is kept and replayed (bench/README.md).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 _PASS_THROUGH = (b"range", b"if-range", b"if-none-match", b"if-modified-since")
 
 
-class StaticCache:
+class ImmutableResponseCache:
     """ASGI middleware: replays 200 responses marked `immutable` to later GETs of the same URL.
 
     Compressed responses and anything not marked immutable (the HTML page, the app's own media and

@@ -1,8 +1,8 @@
-"""serve.py's memory of Streamlit's hashed page files: replayed byte for byte, and only those."""
+"""serve.py's HTTP cache of Streamlit's immutable page files: replayed byte for byte, and only those."""
 from __future__ import annotations
 
 from conftest import FixedAnswer, asgi_request
-from ui.static_cache import StaticCache
+from ui.http_cache import ImmutableResponseCache
 
 IMMUTABLE = (b"cache-control", b"public, immutable, max-age=31536000")
 
@@ -12,14 +12,15 @@ def static_file(parts: list[bytes], headers=(IMMUTABLE,), status: int = 200) -> 
     return FixedAnswer(parts, [(b"content-type", b"application/javascript"), *headers], status)
 
 
-def get(cache: StaticCache, path: str = "/static/js/index.abc123.js", method: str = "GET", headers=()):
+def get(cache: ImmutableResponseCache, path: str = "/static/js/index.abc123.js", method: str = "GET",
+        headers=()):
     """One request through the cache; returns (status, headers, body) as the client got them."""
     return asgi_request(cache, method, path, headers)
 
 
 def test_a_hashed_file_is_read_once_and_replayed_byte_for_byte():
     disk = static_file([b"x" * 70_000, b"y" * 5])  # sent in two chunks, as Starlette does past 64 KB
-    cache = StaticCache(disk)
+    cache = ImmutableResponseCache(disk)
     first = get(cache)
     again = get(cache)
     assert disk.calls == 1 and again == first
@@ -34,7 +35,7 @@ def test_pages_errors_and_compressed_answers_are_never_kept():
                  static_file([b"not found"], status=404),
                  static_file([b"\x1f\x8b..."], headers=[IMMUTABLE, (b"content-encoding", b"gzip")]),
                  static_file([b"media"], headers=[])):  # the app's own images and uploads
-        cache = StaticCache(disk)
+        cache = ImmutableResponseCache(disk)
         get(cache)
         get(cache)
         assert disk.calls == 2 and cache.held_bytes == 0
@@ -42,7 +43,7 @@ def test_pages_errors_and_compressed_answers_are_never_kept():
 
 def test_partial_conditional_and_non_get_requests_go_to_starlette():
     disk = static_file([b"0123456789"])
-    cache = StaticCache(disk)
+    cache = ImmutableResponseCache(disk)
     get(cache)
     for headers in ([(b"range", b"bytes=0-3")], [(b"if-none-match", b'"abc"')], [(b"If-Modified-Since", b"x")]):
         get(cache, headers=headers)
@@ -52,7 +53,7 @@ def test_partial_conditional_and_non_get_requests_go_to_starlette():
 
 def test_memory_is_capped():
     disk = static_file([b"z" * 1000])
-    cache = StaticCache(disk, max_bytes=2500)
+    cache = ImmutableResponseCache(disk, max_bytes=2500)
     for i in range(5):
         get(cache, f"/static/js/chunk{i}.js")
     assert cache.held_bytes == 2000
