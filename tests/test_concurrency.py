@@ -55,8 +55,12 @@ def test_a_class_of_uploads_never_evicts_the_samples_results(monkeypatch):
                                                    ("tiled", "full")} for u in (True, False)})
     tiles, infer, merge = tiling.TileSpec(), tiling.InferSpec(conf=0.05), tiling.MergeSpec()
 
+    import cv2
+
+    pixels = cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))[1].tobytes()
+
     def both(key, sample=False):
-        item = res.ImageItem(key, key, (64, 64), b"", sample=sample)
+        item = res.ImageItem(key, key, (64, 64), pixels, sample=sample)
         return (res.tiled_prediction(item, None, "model", tiles, infer, merge),
                 res.full_prediction(item, None, "model", infer))
 

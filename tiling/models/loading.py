@@ -6,63 +6,80 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..util import sha256_of
 from . import runtimes
 from .base import CallableModel, Model, ModelError
+from .guard import sealed
 from .official import OFFICIAL_NAMES, is_official
-from .ultralytics_model import UltralyticsModel
-from .vetting import SUPPORTED_TASKS, enforce_safe_loading, vet_checkpoint
+from .ultralytics_model import PROBE_SPEC, UltralyticsModel
+from .vetting import SUPPORTED_TASKS, check_size, enforce_safe_loading, read_bounded, vet_checkpoint
 
 
 def load_model(source, runtime: str = "auto", name: str | None = None, precision: str = "fp32") -> UltralyticsModel:
     """Load an Ultralytics checkpoint (path, bytes or an official name such as ``yolo11n.pt``) safely.
 
-    The checkpoint is opened with ``weights_only`` and Ultralytics' allow-list first: one that would
-    run code is refused with :class:`ModelError` before anything in it runs. Only then is it
-    exported for ``runtime``: ``"auto"`` takes the fastest one installed (OpenVINO, then ONNX
-    Runtime, then torch on a CPU; torch on a GPU); ``model.runtime`` says which one runs, and
-    ``model.runtime_note`` why another was not used. ``precision="bf16"`` lets OpenVINO use the
+    The checkpoint is vetted before anything in it runs (:mod:`.vetting`): its pickle may call no
+    constructor, its tensors must fit the limits here, and it must be a detection or segmentation
+    model that runs a test tile; anything else is a :class:`ModelError`, never another exception.
+    Only then is it exported for ``runtime``: ``"auto"`` takes the fastest one installed (OpenVINO,
+    then ONNX Runtime, then torch on a CPU; torch on a GPU); ``model.runtime`` says which one runs,
+    and ``model.runtime_note`` why another was not used. ``precision="bf16"`` lets OpenVINO use the
     CPU's bfloat16 units: faster, with boxes no longer identical to torch's to the pixel.
     """
+    is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    label = name or ("the uploaded model" if is_bytes else Path(str(source)).name)
+    try:
+        return _load(source, runtime, label, precision)
+    except ModelError:
+        raise
+    except Exception as exc:  # whatever a hostile or broken file provokes, the caller is promised a ModelError
+        raise ModelError(f"{label} could not be loaded: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: first line`` of an exception: enough to report, never a traceback's worth."""
+    text = str(exc).splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def _load(source, runtime: str, label: str, precision: str) -> UltralyticsModel:
     try:
         candidates = runtimes.resolve(runtime)
         runtimes.check_precision(precision)
     except ValueError as exc:
         raise ModelError(str(exc)) from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            return _load_official(str(source), runtime, precision)
+        if path.suffix.lower() != ".pt":
+            raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint")
+        data = read_bounded(path, label)
+    check_size(len(data), label)
     enforce_safe_loading()
-    tmpdir = None
-    try:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            data = bytes(source)
-            tmpdir = tempfile.mkdtemp(prefix="patchwise-")
-            path = Path(tmpdir) / "weights.pt"  # never the uploaded file's own name
-            path.write_bytes(data)
-            label = name or "the uploaded model"
-        else:
-            path = Path(source)
-            label = name or path.name
-            if not path.is_file():
-                return _load_official(str(source), runtime, precision)
-            if path.suffix.lower() != ".pt":
-                raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint")
-            data = path.read_bytes()
-        vet_checkpoint(path, label)
-        yolo = _build(path, label)
-        model = UltralyticsModel(yolo, source=label, digest=sha256_of(data))
-        model.use_runtime(candidates, data, precision)
-        return model
+    tmpdir = tempfile.mkdtemp(prefix="patchwise-")
+    try:  # a private copy: the file vetted is the file built, and never the uploaded file's own name
+        path = Path(tmpdir) / "weights.pt"
+        path.write_bytes(data)
+        with sealed(label):
+            vetted = vet_checkpoint(path, label)
+            model = UltralyticsModel(_build(path, label, vetted.rtdetr), source=label, digest=sha256_of(data))
+            _probe(model, label)
     finally:
-        if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    model.use_runtime(candidates, data, precision)
+    return model
 
 
-def _build(path: Path, label: str):
+def _build(path: Path, label: str, rtdetr: bool):
     from ultralytics import RTDETR, YOLO
 
     try:
-        yolo = YOLO(str(path))
-        if type(getattr(yolo, "model", None)).__name__ == "RTDETRDetectionModel":
-            yolo = RTDETR(str(path))
+        yolo = (RTDETR if rtdetr else YOLO)(str(path))
     except ModelError:
         raise
     except Exception as exc:
@@ -70,6 +87,18 @@ def _build(path: Path, label: str):
     if yolo.task not in SUPPORTED_TASKS:
         raise ModelError(f"{label} is a '{yolo.task}' model; Patchwise runs detection and segmentation models only")
     return yolo
+
+
+def _probe(model: UltralyticsModel, label: str) -> None:
+    """One blank 64 px tile through the path predictions will take: a model that cannot run it is refused."""
+    try:
+        out = model.predict([np.zeros((64, 64, 3), np.uint8)], PROBE_SPEC)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{label} could not run on a test tile: {_describe(exc)}") from None
+    if len(out) != 1:
+        raise ModelError(f"{label} returned {len(out)} results for one test tile")
 
 
 def _load_official(name: str, runtime: str = "auto", precision: str = "fp32") -> UltralyticsModel:

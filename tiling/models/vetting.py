@@ -1,73 +1,238 @@
-"""Safe opening of an Ultralytics checkpoint: nothing in the file may run code while it is read.
+"""Safe opening of an Ultralytics checkpoint: nothing in the file may run code, fetch anything or claim
+unbounded memory while it is read, and what it holds must be a model Patchwise can run.
 
-``ULTRALYTICS_SAFE_LOAD`` makes Ultralytics unpickle with ``weights_only`` and its allow-list; a
-checkpoint that names anything else is refused before any of it runs.
+In order: the archive's own metadata (size, records, inflated sizes), then its pickle read without
+unpickling (:mod:`.pickle_scan`: no constructor may be called, storages are summed), and only then
+``torch.load(weights_only=True)`` with Ultralytics' allow-list, followed by checks of the model.
 """
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .base import ModelError
+from .pickle_scan import Report, Scanner
 
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # read by Ultralytics at import
 SUPPORTED_TASKS = ("detect", "segment")
+MB = 1 << 20
+MAX_MODEL_MB = int(os.environ.get("PATCHWISE_MAX_MODEL_MB", 200))  # file, inflated archive and its tensors alike
+MAX_PARAMS = int(os.environ.get("PATCHWISE_MAX_PARAMS", 100_000_000))  # tensor elements (YOLO11x: 57 M)
+MAX_PICKLE_MB = 4  # data.pkl: YOLOv9e's is 0.46 MB
+MAX_RECORDS = 100_000  # files in the archive (RT-DETR-l: 950)
+MAX_ZIP_RATIO = 20  # inflated / compressed, for records over 1 MB (torch.save stores them uncompressed)
+MAX_CLASSES = 10_000
+STRIDES = (4, 8, 16, 32, 64, 128)  # P2 to P7 feature maps
+REFUSED = "(a checkpoint can hide code that runs when it is opened). Nothing from it was run."
+
+
+@dataclass(frozen=True)
+class Vetted:
+    """What loading needs to know about a checkpoint that passed every check."""
+
+    task: str
+    rtdetr: bool
+    report: Report
 
 
 def enforce_safe_loading() -> None:
-    import ultralytics.nn.tasks as tasks
+    from ultralytics.nn import tasks
 
     tasks.SAFE_LOAD = True  # even if Ultralytics was imported before this module set the variable
 
 
-def vet_checkpoint(path: Path, label: str) -> dict:
-    """Open the checkpoint with ``weights_only`` and the Ultralytics allow-list; nothing in it runs."""
-    import pickle
-    import zipfile
-
-    from ultralytics.nn.tasks import torch_safe_load
-
-    size = path.stat().st_size
-    if size == 0:
+def check_size(nbytes: int, label: str) -> None:
+    """The one size limit (``PATCHWISE_MAX_MODEL_MB``), applied before a byte is written or read."""
+    if nbytes == 0:
         raise ModelError(f"{label} is empty (0 bytes)")
+    if nbytes > MAX_MODEL_MB * MB:
+        raise ModelError(f"{label} is {nbytes / MB:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
+
+
+def read_bounded(path: Path, label: str) -> bytes:
+    """A checkpoint's bytes, its size checked first and never more read than the limit allows."""
+    check_size(path.stat().st_size, label)
+    with open(path, "rb") as f:
+        return f.read(MAX_MODEL_MB * MB + 1)
+
+
+def vet_checkpoint(path: Path, label: str) -> Vetted:
+    """Every check that can run before the file is unpickled, then the unpickled model's."""
+    check_size(path.stat().st_size, label)
+    data, records = _read_archive(path, label)
+    try:
+        report = Scanner(records, label).run(data)
+    except ModelError:
+        raise
+    except Exception as exc:  # a stack underflow, a truncated opcode: not a pickle torch.save wrote
+        raise ModelError(f"{label} is not a loadable checkpoint: its pickle is malformed ({type(exc).__name__})") from None
+    _check_budget(report, label)
+    task, rtdetr = _check_model(_unpickle(path, label), label)
+    return Vetted(task, rtdetr, report)
+
+
+def _read_archive(path: Path, label: str) -> tuple[bytes, dict[str, int]]:
+    """data.pkl (read with a bound) and each storage record's size, from an archive that cannot inflate."""
     if not zipfile.is_zipfile(path):
         raise ModelError(
             f"{label} is not a PyTorch checkpoint (a .pt file is a zip archive); it may be truncated or another format"
         )
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-    if not any(n.endswith("data.pkl") for n in names):
-        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-            raise ModelError(f"{label} is a TorchScript archive; upload the original Ultralytics .pt weights")
-        raise ModelError(f"{label} is a zip file but not a PyTorch checkpoint")
-    if any("/code/" in n for n in names):
+    _check_directory(path, label)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            prefix = _archive_prefix([i.filename for i in infos], label)
+            _check_inflation(infos, label)
+            pkl = zf.getinfo(f"{prefix}data.pkl")
+            if pkl.file_size > MAX_PICKLE_MB * MB:
+                raise ModelError(f"{label} was refused: its pickle is {pkl.file_size / MB:.0f} MB, "
+                                 f"over the {MAX_PICKLE_MB} MB a model's structure needs")
+            with zf.open(pkl) as f:
+                data = f.read(MAX_PICKLE_MB * MB + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, KeyError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"{label} is not a loadable checkpoint: the file is truncated or corrupted ({exc})") from None
+    storages = f"{prefix}data/"
+    return data, {i.filename[len(storages):]: i.file_size for i in infos if i.filename.startswith(storages)}
+
+
+def _archive_prefix(names: list[str], label: str) -> str:
+    """The folder torch.save puts everything in; TorchScript and other zips are told apart here."""
+    prefix = names[0].split("/")[0] + "/" if names and "/" in names[0] else ""
+    if any("/code/" in n or n.endswith("constants.pkl") for n in names):
         raise ModelError(f"{label} is a TorchScript archive; upload the original Ultralytics .pt weights")
+    if not prefix or f"{prefix}data.pkl" not in names:
+        raise ModelError(f"{label} is a zip file but not a PyTorch checkpoint")
+    return prefix
+
+
+def _check_directory(path: Path, label: str) -> None:
+    """The archive's entry count from its end record, before ``ZipFile`` builds an object per entry."""
+    end_record = getattr(zipfile, "_EndRecData", None)  # private, but the stdlib's own parser of it
+    if end_record is None:
+        return
+    with open(path, "rb") as f:
+        end = end_record(f)
+    if end and (end[zipfile._ECD_ENTRIES_TOTAL] > MAX_RECORDS or end[zipfile._ECD_SIZE] > 64 * MB):
+        raise ModelError(f"{label} was refused: its archive lists {end[zipfile._ECD_ENTRIES_TOTAL]} files "
+                         f"(a model has a few thousand at most)")
+
+
+def _check_inflation(infos: list[zipfile.ZipInfo], label: str) -> None:
+    """A record that inflates far beyond its stored size (a zip bomb) is refused before it is read."""
+    total = sum(i.file_size for i in infos)
+    if total > MAX_MODEL_MB * MB:
+        raise ModelError(f"{label} was refused: its archive inflates to {total / MB:.0f} MB, over the "
+                         f"{MAX_MODEL_MB} MB limit here")
+    for i in infos:
+        if i.compress_type != zipfile.ZIP_STORED and i.file_size > MB and i.file_size > MAX_ZIP_RATIO * i.compress_size:
+            raise ModelError(f"{label} was refused: {i.filename} inflates {i.file_size // max(1, i.compress_size)}-fold "
+                             "(a zip bomb); torch.save stores tensors uncompressed")
+
+
+def _check_budget(report: Report, label: str) -> None:
+    """What the tensors would allocate, from their declared storages, against the limits here."""
+    if report.storage_bytes > MAX_MODEL_MB * MB or report.view_bytes > 2 * MAX_MODEL_MB * MB:
+        raise ModelError(f"{label} was refused: its tensors would take {report.view_bytes / MB:.0f} MB, over the "
+                         f"{MAX_MODEL_MB} MB limit here")
+    if report.elements > MAX_PARAMS:
+        raise ModelError(f"{label} was refused: it has {report.elements / 1e6:.0f} million parameters; the limit "
+                         f"here is {MAX_PARAMS / 1e6:.0f} million")
+
+
+def _unpickle(path: Path, label: str) -> dict:
+    """``weights_only`` with Ultralytics' allow-list: the scan passed, so this is a second wall."""
+    from ultralytics.nn.tasks import torch_safe_load
+
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
     except (TypeError, pickle.UnpicklingError) as exc:
-        text = str(exc)
-        if "outside the supported" in text or isinstance(exc, pickle.UnpicklingError) or "Unsupported global" in text:
-            raise ModelError(
-                f"{label} was refused: it references code or types outside the Ultralytics/PyTorch allow-list "
-                "(a checkpoint can hide code that runs when it is opened). Nothing from it was run."
-            ) from None
-        if "TorchScript" in text:
-            raise ModelError(f"{label} is a TorchScript archive; upload the original Ultralytics .pt weights") from None
+        if isinstance(exc, pickle.UnpicklingError) or "outside the supported" in str(exc):
+            raise ModelError(f"{label} was refused: it references code or types outside the Ultralytics/PyTorch "
+                             f"allow-list {REFUSED}") from None
         raise ModelError(f"{label} is not a loadable checkpoint: the file is truncated or corrupted") from None
     except ModuleNotFoundError as exc:
         raise ModelError(f"{label} needs a Python module that is not available ({exc.name}); refused") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{label} is not a loadable checkpoint: the file is truncated or corrupted ({exc})") from None
-    if not isinstance(ckpt, dict) or not (ckpt.get("ema") or ckpt.get("model")):
-        keys = list(ckpt)[:3] if isinstance(ckpt, dict) else []
+    return ckpt
+
+
+def _check_model(ckpt: dict, label: str) -> tuple[str, bool]:
+    """The network is an Ultralytics detection/segmentation model whose head, task, classes and strides agree."""
+    from ultralytics.nn.tasks import BaseModel, RTDETRDetectionModel
+
+    model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
+    if model is None:
         raise ModelError(
-            f"{label} holds only weights (a state_dict with keys like {keys}), not an Ultralytics model; "
+            f"{label} holds only weights (a state_dict with keys like {list(ckpt)[:3]}), not an Ultralytics model; "
             "save it with model.save() or upload the .pt that training wrote"
         )
-    model = ckpt.get("ema") or ckpt.get("model")
-    task = getattr(model, "task", None) or (ckpt.get("train_args") or {}).get("task")
+    if not isinstance(model, BaseModel):
+        raise ModelError(f"{label} holds an object of type {type(model).__name__} where the Ultralytics network "
+                         "should be")
+    task = _head_task(model, ckpt, label)
+    _check_names(model, label)
+    _check_strides(model, label)
+    return task, isinstance(model, RTDETRDetectionModel)
+
+
+def _head_task(model, ckpt: dict, label: str) -> str:
+    """The task the last layer performs; the task the file declares must be the same."""
+    from torch import nn
+    from ultralytics.nn.modules import head as h
+    from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, SegmentationModel
+
+    layers = getattr(model, "model", None)
+    if not isinstance(layers, nn.Sequential) or not len(layers):
+        raise ModelError(f"{label} has no layers: not an Ultralytics network")
+    head = layers[-1]
+    runnable = {h.Detect: DetectionModel, h.v10Detect: DetectionModel, h.RTDETRDecoder: RTDETRDetectionModel,
+                h.Segment: SegmentationModel, h.Segment26: SegmentationModel}
+    other = {"Pose": "pose", "Pose26": "pose", "OBB": "obb", "OBB26": "obb", "Classify": "classify",
+             "SemanticSegment": "semantic", "Depth": "depth"}
+    task = "segment" if type(head) in (h.Segment, h.Segment26) else "detect" if type(head) in runnable else None
+    task = task or other.get(type(head).__name__)
+    if task is None or (task in SUPPORTED_TASKS and type(model) is not runnable[type(head)]):
+        raise ModelError(f"{label} ends in a {type(head).__name__} layer inside a {type(model).__name__}; "
+                         "Patchwise runs Ultralytics detection and segmentation heads only")
     if task not in SUPPORTED_TASKS:
-        raise ModelError(
-            f"{label} is a '{task}' model; Patchwise runs detection and segmentation models only"
-        )
-    return ckpt
+        raise ModelError(f"{label} is a '{task}' model; Patchwise runs detection and segmentation models only")
+    train_args = ckpt.get("train_args")
+    if train_args is not None and not isinstance(train_args, dict):
+        raise ModelError(f"{label} has training arguments of type {type(train_args).__name__}, not a dict")
+    for declared in (getattr(model, "task", None), (train_args or {}).get("task")):
+        if declared is not None and declared != task:
+            raise ModelError(f"{label} declares a '{declared}' model, but its {type(head).__name__} head makes it a "
+                             f"'{task}' model; refused")
+    return task
+
+
+def _check_names(model, label: str) -> None:
+    """Class names: a dict of 0..n-1 -> str, one per class the head predicts."""
+    names = getattr(model, "names", None)
+    if not isinstance(names, dict) or not all(type(k) is int and isinstance(v, str) for k, v in names.items()):
+        raise ModelError(f"{label} has class names of the wrong form ({type(names).__name__}); "
+                         "an Ultralytics model has a dict of class id -> name")
+    head_nc = getattr(model.model[-1], "nc", len(names))
+    if not 1 <= len(names) <= MAX_CLASSES or type(head_nc) is not int or set(names) != set(range(head_nc)):
+        raise ModelError(f"{label} names {len(names)} classes but its head predicts {head_nc} "
+                         f"(1 to {MAX_CLASSES} allowed, numbered from 0)")
+
+
+def _check_strides(model, label: str) -> None:
+    """Strides are how far apart the head's cells are: a forged 4096 pads every tile to 4096 px."""
+    import torch
+
+    for owner in (model, model.model[-1]):
+        stride = getattr(owner, "stride", None)
+        if stride is None and owner is not model:
+            continue
+        values = stride.reshape(-1).tolist() if isinstance(stride, torch.Tensor) and 0 < stride.numel() <= 8 else None
+        if not values or any(v not in STRIDES for v in values):
+            raise ModelError(f"{label} has strides {values if values else stride!r}; "
+                             f"an Ultralytics model's are among {STRIDES}")
