@@ -30,7 +30,7 @@ def pick_model(choice: str, runtime: str, upload) -> tuple[tiling.UltralyticsMod
             return res.load_bundled(res.BUNDLED_MODELS[choice], runtime), None
         if choice == res.UPLOAD_MODEL:
             if upload is None:
-                st.sidebar.info("Upload a .pt file; the bundled detector is used meanwhile.")
+                st.sidebar.info("Upload a .pt, .onnx or zipped OpenVINO model; the bundled detector is used meanwhile.")
                 return res.load_bundled(default, runtime), None
             return res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime), None
         return res.load_official(choice, runtime), None

@@ -115,7 +115,7 @@ def test_uploading_an_image_and_a_model():
     at.file_uploader(key="image_upload").upload("scene.png", png(small_scene()), "image/png").run()
     assert not at.exception and not at.error
     assert any("scene.png" in c.caption for im in at.image for c in im.proto.imgs)
-    at.selectbox(key="model_choice").set_value("Upload my own .pt").run()
+    at.selectbox(key="model_choice").set_value("Upload my own model").run()
     at.file_uploader(key="model_upload").upload("mine.pt", DET_WEIGHTS.read_bytes(), "application/octet-stream").run()
     assert not at.exception and not at.error
     assert "detect" in " ".join(c.value for c in at.sidebar.caption)
@@ -186,7 +186,7 @@ def test_bad_models_are_refused_with_a_message(tmp_path):
     ]:
         at = new_app(TABLE)
         at.run()
-        at.selectbox(key="model_choice").set_value("Upload my own .pt").run()
+        at.selectbox(key="model_choice").set_value("Upload my own model").run()
         at.file_uploader(key="model_upload").upload(name, data, "application/octet-stream").run()
         assert not at.exception
         banner = shown(at.main.error)  # above the results, not low in the sidebar

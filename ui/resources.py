@@ -28,7 +28,7 @@ BUNDLED_MODELS = {
     "Demo detector (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-det.pt",
     "Demo segmenter (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-seg.pt",
 }
-UPLOAD_MODEL = "Upload my own .pt"
+UPLOAD_MODEL = "Upload my own model"
 IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 MAX_TILES = int(os.environ.get("PATCHWISE_MAX_TILES", 2_000))
 # All of one visitor's uploaded images together: each is decoded once to check it, and the one shown is kept.

@@ -41,8 +41,11 @@ def model_section():
     upload = None
     if choice == res.UPLOAD_MODEL:
         upload = st.file_uploader(
-            "Ultralytics checkpoint (.pt)", type=["pt"], key="model_upload", max_upload_size=res.MAX_MODEL_MB,
-            help="A YOLOv8/9/10/11 detect or seg, RT-DETR or FastSAM .pt. It is opened safely: no code in it runs.",
+            "Ultralytics model (.pt, .onnx, or an OpenVINO folder as .zip)", type=["pt", "onnx", "zip"],
+            key="model_upload", max_upload_size=res.MAX_MODEL_MB,
+            help="A detection or segmentation model: YOLOv8-26, RT-DETR or FastSAM weights (.pt), or the export "
+                 "you deploy (.onnx, or a zip of the *_openvino_model folder). It is opened safely: no code in it "
+                 "runs.",
         )
     return choice, res.RUNTIME_CHOICES[runtime], upload
 

@@ -10,7 +10,9 @@ import numpy as np
 
 from ..util import sha256_of
 from . import runtimes
+from .archive import MAX_ENTRIES, unpack_export_zip
 from .base import CallableModel, Model, ModelError
+from .exported import EXPORT_SUFFIXES, load_export
 from .guard import sealed
 from .official import OFFICIAL_NAMES, is_official
 from .ultralytics_model import PROBE_SPEC, UltralyticsModel
@@ -18,7 +20,10 @@ from .vetting import SUPPORTED_TASKS, check_size, enforce_safe_loading, read_bou
 
 
 def load_model(source, runtime: str = "auto", name: str | None = None, precision: str = "fp32") -> UltralyticsModel:
-    """Load an Ultralytics checkpoint (path, bytes or an official name such as ``yolo11n.pt``) safely.
+    """Load an Ultralytics model safely: a ``.pt`` checkpoint (path, bytes or an official name such as
+    ``yolo11n.pt``), or an export as deployed: an ``.onnx`` file or an OpenVINO folder (its path, the path
+    of its ``.xml``, or its bytes zipped). An export runs on its own runtime (``model.runtime``); a fixed
+    input (e.g. 1x3x640x640) is met by padding each tile (or shrinking a larger one) to it.
 
     The checkpoint is vetted before anything in it runs (:mod:`.vetting`): its pickle may call no
     constructor, its tensors must fit the limits here, and it must be a detection or segmentation
@@ -52,12 +57,18 @@ def _load(source, runtime: str, label: str, precision: str) -> UltralyticsModel:
         raise ModelError(str(exc)) from None
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
+        check_size(len(data), label)
+        kind = _kind_of_bytes(data, label)
+        if kind != "pt":
+            return _load_export_bytes(data, kind, label)
     else:
         path = Path(source)
+        if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:
+            return _load_export_path(path, label)
         if not path.is_file():
             return _load_official(str(source), runtime, precision)
         if path.suffix.lower() != ".pt":
-            raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint")
+            raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint, an .onnx file or an OpenVINO folder")
         data = read_bounded(path, label)
     check_size(len(data), label)
     enforce_safe_loading()
@@ -73,6 +84,48 @@ def _load(source, runtime: str, label: str, precision: str) -> UltralyticsModel:
         shutil.rmtree(tmpdir, ignore_errors=True)
     model.use_runtime(candidates, data, precision)
     return model
+
+
+def _kind_of_bytes(data: bytes, label: str) -> str:
+    """"pt" (a torch checkpoint), "zip" (an OpenVINO folder, zipped) or "onnx" (named so: ONNX has no magic)."""
+    if data[:4] == b"PK\x03\x04":
+        import io
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                names = zf.namelist()[: MAX_ENTRIES + 1]
+        except zipfile.BadZipFile:
+            return "pt"  # the checkpoint's vetting says what is wrong with it
+        return "pt" if any(n.endswith("data.pkl") for n in names) else "zip"  # torch.save writes data.pkl
+    return "onnx" if label.lower().endswith(".onnx") else "pt"
+
+
+def _load_export_path(path: Path, label: str) -> UltralyticsModel:
+    """An ONNX file, an OpenVINO ``.xml`` or its folder, given by path."""
+    if not path.exists():
+        raise ModelError(f"{label}: no such file or folder")
+    files = sorted(p for p in (path.iterdir() if path.is_dir() else [path]) if p.is_file())
+    digest = sha256_of(b"".join(read_bounded(p, label) for p in files if p.suffix.lower() in (".xml", ".bin", ".onnx")))
+    with sealed(label):
+        return load_export(path, label, digest)
+
+
+def _load_export_bytes(data: bytes, kind: str, label: str) -> UltralyticsModel:
+    """An uploaded ONNX file, or an OpenVINO folder as a zip, through a private folder removed afterwards."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="patchwise-"))
+    try:
+        if kind == "zip":
+            unpack_export_zip(data, tmpdir, label)
+            found = [p for p in tmpdir.iterdir() if p.suffix.lower() == ".onnx"]
+            target = found[0] if found and not any(tmpdir.glob("*.xml")) else tmpdir
+        else:
+            target = tmpdir / "model.onnx"
+            target.write_bytes(data)
+        with sealed(label):
+            return load_export(target, label, sha256_of(data))
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _build(path: Path, label: str, rtdetr: bool):

@@ -172,12 +172,17 @@ class ONNXNet:
         options = ort.SessionOptions()
         options.intra_op_num_threads = usable_cpus()
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
+        first = self.session.get_inputs()[0]
+        self.input = first.name
+        self.fixed_batch = first.shape[0] if isinstance(first.shape[0], int) and first.shape[0] > 0 else None
 
     def __call__(self, x):
         import torch
 
-        outs = [torch.from_numpy(o) for o in self.session.run(None, {self.input: np.ascontiguousarray(x.numpy())})]
+        x = np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x)
+        step = self.fixed_batch or len(x)  # an export fixed at batch 1 runs one tile per call
+        parts = [self.session.run(None, {self.input: x[i : i + step]}) for i in range(0, len(x), step)]
+        outs = [torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in range(len(parts[0]))]
         return ((outs[0], outs[1]),) if len(outs) > 1 else (outs[0],)
 
 

@@ -43,8 +43,22 @@ class UltralyticsModel(Model):
         self._lock = threading.Lock()
         self.net = None
         self.stride = 32
+        self.input_hw: tuple[int, int] | None = None  # an export's fixed input size; None: any multiple of stride
         self._end2end = False
         self._fast = self._prepare_fast_path()
+
+    @classmethod
+    def from_export(cls, net, task: str, names: dict[int, str], stride: int, input_hw: tuple[int, int] | None,
+                    runtime: str, source: str, digest: str) -> UltralyticsModel:
+        """A deployed export (ONNX, OpenVINO IR) on the same lean path: its network, described by its metadata."""
+        self = cls.__new__(cls)
+        self.yolo, self.task, self.names, self.source, self.digest = None, task, dict(names), source, digest
+        self.runtime, self.runtime_note = runtime, ""
+        self.train_imgsz = int(max(input_hw)) if input_hw else 640
+        self._lock = threading.Lock()
+        self.net, self.stride, self.input_hw = net, int(stride), input_hw
+        self._end2end, self._fast = False, True
+        return self
 
     # -- set-up ------------------------------------------------------------------------------
     def _prepare_fast_path(self) -> bool:
@@ -177,8 +191,10 @@ class UltralyticsModel(Model):
 
         h, w = images[0].shape[:2]
         scale = 1.0 if not imgsz else min(1.0 * imgsz / max(h, w), 1e9)
+        if self.input_hw:  # a fixed input: pad up to it, or shrink to fit it (letterboxed at the top left)
+            scale = min(scale, self.input_hw[0] / h, self.input_hw[1] / w)
         nh, nw = (h, w) if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
-        ph, pw = math.ceil(nh / self.stride) * self.stride, math.ceil(nw / self.stride) * self.stride
+        ph, pw = self.input_hw or (math.ceil(nh / self.stride) * self.stride, math.ceil(nw / self.stride) * self.stride)
         # One pass per tile straight into the network's layout: BGR HWC uint8 -> RGB CHW float in [0, 1].
         batch = np.empty((len(images), 3, ph, pw), np.float32)
         if (ph, pw) != (nh, nw):
