@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import time
 import urllib.request
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import DET_WEIGHTS, ROOT
