@@ -172,17 +172,3 @@ def test_overlapping_pairs_match_brute_force():
         np.minimum(a[..., 3], b[..., 3]) > np.maximum(a[..., 1], b[..., 1]))
     bi, bj = np.nonzero(np.triu(inter, 1))
     assert set(zip(i.tolist(), j.tolist())) == set(zip(bi.tolist(), bj.tolist()))
-
-
-def test_the_cut_aware_metric_keeps_two_whole_neighbours_and_joins_a_cut_piece():
-    # two whole, adjacent boxes in a crowd: IoS 0.6, IoU 0.27
-    crowd = dets([[0, 0, 10, 20], [4, 0, 14, 20]], [0.9, 0.8], truncated=np.array([False, False]))
-    assert len(merge(crowd, method="nms", metric="ios", threshold=0.5, conf=0)) == 1
-    assert len(merge(crowd, method="nms", metric="cut", threshold=0.5, conf=0)) == 2
-    # a whole box and a piece of it cut at a tile edge: the same object, joined by IoS
-    piece = dets([[0, 0, 40, 40], [0, 0, 12, 40]], [0.6, 0.9], truncated=np.array([False, True]))
-    out = merge(piece, method="nms", metric="cut", threshold=0.5, conf=0)
-    assert len(out) == 1 and out.xyxy[0].tolist() == [0, 0, 40, 40]
-    # two cut pieces of one object from two tiles, overlapping mostly: IoS joins them
-    pieces = dets([[0, 0, 30, 40], [5, 0, 25, 40]], [0.7, 0.6], truncated=np.array([True, True]))
-    assert len(merge(pieces, method="nmm", metric="cut", threshold=0.5, conf=0)) == 1

@@ -75,8 +75,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--include-full", action="store_true", help="also merge a full-image pass (large objects)")
     g = p.add_argument_group("merge")
     g.add_argument("--method", choices=METHODS, default=merge.method, help=f"merge method across tiles (default {merge.method})")
-    g.add_argument("--metric", choices=METRICS, default=merge.metric, help="match metric for merging: ios (overlap / smaller box), iou, or cut (IoS where a box was cut by a "
-                        f"tile edge, IoU between whole boxes) (default {merge.metric})")
+    g.add_argument("--metric", choices=METRICS, default=merge.metric, help=f"match metric for merging (default {merge.metric})")
     g.add_argument("--threshold", type=float, default=merge.threshold,
                    help=f"two boxes match when their metric is at least this (default {merge.threshold})")
     g.add_argument("--class-agnostic", action="store_true", help="merge boxes of different classes too")

@@ -23,7 +23,7 @@ from .detections import Detections, paste_mask
 from .grid import Tile, tiles_array
 
 Method = Literal["nms", "nmm"]
-Metric = Literal["ios", "iou", "cut"]
+Metric = Literal["ios", "iou"]
 METHODS: tuple[str, ...] = get_args(Method)
 METRICS: tuple[str, ...] = get_args(Metric)
 PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is part of that box
@@ -36,13 +36,7 @@ _MAX_CELLS_PER_BOX = 16
 class MergeSpec:
     """How the raw tile detections become one answer: which to keep (``conf``, ``classes``), how
     duplicates are found (``metric`` at ``threshold``, across classes with ``class_agnostic``) and how
-    they are resolved (``method``: NMS keeps the best of a group, NMM fuses it).
-
-    ``metric``: ``"iou"`` (overlap / union), ``"ios"`` (overlap / the smaller box: a piece inside a
-    whole box matches), or ``"cut"``: IoS where one of the two boxes was cut by an inner tile edge
-    (``data["truncated"]``), IoU between two whole boxes, so that adjacent objects in a crowd, which
-    overlap a lot as boxes, are not taken for one.
-    """
+    they are resolved (``method``: NMS keeps the best of a group, NMM fuses it)."""
 
     conf: float = 0.25
     method: Method = "nms"
@@ -170,12 +164,7 @@ def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: 
     rank = _rank(det)
     swap = rank[i] > rank[j]
     src, dst = np.where(swap, j, i), np.where(swap, i, j)
-    if metric == "cut":  # IoS only where a piece cut at a tile edge is involved; two whole boxes by IoU
-        cut = truncated[src] | truncated[dst]
-        value = np.where(cut, pair_metric(det.xyxy[src], det.xyxy[dst], "ios"),
-                         pair_metric(det.xyxy[src], det.xyxy[dst], "iou"))
-    else:
-        value = pair_metric(det.xyxy[src], det.xyxy[dst], metric)
+    value = pair_metric(det.xyxy[src], det.xyxy[dst], metric)
     match = (value >= max(threshold, 1e-9)) & (same | class_agnostic)
     partial = truncated[dst] & ~truncated[src]
     if partial.any():

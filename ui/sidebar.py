@@ -12,7 +12,7 @@ from tiling.merge import METHODS, METRICS
 from . import resources as res
 
 METHOD_LABELS = {"nms": "NMS", "nmm": "NMM"}
-METRIC_LABELS = {"ios": "IoS", "iou": "IoU", "cut": "Cut-aware"}
+METRIC_LABELS = {"ios": "IoS", "iou": "IoU"}
 RAW_CONF = 0.05  # the model runs once at this confidence; the slider above it only re-filters
 
 
@@ -87,9 +87,7 @@ def merge_section() -> tiling.MergeSpec:
     method = st.radio("Merge method", METHODS, format_func=METHOD_LABELS.get, horizontal=True, key="method",
                       help="NMS keeps the best box of a group of duplicates; NMM fuses the group into one bigger box.")
     metric = st.radio("Match metric", METRICS, format_func=METRIC_LABELS.get, horizontal=True, key="metric",
-                      help="IoU: overlap / union. IoS: overlap / smaller box, so a piece inside a whole box matches. "
-                           "Cut-aware: IoS where a box was cut by a tile edge, IoU between two whole boxes, so "
-                           "neighbours in a crowd stay apart.")
+                      help="IoU: overlap / union. IoS: overlap / smaller box, so a piece inside a whole box matches.")
     threshold = st.slider("Merge threshold", 0.05, 1.0, 0.5, 0.05, key="threshold",
                           help="Two boxes are duplicates when their IoU or IoS is at least this.")
     agnostic = st.checkbox("Class-agnostic merge", key="class_agnostic",
