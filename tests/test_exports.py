@@ -122,8 +122,8 @@ def test_bad_exports_are_explained(exports, tmp_path):
 def test_an_onnx_that_is_not_a_detector_is_refused(tmp_path):
     from ultralytics import YOLO
 
-    cls = YOLO("yolo11n-cls.yaml")
-    made = Path(cls.export(format="onnx", imgsz=64, verbose=False))
+    YOLO("yolo11n-cls.yaml").save(str(tmp_path / "cls.pt"))  # exported beside it, not in the working folder
+    made = Path(YOLO(str(tmp_path / "cls.pt")).export(format="onnx", imgsz=64, verbose=False))
     with pytest.raises(tiling.ModelError, match="'classify' model"):
         tiling.load_model(made)
     import onnx
@@ -169,3 +169,23 @@ def test_the_app_takes_an_onnx_and_a_zipped_openvino_upload(exports):
         assert not at.exception and not at.error, [e.value for e in at.error]
         assert f"runtime: **{runtime}**" in " ".join(c.value for c in at.sidebar.caption)
         assert int(at.metric[1].value) > 50  # the patch-based count on the default sample
+
+
+def test_a_fixed_input_is_filled_by_enlarging_smaller_tiles(exports, scene):
+    """A 320 px tile through a 640x640 export is run at 2x, as the same tile enlarged by hand through the .pt."""
+    import cv2
+
+    from tiling.models.base import tile_scale
+
+    model = tiling.load_model(exports[("detect", "onnx", False)])
+    assert tile_scale(model, (320, 320)) == 2.0 and tile_scale(model, (640, 640)) is None
+    reference = tiling.load_model(DET_WEIGHTS, runtime="torch")
+    assert tile_scale(reference, (320, 320)) is None  # a dynamic model runs tiles at their own size
+    crop = np.ascontiguousarray(scene[400:720, 400:720])
+    ours = model.predict([crop], tiling.InferSpec(conf=0.2), scale=2.0)[0]
+    enlarged = reference.predict([cv2.resize(crop, (640, 640), interpolation=cv2.INTER_LINEAR)],
+                                 tiling.InferSpec(conf=0.2))[0]
+    enlarged.xyxy = enlarged.xyxy / 2
+    assert len(enlarged) >= 3 and same_boxes(enlarged, ours, tol=1.0)
+    pred = tiling.predict_tiled(scene, model, tile_size=320, overlap=0.2, conf=0.2)
+    assert len(pred.detections) > 20 and (pred.detections.xyxy <= 1280 + 1e-3).all()

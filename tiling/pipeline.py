@@ -19,6 +19,7 @@ from .detections import Detections
 from .grid import Tile, TileSpec, tiles_array
 from .merge import MergeSpec, merge as merge_detections, truncated_flags
 from .models import InferSpec, as_model
+from .models.base import tile_scale
 
 Progress = Callable[[int, int], None]
 _SPECS = (TileSpec, InferSpec, MergeSpec)
@@ -133,7 +134,7 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     plan = tile_spec.plan((h, w))
     model = as_model(model)
     timings = {"plan": time.perf_counter() - t_start, "infer": 0.0, "map": 0.0}
-    raw = _run_tiles(image, model, plan, infer, progress, timings)
+    raw = _run_tiles(image, model, plan, infer, tile_scale(model, tile_spec.size_xy), progress, timings)
     if infer.include_full:
         t0 = time.perf_counter()
         full = predict_full(image, model, infer)
@@ -148,15 +149,15 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     return TiledPrediction(plan, raw, merged, timings, (h, w), tile_spec, infer, merge, dict(model.names))
 
 
-def _run_tiles(image: np.ndarray, model, plan: list[Tile], infer: InferSpec, progress: Progress | None,
-               timings: dict[str, float]) -> Detections:
+def _run_tiles(image: np.ndarray, model, plan: list[Tile], infer: InferSpec, scale: float | None,
+               progress: Progress | None, timings: dict[str, float]) -> Detections:
     """Every tile's detections in image coordinates, with ``tile_index``, ``truncated`` and ``source``."""
     parts: list[Detections] = []
     done = 0
     batches = tile_batches(plan, infer.batch_size)
     crops = ([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch] for batch in batches)
     # The model may run the next batch while this loop maps the last one; it stays locked until closed.
-    outputs = model.predict_batches(crops, infer, imgsz=None)
+    outputs = model.predict_batches(crops, infer, imgsz=None, scale=scale)
     try:
         for batch in batches:
             t0 = time.perf_counter()

@@ -74,7 +74,8 @@ def torch_threads(n: int | None = None):
 
 class Model:
     """Base of every model the pipeline takes. ``imgsz`` None runs each image at its own size (tiles);
-    a number resizes its long side to that (the full-image pass)."""
+    a number resizes its long side to that (the full-image pass); ``scale`` resizes by a factor (tiles for
+    an export with a fixed input, see :func:`tile_scale`)."""
 
     task: str = "detect"
     names: dict[int, str]
@@ -83,16 +84,16 @@ class Model:
     source: str = ""
     digest: str = ""
 
-    def predict(self, images: Sequence[np.ndarray], spec: InferSpec | None = None,
-                imgsz: int | None = None) -> list[Detections]:
+    def predict(self, images: Sequence[np.ndarray], spec: InferSpec | None = None, imgsz: int | None = None,
+                scale: float | None = None) -> list[Detections]:
         raise NotImplementedError
 
     def predict_batches(self, batches: Iterable[Sequence[np.ndarray]], spec: InferSpec | None = None,
-                        imgsz: int | None = None) -> Iterator[list[Detections]]:
+                        imgsz: int | None = None, scale: float | None = None) -> Iterator[list[Detections]]:
         """``predict`` over each batch in turn, yielding as each is done. A model may run the next
         batch while the caller handles this one."""
         for images in batches:
-            yield self.predict(images, spec, imgsz)
+            yield self.predict(images, spec, imgsz, scale)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, classes={len(self.names)}, runtime={self.runtime!r})"
@@ -115,7 +116,7 @@ class CallableModel(Model):
         self.task = task or getattr(fn, "task", "detect")
         self.source = getattr(fn, "__name__", type(fn).__name__)
 
-    def predict(self, images, spec=None, imgsz=None):
+    def predict(self, images, spec=None, imgsz=None, scale=None):
         spec = spec or InferSpec()
         out = self.fn(list(images))
         if not isinstance(out, (list, tuple)) or len(out) != len(images):
@@ -130,3 +131,17 @@ class CallableModel(Model):
                 det.names = dict(self.names)
             results.append(det)
         return results
+
+
+def tile_scale(model: Model, tile_size: tuple[int, int]) -> float | None:
+    """How much to enlarge tiles of ``tile_size`` (w, h) for a model with a fixed input, or None.
+
+    An export fixed at 640x640 costs the same for a 320 px tile as for a 640 px one; filling its input
+    (as Ultralytics does for SAHI and supervision) shows small objects twice as large, for free. Every
+    tile of a plan gets the same factor, edge tiles included, so objects keep one size across tiles.
+    """
+    fixed = getattr(model, "input_hw", None)
+    if not fixed:
+        return None
+    scale = min(fixed[0] / tile_size[1], fixed[1] / tile_size[0])
+    return None if abs(scale - 1.0) < 1e-9 else scale

@@ -158,7 +158,7 @@ def _input_shape(path: Path, runtime: str, label: str) -> tuple[int | None, tupl
     return dims[0], hw
 
 
-def load_export(path: Path, label: str, digest: str):
+def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
     """An export as a model on the lean path, checked by running one blank tile through it."""
     import numpy as np
 
@@ -167,7 +167,7 @@ def load_export(path: Path, label: str, digest: str):
 
     export = read_export(path, label)
     try:
-        net = OpenVINONet(export.path) if export.runtime == "openvino" else ONNXNet(export.path)
+        net = OpenVINONet(export.path, precision) if export.runtime == "openvino" else ONNXNet(export.path)
     except Exception as exc:
         raise ModelError(f"{label} could not be opened by {export.runtime} ({str(exc).splitlines()[0][:200]})") from None
     model = UltralyticsModel.from_export(net, export.task, export.names, export.stride, export.input_hw,

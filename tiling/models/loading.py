@@ -60,11 +60,11 @@ def _load(source, runtime: str, label: str, precision: str) -> UltralyticsModel:
         check_size(len(data), label)
         kind = _kind_of_bytes(data, label)
         if kind != "pt":
-            return _load_export_bytes(data, kind, label)
+            return _load_export_bytes(data, kind, label, precision)
     else:
         path = Path(source)
         if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:
-            return _load_export_path(path, label)
+            return _load_export_path(path, label, precision)
         if not path.is_file():
             return _load_official(str(source), runtime, precision)
         if path.suffix.lower() != ".pt":
@@ -101,17 +101,17 @@ def _kind_of_bytes(data: bytes, label: str) -> str:
     return "onnx" if label.lower().endswith(".onnx") else "pt"
 
 
-def _load_export_path(path: Path, label: str) -> UltralyticsModel:
+def _load_export_path(path: Path, label: str, precision: str) -> UltralyticsModel:
     """An ONNX file, an OpenVINO ``.xml`` or its folder, given by path."""
     if not path.exists():
         raise ModelError(f"{label}: no such file or folder")
     files = sorted(p for p in (path.iterdir() if path.is_dir() else [path]) if p.is_file())
     digest = sha256_of(b"".join(read_bounded(p, label) for p in files if p.suffix.lower() in (".xml", ".bin", ".onnx")))
     with sealed(label):
-        return load_export(path, label, digest)
+        return load_export(path, label, digest, precision)
 
 
-def _load_export_bytes(data: bytes, kind: str, label: str) -> UltralyticsModel:
+def _load_export_bytes(data: bytes, kind: str, label: str, precision: str) -> UltralyticsModel:
     """An uploaded ONNX file, or an OpenVINO folder as a zip, through a private folder removed afterwards."""
     tmpdir = Path(tempfile.mkdtemp(prefix="patchwise-"))
     try:
@@ -123,7 +123,7 @@ def _load_export_bytes(data: bytes, kind: str, label: str) -> UltralyticsModel:
             target = tmpdir / "model.onnx"
             target.write_bytes(data)
         with sealed(label):
-            return load_export(target, label, sha256_of(data))
+            return load_export(target, label, sha256_of(data), precision)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 

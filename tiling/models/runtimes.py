@@ -69,6 +69,7 @@ class OpenVINONet:
         self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
                         "INFERENCE_NUM_THREADS": usable_cpus()}
         self._dynamic = self._streams(self._model)
+        self._reshapeable = self._model.is_dynamic()  # an export fixed at one shape has nothing to specialise
         self._static: dict[tuple[int, int], object] = {}
         self._uses: dict[tuple[int, int], float] = {}  # tiles run per shape, decaying
         self._single = None
@@ -90,7 +91,8 @@ class OpenVINONet:
         self._uses[shape] = self._uses.get(shape, 0.0) + tiles
         if shape in self._static:
             return self._static[shape]
-        if shape[0] * shape[1] > self.STATIC_MAX_PIXELS or not seen:  # a first use never waits for a compile
+        if shape[0] * shape[1] > self.STATIC_MAX_PIXELS or not seen or not self._reshapeable:
+            # a first use never waits for a compile, and a fixed-shape export is already compiled for its shape
             return self._dynamic
         if len(self._static) >= self.STATIC_SHAPES:
             weakest = min(self._static, key=lambda k: self._uses[k])

@@ -113,24 +113,24 @@ class UltralyticsModel(Model):
         return self.runtime
 
     # -- inference ---------------------------------------------------------------------------
-    def predict(self, images, spec=None, imgsz=None):
+    def predict(self, images, spec=None, imgsz=None, scale=None):
         images = list(images)
         spec = spec or InferSpec()
         if not images:
             return []
         with self._lock, torch_threads():
             if self._fast:
-                return self._predict_fast(images, spec, imgsz)
+                return self._predict_fast(images, spec, imgsz, scale)
             return self._predict_ultralytics(images, spec, imgsz)
 
-    def predict_batches(self, batches, spec=None, imgsz=None):
+    def predict_batches(self, batches, spec=None, imgsz=None, scale=None):
         """Batches of equal-sized images, pipelined where the runtime runs asynchronously (OpenVINO):
         batch k+1 is prepared and started before batch k's outputs go through NMS, so the runtime's
         threads are not left idle while this thread does that work (at 320 px tiles that made
         predict_tiled 12-14% faster). The model stays locked until the iterator is exhausted or closed."""
         spec = spec or InferSpec()
         if not (self._fast and hasattr(self.net, "submit")):
-            yield from super().predict_batches(batches, spec, imgsz)
+            yield from super().predict_batches(batches, spec, imgsz, scale)
             return
         pending: list = []  # (handle, layout) of batches started and not yet collected
 
@@ -145,9 +145,9 @@ class UltralyticsModel(Model):
                     if not images or not all(im.shape == images[0].shape for im in images):
                         while pending:  # nothing to run, or sizes that run one by one
                             yield oldest()
-                        yield self._predict_fast(images, spec, imgsz) if images else []
+                        yield self._predict_fast(images, spec, imgsz, scale) if images else []
                         continue
-                    x, layout = self._prepare(images, imgsz)
+                    x, layout = self._prepare(images, imgsz, scale)
                     if pending and (pending[-1][1] != layout or len(images) == 1):
                         # Another shape (or a lone image) runs on another compile, whose threads would
                         # fight this one's for the cores: let the last batch finish first.
@@ -167,7 +167,7 @@ class UltralyticsModel(Model):
         with torch_threads(1):
             return self._finish(out, layout, spec)
 
-    def _predict_fast(self, images, spec: InferSpec, imgsz: int | None) -> list[Detections]:
+    def _predict_fast(self, images, spec: InferSpec, imgsz: int | None, scale: float | None = None) -> list[Detections]:
         import torch
 
         h, w = images[0].shape[:2]
@@ -175,22 +175,23 @@ class UltralyticsModel(Model):
         if not same:  # differently sized images run one by one (rare: the pipeline sends equal tiles)
             out: list[Detections] = []
             for im in images:
-                out += self._predict_fast([im], spec, imgsz)
+                out += self._predict_fast([im], spec, imgsz, scale)
             return out
-        x, layout = self._prepare(images, imgsz)
+        x, layout = self._prepare(images, imgsz, scale)
         with torch.inference_mode():
             out = self.net(x)
         if isinstance(self.net, torch.nn.Module):
             return self._finish(out, layout, spec)
         return self._finish_alongside(out, layout, spec)  # the runtime's threads may spin on
 
-    def _prepare(self, images, imgsz):
-        """The network's input for equal-sized images, and what ``_finish`` needs to map boxes back."""
+    def _prepare(self, images, imgsz, scale=None):
+        """The network's input for equal-sized images (resized by ``scale``, or to ``imgsz`` on the long side),
+        and what ``_finish`` needs to map boxes back."""
         import cv2
         import torch
 
         h, w = images[0].shape[:2]
-        scale = 1.0 if not imgsz else min(1.0 * imgsz / max(h, w), 1e9)
+        scale = float(scale) if scale else (1.0 if not imgsz else 1.0 * imgsz / max(h, w))
         if self.input_hw:  # a fixed input: pad up to it, or shrink to fit it (letterboxed at the top left)
             scale = min(scale, self.input_hw[0] / h, self.input_hw[1] / w)
         nh, nw = (h, w) if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
