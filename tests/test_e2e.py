@@ -245,7 +245,6 @@ def test_csv_download_matches_the_count(page):
 
 
 def test_upload_an_image(page, tmp_path):
-    sys.path.insert(0, str(ROOT))
     from scripts.scenes import render_scene
 
     image, _ = render_scene(1200, 900, seed=5, n_objects=60)

@@ -86,10 +86,6 @@ class Evaluation:
     duplicates: int = 0  # false positives overlapping an already-found object of their class at IoU >= 0.5
     partials: int = 0  # other false positives lying mostly (>= 70%) inside one labelled object
 
-    def as_dict(self) -> dict[str, float]:
-        return {"precision": self.precision, "recall": self.recall, "ap50": self.ap50, "ap50_95": self.ap50_95,
-                "duplicates": self.duplicates, "partials": self.partials}
-
 
 def evaluate(
     predictions: Detections | Sequence[Detections],
