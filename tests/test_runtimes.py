@@ -146,6 +146,7 @@ def test_fixed_shape_compiles_go_to_the_busiest_shapes_without_thrashing():
 
     net = runtimes.OpenVINONet.__new__(runtimes.OpenVINONet)
     net._model, net._dynamic, net._static, net._uses = FakeModel(), "dynamic", {}, {}
+    net._reshapeable = True  # a dynamic-shape export: fixed-shape compiles are worth making
     net._streams = lambda model: f"fixed {compiles[-1]}"
     image = [((640, 640), 8), ((640, 640), 4), ((640, 480), 3), ((384, 640), 4), ((384, 480), 1)]  # depot, 640 px
     used = [[net._requests_for(shape, n) for shape, n in image] for _ in range(30)]
@@ -209,3 +210,11 @@ def test_failed_export_falls_back_to_torch_with_a_reason(private_cache, monkeypa
     model = tiling.load_model(DET_WEIGHTS, runtime="openvino")
     assert model.runtime == "torch" and "exporter exploded" in model.runtime_note
     assert len(model.predict([np.zeros((64, 64, 3), np.uint8)])) == 1
+
+
+@pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+def test_an_export_fixed_at_one_shape_is_never_compiled_again():
+    net = runtimes.OpenVINONet.__new__(runtimes.OpenVINONet)
+    net._dynamic, net._static, net._uses, net._reshapeable = "as exported", {}, {}, False
+    net._streams = lambda model: pytest.fail("a fixed-shape export was compiled again")
+    assert [net._requests_for((640, 640), 8) for _ in range(5)] == ["as exported"] * 5
