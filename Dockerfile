@@ -22,11 +22,24 @@ COPY --chown=user requirements.txt pyproject.toml README.md ./
 COPY --chown=user tiling/ tiling/
 RUN pip install --user -r requirements.txt
 
+# Official COCO checkpoints, fetched once at build time (a Space build has internet; the app stays offline)
+# and checked against the SHA-256 values pinned in the repository: a mismatch fails the build.
+ENV PATCHWISE_WEIGHTS_DIR=/home/user/weights PATCHWISE_CACHE=/home/user/.cache/patchwise
+RUN mkdir -p "$PATCHWISE_WEIGHTS_DIR" && cd "$PATCHWISE_WEIGHTS_DIR" \
+    && for name in $(awk '{print $2}' /home/user/app/tiling/models/official-weights.sha256); do \
+         curl -fsSL -o "$name" "https://github.com/ultralytics/assets/releases/download/v8.4.0/$name"; done \
+    && sha256sum -c /home/user/app/tiling/models/official-weights.sha256
+
 COPY --chown=user app.py serve.py ./
 COPY --chown=user ui/ ui/
 COPY --chown=user .streamlit/ .streamlit/
 COPY --chown=user models/ models/
 COPY --chown=user samples/ samples/
+
+# Every model the page offers, opened through the same safe loading and exported for this CPU now, so
+# the first visitor does not wait for it.
+RUN python -c "import tiling; from tiling.models.official import read_pins; \
+[tiling.load_model(m) for m in ('models/synth-yolo11n-det.pt', 'models/synth-yolo11n-seg.pt', *read_pins())]"
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD curl --fail http://localhost:8501/_stcore/health || exit 1

@@ -201,7 +201,7 @@ def test_official_name_offline_is_explained():
     at.run()
     at.selectbox(key="model_choice").set_value("yolo11n.pt").run()
     assert not at.exception
-    assert "cannot be downloaded" in shown(at.main.error)
+    assert "downloads are off here" in shown(at.main.error)
 
 
 def test_too_many_tiles_is_refused_with_the_count():

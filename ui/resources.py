@@ -91,7 +91,17 @@ def load_bundled(path: Path, runtime: str = "auto") -> tiling.UltralyticsModel:
 
 
 def load_official(name: str, runtime: str = "auto") -> tiling.UltralyticsModel:
+    usable, why = official_availability(name)
+    if not usable:
+        raise tiling.ModelError(f"{name} is {why}")
     return _official_model(name, runtime)
+
+
+def official_availability(name: str) -> tuple[bool, str]:
+    """(usable here, why) for an official name: pre-fetched on this host, downloadable, or neither."""
+    from tiling.models.official import availability
+
+    return availability(name)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

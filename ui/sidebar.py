@@ -29,10 +29,20 @@ class Settings:
 def model_section():
     """Returns (choice label, runtime name, uploaded file or None)."""
     st.header("1. Model")
-    choices = [*res.BUNDLED_MODELS, *tiling.models.OFFICIAL_NAMES, res.UPLOAD_MODEL]
+    ready = {name: res.official_availability(name) for name in tiling.models.OFFICIAL_NAMES}
+    official = sorted(ready, key=lambda name: not ready[name][0])  # the ones that work here first
+    choices = [*res.BUNDLED_MODELS, *official, res.UPLOAD_MODEL]
+
+    def label(choice: str) -> str:
+        if choice not in ready:
+            return choice
+        return f"{choice} (COCO, {ready[choice][1]})" if ready[choice][0] else f"{choice} (unavailable here)"
+
     choice = st.selectbox(
-        "Model", choices, key="model_choice",
-        help="The bundled demo models work offline; official names need internet; or upload your own weights.",
+        "Model", choices, key="model_choice", format_func=label,
+        help="The bundled demo models were trained on generated aerial scenes. The official COCO models see "
+             "real photos; those marked unavailable would need a download this host cannot make. Or upload "
+             "your own weights.",
     )
     runtime = st.radio(
         "Runtime", list(res.RUNTIME_CHOICES), key="runtime",

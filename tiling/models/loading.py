@@ -14,7 +14,7 @@ from .archive import MAX_ENTRIES, unpack_export_zip
 from .base import CallableModel, Model, ModelError
 from .exported import EXPORT_SUFFIXES, load_export
 from .guard import sealed
-from .official import OFFICIAL_NAMES, is_official
+from .official import OFFICIAL_NAMES, is_official, prefetched
 from .ultralytics_model import PROBE_SPEC, UltralyticsModel
 from .vetting import SUPPORTED_TASKS, check_size, enforce_safe_loading, read_bounded, vet_checkpoint
 
@@ -63,6 +63,9 @@ def _load(source, runtime: str, label: str, precision: str) -> UltralyticsModel:
             return _load_export_bytes(data, kind, label, precision)
     else:
         path = Path(source)
+        baked = prefetched(str(source)) if str(source) == path.name else None
+        if baked is not None:  # an official name, pre-fetched on this host: before any file or download
+            return _load(baked, runtime, label, precision)
         if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:
             return _load_export_path(path, label, precision)
         if not path.is_file():
@@ -163,7 +166,8 @@ def _load_official(name: str, runtime: str = "auto", precision: str = "fp32") ->
     if not is_online():
         raise ModelError(
             f"{name} is not on this machine and cannot be downloaded here (no internet access, or "
-            "YOLO_OFFLINE is set). Use a bundled demo model or upload a .pt file."
+            "YOLO_OFFLINE is set). Put it in the folder PATCHWISE_WEIGHTS_DIR names, use a bundled demo model, "
+            "or upload a .pt file."
         )
     try:
         from ultralytics.utils.downloads import attempt_download_asset
