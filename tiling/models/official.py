@@ -7,10 +7,10 @@ is loaded from there before anything else, after its SHA-256 is checked against 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from ..util import sha256_of_file
 from .base import ModelError
 
 OFFICIAL_NAMES = (
@@ -51,11 +51,7 @@ def _sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _verified:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _verified[key] = h.hexdigest()
+        _verified[key] = sha256_of_file(path)
     return _verified[key]
 
 
