@@ -13,6 +13,7 @@ import tiling  # noqa: E402
 from ui import page_style  # noqa: E402
 from ui import resources as res  # noqa: E402
 from ui import sidebar, upload_names, uploads, views  # noqa: E402
+from ui.sweep_view import SWEEP, sweep_tab  # noqa: E402
 from ui.text import plain  # noqa: E402
 from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
 
@@ -100,15 +101,25 @@ def main() -> None:
     except ValueError as exc:
         st.error(str(exc))
         return
-    progress = st.progress(0.0, text=f"Running the model on {n_tiles} tiles…")
-    pred, full, full_time = results_for(item, model, model_key, settings,
-                                        lambda done, total: progress.progress(done / total, text=f"Tile {done} of {total}"))
+    per_tile = st.session_state.get("seconds_per_tile", {}).get(model_key)
+    eta = f", about {n_tiles * per_tile:.0f} s" if per_tile else ""
+    progress = st.progress(0.0, text=f"Running the model on {n_tiles} tiles{eta}…")
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        left = (time.perf_counter() - started) / done * (total - done)
+        progress.progress(done / total, text=f"Tile {done} of {total}, about {left:.0f} s left")
+
+    pred, full, full_time = results_for(item, model, model_key, settings, report)
     progress.empty()
+    # What the model took when this result was made (now, or for the cache): the cost of a re-run.
+    st.session_state.setdefault("seconds_per_tile", {})[model_key] = pred.timings["infer"] / max(1, len(pred.tiles))
+    st.session_state["last_run_seconds"] = pred.timings.get("total", 0.0)
     tiled = pred.detections
     patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False)
 
     views.side_by_side(item, full, tiled, patch_only, pred, full_time, show_grid)
-    views_shown = [*VIEWS, *([CLASS_MAP] if model.task == "segment" else [])]
+    views_shown = [*VIEWS, SWEEP, *([CLASS_MAP] if model.task == "segment" else [])]
     # Lazy tabs: only the open one runs, so a rerun draws one view, not all of them.
     tabs = dict(zip(views_shown, st.tabs(views_shown, key="view", on_change="rerun")))
     if tabs[ZOOM].open:
@@ -135,6 +146,9 @@ def main() -> None:
                         "The bundled samples come with theirs.")
             else:
                 views.scores(item, full, tiled)
+    if tabs[SWEEP].open:
+        with tabs[SWEEP]:
+            sweep_tab(item, model, model_key, settings)
     if CLASS_MAP in tabs and tabs[CLASS_MAP].open:
         with tabs[CLASS_MAP]:
             if st.button("Compute the dense class map", key="dense_go",

@@ -390,3 +390,36 @@ def test_a_nul_in_an_upload_name_is_taken_out_where_streamlit_stores_the_file():
     (stored,) = manager.get_files("session", ["id1"])
     assert stored.name == "nul.png"
     assert "upload_mgr.add_file(" in inspect.getsource(starlette_routes)  # the route real uploads take
+
+
+def test_the_tile_size_sweep_charts_every_size_once_and_marks_the_current_one(count_calls):
+    from ui.sweep_view import SWEEP
+
+    at = new_app(SWEEP).run()
+    assert not at.exception and len(at.dataframe) == 0  # nothing runs before the click
+    at.button(key="sweep_go").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["tile size"]) == ["whole image", "1280 px", "960 px", "640 px", "480 px", "320 px"]
+    assert "ap50" in table.columns  # the default sample has labels
+    assert table.set_index("tile size").loc["640 px", "ap50"] > 0.8 > table.set_index("tile size").loc["whole image", "ap50"]
+    calls = count_calls["n"]
+    at.slider(key="conf").set_value(0.3).run()  # another setting: a new sweep only on request
+    at.button(key="sweep_go").click().run()
+    at.slider(key="conf").set_value(0.25).run()
+    at.button(key="sweep_go").click().run()
+    assert not at.exception and count_calls["n"] > calls
+    ran = count_calls["n"]
+    at.button(key="sweep_go").click().run()  # the same settings again: from the cache
+    assert count_calls["n"] == ran
+
+
+def test_controls_that_re_run_the_model_are_marked_and_the_others_are_not():
+    from ui.sidebar import RERUNS
+
+    at = new_app().run()
+    marked = {w.key for w in [*at.slider, *at.checkbox, *at.select_slider] if RERUNS in w.label}
+    assert {"tile_size", "overlap", "batch_size", "iou", "imgsz", "include_full"} <= marked
+    assert not marked & {"conf", "threshold", "class_agnostic", "show_grid"}
+    assert any(RERUNS in c.value and "re-merge instantly" in c.value for c in at.sidebar.caption)
+    assert any("s for this image)" in c.value for c in at.run().sidebar.caption)  # what the run took

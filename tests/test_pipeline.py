@@ -197,3 +197,13 @@ def test_a_callable_model_honours_max_det_and_classes_like_an_ultralytics_one():
     assert len(pred.raw) == 5 and len(gt) > 5
     only = tiling.predict_tiled(image, SquareFinder(), tile_size=1024, classes=[1], conf=0.0)
     assert set(only.raw.class_id.tolist()) == {1}
+
+
+def test_the_tile_size_sweep_reports_each_size_and_skips_what_cannot_run():
+    image, gt = square_scene(1000, 800, n=40, seed=8)
+    rows = tiling.sweep_tile_sizes(image, SquareFinder(), sizes=(0, 2000, 512, 256, 8), labels=gt,
+                                   tiles=tiling.TileSpec(overlap=0.25, max_tiles=500))
+    assert [r["size"] for r in rows] == [0, 512, 256]  # 2000 > the image; 8 px would pass max_tiles
+    assert rows[0]["tiles"] == 1 and rows[2]["tiles"] == tiling.count_tiles((800, 1000), tile_size=256, overlap=0.25)
+    assert all(r["seconds"] >= 0 and 0 <= r["ap50"] <= 1 for r in rows)
+    assert rows[2]["objects"] == len(gt)

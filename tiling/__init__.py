@@ -21,13 +21,14 @@ from .models import CallableModel, InferSpec, Model, ModelError, UltralyticsMode
 from .pipeline import TiledPrediction, predict_full, predict_tiled
 from .stitch import dense_class_map, stitch_dense
 from .suggest import TileSuggestion, suggest_tile_size
+from .sweep import sweep_tile_sizes
 
 __all__ = [
     "CallableModel", "Detections", "Evaluation", "ImageError", "LabelError", "InferSpec", "MergeSpec", "Model", "ModelError",
     "Tile", "TileSpec", "TileSuggestion", "TiledPrediction", "UltralyticsModel", "as_model", "class_color",
     "count_tiles", "dense_class_map", "draw_detections", "draw_tiles", "encode_png", "evaluate", "load_coco_labels",
     "load_model", "load_yolo_labels", "matched", "merge", "parse_coco_labels", "parse_yolo_labels", "plan_tiles", "predict_full", "predict_tiled",
-    "read_image", "stitch_dense", "suggest_tile_size", "to_coco", "to_coco_json", "to_csv", "to_json",
+    "read_image", "stitch_dense", "suggest_tile_size", "sweep_tile_sizes", "to_coco", "to_coco_json", "to_csv", "to_json",
     "to_yolo_txt",
 ]
 __version__ = "0.2.0"

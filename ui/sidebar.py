@@ -14,6 +14,13 @@ from . import resources as res
 METHOD_LABELS = {"nms": "NMS", "nmm": "NMM"}
 METRIC_LABELS = {"ios": "IoS", "iou": "IoU"}
 RAW_CONF = 0.05  # the model runs once at this confidence; the slider above it only re-filters
+RERUNS = ":material/replay:"  # marks the controls whose change runs the model again
+
+
+def _rerun_cost() -> str:
+    """The last run's time for this page's image, as a guide to what a re-run costs."""
+    seconds = st.session_state.get("last_run_seconds")
+    return f" (about {max(seconds, 1):.0f} s for this image)" if seconds else ""
 
 
 @dataclass(frozen=True)
@@ -76,14 +83,15 @@ def images_section():
 def tiles_section(suggest: Callable[[], tiling.TileSuggestion]) -> tuple[tiling.TileSpec, bool]:
     """The tile spec (from the sliders, or from ``suggest()`` when auto is on) and whether to draw the grid."""
     st.header("3. Tiles")
+    st.caption(f"{RERUNS} re-runs the model on every tile{_rerun_cost()}; the other controls re-merge instantly.")
     if st.toggle("Auto tile size", key="auto_tile", help="Let a quick full-image pass propose tile size and overlap."):
         suggestion = suggest()
         tiles = tiling.TileSpec(suggestion.tiles.tile_size, suggestion.tiles.overlap, max_tiles=res.MAX_TILES)
         st.caption(f"Auto: {tiles.tile_size} px tiles, {tiles.overlap:.0%} overlap. {suggestion.reason}")
     else:
-        tile_size = st.slider("Tile size (px)", 128, 1280, 640, 32, key="tile_size",
+        tile_size = st.slider(f"Tile size (px) {RERUNS}", 128, 1280, 640, 32, key="tile_size",
                               help="Each tile is fed to the model at its own resolution: small objects stay big.")
-        overlap = st.slider("Overlap", 0.0, 0.85, 0.25, 0.05, key="overlap",
+        overlap = st.slider(f"Overlap {RERUNS}", 0.0, 0.85, 0.25, 0.05, key="overlap",
                             help="How much neighbouring tiles share, so an object cut by one tile is whole in the next.")
         tiles = tiling.TileSpec(tile_size, overlap, max_tiles=res.MAX_TILES)
     show_grid = st.checkbox("Show the tile grid", value=True, key="show_grid", help="Draw the tiles over the image.")
@@ -107,13 +115,13 @@ def merge_section() -> tiling.MergeSpec:
 
 def infer_section(merge_conf: float) -> tiling.InferSpec:
     st.header("5. Model run")
-    batch = st.slider("Batch size", 1, 32, 8, key="batch_size",
+    batch = st.slider(f"Batch size {RERUNS}", 1, 32, 8, key="batch_size",
                       help="Tiles sent to the model at once: larger is faster until memory runs out.")
-    iou = st.slider("Model IoU (NMS inside each tile)", 0.1, 0.95, 0.7, 0.05, key="iou",
+    iou = st.slider(f"Model IoU (NMS inside each tile) {RERUNS}", 0.1, 0.95, 0.7, 0.05, key="iou",
                     help="How much two boxes in one tile may overlap before the model drops one (re-runs the model).")
-    imgsz = st.select_slider("Full-image size (imgsz)", [320, 480, 640, 800, 960, 1280], 640, key="imgsz",
+    imgsz = st.select_slider(f"Full-image size (imgsz) {RERUNS}", [320, 480, 640, 800, 960, 1280], 640, key="imgsz",
                              help="The whole image is shrunk to this many pixels on its long side.")
-    include_full = st.checkbox("Also merge a full-image pass into the patches", key="include_full",
+    include_full = st.checkbox(f"Also merge a full-image pass into the patches {RERUNS}", key="include_full",
                                help="Helps with objects too big for any single tile.")
     return tiling.InferSpec(conf=min(RAW_CONF, merge_conf), iou=iou, batch_size=batch, imgsz=imgsz,
                             include_full=include_full)
