@@ -423,3 +423,12 @@ def test_controls_that_re_run_the_model_are_marked_and_the_others_are_not():
     assert not marked & {"conf", "threshold", "class_agnostic", "show_grid"}
     assert any(RERUNS in c.value and "re-merge instantly" in c.value for c in at.sidebar.caption)
     assert any("s for this image)" in c.value for c in at.run().sidebar.caption)  # what the run took
+
+
+def test_scores_explain_a_full_pass_that_found_nothing_and_show_dashes_not_none():
+    at = new_app(SCORES).run()
+    at.file_uploader(key="image_upload").upload("black.png", png(np.zeros((500, 700, 3), np.uint8)), "image/png")
+    at.file_uploader(key="label_upload").upload("black.txt", b"0 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.05 0.05\n", "text/plain")
+    at.run()
+    assert not at.exception and not at.error
+    assert any("found none of the 2 labelled objects" in i.value for i in at.info)

@@ -19,6 +19,7 @@ ZOOM, STEPS, TABLE, SCORES = (":material/zoom_in: Zoom", ":material/school: Step
                                ":material/table: Detections", ":material/analytics: Scores")
 VIEWS = (ZOOM, STEPS, TABLE, SCORES)  # the tabs under the side-by-side pictures
 CLASS_MAP = ":material/map: Class map"  # a fifth tab for segmentation models
+LABELLED_AT_MOST = 100  # boxes: past this, class labels on every box turn the picture into a wall of text
 PREVIEW_SIDE = 1400  # px: what the browser gets (Streamlit re-encodes anything over 1460); analysis is full-size
 HIGHLIGHT = (255, 0, 255)  # BGR magenta: found only by patches
 MISSED = (0, 0, 255)  # red dashed: ground truth nobody found
@@ -39,7 +40,7 @@ def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | 
         halo.xyxy = halo.xyxy + np.array([-pad, -pad, pad, pad], np.float32)
         preview = tiling.draw_detections(preview, halo, color=HIGHLIGHT, labels=False, masks=False,
                                          line_width=max(1, lw // 2))
-    preview = tiling.draw_detections(preview, small, labels=max(preview.shape) >= 1200 and len(det) < 300,
+    preview = tiling.draw_detections(preview, small, labels=max(preview.shape) >= 1200 and len(det) <= LABELLED_AT_MOST,
                                      line_width=lw)
     for other, colour, dashed in extra:
         preview = tiling.draw_detections(preview, other.scaled(scale), color=colour, dashed=dashed, labels=False,
@@ -272,6 +273,8 @@ def export_zip(results: dict[str, tuple[ImageItem, tiling.Detections, tiling.Det
 
 def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -> None:
     stem = item.name.rsplit(".", 1)[0]
+    st.caption("The files hold the patch-based result, as in the table; the full-image result is the last "
+               "picture.")
     cols = st.columns(6)
     cols[0].download_button("CSV", tiling.to_csv(tiled), f"{stem}.csv", "text/csv", on_click="ignore",
                             icon=":material/download:", key="dl_csv")
@@ -301,7 +304,12 @@ def scores(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -
                 rows.append({"mode": mode, "class": r["class"], "precision": r["precision"], "recall": r["recall"],
                              "AP50": r["ap50"]})
     frame = pd.DataFrame(rows)
-    st.dataframe(frame.style.format({"precision": "{:.3f}", "recall": "{:.3f}", "AP50": "{:.3f}"}), hide_index=True,
+    if ev_full.tp[0].sum() == 0:
+        st.info(f"The full-image pass found none of the {len(gt)} labelled objects"
+                + (f" (its {len(full)} boxes are all false positives, amber below)" if len(full) else "")
+                + ": its bars are at zero, and its precision is undefined (a dash) when it found nothing at all.")
+    number = lambda v: "–" if v is None or pd.isna(v) else f"{v:.3f}"  # noqa: E731  undefined: a dash, not "None"
+    st.dataframe(frame.style.format({"precision": number, "recall": number, "AP50": number}), hide_index=True,
                  width="stretch")
     long = frame.melt(id_vars=["mode", "class"], value_vars=["precision", "recall", "AP50"], var_name="metric")
     long["class · metric"] = long["class"] + " · " + long["metric"]
@@ -309,8 +317,10 @@ def scores(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -
     missed = gt[ev_tiled.fn[0]]
     false_pos = tiled[~ev_tiled.tp[0]]
     missed_full = gt[ev_full.fn[0]]
+    false_full = full[~ev_full.tp[0]]
     left, right = st.columns(2, gap="small")
-    show(left, annotate(item.image, full, extra=[(missed_full, MISSED, True)]),
-         f"Full image: {len(missed_full)} of {len(gt)} labelled objects missed (red dashed)")
+    show(left, annotate(item.image, full, extra=[(missed_full, MISSED, True), (false_full, FALSE_POS, False)]),
+         f"Full image: {len(missed_full)} of {len(gt)} labelled objects missed (red dashed), "
+         f"{len(false_full)} false positives (amber)")
     show(right, annotate(item.image, tiled, extra=[(missed, MISSED, True), (false_pos, FALSE_POS, False)]),
          f"Patches: {len(missed)} missed (red dashed), {len(false_pos)} false positives (amber)")
