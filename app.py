@@ -132,13 +132,20 @@ def main() -> None:
         with tabs[TABLE]:
             views.table(views.detections_frame(tiled, patch_only))
             views.downloads(item, full, tiled)
-            if len(items) > 1 and st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
-                results = {}
-                for it in items:
-                    p, f, _ = results_for(it, model, model_key, settings)
-                    results[it.name] = (it, f, p.detections)
-                st.download_button("Download all (zip)", views.export_zip(results), "patchwise_results.zip",
-                                   "application/zip", on_click="ignore", key="dl_zip", icon=":material/folder_zip:")
+            if len(items) > 1:
+                png = st.checkbox("Full-size PNG pictures in the zip (much larger than JPEG)", key="zip_png")
+                if st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
+                    bar = st.progress(0.0, text="Results for every image…")
+                    results = {}
+                    for k, it in enumerate(items, 1):
+                        p, f, _ = results_for(it, model, model_key, settings)
+                        results[it.name] = (it, f, p.detections)
+                        bar.progress(k / len(items) / 2, text=f"Results: image {k} of {len(items)}")
+                    data = views.export_zip(results, png=png, progress=lambda done, total: bar.progress(
+                        0.5 + done / total / 2, text=f"Writing the zip: image {done} of {total}"))
+                    bar.empty()
+                    st.download_button("Download all (zip)", data, "patchwise_results.zip", "application/zip",
+                                       on_click="ignore", key="dl_zip", icon=":material/folder_zip:")
     if tabs[SCORES].open:
         with tabs[SCORES]:
             if item.labels is None:

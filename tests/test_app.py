@@ -213,22 +213,38 @@ def test_too_many_tiles_is_refused_with_the_count():
     assert "tiles" in shown(at.error) and "limit" in shown(at.error)
 
 
-def test_export_bytes():
+def test_export_bytes(tmp_path):
     """AppTest cannot read a download's bytes: check what the buttons are given, directly."""
-    from ui.views import export_zip
-    from ui.resources import ImageItem
+    import contextlib
+    import json
     import zipfile
+
+    from pycocotools.coco import COCO
+
+    from ui.resources import ImageItem
+    from ui.views import export_zip
 
     image = small_scene()
     det = tiling.Detections(xyxy=np.array([[10, 10, 40, 30]], np.float32), confidence=np.array([0.9]),
                             class_id=np.array([1]), names={1: "truck"})
-    data = export_zip({"x.png": (ImageItem("x.png", "k", (image.shape[1], image.shape[0]), png(image)), det, det)})
+    item = ImageItem("x.png", "k", (image.shape[1], image.shape[0]), png(image))
+    steps = []
+    data = export_zip({"x.png": (item, det, det)}, progress=lambda done, total: steps.append((done, total)))
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = set(zf.namelist())
-        assert {"detections.csv", "detections.json", "coco_results.json", "labels/x.txt",
-                "annotated/x_patches.png", "annotated/x_full.png"} <= names
+        assert {"detections.csv", "detections.json", "coco.json", "coco_results.json", "images.json", "labels/x.txt",
+                "annotated/x_patches.jpg", "annotated/x_full.jpg"} <= names
         assert zf.read("labels/x.txt").decode().startswith("1 0.0")
         assert "truck" in zf.read("detections.csv").decode()
+        assert json.loads(zf.read("images.json")) == [{"id": 1, "file_name": "x.png", "height": 700, "width": 900}]
+        coco_path = tmp_path / "coco.json"
+        coco_path.write_bytes(zf.read("coco.json"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(coco_path))
+    assert len(coco.getAnnIds()) == 1 and coco.loadCats(2)[0]["name"] == "truck"
+    assert steps == [(1, 1)]
+    with zipfile.ZipFile(io.BytesIO(export_zip({"x.png": (item, det, det)}, png=True))) as zf:
+        assert "annotated/x_patches.png" in zf.namelist()
 
 
 @pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-seg.pt").exists(), reason="bundled seg weights not present")

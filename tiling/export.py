@@ -136,3 +136,50 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     if not ok:
         raise ValueError("could not encode the image as JPEG")
     return buf.tobytes()
+
+
+def to_coco_dataset(results: dict[str, tuple[Sequence[int], Detections]], names: dict[int, str],
+                    category_offset: int = 1) -> dict:
+    """A whole COCO file (``images``, ``categories``, ``annotations`` with ``score``), which
+    ``pycocotools.coco.COCO`` loads; ``results``: file name -> (image shape, detections). Image ids
+    are 1, 2, ... in the order given."""
+    images, annotations = [], []
+    for image_id, (name, (shape, det)) in enumerate(results.items(), 1):
+        images.append({"id": image_id, "file_name": name, "height": int(shape[0]), "width": int(shape[1])})
+        for rec in to_coco(det, image_id=image_id, category_offset=category_offset):
+            x, y, w, h = rec["bbox"]
+            annotations.append({"id": len(annotations) + 1, **rec, "area": round(w * h, 2), "iscrowd": 0})
+    return {"images": images, "categories": coco_categories(names, category_offset), "annotations": annotations}
+
+
+def results_zip(results: dict[str, tuple[np.ndarray, Detections, Detections]], png: bool = False,
+                progress=None) -> bytes:
+    """One zip for several images: CSV, JSON, a full COCO file and COCO results (with ``images.json`` mapping
+    their image ids to file names), YOLO txt, and annotated pictures (JPEG; PNG with ``png``).
+    ``results``: file name -> (BGR image, full-image detections, patch-based detections). The tables
+    hold the patch-based result; pictures show both."""
+    import zipfile
+
+    buf = io.BytesIO()
+    tiled = {name: t for name, (_, _, t) in results.items()}
+    names: dict[int, str] = {}
+    for det in tiled.values():
+        names.update(det.names)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("detections.csv", to_csv(tiled))
+        zf.writestr("detections.json", to_json(tiled))
+        dataset = to_coco_dataset({n: (im.shape, t) for n, (im, _, t) in results.items()}, names)
+        zf.writestr("coco.json", json.dumps(dataset))
+        zf.writestr("coco_results.json", to_coco_json([(i, t) for i, t in enumerate(tiled.values(), 1)]))
+        zf.writestr("images.json", json.dumps(dataset["images"], indent=1))
+        encode, suffix = (encode_png, "png") if png else (encode_jpeg, "jpg")
+        from .draw import draw_detections
+
+        for k, (name, (image, full, det)) in enumerate(results.items(), 1):
+            stem = name.rsplit(".", 1)[0]
+            zf.writestr(f"labels/{stem}.txt", to_yolo_txt(det, image.shape))
+            zf.writestr(f"annotated/{stem}_patches.{suffix}", encode(draw_detections(image, det)))
+            zf.writestr(f"annotated/{stem}_full.{suffix}", encode(draw_detections(image, full)))
+            if progress is not None:
+                progress(k, len(results))
+    return buf.getvalue()

@@ -1,9 +1,8 @@
 """The main page's sections: results side by side, zoom, teaching steps, table, downloads, scores."""
 from __future__ import annotations
 
-import io
+import json
 import weakref
-import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -254,21 +253,11 @@ def detections_frame(tiled: tiling.Detections, patch_only: np.ndarray) -> pd.Dat
     return frame[keep]
 
 
-def export_zip(results: dict[str, tuple[ImageItem, tiling.Detections, tiling.Detections]]) -> bytes:
-    """One zip with CSV, JSON, COCO JSON, YOLO txt and annotated PNGs for every image."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        tiled = {name: t for name, (_, _, t) in results.items()}
-        zf.writestr("detections.csv", tiling.to_csv(tiled))
-        zf.writestr("detections.json", tiling.to_json(tiled))
-        coco = [(i, t) for i, t in enumerate(tiled.values(), 1)]
-        zf.writestr("coco_results.json", tiling.to_coco_json(coco))
-        for i, (name, (item, full, det)) in enumerate(results.items(), 1):
-            stem = name.rsplit(".", 1)[0]
-            zf.writestr(f"labels/{stem}.txt", tiling.to_yolo_txt(det, item.image.shape))
-            zf.writestr(f"annotated/{stem}_patches.png", tiling.encode_png(tiling.draw_detections(item.image, det)))
-            zf.writestr(f"annotated/{stem}_full.png", tiling.encode_png(tiling.draw_detections(item.image, full)))
-    return buf.getvalue()
+def export_zip(results: dict[str, tuple[ImageItem, tiling.Detections, tiling.Detections]], png: bool = False,
+               progress=None) -> bytes:
+    """The zip of every image's results (``tiling.export.results_zip``), from the page's items."""
+    return tiling.export.results_zip({name: (item.image, full, det) for name, (item, full, det) in results.items()},
+                                     png=png, progress=progress)
 
 
 def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -> None:
@@ -280,8 +269,11 @@ def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections
                             icon=":material/download:", key="dl_csv")
     cols[1].download_button("JSON", tiling.to_json(tiled), f"{stem}.json", "application/json", on_click="ignore",
                             icon=":material/download:", key="dl_json")
-    cols[2].download_button("COCO JSON", tiling.to_coco_json(tiled), f"{stem}_coco.json", "application/json",
-                            on_click="ignore", icon=":material/download:", key="dl_coco")
+    coco = tiling.export.to_coco_dataset({item.name: (item.shape, tiled)}, tiled.names)
+    cols[2].download_button("COCO JSON", json.dumps(coco), f"{stem}_coco.json", "application/json",
+                            on_click="ignore", icon=":material/download:", key="dl_coco",
+                            help="A whole COCO file (images, categories, annotations with scores) that pycocotools "
+                                 "loads.")
     cols[3].download_button("YOLO txt", tiling.to_yolo_txt(tiled, item.image.shape), f"{stem}.txt", "text/plain",
                             on_click="ignore", icon=":material/download:", key="dl_yolo")
     cols[4].download_button("Patches PNG", lambda: tiling.encode_png(tiling.draw_detections(item.image, tiled)),
