@@ -158,12 +158,13 @@ def main() -> None:
             sweep_tab(item, model, model_key, settings)
     if CLASS_MAP in tabs and tabs[CLASS_MAP].open:
         with tabs[CLASS_MAP]:
+            st.markdown(views.CLASS_MAP_TEXT)
             if st.button("Compute the dense class map", key="dense_go",
                          help="Runs the model again over half-overlapping tiles and blends the per-pixel scores."):
                 st.session_state["dense_for"] = (item.key, model_key)
             if st.session_state.get("dense_for") == (item.key, model_key):
                 cmap = res.dense_map(item.key, model_key, tiles.size_xy[0], merge.conf, item.image, model)
-                views.dense(item, cmap)
+                views.dense(item, cmap, model.names)
 
 
 try:

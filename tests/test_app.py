@@ -259,7 +259,10 @@ def test_segmentation_model_masks_and_dense_class_map():
     at.run()
     at.button(key="dense_go").click().run()
     assert not at.exception
-    assert any("class map" in c.caption for im in at.image for c in im.proto.imgs)
+    assert any("Class map" in c.caption for im in at.image for c in im.proto.imgs)
+    legend = " ".join(h.proto.body for h in at.get("html"))
+    assert "car" in legend and "background:rgb(" in legend  # a legend in the pictures' colours
+    assert any("pale grey: no object" in m.value for m in at.markdown)
 
 
 def test_runtime_switch_to_plain_pytorch():

@@ -9,9 +9,11 @@ import numpy as np
 from .detections import Detections
 from .grid import Tile
 
-# Ultralytics' class palette (hex, RGB order), so colours match what Ultralytics users know.
+# Ultralytics' class palette (hex, RGB order), so colours match what Ultralytics users know, but for its
+# third colour: near-white boxes and map pixels vanish on light ground (aerial scenes, the pale class
+# map), so class 2 is orange.
 _PALETTE_HEX = (
-    "042AFF", "0BDBEB", "F3F3F3", "00DFB7", "111F68", "FF6FDD", "FF444F", "CCED00", "00F344", "BD00FF",
+    "042AFF", "0BDBEB", "FF8C00", "00DFB7", "111F68", "FF6FDD", "FF444F", "CCED00", "00F344", "BD00FF",
     "00B4FF", "DD00BA", "00FFFF", "26C000", "01FFB3", "7D24FF", "7B0068", "FF1B6C", "FC6D2F", "A2FF0B",
 )
 _PALETTE_BGR = [(int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)) for h in _PALETTE_HEX]
@@ -129,10 +131,16 @@ def draw_tiles(image: np.ndarray, tiles: Sequence[Tile], color=(255, 255, 255), 
     return cv2.addWeighted(layer, alpha, image, 1 - alpha, 0)
 
 
-def colorize_class_map(cmap: np.ndarray, background=(40, 40, 40)) -> np.ndarray:
-    """BGR picture of a class map, in the same colours as the boxes."""
-    out = np.empty((*cmap.shape, 3), np.uint8)
-    out[:] = background
+def colorize_class_map(cmap: np.ndarray, background=(40, 40, 40), image: np.ndarray | None = None) -> np.ndarray:
+    """BGR picture of a class map, in the same colours as the boxes. With ``image``, the classes are laid
+    over a pale grey copy of it, so every class colour (dark blue included) stands out and the map reads
+    against the scene it came from."""
+    if image is None:
+        out = np.empty((*cmap.shape, 3), np.uint8)
+        out[:] = background
+    else:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        out = cv2.cvtColor((grey // 3 + 160).astype(np.uint8), cv2.COLOR_GRAY2BGR)  # pale: 160-245
     for c in np.unique(cmap):
         if c >= 0:
             out[cmap == c] = class_color(int(c))

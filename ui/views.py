@@ -236,9 +236,28 @@ def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detec
             show(st, annotate(item.image, merged), f"{len(merged)} objects after merging")
 
 
-def dense(item: ImageItem, cmap: np.ndarray) -> None:
-    preview, scale = downscale(colorize_class_map(cmap), PREVIEW_SIDE)
-    show(st, preview, "Per-pixel class map stitched over overlapping tiles (tiling.stitch_dense)")
+CLASS_MAP_TEXT = ("Every pixel coloured by the class the segmentation model gives it, from its masks on "
+                  "half-overlapping tiles blended without seams (tiling.stitch_dense); pale grey: no object.")
+
+
+def dense(item: ImageItem, cmap: np.ndarray, names: dict[int, str]) -> None:
+    preview, _ = downscale(colorize_class_map(cmap, image=item.image), PREVIEW_SIDE)
+    present = [int(c) for c in np.unique(cmap) if c >= 0]
+    st.html(legend({c: names.get(c, str(c)) for c in present}))
+    show(st, preview, "Class map: each class in its colour over a pale copy of the image")
+
+
+def legend(names: dict[int, str]) -> str:
+    """HTML chips, one per class, in the colours the pictures use."""
+    import html
+
+    chips = []
+    for c, name in sorted(names.items()):
+        b, g, r = tiling.class_color(c)
+        chips.append(f'<span style="display:inline-block;margin:0 14px 4px 0"><span style="display:inline-block;'
+                     f'width:14px;height:14px;border-radius:3px;vertical-align:-2px;margin-right:6px;'
+                     f'background:rgb({r},{g},{b})"></span>{html.escape(name)}</span>')
+    return "<div>" + ("".join(chips) or "No object of any class was found.") + "</div>"
 
 
 def table(frame: pd.DataFrame) -> None:
