@@ -251,7 +251,7 @@ def test_export_bytes(tmp_path):
 def test_segmentation_model_masks_and_dense_class_map():
     at = new_app(TABLE)
     at.run()
-    at.selectbox(key="model_choice").set_value("Demo segmenter (bundled: car, truck, plane)").run()
+    at.selectbox(key="model_choice").set_value("Demo segmenter (aerial)").run()
     assert not at.exception and not at.error
     assert "segment" in " ".join(c.value for c in at.sidebar.caption)
     assert "mask_area" in at.dataframe[0].value.columns
@@ -451,3 +451,10 @@ def test_scores_explain_a_full_pass_that_found_nothing_and_show_dashes_not_none(
     at.run()
     assert not at.exception and not at.error
     assert any("found none of the 2 labelled objects" in i.value for i in at.info)
+
+
+def test_a_rerun_from_the_cache_says_so_instead_of_repeating_the_old_time():
+    at = new_app().run()
+    at.slider(key="conf").set_value(0.3).run()  # re-merged: the tiles' result comes from the cache
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("from the cache (no model call); it took") for c in captions), captions

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 SAMPLES_DIR = ROOT / "samples"
 BUNDLED_MODELS = {
-    "Demo detector (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-det.pt",
-    "Demo segmenter (bundled: car, truck, plane)": MODELS_DIR / "synth-yolo11n-seg.pt",
+    "Demo detector (aerial)": MODELS_DIR / "synth-yolo11n-det.pt",
+    "Demo segmenter (aerial)": MODELS_DIR / "synth-yolo11n-seg.pt",
 }
 UPLOAD_MODEL = "Upload my own model"
 IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]

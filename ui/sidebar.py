@@ -47,8 +47,8 @@ def model_section():
 
     choice = st.selectbox(
         "Model", choices, key="model_choice", format_func=label,
-        help="The bundled demo models were trained on generated aerial scenes. The official COCO models see "
-             "real photos; those marked unavailable would need a download this host cannot make. Or upload "
+        help="The bundled demo models (car, truck, plane) were trained on generated aerial scenes. The official "
+             "COCO models see real photos; those marked unavailable would need a download this host cannot make. Or upload "
              "your own weights.",
     )
     runtime = st.radio(
