@@ -19,6 +19,10 @@ PAGE_STYLE = "".join((
     # A rerun's stale elements dim after Streamlit's 0.5 s, at once instead of in a 1 s fade.
     "[data-testid='stElementContainer'],[data-testid='stTabs'] [role='tablist'],[data-testid='stExpander'] details,"
     "[data-testid='stExpander'] summary{transition-duration:0s!important}",
+    # Room under a tab row for the toolbar Streamlit floats 2.75rem above an element (a table's search,
+    # download, fullscreen): with the usual 1rem it covered the row's right end, and on a phone, where the
+    # tabs fill the row and the last touch is the hover, the "Scores" tab could not be tapped.
+    "[data-testid='stTabPanel']{padding-top:2.75rem!important}",
 ))
 STYLE_TAG = f"<style>{PAGE_STYLE}</style>".encode()
 
