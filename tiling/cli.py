@@ -124,8 +124,9 @@ def load(model_path: str):
 
     if not Path(model_path).exists() and Path(model_path).name == model_path and not model_path.endswith(".pt"):
         raise CliError(f"{model_path}: no such model file")
-    print(f"loading {display_name(model_path)} (optimized for this CPU the first time it is used here, once)",
-          file=sys.stderr)
+    if Path(model_path).exists():  # a bad name gets its one-line error alone
+        print(f"loading {display_name(model_path)} (optimized for this CPU the first time it is used here, once)",
+              file=sys.stderr)
     try:
         return tiling.load_model(model_path)
     except tiling.ModelError as exc:

@@ -23,6 +23,9 @@ PAGE_STYLE = "".join((
     # download, fullscreen): with the usual 1rem it covered the row's right end, and on a phone, where the
     # tabs fill the row and the last touch is the hover, the "Scores" tab could not be tapped.
     "[data-testid='stTabPanel']{padding-top:2.75rem!important}",
+    # The main column starts near the top: its 6rem of padding made room for a top bar that
+    # .streamlit/config.toml hides, and left ~100 px of blank page above the title.
+    "[data-testid='stMainBlockContainer']{padding-top:2rem!important}",
 ))
 STYLE_TAG = f"<style>{PAGE_STYLE}</style>".encode()
 
