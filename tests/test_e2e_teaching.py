@@ -120,6 +120,13 @@ def test_rerun_markers_and_the_progress_above_the_pictures(desktop):
     assert page.get_by_test_id("stProgress").count() == 0  # gone once the run is done
 
 
+def main_alert(page, naming: str):
+    """The first message in the main area that names ``naming``, once it is drawn."""
+    alert = page.get_by_test_id("stMain").get_by_test_id("stAlert").filter(has_text=naming).first
+    alert.wait_for(timeout=60_000)
+    return alert
+
+
 def test_an_unusable_model_upload_falls_back_with_a_banner_in_the_main_area(desktop):
     page = desktop
     page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text="Model").click()
@@ -128,12 +135,11 @@ def test_an_unusable_model_upload_falls_back_with_a_banner_in_the_main_area(desk
     uploader_input(page, "Ultralytics model").set_input_files(
         files=[{"name": "junk.pt", "mimeType": "application/octet-stream", "buffer": b"not a checkpoint"}])
     wait_idle(page)
-    banner = page.get_by_test_id("stMain").get_by_test_id("stAlert").filter(has_text="junk.pt")
-    banner.first.wait_for(timeout=60_000)
-    text = banner.first.inner_text()
+    banner = main_alert(page, "junk.pt")
+    text = banner.inner_text()
     assert "not a PyTorch checkpoint" in text and "bundled demo detector instead" in text, text
     assert page.get_by_test_id("stMain").get_by_test_id("stImage").count() >= 2  # the demo detector's results
-    assert banner.first.bounding_box()["y"] + banner.first.bounding_box()["height"] <= top_of_pictures(page)
+    assert banner.bounding_box()["y"] + banner.bounding_box()["height"] <= top_of_pictures(page)
 
 
 def test_a_label_file_matching_no_image_is_named(desktop):
@@ -145,9 +151,7 @@ def test_a_label_file_matching_no_image_is_named(desktop):
     uploader_input(page, "Ground-truth labels").set_input_files(
         files=[{"name": "other.txt", "mimeType": "text/plain", "buffer": b"0 0.5 0.5 0.1 0.1\n"}])
     wait_idle(page)
-    alert = page.get_by_test_id("stMain").get_by_test_id("stAlert").filter(has_text="other.txt")
-    alert.first.wait_for(timeout=60_000)
-    assert "other.txt matched no image" in alert.first.inner_text()
+    assert "other.txt matched no image" in main_alert(page, "other.txt").inner_text()
     pictures = page.get_by_test_id("stMain").get_by_test_id("stImage")
     assert pictures.count() >= 2
     assert "first-field.png" in pictures.first.inner_text()  # the first upload is shown, without labels
