@@ -112,9 +112,9 @@ def _decode(digest: str, _data: bytes, label: str) -> np.ndarray:
         raise tiling.ImageError(str(exc).replace("the uploaded image", label)) from None
 
 
-def image_item(data: bytes, name: str) -> ImageItem:
+def image_item(data: bytes, name: str, digest: str | None = None) -> ImageItem:
     """An upload as an item, its size read from the header; ``tiling.ImageError`` if it cannot be used."""
-    digest = sha256_of(data)
+    digest = digest or sha256_of(data)
     try:
         width, height = tiling.imageio.image_size(data)
     except tiling.ImageError as exc:

@@ -11,10 +11,12 @@ import streamlit as st
 
 import tiling
 from tiling.names import stem_of, unique_names
+from tiling.util import sha256_of
 
 from . import resources as res
 
 _CHECKED = "upload_checks"  # session state: content hash -> None (fine) or the message saying why not
+_DIGESTS = "upload_digests"  # session state: (upload id, size) -> content hash
 
 
 @dataclass
@@ -34,6 +36,15 @@ def _check_once(item: res.ImageItem) -> str | None:
     return checked[item.key]
 
 
+def _digest(upload) -> str:
+    """The upload's SHA-256, hashed once per session: a rerun of a page with 100 MB of uploads hashes nothing."""
+    digests = st.session_state.setdefault(_DIGESTS, {})
+    key = (upload.file_id, upload.size)
+    if key not in digests:
+        digests[key] = sha256_of(upload.getvalue())
+    return digests[key]
+
+
 def gather_uploads(uploads) -> Gathered:
     """Usable uploads in upload order, within the session's pixel budget; a message for every other one."""
     out = Gathered([])
@@ -41,7 +52,7 @@ def gather_uploads(uploads) -> Gathered:
     total = 0
     for up, name in zip(uploads, names):
         try:
-            item = res.image_item(up.getvalue(), name)
+            item = res.image_item(up.getvalue(), name, _digest(up))
         except tiling.ImageError as exc:
             out.problems.append(f"{name}: {exc}".replace(f"{name}: {name}", name))
             continue
