@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .detections import Detections
+from .names import stem_of
 
 
 def mask_polygons(mask: np.ndarray, box: Sequence[int], min_points: int = 3) -> list[np.ndarray]:
@@ -176,7 +177,7 @@ def results_zip(results: dict[str, tuple[np.ndarray, Detections, Detections]], p
         from .draw import draw_detections
 
         for k, (name, (image, full, det)) in enumerate(results.items(), 1):
-            stem = name.rsplit(".", 1)[0]
+            stem = stem_of(name)
             zf.writestr(f"labels/{stem}.txt", to_yolo_txt(det, image.shape))
             zf.writestr(f"annotated/{stem}_patches.{suffix}", encode(draw_detections(image, det)))
             zf.writestr(f"annotated/{stem}_full.{suffix}", encode(draw_detections(image, full)))

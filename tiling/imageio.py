@@ -139,6 +139,16 @@ def _cv2_fallback(data: bytes, label: str) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
+def check_pixels(width: int, height: int, label: str, max_pixels: int | None = None) -> None:
+    """Refuse an image over ``max_pixels`` (default ``MAX_PIXELS``), from its header's size alone."""
+    max_pixels = MAX_PIXELS if max_pixels is None else int(max_pixels)
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label} is {width}x{height} = {width * height:,} pixels, above the limit of {max_pixels:,} pixels "
+            f"({max_pixels / 1e6:g} megapixels); downscale it first"
+        )
+
+
 def read_image(source, max_pixels: int | None = None) -> np.ndarray:
     """Decode ``source`` (path, bytes or file object) to an H x W x 3 uint8 BGR array.
 
@@ -151,11 +161,7 @@ def read_image(source, max_pixels: int | None = None) -> np.ndarray:
     width, height = im.size
     if width < 1 or height < 1:
         raise ImageError(f"{label} has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{label} is {width}x{height} = {width * height:,} pixels, above the limit of {max_pixels:,} pixels "
-            f"({max_pixels / 1e6:g} megapixels); downscale it first"
-        )
+    check_pixels(width, height, label, max_pixels)
     try:
         orientation = im.getexif().get(0x0112, 1)
     except Exception:  # unreadable metadata: the decode below reports the damage

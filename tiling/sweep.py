@@ -3,6 +3,7 @@ labels are given) against seconds, the trade-off every student asks about."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,11 +30,12 @@ def sweep_tile_sizes(image: np.ndarray, model, sizes: Sequence[int] = SWEEP_SIZE
     h, w = image.shape[:2]
     rows = []
     for k, size in enumerate(sizes):
-        if size and (size > max(h, w) or TileSpec(size, tiles.overlap).count((h, w)) > (tiles.max_tiles or 10**9)):
+        spec = replace(tiles, tile_size=size) if size else tiles
+        if size and (size > max(h, w) or (spec.max_tiles and spec.count((h, w)) > spec.max_tiles)):
             continue
         start = time.perf_counter()
         if size:
-            pred = predict_tiled(image, model, TileSpec(size, tiles.overlap, tiles.edge, tiles.max_tiles), infer, merge)
+            pred = predict_tiled(image, model, spec, infer, merge)
             det, n_tiles = pred.detections, len(pred.tiles)
         else:
             det, n_tiles = predict_full(image, model, infer).filter(conf=merge.conf, classes=merge.classes), 1

@@ -1,10 +1,10 @@
 """The page's own style, and the server middleware that puts it in the HTML head.
 
 Streamlit draws a pulsing placeholder for every element whose code chunk is still loading (and a
-pulsing page skeleton until the first elements arrive). With a class opening the page at once on a
-2-core server, the chunks took up to 24 s to arrive and every frame of those pulses was composited on
-a CPU (bench/README.md). A style sent as an element (st.html) arrives too late to stop them, because
-its code loads lazily like theirs; in the head of the HTML it applies before any element is drawn.
+pulsing page skeleton until the first elements arrive); when a class opens the page at once on a small
+server those chunks arrive slowly, and every frame of the pulses costs the browser CPU. A style sent as
+an element (st.html) arrives too late to stop them, because its code loads lazily like theirs; in the
+head of the HTML it applies before any element is drawn.
 serve.py adds PageHead to Streamlit's server; app.py started on its own sends the style as an element.
 
 Every selector here rests on a Streamlit test id: tests/test_e2e.py checks in Chromium, against the page
@@ -20,11 +20,11 @@ PAGE_STYLE = "".join((
     "[data-testid='stElementContainer'],[data-testid='stTabs'] [role='tablist'],[data-testid='stExpander'] details,"
     "[data-testid='stExpander'] summary{transition-duration:0s!important}",
     # Room under a tab row for the toolbar Streamlit floats 2.75rem above an element (a table's search,
-    # download, fullscreen): with the usual 1rem it covered the row's right end, and on a phone, where the
-    # tabs fill the row and the last touch is the hover, the "Scores" tab could not be tapped.
+    # download, fullscreen), so it never covers the tabs: on a phone, where the tabs fill the row and the
+    # last touch is the hover, it would sit over the last tabs.
     "[data-testid='stTabPanel']{padding-top:2.75rem!important}",
-    # The main column starts near the top: its 6rem of padding made room for a top bar that
-    # .streamlit/config.toml hides, and left ~100 px of blank page above the title.
+    # The main column starts near the top: its usual 6rem of padding makes room for the top bar, which
+    # .streamlit/config.toml hides.
     "[data-testid='stMainBlockContainer']{padding-top:2rem!important}",
 ))
 STYLE_TAG = f"<style>{PAGE_STYLE}</style>".encode()

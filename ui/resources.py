@@ -135,7 +135,7 @@ def load_sample(path: Path) -> ImageItem:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _read_sample(path: str, mtime_ns: int, size: int):
-    """Every rerun lists the samples; reading, hashing and parsing their labels each time cost ~80 ms."""
+    """Every rerun lists the samples: their bytes, hash and labels are read once per file version."""
     file = Path(path)
     data = file.read_bytes()
     width, height = tiling.imageio.image_size(data)
@@ -177,8 +177,7 @@ class SharedCache:
 
 
 # Every new visitor first sees a bundled sample, so the samples' results are kept apart from uploads':
-# a class uploading 20 images at once used to evict them, and the next visitor's page then spent
-# 5 CPU-s re-running the default sample.
+# a class uploading many images at once cannot evict them and make the next visitor's page run again.
 RESULT_CACHES = {sample: {"tiled": SharedCache(max_entries=16, ttl=3600), "full": SharedCache(max_entries=16, ttl=3600)}
                  for sample in (False, True)}
 
@@ -206,4 +205,4 @@ def dense_map(image_key: str, model_key: str, tile_size: int, conf: float, _imag
 
 @st.cache_resource(max_entries=8, ttl=3600, show_spinner="Looking for a good tile size…")
 def suggestion(image_key: str, model_key: str, _image: np.ndarray, _model) -> tiling.TileSuggestion:
-    return tiling.suggest_tile_size(_image, _model)
+    return tiling.suggest_tile_size(_image, _model, base=tiling.TileSpec(max_tiles=MAX_TILES))

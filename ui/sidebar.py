@@ -86,7 +86,7 @@ def tiles_section(suggest: Callable[[], tiling.TileSuggestion]) -> tuple[tiling.
     st.caption(f"{RERUNS} re-runs the model on every tile{_rerun_cost()}; the other controls re-merge instantly.")
     if st.toggle("Auto tile size", key="auto_tile", help="Let a quick full-image pass propose tile size and overlap."):
         suggestion = suggest()
-        tiles = tiling.TileSpec(suggestion.tiles.tile_size, suggestion.tiles.overlap, max_tiles=res.MAX_TILES)
+        tiles = suggestion.tiles
         st.caption(f"Auto: {tiles.tile_size} px tiles, {tiles.overlap:.0%} overlap. {suggestion.reason}")
     else:
         tile_size = st.slider(f"Tile size (px) {RERUNS}", 128, 1280, 640, 32, key="tile_size",

@@ -53,23 +53,19 @@ def gather_uploads(uploads) -> Gathered:
     for up, name in zip(uploads, names):
         try:
             item = res.image_item(up.getvalue(), name, _digest(up))
+            tiling.imageio.check_pixels(*item.size, name)
         except tiling.ImageError as exc:
-            out.problems.append(f"{name}: {exc}".replace(f"{name}: {name}", name))
+            out.problems.append(f"{exc}; or run the command line (python -m tiling predict) on your own machine"
+                                if "megapixels" in str(exc) else str(exc))
             continue
         pixels = item.size[0] * item.size[1]
-        if pixels > tiling.imageio.MAX_PIXELS:
-            out.problems.append(f"{name} is {item.size[0]}x{item.size[1]} = {pixels:,} pixels, above the limit of "
-                                f"{tiling.imageio.MAX_PIXELS:,} pixels ({tiling.imageio.MAX_PIXELS / 1e6:g} megapixels) for one image; "
-                                "downscale it, or run the "
-                                "command line (python -m tiling predict) on your own machine")
-            continue
         if total + pixels > res.SESSION_PIXELS:
             out.problems.append(f"{name} was not opened: your images together would pass {res.SESSION_PIXELS:,} "
                                 "pixels, this page's limit per visitor; remove some uploads first")
             continue
         problem = _check_once(item)
         if problem:
-            out.problems.append(problem if name in problem else f"{name}: {problem}")
+            out.problems.append(problem)
             continue
         total += pixels
         out.items.append(item)

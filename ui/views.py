@@ -11,6 +11,7 @@ import streamlit as st
 
 import tiling
 from tiling.draw import colorize_class_map, downscale, line_width_for
+from tiling.names import stem_of
 
 from .resources import ImageItem
 
@@ -284,7 +285,7 @@ def export_zip(results: dict[str, tuple[ImageItem, tiling.Detections, tiling.Det
 
 
 def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -> None:
-    stem = item.name.rsplit(".", 1)[0]
+    stem = stem_of(item.name)
     st.caption("The files hold the patch-based result, as in the table; the full-image result is the last "
                "picture.")
     cols = st.columns(6)

@@ -31,11 +31,6 @@ class Export:
     batch: int | None  # fixed batch size, or None when dynamic
 
 
-def is_export(path: Path) -> bool:
-    """An ONNX file, an OpenVINO ``.xml``, or a folder holding one."""
-    return path.suffix.lower() in EXPORT_SUFFIXES or (path.is_dir() and any(path.glob("*.xml")))
-
-
 def find_export(path: Path, label: str) -> tuple[Path, str]:
     """(model file, runtime) for an ONNX file, an IR ``.xml`` or an ``*_openvino_model`` folder."""
     if path.is_dir():

@@ -7,6 +7,7 @@ is loaded from there before anything else, after its SHA-256 is checked against 
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def weights_dir() -> Path | None:
     return Path(value) if value else None
 
 
+@functools.lru_cache(maxsize=4)  # the pins ship with the code: read once per process
 def read_pins(path: Path = PINS_FILE) -> dict[str, str]:
     """name -> SHA-256 from a ``sha256sum``-style file; a malformed line is an error, not a silent skip."""
     pins: dict[str, str] = {}
