@@ -75,7 +75,7 @@ def _names(raw, label: str) -> dict[int, str]:
     return names
 
 
-def _metadata(path: Path, runtime: str, label: str) -> dict:
+def _metadata(path: Path, runtime: str, label: str, proto=None) -> dict:
     if runtime == "openvino":
         meta_path = path.parent / "metadata.yaml"
         if not meta_path.is_file():
@@ -91,6 +91,11 @@ def _metadata(path: Path, runtime: str, label: str) -> dict:
         except yaml.YAMLError as exc:
             raise ModelError(f"{label}: metadata.yaml is not valid YAML ({str(exc).splitlines()[0]})") from None
         return meta if isinstance(meta, dict) else {}
+    return {p.key: _literal(p.value, p.key, label) for p in proto.metadata_props}
+
+
+def _onnx_proto(path: Path, label: str):
+    """The ONNX graph without its weights' external files, which are refused: they could name any file."""
     import onnx
 
     try:
@@ -101,7 +106,7 @@ def _metadata(path: Path, runtime: str, label: str) -> dict:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             raise ModelError(f"{label} keeps its weights in external files, which are not accepted here; "
                              "export it as one .onnx file")
-    return {p.key: _literal(p.value, p.key, label) for p in proto.metadata_props}
+    return proto
 
 
 def _int(value, default: int) -> int:
@@ -114,7 +119,8 @@ def _int(value, default: int) -> int:
 def read_export(path: Path, label: str) -> Export:
     """The export at ``path`` described from its metadata and its input shape, or a ``ModelError`` saying why not."""
     path, runtime = find_export(path, label)
-    meta = _metadata(path, runtime, label)
+    proto = _onnx_proto(path, label) if runtime == "onnx" else None  # parsed once, read twice
+    meta = _metadata(path, runtime, label, proto)
     task = str(meta.get("task", "detect"))
     if task not in SUPPORTED_TASKS:
         raise ModelError(f"{label} is a '{task}' model; Patchwise runs detection and segmentation models only")
@@ -125,11 +131,11 @@ def read_export(path: Path, label: str) -> Export:
     if meta.get("end2end") or meta.get("nms"):
         raise ModelError(f"{label} was exported with NMS inside (nms=True); export it without, so that boxes can "
                          "be merged across tiles")
-    batch, input_hw = _input_shape(path, runtime, label)
+    batch, input_hw = _input_shape(path, runtime, label, proto)
     return Export(path, runtime, task, names, stride, input_hw, batch)
 
 
-def _input_shape(path: Path, runtime: str, label: str) -> tuple[int | None, tuple[int, int] | None]:
+def _input_shape(path: Path, runtime: str, label: str, proto=None) -> tuple[int | None, tuple[int, int] | None]:
     """(fixed batch or None, fixed (h, w) or None) from the model's first input."""
     if runtime == "openvino":
         import openvino as ov
@@ -140,9 +146,6 @@ def _input_shape(path: Path, runtime: str, label: str) -> tuple[int | None, tupl
             raise ModelError(f"{label} is not a readable OpenVINO model ({str(exc).splitlines()[0][:200]})") from None
         dims = [d.get_length() if d.is_static else None for d in shape]
     else:
-        import onnx
-
-        proto = onnx.load(str(path), load_external_data=False)
         inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
         if not inputs:
             raise ModelError(f"{label} has no input")
@@ -168,13 +171,13 @@ def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
     model = UltralyticsModel.from_export(net, export.task, export.names, export.stride, export.input_hw,
                                          export.runtime, label, digest)
     probe = np.zeros((64, 64, 3), np.uint8)
-    x, _ = model._prepare([probe], None)
+    x, layout = model._prepare([probe], None)
     try:
         out = net(x)
     except Exception as exc:
         raise ModelError(f"{label} failed on a blank tile ({str(exc).splitlines()[0][:200]})") from None
     _check_outputs(out, export, label)
-    model._predict_fast([probe], PROBE_SPEC, None)
+    model._finish(out, layout, PROBE_SPEC)  # the same outputs through the model's NMS and mask decoding
     return model
 
 
