@@ -53,10 +53,13 @@ def gather_uploads(uploads) -> Gathered:
     for up, name in zip(uploads, names):
         try:
             item = res.image_item(up.getvalue(), name, _digest(up))
+        except tiling.ImageError as exc:
+            out.problems.append(str(exc))
+            continue
+        try:
             tiling.imageio.check_pixels(*item.size, name)
         except tiling.ImageError as exc:
-            out.problems.append(f"{exc}; or run the command line (python -m tiling predict) on your own machine"
-                                if "megapixels" in str(exc) else str(exc))
+            out.problems.append(f"{exc}; or run the command line (python -m tiling predict) on your own machine")
             continue
         pixels = item.size[0] * item.size[1]
         if total + pixels > res.SESSION_PIXELS:
