@@ -18,6 +18,10 @@ What a scene holds
 
 Labels are polygons traced from each object's rendered mask (clipped to the image, so objects cut
 by the border get the visible part only); boxes are the polygons' bounds. Objects never overlap.
+Each object also carries its exact oriented box, computed from the geometry it was drawn with rather
+than from pixels: the rectangle at the object's heading that encloses all its parts, refitted to the
+part inside the image for objects cut by the border. Planes carry four keypoints (nose, tail, left
+and right wing tip). Pixel ``i`` spans ``[i, i + 1)`` in every label, as in the axis-aligned boxes.
 """
 from __future__ import annotations
 
@@ -29,18 +33,29 @@ import cv2
 import numpy as np
 
 CLASS_NAMES = ("car", "truck", "plane")
+KEYPOINT_NAMES = ("nose", "tail", "left_wing", "right_wing")  # planes only
 
 
 @dataclass
 class SceneObject:
     class_id: int
     polygon: np.ndarray  # (K, 2) float32, image pixels (x, y)
+    rbox: tuple[float, float, float, float, float] | None = None  # cx, cy, length, width, heading (rad)
+    keypoints: np.ndarray | None = None  # (4, 3) x, y, visible (planes: KEYPOINT_NAMES)
 
     @property
     def box(self) -> tuple[float, float, float, float]:
         x0, y0 = self.polygon.min(axis=0)
         x1, y1 = self.polygon.max(axis=0)
         return float(x0), float(y0), float(x1) + 1.0, float(y1) + 1.0
+
+    @property
+    def corners(self) -> np.ndarray:
+        """The oriented box's four corners (4, 2), in order around the rectangle."""
+        if self.rbox is None:
+            raise ValueError("this object has no oriented box")
+        cx, cy, length, width, angle = self.rbox
+        return _rotated(_rect(length, width), angle, cx, cy)
 
 
 def _ground(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -79,6 +94,67 @@ def _rotated(points: np.ndarray, angle: float, cx: float, cy: float) -> np.ndarr
 def _rect(length: float, width: float, x_off: float = 0.0) -> np.ndarray:
     l2, w2 = length / 2, width / 2
     return np.array([[-l2 + x_off, -w2], [l2 + x_off, -w2], [l2 + x_off, w2], [-l2 + x_off, w2]], np.float32)
+
+
+def _clip_polygon(poly: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Sutherland-Hodgman clip of a polygon to the image rectangle ``[0, width] x [0, height]``.
+
+    A concave polygon (a swept wing) may come back with edges along the border joining its pieces;
+    its vertices still bound exactly the part inside, which is all the oriented box uses.
+    """
+    pts = [tuple(p) for p in poly.astype(np.float64)]
+    for axis, limit, keep_below in ((0, 0.0, False), (0, float(width), True), (1, 0.0, False), (1, float(height), True)):
+        out: list[tuple[float, float]] = []
+        for i, cur in enumerate(pts):
+            prev = pts[i - 1]
+            cur_in = cur[axis] <= limit if keep_below else cur[axis] >= limit
+            prev_in = prev[axis] <= limit if keep_below else prev[axis] >= limit
+            if cur_in != prev_in:
+                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
+                out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if cur_in:
+                out.append(cur)
+        pts = out
+        if not pts:
+            break
+    return np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+
+
+def _oriented_box(
+    parts: list[tuple[np.ndarray, tuple]], angle: float, cx: float, cy: float, width: int, height: int
+) -> tuple[float, float, float, float, float] | None:
+    """The rectangle at heading ``angle`` enclosing the drawn parts' pieces inside the image.
+
+    Each part is clipped to the image and the rectangle fitted to what remains, so an object cut by
+    the border gets a box around its visible part at its own heading. Drawing puts a vertex on a
+    pixel's centre, so the geometry is shifted by half a pixel into the labels' ``[i, i + 1)`` convention.
+    """
+    c, s = math.cos(angle), math.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    centre = np.array([cx + 0.5, cy + 0.5])
+    pieces = [_clip_polygon(poly.astype(np.float64) @ rot.T + centre, width, height) for poly, _ in parts]
+    visible = np.concatenate([p for p in pieces if len(p) >= 3] or [np.empty((0, 2))])
+    if len(visible) < 3:
+        return None
+    local = (visible - centre) @ rot  # back to the object frame
+    (x0, y0), (x1, y1) = local.min(axis=0), local.max(axis=0)
+    if x1 - x0 < 1e-3 or y1 - y0 < 1e-3:
+        return None
+    mid = rot @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + centre
+    return float(mid[0]), float(mid[1]), float(x1 - x0), float(y1 - y0), float(angle % (2 * math.pi))
+
+
+def _plane_keypoints(
+    parts: list[tuple[np.ndarray, tuple]], angle: float, cx: float, cy: float, width: int, height: int
+) -> np.ndarray:
+    """Nose, tail and wing tips of a plane in image pixels, with visibility (0 outside the image)."""
+    fuselage, wing = parts[0][0], parts[1][0]
+    nose, tail = fuselage[:, 0].max(), fuselage[:, 0].min()
+    left, right = wing[np.argmin(wing[:, 1])], wing[np.argmax(wing[:, 1])]
+    local = np.array([[nose, 0.0], [tail, 0.0], left, right], dtype=np.float32)
+    pts = _rotated(local, angle, cx + 0.5, cy + 0.5)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
+    return np.concatenate([pts, inside[:, None].astype(np.float32)], axis=1)
 
 
 def _paint(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -199,7 +275,9 @@ def render_scene(
             continue
         polygon = contour.reshape(-1, 2).astype(np.float32) + np.array([x0, y0], np.float32)
         occupied[max(0, y0 - 2) : y1 + 2, max(0, x0 - 2) : x1 + 2] = True
-        objects.append(SceneObject(class_id, polygon))
+        rbox = _oriented_box(parts, angle, cx, cy, width, height)
+        keypoints = _plane_keypoints(parts, angle, cx, cy, width, height) if class_id == 2 else None
+        objects.append(SceneObject(class_id, polygon, rbox, keypoints))
     if n_distractors is None:
         n_distractors = int(len(objects) * distractors)
     for _ in range(n_distractors):
@@ -227,12 +305,54 @@ def yolo_lines(objects: list[SceneObject], width: int, height: int, segments: bo
     return lines
 
 
-def write_scene(path: Path, image: np.ndarray, objects: list[SceneObject], quality: int = 90) -> None:
-    """Write the image and its YOLO polygon label file (same stem, ``.txt``)."""
+def obb_lines(objects: list[SceneObject], width: int, height: int) -> list[str]:
+    """YOLO-OBB label lines, ``cls x1 y1 x2 y2 x3 y3 x4 y4`` normalized.
+
+    The format requires corners inside the image, so a corner of a border-cut object's rectangle
+    that sticks out is clamped to the edge (Ultralytics refits a rectangle to the four points).
+    """
+    lines = []
+    for obj in objects:
+        if obj.rbox is None:
+            continue
+        pts = np.clip(obj.corners / np.array([width, height], np.float32), 0.0, 1.0)
+        lines.append(f"{obj.class_id} " + " ".join(f"{v:.6f}" for v in pts.reshape(-1)))
+    return lines
+
+
+def pose_lines(objects: list[SceneObject], width: int, height: int) -> list[str]:
+    """YOLO pose label lines for the planes: ``0 cx cy w h`` then ``x y v`` per keypoint, normalized.
+
+    Invisible keypoints (outside the image) are written as ``0 0 0``, as the format asks.
+    """
+    lines = []
+    size = np.array([width, height], np.float32)
+    for obj in objects:
+        if obj.keypoints is None:
+            continue
+        x0, y0, x1, y1 = obj.box
+        x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
+        kpts = obj.keypoints.copy()
+        kpts[:, :2] = np.clip(kpts[:, :2] / size, 0.0, 1.0) * kpts[:, 2:3]
+        kpts[:, 2] *= 2.0  # YOLO visibility: 2 = visible
+        lines.append(
+            f"0 {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} {(x1 - x0) / width:.6f} "
+            f"{(y1 - y0) / height:.6f} " + " ".join(f"{v:.6f}" for v in kpts.reshape(-1))
+        )
+    return lines
+
+
+LABEL_WRITERS = {"segment": yolo_lines, "obb": obb_lines, "pose": pose_lines}
+
+
+def write_scene(
+    path: Path, image: np.ndarray, objects: list[SceneObject], quality: int = 90, labels: str = "segment"
+) -> None:
+    """Write the image and its YOLO label file (same stem, ``.txt``): polygons, oriented boxes or plane keypoints."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".jpg", ".jpeg"):
         cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     else:
         cv2.imwrite(str(path), image)
     h, w = image.shape[:2]
-    path.with_suffix(".txt").write_text("\n".join(yolo_lines(objects, w, h)) + "\n")
+    path.with_suffix(".txt").write_text("\n".join(LABEL_WRITERS[labels](objects, w, h)) + "\n")

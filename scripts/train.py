@@ -5,8 +5,11 @@ From the repository root:
     python -m scripts.make_dataset --out data/synth
     python -m scripts.train --task detect  --data data/synth/data.yaml --epochs 40
     python -m scripts.train --task segment --data data/synth/data.yaml --epochs 40
+    python -m scripts.make_dataset --task obb --out data/synth-obb
+    python -m scripts.train --task obb --data data/synth-obb/data.yaml --hours 0.9
 
-Training stops early once validation mAP50 has not improved for ``--patience`` epochs. The best
+Training stops early once validation mAP50-95 has not improved for ``--patience`` epochs, or at
+``--hours`` (Ultralytics then fits the epoch count and learning-rate schedule to the time). The best
 checkpoint (optimizer stripped by Ultralytics) is copied to ``models/``.
 """
 from __future__ import annotations
@@ -19,8 +22,10 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-CONFIGS = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml"}
-OUTPUTS = {"detect": "models/synth-yolo11n-det.pt", "segment": "models/synth-yolo11n-seg.pt"}
+CONFIGS = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "obb": "yolo11n-obb.yaml",
+           "pose": "yolo11n-pose.yaml"}
+OUTPUTS = {"detect": "models/synth-yolo11n-det.pt", "segment": "models/synth-yolo11n-seg.pt",
+           "obb": "models/synth-yolo11n-obb.pt", "pose": "models/synth-yolo11n-pose.pt"}
 
 
 def main() -> None:
@@ -31,6 +36,7 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=6)
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs (0: off)")
     ap.add_argument("--project", type=Path, default=Path("runs/train"))
     args = ap.parse_args()
 
@@ -43,6 +49,7 @@ def main() -> None:
         batch=args.batch, workers=2, device="cpu", pretrained=False, amp=False, plots=False,
         project=str(args.project.resolve()), name=args.task, exist_ok=True, seed=0, deterministic=False,
         degrees=180.0, flipud=0.5, fliplr=0.5, scale=0.25, mosaic=1.0, close_mosaic=3,
+        **({"time": args.hours} if args.hours > 0 else {}),
     )
     minutes = (time.time() - start) / 60
     best = args.project / args.task / "weights" / "best.pt"
