@@ -138,3 +138,42 @@ def test_tile_specs_are_normalized_so_equal_settings_are_one_cache_key():
     assert TileSpec((640, 640), (0.25, 0.25)) == TileSpec(640, 0.25)
     assert hash(TileSpec(640.0, 0.25, "TRIM")) == hash(TileSpec(640, 0.25, "trim"))
     assert TileSpec((640, 320)).size_xy == (640, 320)
+
+
+def test_an_offset_grid_adds_full_size_tiles_half_a_step_in():
+    base = TileSpec(tile_size=640, overlap=0.2)
+    both = TileSpec(tile_size=640, overlap=0.2, offset_grid=True)
+    first, plan = base.plan((3000, 4000)), both.plan((3000, 4000))
+    assert plan[: len(first)] == first  # the first grid is unchanged and comes first
+    extra = plan[len(first):]
+    stride = 640 - 128
+    assert extra and both.count((3000, 4000)) == len(plan)
+    assert [t.index for t in plan] == list(range(len(plan)))
+    for t in extra:
+        assert (t.width, t.height) == (640, 640)
+        assert 0 <= t.x0 and t.x1 <= 4000 and 0 <= t.y0 and t.y1 <= 3000
+        assert (t.x0 - stride // 2) % stride == 0 and (t.y0 - stride // 2) % stride == 0
+    # Every inner corner where four tiles of the first grid meet is inside a tile of the second.
+    inner_x = sorted({t.x1 for t in first if t.x1 < 4000})
+    inner_y = sorted({t.y1 for t in first if t.y1 < 3000})
+    for x in inner_x[:-1]:
+        for y in inner_y[:-1]:
+            assert any(t.x0 + 32 <= x <= t.x1 - 32 and t.y0 + 32 <= y <= t.y1 - 32 for t in extra), (x, y)
+    assert len({(t.row, t.col) for t in plan}) == len(plan)
+
+
+def test_an_offset_grid_shifts_only_along_axes_with_room_and_never_repeats_one_tile():
+    spec = TileSpec(tile_size=640, overlap=0.2, offset_grid=True)
+    assert len(spec.plan((500, 600))) == 1  # one tile covers the image
+    plan = spec.plan((765, 1360))  # too short to shift down: the second grid shifts sideways only
+    extra = plan[len(TileSpec(tile_size=640, overlap=0.2).plan((765, 1360))):]
+    assert extra and {t.x0 for t in extra} == {256} and all(t.height <= 640 for t in extra)
+    with pytest.raises(ValueError, match="offset_grid"):
+        TileSpec(offset_grid="yes")
+
+
+def test_the_offset_grid_is_a_cli_option():
+    from tiling.cli import build_parser, settings
+
+    args = build_parser().parse_args(["predict", "x.jpg", "--model", "m.pt", "--out", "o", "--offset-grid"])
+    assert settings(args)[0].offset_grid is True

@@ -207,3 +207,14 @@ def test_the_tile_size_sweep_reports_each_size_and_skips_what_cannot_run():
     assert rows[0]["tiles"] == 1 and rows[2]["tiles"] == tiling.count_tiles((800, 1000), tile_size=256, overlap=0.25)
     assert all(r["seconds"] >= 0 and 0 <= r["ap50"] <= 1 for r in rows)
     assert rows[2]["objects"] == len(gt)
+
+
+def test_the_offset_grid_sees_whole_an_object_every_tile_of_the_first_grid_cuts():
+    image = np.zeros((1000, 1000, 3), np.uint8)
+    image[130:190, 220:290] = (255, 0, 0)  # 70 px wide across the 26 px overlap at x 230-256: cut in both tiles
+    gt = tiling.Detections(np.array([[220, 130, 290, 190]], np.float32))
+    one = tiling.predict_tiled(image, SquareFinder(), tile_size=256, overlap=0.1, conf=0.3)
+    two = tiling.predict_tiled(image, SquareFinder(), tile_size=256, overlap=0.1, conf=0.3, offset_grid=True)
+    assert match_count(one.detections, gt) == 0 and one.raw.data["truncated"].all()
+    assert len(two.tiles) > len(one.tiles)
+    assert len(two.detections) == 1 and match_count(two.detections, gt) == 1

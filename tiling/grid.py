@@ -51,13 +51,16 @@ def _pair(name: str, value: Any, check) -> tuple:
 @dataclass(frozen=True)
 class TileSpec:
     """Where the model looks: tile size and overlap (a number, or an (x, y) pair), how the last row and
-    column meet the image's edge (see :func:`plan_tiles`), and a cap on the number of tiles, so that a
-    tiny tile on a huge image is refused instead of running for hours (None: no cap)."""
+    column meet the image's edge (see :func:`plan_tiles`), a cap on the number of tiles, so that a
+    tiny tile on a huge image is refused instead of running for hours (None: no cap), and whether a
+    second grid shifted by half a step both ways runs too (``offset_grid``): an object cut by a
+    border of the first grid lies whole in a tile of the second, for 1.2-1.8x the tiles."""
 
     tile_size: int | tuple[int, int] = 640
     overlap: float | tuple[float, float] = 0.25
     edge: Edge = "trim"
     max_tiles: int | None = 10_000
+    offset_grid: bool = False
 
     def __post_init__(self) -> None:
         size = _pair("tile_size", self.tile_size, lambda n, v: checks.whole(n, v, 1, MAX_TILE_SIDE))
@@ -67,6 +70,7 @@ class TileSpec:
         object.__setattr__(self, "edge", checks.choice("edge", self.edge, EDGES))
         if self.max_tiles is not None:
             object.__setattr__(self, "max_tiles", checks.whole("max_tiles", self.max_tiles, 1, 10**9))
+        object.__setattr__(self, "offset_grid", checks.flag("offset_grid", self.offset_grid))
 
     @property
     def size_xy(self) -> tuple[int, int]:
@@ -80,7 +84,10 @@ class TileSpec:
         """Number of tiles :meth:`plan` makes (with either edge mode), without making them."""
         height, width = _shape(image_shape)
         (tw, th), (ox, oy) = self.size_xy, self.overlap_xy
-        return len(_windows(width, tw, ox, "shift")) * len(_windows(height, th, oy, "shift"))
+        n = len(_windows(width, tw, ox, "shift")) * len(_windows(height, th, oy, "shift"))
+        if self.offset_grid:
+            n += len(self._offset_tiles(height, width, 0))
+        return n
 
     def check_count(self, image_shape) -> int:
         """The tile count, or a ``ValueError`` saying how to get under ``max_tiles``."""
@@ -102,7 +109,24 @@ class TileSpec:
         for r, (y0, y1) in enumerate(ys):
             for c, (x0, x1) in enumerate(xs):
                 tiles.append(Tile(x0, y0, x1, y1, len(tiles), r, c))
+        if self.offset_grid:
+            tiles += self._offset_tiles(height, width, len(tiles))
         return tiles
+
+    def _offset_tiles(self, height: int, width: int, first_index: int) -> list[Tile]:
+        """The second grid: full-size tiles starting half a step in, wholly inside the image (the first
+        grid already covers every pixel); along an axis with no room for a shift, the first grid's
+        windows. Its rows and columns are numbered after the first grid's."""
+        (tw, th), (ox, oy) = self.size_xy, self.overlap_xy
+        xs, ys = _offset_windows(width, tw, ox), _offset_windows(height, th, oy)
+        if not xs and not ys:
+            return []  # no room to shift either way: a second grid would repeat the first
+        xs = xs or _windows(width, tw, ox, self.edge)
+        ys = ys or _windows(height, th, oy, self.edge)
+        n_rows = len(_windows(height, th, oy, "shift"))
+        n_cols = len(_windows(width, tw, ox, "shift"))
+        return [Tile(x0, y0, x1, y1, first_index + r * len(xs) + c, n_rows + r, n_cols + c)
+                for r, (y0, y1) in enumerate(ys) for c, (x0, x1) in enumerate(xs)]
 
 
 def _shape(image_shape) -> tuple[int, int]:
@@ -137,6 +161,14 @@ def _windows(length: int, size: int, overlap: float, edge: str) -> list[tuple[in
         if last > size * TRIM_AT_MOST:  # too little saved to pay for a batch of odd-sized tiles
             last = size
     return [(s, s + size) for s in starts] + [(length - last, length)]
+
+
+def _offset_windows(length: int, size: int, overlap: float) -> list[tuple[int, int]]:
+    """(start, end) of full-size windows starting half a step in, along one axis, inside ``length``."""
+    if length <= size:
+        return []
+    stride = max(1, size - int(round(size * overlap)))
+    return [(s, s + size) for s in range(stride // 2, length - size + 1, stride)]
 
 
 def plan_tiles(image_shape, spec: TileSpec | None = None, **changes) -> list[Tile]:
