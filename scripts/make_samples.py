@@ -1,9 +1,13 @@
-"""Write the bundled sample images and their YOLO polygon labels to ``samples/``.
+"""Write the bundled sample images and their YOLO labels to ``samples/``.
 
     python -m scripts.make_samples             # from the repository root
+    python -m scripts.make_samples --only apron-3200x2400.jpg
 
 Each sample is a generated aerial-looking scene (see ``scripts/scenes.py``) large enough that a
-full-image pass at imgsz=640 shrinks its 8-40 px objects below what a detector can see.
+full-image pass at imgsz=640 shrinks its 8-40 px objects below what a detector can see. The
+labels are polygons, except the oriented-box sample's, which are YOLO-OBB corners
+(``cls x1 y1 x2 y2 x3 y3 x4 y4``, normalized; a reader of polygons sees each rectangle as a
+four-point polygon).
 """
 from __future__ import annotations
 
@@ -13,11 +17,12 @@ from pathlib import Path
 from scripts.scenes import render_scene, write_scene
 
 SAMPLES = (
-    # name, width, height, seed, objects
-    ("airfield-4000x3000.jpg", 4000, 3000, 101, 420),
-    ("parking-3000x2000.jpg", 3000, 2000, 202, 300),
-    ("farmland-4800x2700.jpg", 4800, 2700, 303, 360),
-    ("depot-2400x1800.jpg", 2400, 1800, 404, 200),
+    # name, width, height, seed, objects, labels
+    ("airfield-4000x3000.jpg", 4000, 3000, 101, 420, "segment"),
+    ("parking-3000x2000.jpg", 3000, 2000, 202, 300, "segment"),
+    ("farmland-4800x2700.jpg", 4800, 2700, 303, 360, "segment"),
+    ("depot-2400x1800.jpg", 2400, 1800, 404, 200, "segment"),
+    ("apron-3200x2400.jpg", 3200, 2400, 505, 300, "obb"),
 )
 
 
@@ -25,11 +30,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("samples"))
     ap.add_argument("--quality", type=int, default=85)
+    ap.add_argument("--only", nargs="*", help="only these sample names (default: all)")
     args = ap.parse_args()
-    for name, w, h, seed, n in SAMPLES:
+    known = {s[0] for s in SAMPLES}
+    if unknown := sorted(set(args.only or ()) - known):
+        ap.error(f"no sample named {', '.join(unknown)}; the samples are {', '.join(sorted(known))}")
+    for name, w, h, seed, n, labels in SAMPLES:
+        if args.only and name not in args.only:
+            continue
         image, objects = render_scene(w, h, seed=seed, n_objects=n, distractors=0.8)
         path = args.out / name
-        write_scene(path, image, objects, quality=args.quality)
+        write_scene(path, image, objects, quality=args.quality, labels=labels)
         print(f"{path}: {w}x{h}, {len(objects)} objects, {path.stat().st_size / 1e6:.2f} MB")
 
 
