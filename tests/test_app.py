@@ -107,6 +107,9 @@ def test_confidence_slider_re_merges_without_the_model(count_calls):
     assert set(at.dataframe[0].value["class"]) == {"car"}
     at.slider(key="tile_size").set_value(480).run()  # a new tile size does run the model
     assert count_calls["n"] > calls and not at.exception
+    calls = count_calls["n"]
+    at.checkbox(key="offset_grid").check().run()  # so does the second grid
+    assert count_calls["n"] > calls and not at.exception
 
 
 def test_uploading_an_image_and_a_model():
@@ -438,7 +441,7 @@ def test_controls_that_re_run_the_model_are_marked_and_the_others_are_not():
 
     at = new_app().run()
     marked = {w.key for w in [*at.slider, *at.checkbox, *at.select_slider] if RERUNS in w.label}
-    assert {"tile_size", "overlap", "batch_size", "iou", "imgsz", "include_full"} <= marked
+    assert {"tile_size", "overlap", "offset_grid", "batch_size", "iou", "imgsz", "include_full"} <= marked
     assert not marked & {"conf", "threshold", "class_agnostic", "show_grid"}
     assert any(RERUNS in c.value and "re-merge instantly" in c.value for c in at.sidebar.caption)
     assert any("s for this image)" in c.value for c in at.run().sidebar.caption)  # what the run took
