@@ -66,7 +66,7 @@ def _mask_geometry(mask: np.ndarray, box, georef: Georef, to_wgs84: bool) -> dic
 
     if not mask.any():
         return None
-    transform = _affine(georef) * Affine.translation(int(box[0]), int(box[1]))
+    transform = _affine(georef) @ Affine.translation(int(box[0]), int(box[1]))
     polygons = [geom["coordinates"] for geom, value in
                 shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=transform) if value]
     if to_wgs84:

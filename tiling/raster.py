@@ -118,25 +118,32 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def is_raster_path(path: Path) -> bool:
-    """True for a file this module should stream: a raster suffix, or (any other suffix that is not an
-    ordinary photo) a file GDAL opens."""
-    from .imageio import IMAGE_SUFFIXES
+TIFF_SUFFIXES = (".tif", ".tiff")
 
+
+def should_stream(path, max_pixels: int | None = None) -> bool:
+    """True for a file to read window by window rather than decode whole: a GDAL format that is not an
+    ordinary photo (JPEG 2000, VRT, a file GDAL opens whatever its name), or a TIFF that is
+    georeferenced or larger than ``max_pixels`` (default ``PATCHWISE_MAX_PIXELS``). Photos, plain TIFFs
+    among them, keep the ordinary path; a file GDAL cannot open does too, whose reader then says why."""
+    from .imageio import IMAGE_SUFFIXES, MAX_PIXELS
+
+    path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in RASTER_SUFFIXES:
-        return True
-    if suffix in IMAGE_SUFFIXES or not path.is_file():
+    if (suffix in IMAGE_SUFFIXES and suffix not in TIFF_SUFFIXES) or not path.is_file():
         return False
     import rasterio
 
     try:
-        with warnings.catch_warnings(), rasterio.Env(CPL_LOG="/dev/null"):
+        with warnings.catch_warnings(), _env():
             warnings.simplefilter("ignore")
-            with rasterio.open(path):
-                return True
+            with rasterio.open(path) as ds:
+                if suffix not in TIFF_SUFFIXES:
+                    return True
+                georeferenced = ds.crs is not None or not ds.transform.is_identity or bool(ds.gcps[0])
+                return georeferenced or ds.width * ds.height > (MAX_PIXELS if max_pixels is None else max_pixels)
     except Exception:  # not something GDAL reads
-        return False
+        return suffix in RASTER_SUFFIXES and suffix not in TIFF_SUFFIXES
 
 
 class RasterSource:
@@ -173,7 +180,10 @@ class RasterSource:
     def _setup(self) -> None:
         ds = self.ds
         if ds.count == 0:
-            raise RasterError(f"{self.label} has no bands")
+            subs = ds.subdatasets
+            inner = (f": it holds {len(subs)} subdatasets ({subs[0]}{', ...' if len(subs) > 1 else ''}); extract "
+                     "one to a GeoTIFF first, e.g. with gdal_translate") if subs else ""
+            raise RasterError(f"{self.label} has no bands{inner}")
         if ds.width < 1 or ds.height < 1:
             raise RasterError(f"{self.label} has no pixels ({ds.width}x{ds.height})")
         self.bands = self._choose_bands()
@@ -353,3 +363,23 @@ class RasterSource:
 def open_raster(path, spec: BandSpec | None = None, **changes) -> RasterSource:
     """A :class:`RasterSource` over ``path``; keywords change fields of ``spec`` (``bands=(4, 3, 2)``)."""
     return RasterSource(path, checks.with_changes(spec, BandSpec, changes))
+
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF, both byte orders
+
+
+def raster_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a TIFF held in memory, from its header through GDAL, or None when it is not a
+    TIFF GDAL reads. For files Pillow refuses (4 bands of 16 bits, LERC or other GDAL-only codecs)."""
+    if bytes(data[:4]) not in TIFF_MAGIC:
+        return None
+    import rasterio
+    from rasterio.io import MemoryFile
+
+    try:
+        with warnings.catch_warnings(), _env(), MemoryFile(bytes(data)) as mem:
+            warnings.simplefilter("ignore")
+            with mem.open() as ds:
+                return ds.width, ds.height
+    except (rasterio.errors.RasterioError, OSError, ValueError):
+        return None

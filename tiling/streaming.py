@@ -64,10 +64,12 @@ def _batch_order(plan: Sequence[Tile], batch_size: int) -> np.ndarray:
 
 
 def _regions(plan: Sequence[Tile], rows_per_region: int) -> list[list[Tile]]:
-    """Consecutive rows of tiles, ``rows_per_region`` at a time, in plan order."""
+    """Rows of tiles (tiles sharing a top edge), ``rows_per_region`` at a time, from the top down: every
+    tile of a later region starts at or below the first row of the next one, whichever grid it is
+    from (:attr:`TileSpec.offset_grid` interleaves a second grid's rows with the first's)."""
     rows: dict[int, list[Tile]] = {}
     for t in plan:
-        rows.setdefault(t.row, []).append(t)
+        rows.setdefault(t.y0, []).append(t)
     keys = sorted(rows)
     return [[t for r in keys[i : i + rows_per_region] for t in rows[r]] for i in range(0, len(keys), rows_per_region)]
 

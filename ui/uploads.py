@@ -45,6 +45,18 @@ def _digest(upload) -> str:
     return digests[key]
 
 
+def _raster_hint(message: str, data: bytes, name: str) -> str:
+    """For a TIFF this page cannot decode but GDAL reads (4 bands of 16 bits, a GDAL-only codec), where it
+    can be used instead: the command line, which streams it window by window."""
+    from tiling.raster import raster_size
+
+    size = raster_size(data)
+    if size is None:
+        return message
+    return (f"{name} is a {size[0]}x{size[1]} raster this page cannot decode; run the command line on your own "
+            f"machine (python -m tiling predict {name} --model ...), which reads it window by window")
+
+
 def gather_uploads(uploads) -> Gathered:
     """Usable uploads in upload order, within the session's pixel budget; a message for every other one."""
     out = Gathered([])
@@ -54,7 +66,7 @@ def gather_uploads(uploads) -> Gathered:
         try:
             item = res.image_item(up.getvalue(), name, _digest(up))
         except tiling.ImageError as exc:
-            out.problems.append(str(exc))
+            out.problems.append(_raster_hint(str(exc), up.getvalue(), name))
             continue
         try:
             tiling.imageio.check_pixels(*item.size, name)

@@ -1,0 +1,111 @@
+"""The raster branch of ``patchwise predict``: a GeoTIFF, COG, JPEG 2000 or VRT too large (or too
+georeferenced) to treat as a photo is streamed window by window with a tiles bar, and gets a GeoJSON
+beside the usual outputs (``geojson/<stem>.geojson``) and a downscaled annotated preview."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .raster import STRETCHES, BandSpec
+
+GEOJSON_DIR = "geojson"
+PREVIEW_SIDE = 4096  # px: long side of the annotated picture of a raster
+
+
+def _bands(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected band numbers separated by commas, got {text!r}") from None
+
+
+def add_raster_args(parser: argparse.ArgumentParser) -> None:
+    spec = BandSpec()
+    g = parser.add_argument_group("rasters (GeoTIFF, COG, JPEG 2000, VRT: read window by window)")
+    g.add_argument("--bands", type=_bands, default=None,
+                   help="band numbers from 1: one (grey) or three (red,green,blue), e.g. 4,3,2 "
+                        "(default: 1 band grey, 3 or 4 bands 1,2,3)")
+    g.add_argument("--stretch", choices=STRETCHES, default=spec.stretch,
+                   help="16-bit and float bands to 8 bits: per-band 2-98 percentile stretch from a decimated read "
+                        "(default), or none (clip to 0-255)")
+    g.add_argument("--wgs84", action="store_true",
+                   help="write the GeoJSON in EPSG:4326 longitude/latitude instead of the raster's own CRS")
+
+
+def band_spec(args) -> BandSpec:
+    """The options' :class:`BandSpec`, or a one-line error naming the bad option."""
+    from .cli import CliError
+
+    try:
+        return BandSpec(bands=getattr(args, "bands", None), stretch=getattr(args, "stretch", "percentile"))
+    except ValueError as exc:
+        raise CliError(f"--bands: {exc}" if "band" in str(exc) else f"--stretch: {exc}") from None
+
+
+def check_single(path: Path, args) -> None:
+    """A lone raster input is opened before the model loads, so a bad file or option costs nothing."""
+    from .cli import CliError
+    from .imageio import ImageError
+    from .outputs import display_name
+    from .raster import RasterSource
+
+    try:
+        with RasterSource(path, band_spec(args)) as src:
+            if args.wgs84:
+                src.georef.check_wgs84(src.label)
+    except ImageError as exc:
+        raise CliError(display_name(str(exc))) from None
+
+
+def predict_raster_entry(entry, model, tiles, infer, merge, args, folder) -> int:
+    """Stream one raster through the model and write its files; returns its number of detections.
+
+    Raises :class:`~tiling.imageio.ImageError` (one line) for a raster that cannot be read; files of
+    earlier images are untouched and this raster's GeoJSON is only put in place once complete."""
+    from tqdm import tqdm
+
+    from .draw import draw_detections
+    from .export import encode_jpeg
+    from .geojson import GeoJSONWriter
+    from .imageio import check_pixels
+    from .outputs import OutputFolder, display_name, write_atomic
+    from .raster import RasterSource
+    from .streaming import predict_raster
+
+    with RasterSource(entry.path, band_spec(args)) as src:
+        h, w = src.shape
+        if args.max_pixels is not None:
+            check_pixels(w, h, entry.shown, args.max_pixels)
+        try:
+            n_tiles = tiles.check_count((h, w))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (or raise --max-tiles)") from None
+        tqdm.write(f"{entry.shown}: {w}x{h} raster, {src.bands_note}; coordinates: {src.georef.crs_label}",
+                   file=sys.stderr)
+        if src.georef.note:
+            tqdm.write(f"note: {display_name(src.georef.note)}", file=sys.stderr)
+        geo_path = folder.out / GEOJSON_DIR / f"{entry.stem}.geojson"
+        geo_path.parent.mkdir(parents=True, exist_ok=True)
+        with GeoJSONWriter(geo_path, src.georef, args.wgs84, name=Path(entry.rel).stem) as geojson, \
+                tqdm(total=n_tiles, desc=entry.shown, unit="tile", file=sys.stderr, leave=False) as bar:
+            pred = predict_raster(src, model, tiles, infer, merge, on_part=geojson.write,
+                                  progress=lambda done, total: bar.update(done - bar.n))
+        det = pred.detections
+        if pred.tiles_skipped or pred.boxes_in_nodata:
+            tqdm.write(f"{entry.shown}: {pred.tiles_skipped} of {pred.tiles} tiles were all nodata and not run; "
+                       f"{pred.boxes_in_nodata} boxes on nodata dropped", file=sys.stderr)
+        if folder.with_images:  # a downscaled picture: the raster itself would not fit in memory
+            preview, factor = src.overview(PREVIEW_SIDE)
+            write_atomic(folder.image_path(entry), encode_jpeg(draw_detections(preview, det.scaled(factor)), 90))
+    # The per-image files, its JSON last; the picture is already there.
+    plain = OutputFolder(folder.out, with_images=False)
+    plain.write(entry, det, (h, w))
+    return len(det)
+
+
+def is_streamed(path: Path, args) -> bool:
+    from .raster import should_stream
+
+    return should_stream(path, args.max_pixels)
+
