@@ -19,6 +19,9 @@ from .imageio import ImageError, read_image
 from .merge import MergeSpec, merge
 from .models import CallableModel, InferSpec, Model, ModelError, UltralyticsModel, as_model, load_model
 from .pipeline import TiledPrediction, predict_full, predict_tiled
+from .geojson import feature_collection, write_geojson
+from .raster import BandSpec, RasterError, RasterSource, open_raster
+from .streaming import RasterPrediction, predict_raster
 from .stitch import dense_class_map, stitch_dense
 from .suggest import TileSuggestion, suggest_tile_size
 from .sweep import sweep_tile_sizes
@@ -30,5 +33,7 @@ __all__ = [
     "load_model", "load_yolo_labels", "matched", "merge", "parse_coco_labels", "parse_yolo_labels", "plan_tiles", "predict_full", "predict_tiled",
     "read_image", "stitch_dense", "suggest_tile_size", "sweep_tile_sizes", "to_coco", "to_coco_json", "to_csv", "to_json",
     "to_yolo_txt",
+    "BandSpec", "RasterError", "RasterPrediction", "RasterSource", "feature_collection", "open_raster", "predict_raster",
+    "write_geojson",
 ]
 __version__ = "0.2.0"
