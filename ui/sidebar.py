@@ -71,7 +71,8 @@ def images_section():
     st.header("2. Images")
     uploads = st.file_uploader(
         "Upload images (or use the samples)", type=res.IMAGE_TYPES, accept_multiple_files=True, key="image_upload",
-        help=f"{tiling.imageio.ACCEPTED}; large photos are what patch-based inference is for.",
+        help=f"{tiling.imageio.ACCEPTED}; large photos are what patch-based inference is for. Orthomosaics and "
+             "satellite scenes beyond this page's limits: the command line (python -m tiling predict) streams them.",
     )
     labels = st.file_uploader(
         "Ground-truth labels (optional)", type=["txt", "json"], accept_multiple_files=True, key="label_upload",
