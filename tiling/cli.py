@@ -15,6 +15,7 @@ from .grid import EDGES, TileSpec
 from .imageio import IMAGE_SUFFIXES
 from .merge import METHODS, METRICS, MergeSpec
 from .models.base import InferSpec
+from .outputs import display_name
 
 
 class CliError(Exception):
@@ -25,11 +26,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line and exit code 2, not the whole usage block."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def display_name(path: str) -> str:
-    """A file name as text that any output can hold: bytes that are not UTF-8 become U+FFFD."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def find_images(source: str) -> list[Path]:
@@ -95,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(pr)
     pr.add_argument("--out", "-o", default="patchwise-output", help="output folder (default patchwise-output)")
     pr.add_argument("--no-images", action="store_true", help="do not write annotated images")
+    g = pr.add_argument_group("cluster")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: a Ray cluster, same outputs (pip install 'patchwise[ray]')")
+    g.add_argument("--ray-address", default=None,
+                   help="the cluster to join with --engine ray (default: RAY_ADDRESS if set, else a local cluster here)")
+    g.add_argument("--actors", type=int, default=None,
+                   help="model copies with --engine ray, one CPU each (default: the cluster's CPUs)")
     ev = sub.add_parser("evaluate", help="score full-image vs patch-based inference against labels",
                         description="Compare full-image and patch-based precision, recall, AP50 and AP50-95 "
                                     "against ground truth: a folder of YOLO .txt files named like the images, "

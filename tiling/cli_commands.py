@@ -1,8 +1,6 @@
 """What ``patchwise predict`` and ``patchwise evaluate`` do, once their options are parsed and checked."""
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,72 +12,80 @@ def _root(source: str) -> Path:
     return Path(source) if Path(source).is_dir() else Path(source).parent
 
 
-def _prepare_out(out: Path, with_images: bool) -> None:
+def _prepare_out(out: Path, with_images: bool):
+    from .outputs import OutputFolder
+
+    folder = OutputFolder(out, with_images)
     try:
-        (out / "labels").mkdir(parents=True, exist_ok=True)
-        if with_images:
-            (out / "annotated").mkdir(parents=True, exist_ok=True)
+        folder.prepare()
     except OSError as exc:
         raise CliError(f"cannot write to {display_name(str(out))}: {exc.strerror}") from None
+    return folder
 
 
 def predict_command(args) -> int:
-    import cv2
     from tqdm import tqdm
 
     import tiling
-    from tiling.export import coco_categories
+    from tiling.outputs import entries
 
     tiles, infer, merge = settings(args)
     images = find_images(args.source)
-    out = Path(args.out)
-    _prepare_out(out, not args.no_images)  # a bad --out is reported before the model loads
+    folder = _prepare_out(Path(args.out), not args.no_images)  # a bad --out is reported before the model loads
+    run = entries(_root(args.source), images)
+    if getattr(args, "engine", "local") == "ray":
+        return _predict_on_ray(args, folder, run, tiles, infer, merge)
+    todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
     model = load(args.model)
-    root = _root(args.source)
-    failures = n_objects = 0
-    images_meta = []
-    with open(out / "detections.csv", "w", newline="", encoding="utf-8") as csv_file, \
-            open(out / "coco_results.json", "w", encoding="utf-8") as coco:
-        writer = None
-        coco.write("[")
-        first = True
-        for image_id, path in enumerate(tqdm(images, desc="images", unit="img", file=sys.stderr), 1):
-            rel = path.relative_to(root).as_posix()
-            shown = display_name(rel)
-            try:
-                image = tiling.read_image(path, max_pixels=args.max_pixels)
-                pred = tiling.predict_tiled(image, model, tiles, infer, merge)
-            except (tiling.ImageError, ValueError) as exc:
-                tqdm.write(f"skipped {shown}: {display_name(str(exc))}", file=sys.stderr)
-                failures += 1
-                continue
-            det = pred.detections
-            n_objects += len(det)
-            images_meta.append({"id": image_id, "file_name": shown, "height": image.shape[0],
-                                "width": image.shape[1]})
-            frame = det.to_dataframe()
-            frame.insert(0, "image", shown)
-            if writer is None:
-                writer = csv.writer(csv_file)
-                writer.writerow(frame.columns)
-            writer.writerows(frame.itertuples(index=False))
-            for rec in tiling.to_coco(det, image_id=image_id):
-                coco.write(("" if first else ",") + "\n" + json.dumps(rec))
-                first = False
-            stem = Path(rel).with_suffix("")
-            label_path = out / "labels" / f"{stem}.txt"
-            label_path.parent.mkdir(parents=True, exist_ok=True)
-            label_path.write_text(tiling.to_yolo_txt(det, image.shape))
-            if not args.no_images:
-                img_path = out / "annotated" / f"{stem}.jpg"
-                img_path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(img_path), tiling.draw_detections(image, det), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        coco.write("\n]\n")
-    (out / "coco_images.json").write_text(json.dumps({"images": images_meta,
-                                                      "categories": coco_categories(model.names)}, indent=1))
-    print(f"{len(images) - failures} images, {n_objects} objects -> {display_name(str(out))}"
-          + (f" ({failures} skipped)" if failures else ""))
-    return 1 if failures == len(images) else 0
+    failures = 0
+    for entry in tqdm(todo, desc="images", unit="img", file=sys.stderr):
+        try:
+            image = tiling.read_image(entry.path, max_pixels=args.max_pixels)
+            det = tiling.predict_tiled(image, model, tiles, infer, merge).detections
+        except (tiling.ImageError, ValueError) as exc:
+            tqdm.write(f"skipped {entry.shown}: {display_name(str(exc))}", file=sys.stderr)
+            failures += 1
+            continue
+        folder.write(entry, det, image.shape, image)
+    n_images, n_objects = folder.assemble(run, model.names)
+    return _summary(len(run), len(run) - len(todo), failures, n_objects, folder.out)
+
+
+def _summary(n_run: int, n_before: int, failures: int, n_objects: int, out: Path) -> int:
+    """The closing line; exit code 1 when no image of the run has outputs."""
+    notes = [f"{n_before} done before" if n_before else "", f"{failures} skipped" if failures else ""]
+    notes = [n for n in notes if n]
+    print(f"{n_run - failures} images, {n_objects} objects -> {display_name(str(out))}"
+          + (f" ({', '.join(notes)})" if notes else ""))
+    return 1 if failures == n_run else 0
+
+
+def _predict_on_ray(args, folder, run, tiles, infer, merge) -> int:
+    """The same run on a Ray cluster (``--engine ray``): same files, written by the cluster's workers."""
+    from tqdm import tqdm
+
+    import tiling
+    from tiling.distributed import ClusterError, ClusterSpec, predict_folder
+
+    try:
+        cluster = ClusterSpec(address=args.ray_address, actors=args.actors)
+    except ValueError as exc:
+        raise CliError(f"--{str(exc).replace('_', '-')}") from None
+    bar = tqdm(total=len(run), desc="images", unit="img", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = predict_folder([e.path for e in run], args.model, folder.out, tiles, infer, merge, cluster=cluster,
+                                with_images=folder.with_images, max_pixels=args.max_pixels, inputs=run,
+                                progress=progress, log=lambda line: tqdm.write(line, file=sys.stderr))
+    except (tiling.ModelError, ClusterError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        bar.close()
+    return _summary(len(run), result.done_before, len(result.failed), result.objects, folder.out)
 
 
 def label_lookup(labels: str, root: Path) -> Callable[[Path, tuple], object]:

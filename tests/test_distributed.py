@@ -1,0 +1,197 @@
+"""Folder runs on Ray (`tiling.distributed`, `patchwise predict --engine ray`) and the output files both engines
+share (`tiling.outputs`). One local Ray cluster serves the whole module."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pytest
+
+import conftest
+import tiling
+from conftest import DET_WEIGHTS, ROOT, SAMPLES, SquareFinder, square_scene
+from tiling.outputs import OutputFolder, entries, list_images
+
+ray = pytest.importorskip("ray")
+
+from tiling.distributed import ClusterSpec, predict_folder  # noqa: E402
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "tiling", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    # The stand-in models live in the tests, which the workers cannot import: they travel by value.
+    ray.cloudpickle.register_pickle_by_value(conftest)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+class KillOnce(SquareFinder):
+    """SquareFinder that, on its actor's fifth call, has Ray kill that actor while it works (once per run:
+    the marker file says it happened)."""
+
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+
+    def __call__(self, images):
+        if self.calls == 4:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                import time
+
+                ray.kill(ray.get_runtime_context().current_actor, no_restart=False)
+                time.sleep(60)  # the kill lands while this image is being worked on
+        return super().__call__(images)
+
+
+def scene_folder(folder: Path, n: int, big: int = 0) -> list[Path]:
+    """``n`` small generated scenes and ``big`` large ones (cut into bands with small ``piece_tiles``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n + big):
+        size = (1400, 1000) if k >= n else (600, 400)
+        img, _ = square_scene(*size, n=40, seed=k)
+        cv2.imwrite(str(folder / f"scene-{k:02d}.png"), img)
+    return sorted(folder.glob("*.png"))
+
+
+def expected_frame(path: Path, tiles) -> pd.DataFrame:
+    """What the single-process pipeline finds on one image, as the per-image JSON lists it."""
+    det = tiling.predict_tiled(tiling.read_image(path), tiling.CallableModel(SquareFinder()), tiles).detections
+    frame = det.to_dataframe()
+    frame.insert(0, "image", path.name)
+    return frame
+
+
+# -- outputs shared by both engines (no cluster) --------------------------------------------------------
+def test_output_stems_never_collide_and_ids_follow_the_input_list(tmp_path):
+    for name in ("a.jpg", "a.png", "A.webp", "b.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    root, images = list_images(tmp_path)
+    run = entries(root, images)
+    assert [e.stem for e in run] == ["A", "a-jpg", "a-png", "b"]
+    assert [e.image_id for e in run] == [1, 2, 3, 4]
+    assert list_images(str(tmp_path / "*.png"))[1] == [tmp_path / "a.png"]
+
+
+@pytest.mark.parametrize("source, message", [("nowhere/", "no such file or folder"), ("nowhere/*.jpg", "matches no images"),
+                                             (["missing.jpg"], "no such file"), ([], "empty")])
+def test_bad_sources_are_one_line(source, message):
+    with pytest.raises(ValueError, match=message):
+        list_images(source)
+
+
+def test_a_rerun_skips_what_is_complete_and_redoes_what_is_not(tmp_path):
+    paths = scene_folder(tmp_path / "in", 2)
+    folder = OutputFolder(tmp_path / "out")
+    folder.prepare()
+    run = entries(tmp_path / "in", paths)
+    image = tiling.read_image(paths[0])
+    det = tiling.predict_tiled(image, tiling.CallableModel(SquareFinder()), tile_size=256).detections
+    folder.write(run[0], det, image.shape, image)
+    assert folder.is_done(run[0]) and not folder.is_done(run[1])
+    folder.image_path(run[0]).unlink()  # an annotated picture lost: that image is done again
+    assert not folder.is_done(run[0])
+    assert OutputFolder(tmp_path / "out", with_images=False).is_done(run[0])
+    assert not list((tmp_path / "out").rglob(".tmp-*"))  # every file was moved into place whole
+    n_images, n_objects = folder.assemble(run, SquareFinder.names)
+    assert (n_images, n_objects) == (1, len(det))
+
+
+def test_cluster_settings_are_checked():
+    with pytest.raises(ValueError, match="actors must be between 1"):
+        ClusterSpec(actors=0)
+    with pytest.raises(ValueError, match="cpus_per_actor must be a number"):
+        ClusterSpec(cpus_per_actor="2")
+    with pytest.raises(TypeError, match="unknown setting actor; the settings are actors, address"):
+        predict_folder("x/", "m.pt", "o/", actor=2)
+
+
+def test_cli_ray_options_are_checked_before_any_cluster_starts(tmp_path):
+    out = cli("predict", SAMPLES, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--engine", "ray", "--actors", "0")
+    assert out.returncode == 2 and "--actors must be between 1" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+# -- on the cluster ------------------------------------------------------------------------------------
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, cluster):
+    sample = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(20):  # 20 crops of a bundled scene, each a few 320 px tiles
+        y, x = divmod(k, 5)
+        cv2.imwrite(str(src / f"crop-{k:02d}.png"), sample[y * 400 : y * 400 + 360, x * 460 : x * 460 + 480])
+    common = ["--model", DET_WEIGHTS, "--tile-size", 320, "--overlap", 0.2]
+    local = cli("predict", src, *common, "--out", tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    on_ray = cli("predict", src, *common, "--out", tmp_path / "ray", "--engine", "ray", "--ray-address", cluster,
+                 "--actors", 2)
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert on_ray.stdout.split(" -> ")[0] == local.stdout.split(" -> ")[0]  # "20 images, N objects"
+    a, b = files_of(tmp_path / "local"), files_of(tmp_path / "ray")
+    assert sorted(a) == sorted(b) and len([n for n in a if n.startswith("json/")]) == 20
+    assert [n for n in a if a[n] != b[n]] == []  # every file, byte for byte: labels, JSON, CSV, COCO, pictures
+    assert sum(len(json.loads(a[n])["detections"]) for n in a if n.startswith("json/")) > 20
+
+
+def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster):
+    paths = scene_folder(tmp_path / "in", 18, big=2)
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a picture")
+    tiles = tiling.TileSpec(tile_size=256, overlap=0.2)
+    lines = []
+    run = predict_folder(tmp_path / "in", KillOnce(str(tmp_path / "killed")), tmp_path / "out", tiles,
+                         cluster=ClusterSpec(actors=2, piece_tiles=8), log=lines.append)
+    assert (tmp_path / "killed").exists()  # an actor really was killed mid-run
+    assert run.images == 21 and run.written == 20 and list(run.failed) == ["broken.png"]
+    assert lines == [f"skipped broken.png: {run.failed['broken.png']}"] and "not an image" in lines[0]
+    folder = OutputFolder(tmp_path / "out")
+    for entry in entries(tmp_path / "in", paths):
+        assert folder.is_done(entry)
+        record = json.loads(folder.json_path(entry).read_text())
+        found = pd.DataFrame(record["detections"], columns=record["columns"])
+        expected = expected_frame(entry.path, tiles)  # the two big scenes went through the actors in bands
+        assert len(expected) > 5
+        pd.testing.assert_frame_equal(found, expected, check_dtype=False)
+    coco = json.loads((tmp_path / "out" / "coco_results.json").read_text())
+    assert len(coco) == run.objects == sum(len(expected_frame(p, tiles)) for p in paths)
+    assert {r["image_id"] for r in coco} == set(range(2, 22))  # broken.png is image 1 and has no results
+
+    # A rerun does only what is missing and leaves every finished file as it was.
+    lost = folder.json_path(entries(tmp_path / "in", paths)[3])
+    lost.unlink()
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*") if p.is_file() and p != lost}
+    csv_before = (tmp_path / "out" / "detections.csv").read_bytes()
+    again = predict_folder(tmp_path / "in", tiling.CallableModel(SquareFinder()), tmp_path / "out", tiles,
+                           cluster=ClusterSpec(actors=1))
+    assert (again.done_before, again.written, list(again.failed)) == (19, 1, ["broken.png"])
+    assert lost.exists() and (tmp_path / "out" / "detections.csv").read_bytes() == csv_before
+    changed = sorted(p.name for p, t in before.items() if p.stat().st_mtime_ns != t and p.parent.name != "out")
+    assert changed == [f"{lost.stem}.jpg", f"{lost.stem}.txt"]  # that image's own files, nothing else
+
+
+def test_a_model_that_cannot_load_is_one_error_before_any_work(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    scene_folder(tmp_path / "in", 1)
+    with pytest.raises(tiling.ModelError, match="bad.pt"):
+        predict_folder(tmp_path / "in", tmp_path / "bad.pt", tmp_path / "out")
+    assert not list((tmp_path / "out" / "json").iterdir())

@@ -1,0 +1,468 @@
+"""Folder runs on a Ray cluster with Ray Data: the files of ``patchwise predict``, written by many machines.
+
+One Ray Data pipeline, streaming with backpressure, so only a few images are held anywhere at a time,
+however many the run has:
+
+1. cut (tasks): read an image and plan its tiles. An image of up to ``piece_tiles`` tiles is one work
+   item; a larger one is cut into bands of whole tile rows, one item each, so that its tiles spread
+   over the actors.
+2. detect (an actor pool): each actor loads the model once with ``tiling.load_model`` (the checkpoint
+   is vetted on every worker, as anywhere) and runs ``predict_tiled`` on a whole image, merged as the
+   single-process CLI merges it, or the model alone on a band's tiles.
+3. write (tasks): a whole image's files (:mod:`tiling.outputs`) as soon as it is done.
+
+A band's raw detections (boxes, no pixels) come back to the driver; when all bands of an image are in,
+one task merges them in ``predict_tiled``'s order and writes that image's files. A failure belongs to
+one image: its error is reported and the run goes on. Ray restarts actors that die and retries their
+work; an image whose files exist is skipped, so a rerun finishes what an interrupted run left.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # workers import this module first: nothing downloads there either
+
+import pickle  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from . import checks  # noqa: E402
+from .detections import Detections  # noqa: E402
+from .grid import TileSpec  # noqa: E402
+from .merge import MergeSpec, merge as merge_detections, truncated_flags  # noqa: E402
+from .models import InferSpec, ModelError  # noqa: E402
+from .outputs import Entry, OutputFolder, display_name, entries, list_images  # noqa: E402
+
+Progress = Callable[[int, int], None]
+_FORWARDED_ENV = ("YOLO_OFFLINE", "PATCHWISE_MAX_PIXELS", "PATCHWISE_MAX_MODEL_MB", "PATCHWISE_MAX_PARAMS",
+                  "PATCHWISE_MAX_TILES")
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not run the pipeline at all (not one image's problem): one line saying why."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where and how wide a Ray run goes.
+
+    ``address``: a running cluster (``ray://host:10001`` or ``host:6379``); None joins ``RAY_ADDRESS``
+    when set, else starts a local cluster on this machine. ``actors``: model copies (default: the
+    cluster's CPUs over ``cpus_per_actor``), each holding ``cpus_per_actor`` CPUs and ``gpus_per_actor``
+    GPUs; ``images_per_call`` work items per actor call. ``piece_tiles``: an image with more tiles is
+    cut into bands spread over the actors. ``max_restarts`` / ``max_task_retries``: how often Ray
+    restarts a dead actor and retries its work (-1: always).
+    """
+
+    address: str | None = None
+    actors: int | None = None
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    images_per_call: int = 1
+    piece_tiles: int = 256
+    max_restarts: int = -1
+    max_task_retries: int = -1
+
+    def __post_init__(self) -> None:
+        if self.address is not None and not isinstance(self.address, str):
+            raise ValueError(f"address must be text such as host:6379, got {self.address!r}")
+        if self.actors is not None:
+            object.__setattr__(self, "actors", checks.whole("actors", self.actors, 1, 100_000))
+        object.__setattr__(self, "cpus_per_actor", checks.number("cpus_per_actor", self.cpus_per_actor, 0.0, 1024.0))
+        object.__setattr__(self, "gpus_per_actor", checks.number("gpus_per_actor", self.gpus_per_actor, 0.0, 64.0))
+        object.__setattr__(self, "images_per_call", checks.whole("images_per_call", self.images_per_call, 1, 1024))
+        object.__setattr__(self, "piece_tiles", checks.whole("piece_tiles", self.piece_tiles, 1, 10_000_000))
+        object.__setattr__(self, "max_restarts", checks.whole("max_restarts", self.max_restarts, -1, 1_000_000))
+        object.__setattr__(self, "max_task_retries",
+                           checks.whole("max_task_retries", self.max_task_retries, -1, 1_000_000))
+
+
+@dataclass
+class FolderRun:
+    """What a run did: ``images`` in its input list, ``done_before`` skipped as finished by an earlier
+    run, ``written`` now, ``failed`` (name -> error, not written), ``objects`` in all written files."""
+
+    images: int
+    done_before: int
+    written: int
+    failed: dict[str, str]
+    objects: int
+    seconds: float
+
+
+@dataclass
+class _Item:
+    """One work item flowing through the pipeline: a whole image, or band ``piece`` of ``pieces``."""
+
+    entry: Entry
+    piece: int = 0
+    pieces: int = 1
+    shape: tuple[int, int] = (0, 0)
+    origin: tuple[int, int] = (0, 0)  # (x, y) of the band's top-left pixel in the image
+    first: int = 0  # the band's tiles: plan[first:last]
+    last: int = 0
+    image: np.ndarray | None = None
+    det: Detections | None = None  # merged for a whole image, raw (tile_index set) for a band
+    objects: int = 0
+    error: str = ""
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failed image: the library's own messages as they are, anything else with its type."""
+    from .imageio import ImageError
+
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, (ImageError, ModelError, ValueError)):
+        return display_name(text)
+    return display_name(f"{type(exc).__name__}: {text}"[:400])
+
+
+# -- stage 1: cut -----------------------------------------------------------------------------------
+def _cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None) -> list[dict]:
+    """Read one image and cut it into work items (one, or bands of whole tile rows)."""
+    from .imageio import read_image
+
+    entry: Entry = pickle.loads(row["item"])
+    try:
+        image = read_image(entry.path, max_pixels=max_pixels)
+        plan = tiles.plan(image.shape)
+    except Exception as exc:  # reported for this image; the run goes on
+        return [_row(_Item(entry, error=_describe(exc)))]
+    h, w = image.shape[:2]
+    if len(plan) <= piece_tiles or infer.include_full:  # the full-image pass needs the whole image in one place
+        return [_row(_Item(entry, shape=(h, w), first=0, last=len(plan), image=image))]
+    per_row = sum(1 for t in plan if t.row == 0)
+    step = max(1, piece_tiles // per_row) * per_row
+    bounds = list(range(0, len(plan), step))
+    items = []
+    for k, first in enumerate(bounds):
+        band = plan[first : first + step]
+        y0, y1 = min(t.y0 for t in band), max(t.y1 for t in band)
+        items.append(_row(_Item(entry, k, len(bounds), (h, w), (0, y0), first, first + len(band),
+                                np.ascontiguousarray(image[y0:y1]))))
+    return items
+
+
+def _row(item: _Item) -> dict:
+    """A Ray Data row: the item pickled whole (one bytes column, whatever its arrays' shapes)."""
+    return {"name": item.entry.rel, "item": pickle.dumps(item, protocol=5)}
+
+
+# -- stage 2: detect --------------------------------------------------------------------------------
+class _Detect:
+    """The actor: loads the model once, then detects on the items it is given."""
+
+    def __init__(self, source, label: str, load_options: dict, cpus: float, tiles: TileSpec, infer: InferSpec,
+                 merge: MergeSpec):
+        self._cores = _claim_cores(cpus)
+        self.model = _load(source, label, load_options)
+        self.tiles, self.infer, self.merge = tiles, infer, merge
+
+    def __call__(self, batch: dict) -> dict:
+        out = [_row(self._one(pickle.loads(blob))) for blob in batch["item"]]
+        return {"name": [r["name"] for r in out], "item": [r["item"] for r in out]}
+
+    def _one(self, item: _Item) -> _Item:
+        if item.error:
+            return item
+        try:
+            if item.pieces == 1:
+                from .pipeline import predict_tiled
+
+                item.det = predict_tiled(item.image, self.model, self.tiles, self.infer, self.merge).detections
+            else:
+                item.det = _band_detections(item, self.model, self.tiles, self.infer)
+                item.image = None
+        except Exception as exc:
+            item.error, item.image = _describe(exc), None
+        return item
+
+
+def _band_detections(item: _Item, model, tiles: TileSpec, infer: InferSpec) -> Detections:
+    """The model on one band's tiles, in image coordinates with ``tile_index``: predict_tiled's raw
+    detections for those tiles."""
+    from .models.base import tile_scale
+    from .pipeline import tile_batches
+
+    plan = tiles.plan(item.shape)[item.first : item.last]
+    ox, oy = item.origin
+    batches = tile_batches(plan, infer.batch_size)
+    crops = ([item.image[t.y0 - oy : t.y1 - oy, t.x0 - ox : t.x1 - ox] for t in batch] for batch in batches)
+    parts = []
+    outputs = model.predict_batches(crops, infer, imgsz=None, scale=tile_scale(model, tiles.size_xy))
+    try:
+        for batch in batches:
+            for t, det in zip(batch, next(outputs)):
+                if len(det):
+                    det = det.shifted(t.x0, t.y0)
+                    det.data["tile_index"] = np.full(len(det), t.index, np.int64)
+                    parts.append(det)
+    finally:
+        outputs.close()
+    if parts:
+        return Detections.concat(parts, names=model.names)
+    raw = Detections.empty(model.names, with_masks=model.task == "segment")
+    raw.data["tile_index"] = np.zeros(0, np.int64)
+    return raw
+
+
+def _claim_cores(cpus: float) -> list:
+    """Pin this worker to ``cpus`` cores of its machine that no other Patchwise worker holds, so that
+    actors sharing a machine do not each start a thread per core. The claim is a file lock per core,
+    released by the system when the process ends (a restarted actor claims afresh); no pinning when
+    every core is taken or the actor may use them all."""
+    import fcntl
+    import tempfile
+
+    from .util import usable_cpus
+
+    want, cores = int(cpus), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if want < 1 or want != cpus or want >= usable_cpus() or not cores:
+        return []
+    folder = Path(tempfile.gettempdir()) / f"patchwise-cores-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    held, mine = [], []
+    for core in cores:
+        lock = open(folder / f"{core}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        held.append(lock)
+        mine.append(core)
+        if len(mine) == want:
+            os.sched_setaffinity(0, mine)
+            return held
+    for lock in held:
+        lock.close()
+    return []
+
+
+# -- stage 3: write ---------------------------------------------------------------------------------
+def _write(batch: dict, out: str, with_images: bool) -> dict:
+    """Write whole images' files; bands pass on to the driver, their pixels dropped."""
+    folder = OutputFolder(out, with_images)
+    names, blobs = [], []
+    for blob in batch["item"]:
+        item: _Item = pickle.loads(blob)
+        if item.pieces == 1 and not item.error:
+            try:
+                item.objects = folder.write(item.entry, item.det, item.shape, item.image)
+            except Exception as exc:
+                item.error = _describe(exc)
+            item.det = None
+        item.image = None
+        names.append(item.entry.rel)
+        blobs.append(pickle.dumps(item, protocol=5))
+    return {"name": names, "item": blobs}
+
+
+def _finish_bands(items: list[_Item], out: str, with_images: bool, tiles: TileSpec, infer: InferSpec,
+                  merge: MergeSpec, max_pixels: int | None) -> _Item:
+    """Merge one image's bands as predict_tiled merges its tiles, and write its files."""
+    from .pipeline import tile_batches
+
+    first = items[0]
+    result = _Item(first.entry, shape=first.shape)
+    try:
+        plan = tiles.plan(first.shape)
+        raw = Detections.concat([i.det for i in sorted(items, key=lambda i: i.piece)])
+        # predict_tiled's order: tiles batched by size, in plan order within a size
+        order = np.empty(len(plan), np.int64)
+        order[[t.index for batch in tile_batches(plan, infer.batch_size) for t in batch]] = np.arange(len(plan))
+        raw = raw[np.argsort(order[raw.data["tile_index"]], kind="stable")]
+        raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, first.shape)
+        raw.data["source"] = np.full(len(raw), "tile")
+        det = merge_detections(raw, merge)
+        image = None
+        if with_images:
+            from .imageio import read_image
+
+            image = read_image(first.entry.path, max_pixels=max_pixels)
+        result.objects = OutputFolder(out, with_images).write(first.entry, det, first.shape, image)
+    except Exception as exc:
+        result.error = _describe(exc)
+    return result
+
+
+# -- the driver -------------------------------------------------------------------------------------
+def _model_source(model) -> tuple[object, str]:
+    """What each worker loads: a model file's bytes (workers need no shared disk), a folder's path
+    (an OpenVINO export, on a disk every worker sees), an official name, or a callable shipped as is."""
+    from .models import Model, UltralyticsModel
+    from .models.vetting import read_bounded
+
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), "the model"
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if path.is_file():
+            return read_bounded(path, path.name), path.name
+        return str(model), path.name
+    if isinstance(model, UltralyticsModel):
+        raise ModelError("a loaded Ultralytics model cannot be sent to the workers: pass its file instead, "
+                         "and each worker loads it safely itself")
+    if isinstance(model, Model) or callable(model):
+        return model, getattr(model, "source", "") or type(model).__name__
+    raise ModelError(f"expected a model file, its bytes or a callable model, got {type(model).__name__}")
+
+
+def _load(source, label: str, load_options: dict):
+    from .models import as_model, load_model
+
+    if isinstance(source, (bytes, str)):
+        return load_model(source, name=label, **load_options)
+    return as_model(source)
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster (or start a local one); True when this call started Ray and must stop it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
+    try:
+        ray.init(address=address, include_dashboard=False, runtime_env={"env_vars": env}, logging_level="WARNING")
+    except Exception as exc:  # a wrong address is a ConnectionError, a stale one a RuntimeError
+        where = address or os.environ.get("RAY_ADDRESS") or "a local cluster"
+        raise ClusterError(f"cannot start or reach the Ray cluster ({display_name(where)}): "
+                           f"{_describe(exc)}") from None
+    return True
+
+
+def _actors(cluster: ClusterSpec) -> int:
+    import ray
+
+    if cluster.actors is not None:
+        return cluster.actors
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return max(1, int(cpus // cluster.cpus_per_actor) if cluster.cpus_per_actor else int(cpus))
+
+
+def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: InferSpec | None = None,
+                   merge: MergeSpec | None = None, *, cluster: ClusterSpec | None = None, with_images: bool = True,
+                   max_pixels: int | None = None, runtime: str = "auto", precision: str = "fp32",
+                   progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                   inputs: Sequence[Entry] | None = None, **changes) -> FolderRun:
+    """Patch-based prediction over a folder, a glob or a list of images on a Ray cluster, writing the
+    files the single-process ``patchwise predict`` writes (:mod:`tiling.outputs`) into ``out``.
+
+    ``model``: a ``.pt``/``.onnx`` path or its bytes (each actor loads it with ``tiling.load_model``,
+    with ``runtime`` and ``precision``), an OpenVINO folder every worker can read, or a picklable
+    callable model. Spec fields and :class:`ClusterSpec` fields may be given by keyword
+    (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
+    are skipped; one that fails is reported through ``log`` and in the result, and the run goes on.
+    ``inputs``: the run's entries when the caller has listed them already (the CLI).
+    """
+    from .pipeline import _SPECS, split_settings
+
+    start = time.perf_counter()
+    known = set().union(*(checks.field_names(cls) for cls in (*_SPECS, ClusterSpec)))
+    if set(changes) - known:
+        raise TypeError(f"unknown setting {', '.join(sorted(set(changes) - known))}; "
+                        f"the settings are {', '.join(sorted(known))}")
+    cluster_changes = {k: changes.pop(k) for k in list(changes) if k in checks.field_names(ClusterSpec)}
+    cluster = checks.with_changes(cluster, ClusterSpec, cluster_changes)
+    tiles, infer, merge = split_settings(tiles, infer, merge, **changes)
+    if merge.conf < infer.conf - 1e-9:
+        raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
+    run = list(inputs) if inputs is not None else entries(*list_images(source))
+    folder = OutputFolder(out, with_images)
+    folder.prepare()
+    source_, label = _model_source(model)
+    load_options = {"runtime": runtime, "precision": precision}
+    names = dict(_load(source_, label, load_options).names)  # a bad model is one error here, before any worker
+    todo = [e for e in run if not folder.is_done(e)]
+    failed: dict[str, str] = {}
+    written = 0
+    if todo:
+        started = _connect(cluster.address)
+        try:
+            written = _run(todo, source_, label, load_options, folder, tiles, infer, merge, cluster, max_pixels,
+                           failed, progress, log)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    _, objects = folder.assemble(run, names)
+    return FolderRun(len(run), len(run) - len(todo), written, failed, objects, time.perf_counter() - start)
+
+
+def _run(todo: list[Entry], source, label: str, load_options: dict, folder: OutputFolder, tiles: TileSpec,
+         infer: InferSpec, merge: MergeSpec, cluster: ClusterSpec, max_pixels: int | None, failed: dict[str, str],
+         progress: Progress | None, log: Callable[[str], None] | None) -> int:
+    """The pipeline over the images still to do; returns how many were written."""
+    import ray
+    from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
+
+    ctx = DataContext.get_current()
+    saved = ctx.enable_progress_bars, ctx.verbose_stats_logs
+    ctx.enable_progress_bars, ctx.verbose_stats_logs = False, False
+    n_actors = _actors(cluster)
+    out = str(folder.out)
+    # Ray Data restarts its actors and retries their calls without limit by default (-1); other limits are passed on.
+    restarts = {k: getattr(cluster, k) for k in ("max_restarts", "max_task_retries") if getattr(cluster, k) != -1}
+    ds = (
+        ray.data.from_items([{"name": e.rel, "item": pickle.dumps(e)} for e in todo],
+                            override_num_blocks=len(todo))  # a block per image: each streams alone
+        .flat_map(_cut, fn_kwargs=dict(tiles=tiles, infer=infer, piece_tiles=cluster.piece_tiles,
+                                       max_pixels=max_pixels),
+                  num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
+        .map_batches(_Detect, batch_size=cluster.images_per_call,
+                     fn_constructor_kwargs=dict(source=source, label=label, load_options=load_options,
+                                                cpus=cluster.cpus_per_actor, tiles=tiles, infer=infer, merge=merge),
+                     compute=ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=2),
+                     num_cpus=cluster.cpus_per_actor, num_gpus=cluster.gpus_per_actor or None, **restarts)
+        .map_batches(_write, batch_size=1, fn_kwargs=dict(out=out, with_images=folder.with_images),
+                     num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
+    )
+    finish = ray.remote(num_cpus=0, max_retries=3)(_finish_bands)
+    bands: dict[str, list[_Item]] = {}
+    pending: list = []
+    done = written = 0
+
+    def settle(item: _Item) -> None:
+        nonlocal done, written
+        done += 1
+        if item.error:
+            failed[item.entry.rel] = item.error
+            if log is not None:
+                log(f"skipped {item.entry.shown}: {item.error}")
+        else:
+            written += 1
+        if progress is not None:
+            progress(done, len(todo))
+
+    try:
+        for row in ds.iter_rows():
+            item: _Item = pickle.loads(row["item"])
+            if item.pieces == 1:
+                settle(item)
+                continue
+            group = bands.setdefault(item.entry.rel, [])
+            group.append(item)
+            if len(group) < item.pieces:
+                continue
+            del bands[item.entry.rel]
+            broken = next((i.error for i in group if i.error), "")
+            if broken:
+                settle(_Item(item.entry, error=broken))
+                continue
+            pending.append(finish.remote(group, out, folder.with_images, tiles, infer, merge, max_pixels))
+            while len(pending) > 2 * n_actors:  # backpressure on the merges too
+                ready, pending = ray.wait(pending, num_returns=1)
+                settle(ray.get(ready[0]))
+        for ref in pending:
+            settle(ray.get(ref))
+    except Exception as exc:
+        raise ClusterError(f"the Ray pipeline stopped: {_describe(exc)}") from exc
+    finally:
+        ctx.enable_progress_bars, ctx.verbose_stats_logs = saved
+    return written

@@ -1,0 +1,209 @@
+"""The files a folder run writes, one image at a time: shared by the single-process CLI and the Ray engine,
+so both write the same bytes.
+
+Every image gets ``labels/<stem>.txt`` (YOLO), ``json/<stem>.json`` (its size, detections and COCO
+records) and, unless turned off, ``annotated/<stem>.jpg``. Each file is written whole under a temporary
+name and moved into place (``os.replace``), the JSON last: an image whose JSON exists is complete, so a
+rerun skips it and a crash never leaves a half-written file behind. ``detections.csv``,
+``coco_results.json`` and ``coco_images.json`` are assembled from the JSONs at the end, streaming, with
+image ids by position in the run's input list.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .detections import Detections
+from .imageio import IMAGE_SUFFIXES
+
+JSON_DIR, LABEL_DIR, IMAGE_DIR = "json", "labels", "annotated"
+
+
+def display_name(path: str) -> str:
+    """A file name as text that any output can hold: bytes that are not UTF-8 become U+FFFD."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def list_images(source: str | os.PathLike | Sequence) -> tuple[Path, list[Path]]:
+    """(root, images) for a folder (searched recursively), one image, a glob pattern or a list of paths.
+
+    Output names are the images' paths relative to ``root``. Raises ``ValueError`` with one line when
+    there is nothing to run on."""
+    if isinstance(source, (list, tuple)):
+        paths = [Path(p) for p in source]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise ValueError(f"{display_name(str(missing[0]))}: no such file")
+        if not paths:
+            raise ValueError("the list of images is empty")
+        root = Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
+        return root, [p.resolve() for p in paths]
+    path = Path(source)
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not found:
+            raise ValueError(f"{display_name(str(path))} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return path, found
+    if path.is_file():
+        return path.parent, [path]
+    if glob.has_magic(str(source)):
+        found = sorted(Path(p) for p in glob.glob(str(source), recursive=True)
+                       if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+        if not found:
+            raise ValueError(f"{display_name(str(source))} matches no images ({', '.join(IMAGE_SUFFIXES)})")
+        root = Path(os.path.commonpath([str(p.parent) for p in found]))
+        return root, found
+    raise ValueError(f"{display_name(str(source))}: no such file or folder")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One input image of a run: its path, its name relative to the run's root, the stem its output
+    files are named by, and its COCO image id (its position in the input list, from 1)."""
+
+    path: Path
+    rel: str
+    stem: str
+    image_id: int
+
+    @property
+    def shown(self) -> str:
+        return display_name(self.rel)
+
+
+def entries(root: Path, images: Sequence[Path]) -> list[Entry]:
+    """The run's inputs with output stems that never collide: ``a.jpg`` and ``a.png`` in one folder
+    become ``a`` and ``a-png`` (the first in sorted order keeps the plain stem)."""
+    out, taken = [], set()
+    for image_id, path in enumerate(images, 1):
+        rel = Path(path).relative_to(root).as_posix()
+        stem = base = Path(rel).with_suffix("").as_posix()
+        k = 2
+        while stem.casefold() in taken:
+            stem = f"{base}-{Path(rel).suffix[1:]}" if k == 2 else f"{base}-{Path(rel).suffix[1:]}-{k - 1}"
+            k += 1
+        taken.add(stem.casefold())
+        out.append(Entry(Path(path), rel, stem, image_id))
+    return out
+
+
+def _plain(value):
+    """A numpy scalar as the Python value ``json`` and ``csv`` write the same way."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, all or nothing: written beside it under a temporary name, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class OutputFolder:
+    """Where a run's files go; ``write`` one image, ``is_done`` for a rerun, ``assemble`` at the end."""
+
+    def __init__(self, out: str | os.PathLike, with_images: bool = True):
+        self.out = Path(out)
+        self.with_images = with_images
+
+    def prepare(self) -> None:
+        """Create the folders (an ``OSError`` if ``out`` cannot be written), before any model loads."""
+        for sub in (LABEL_DIR, JSON_DIR) + ((IMAGE_DIR,) if self.with_images else ()):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+
+    def json_path(self, entry: Entry) -> Path:
+        return self.out / JSON_DIR / f"{entry.stem}.json"
+
+    def label_path(self, entry: Entry) -> Path:
+        return self.out / LABEL_DIR / f"{entry.stem}.txt"
+
+    def image_path(self, entry: Entry) -> Path:
+        return self.out / IMAGE_DIR / f"{entry.stem}.jpg"
+
+    def is_done(self, entry: Entry) -> bool:
+        """True when this image's files are all there from an earlier run (its JSON names this image)."""
+        path = self.json_path(entry)
+        if not path.is_file() or not self.label_path(entry).is_file():
+            return False
+        if self.with_images and not self.image_path(entry).is_file():
+            return False
+        try:
+            return json.loads(path.read_text(encoding="utf-8")).get("image") == entry.shown
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def write(self, entry: Entry, det: Detections, image_shape: Sequence[int], image: np.ndarray | None = None) -> int:
+        """Write one image's files (the JSON last); returns its number of detections. ``image`` (BGR) is
+        needed for the annotated picture when the folder has them."""
+        from .export import encode_jpeg, to_coco, to_yolo_txt
+
+        h, w = int(image_shape[0]), int(image_shape[1])
+        write_atomic(self.label_path(entry), to_yolo_txt(det, (h, w)).encode("utf-8"))
+        if self.with_images:
+            if image is None:
+                raise ValueError(f"{entry.shown}: the annotated picture needs the image")
+            from .draw import draw_detections
+
+            write_atomic(self.image_path(entry), encode_jpeg(draw_detections(image, det), 90))
+        frame = det.to_dataframe()
+        frame.insert(0, "image", entry.shown)
+        columns = [str(c) for c in frame.columns]
+        record = {
+            "image": entry.shown, "height": h, "width": w, "columns": columns,
+            "detections": [dict(zip(columns, map(_plain, row))) for row in frame.itertuples(index=False)],
+            "coco": [{k: v for k, v in rec.items() if k != "image_id"} for rec in to_coco(det, image_id=0)],
+        }
+        write_atomic(self.json_path(entry), json.dumps(record).encode("utf-8"))
+        return len(det)
+
+    def assemble(self, run: Iterable[Entry], names: dict[int, str]) -> tuple[int, int]:
+        """``detections.csv``, ``coco_results.json`` and ``coco_images.json`` from the per-image JSONs of
+        ``run`` (images without one failed and are left out), one image in memory at a time. Returns
+        (images, detections)."""
+        import csv
+
+        from .export import coco_categories
+
+        n_images = n_objects = 0
+        images_meta = []
+        csv_tmp, coco_tmp = self.out / ".detections.csv.tmp", self.out / ".coco_results.json.tmp"
+        with open(csv_tmp, "w", newline="", encoding="utf-8") as csv_file, \
+                open(coco_tmp, "w", encoding="utf-8") as coco:
+            writer = None
+            coco.write("[")
+            first = True
+            for entry in run:
+                try:
+                    record = json.loads(self.json_path(entry).read_text(encoding="utf-8"))
+                except FileNotFoundError:
+                    continue
+                n_images += 1
+                n_objects += len(record["detections"])
+                images_meta.append({"id": entry.image_id, "file_name": record["image"], "height": record["height"],
+                                    "width": record["width"]})
+                if writer is None:
+                    writer = csv.writer(csv_file)
+                    writer.writerow(record["columns"])
+                writer.writerows([row[c] for c in record["columns"]] for row in record["detections"])
+                for rec in record["coco"]:
+                    coco.write(("" if first else ",") + "\n" + json.dumps({"image_id": entry.image_id, **rec}))
+                    first = False
+            coco.write("\n]\n")
+        os.replace(csv_tmp, self.out / "detections.csv")
+        os.replace(coco_tmp, self.out / "coco_results.json")
+        meta = {"images": images_meta, "categories": coco_categories(names)}
+        write_atomic(self.out / "coco_images.json", json.dumps(meta, indent=1).encode("utf-8"))
+        return n_images, n_objects
