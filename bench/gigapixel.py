@@ -138,7 +138,7 @@ def main() -> None:
         raster = Path(tmp) / f"ortho-{size}.tif"
         print(f"writing a {size:,} x {size:,} GeoTIFF to {raster} ...", file=sys.stderr)
         write_s = write_raster(raster, size, args.scenes)
-        print(f"raster: {size:,} x {size:,} px ({3 * size * size / 1e9:.1f} GB decoded), "
+        print(f"raster: {size:,} x {size:,} px ({3 * size * size / 1e9:.2f} GB decoded), "
               f"{raster.stat().st_size / 1e9:.2f} GB on disk, written in {write_s:.0f} s")
         me = [sys.executable, "-m", "bench.gigapixel", "--model", args.model, "--tile", str(args.tile),
               "--overlap", str(args.overlap), "--batch", str(args.batch)]

@@ -314,3 +314,31 @@ def test_cli_streams_a_geotiff_and_writes_geojson_beside_the_usual_outputs(tmp_p
     rows = (tmp_path / "o" / "detections.csv").read_text().splitlines()
     assert len(rows) == len(expected) + 1
     assert (tmp_path / "o" / "annotated" / "ortho.jpg").stat().st_size > 5_000
+
+
+def test_the_page_refuses_a_tiff_too_large_or_only_gdal_reads_naming_the_cli(tmp_path):
+    import cv2
+
+    from ui.uploads import gather_uploads
+
+    class Upload:
+        def __init__(self, name: str, data: bytes):
+            self.name, self.data, self.file_id, self.size = name, data, name, len(data)
+
+        def getvalue(self) -> bytes:
+            return self.data
+
+    big = tmp_path / "big.tif"
+    with rasterio.open(big, "w", driver="GTiff", width=12_000, height=10_000, count=3, dtype="uint8", tiled=True,
+                       compress="deflate", crs=UTM, transform=from_origin(*ORIGIN, RES, RES)):
+        pass  # blocks never written: a small file declaring 120 MP
+    deep = write_tif(tmp_path / "deep.tif", np.zeros((4, 40, 50), np.uint16), crs=None)  # Pillow cannot open it
+    ok, small = cv2.imencode(".tif", np.full((300, 400, 3), 70, np.uint8))
+    uploads = [Upload("big.tif", open(big, "rb").read()), Upload("deep.tif", open(deep, "rb").read()),
+               Upload("small.tif", small.tobytes())]
+    gathered = gather_uploads(uploads)
+    assert [item.name for item in gathered.items] == ["small.tif"]  # an ordinary TIFF still opens
+    assert gathered.items[0].image.shape == (300, 400, 3)
+    too_big, gdal_only = gathered.problems
+    assert too_big.startswith("big.tif is 12000x10000") and "python -m tiling predict" in too_big
+    assert gdal_only.startswith("deep.tif is a 50x40 raster") and "python -m tiling predict deep.tif" in gdal_only

@@ -92,6 +92,10 @@ def predict_raster_entry(entry, model, tiles, infer, merge, args, folder) -> int
             pred = predict_raster(src, model, tiles, infer, merge, on_part=geojson.write,
                                   progress=lambda done, total: bar.update(done - bar.n))
         det = pred.detections
+        run, t = pred.tiles - pred.tiles_skipped, pred.timings
+        tqdm.write(f"{entry.shown}: {run} tiles in {t['total']:.1f} s, {1000 * t['total'] / max(run, 1):.0f} ms a tile "
+                   f"(reading {1000 * t['read'] / max(run, 1):.1f}, model {1000 * t['infer'] / max(run, 1):.1f}, "
+                   f"merging {1000 * t['merge'] / max(run, 1):.1f}); {len(det)} objects", file=sys.stderr)
         if pred.tiles_skipped or pred.boxes_in_nodata:
             tqdm.write(f"{entry.shown}: {pred.tiles_skipped} of {pred.tiles} tiles were all nodata and not run; "
                        f"{pred.boxes_in_nodata} boxes on nodata dropped", file=sys.stderr)
