@@ -137,3 +137,19 @@ def test_oriented_labels_leave_the_bundled_samples_unchanged():
     path = Path(__file__).resolve().parent.parent / "samples" / "depot-2400x1800.txt"
     _, objects = render_scene(2400, 1800, seed=404, n_objects=200, distractors=0.8)
     assert "\n".join(yolo_lines(objects, 2400, 1800)) + "\n" == path.read_text()
+
+
+def test_obb_sample_check_matches_at_exact_rotated_iou():
+    from scripts.check_obb_sample import match, rotated_iou
+
+    square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)
+    c, s = math.cos(math.pi / 4), math.sin(math.pi / 4)
+    diamond = square @ np.array([[c, -s], [s, c]]).T
+    assert rotated_iou(square, square) == pytest.approx(1.0)
+    assert rotated_iou(square, diamond) == pytest.approx(math.sqrt(2) / 2, abs=1e-4)  # octagon / union
+    assert rotated_iou(square, square + [1, 0]) == pytest.approx(1 / 3)
+    gt = np.stack([square, square + [10, 0]])
+    preds = np.stack([square + [0.1, 0], square, square + [10, 0], square + [1.5, 0]])
+    # the best-scored box takes the first object, a duplicate of it and a wrong class score nothing
+    tp, n = match(np.array([0, 1]), gt, np.array([0, 0, 2, 0]), np.array([0.9, 0.8, 0.7, 0.6]), preds)
+    assert (tp, n) == (1, 4)

@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
+from .cli_raster import add_raster_args
 from .grid import EDGES, TileSpec
 from .imageio import IMAGE_SUFFIXES
 from .merge import METHODS, METRICS, MergeSpec
 from .models.base import InferSpec
 from .outputs import display_name
+from .raster import RASTER_SUFFIXES, should_stream
 
 
 class CliError(Exception):
@@ -30,12 +32,14 @@ class _Parser(argparse.ArgumentParser):
 
 def find_images(source: str) -> list[Path]:
     path = Path(source)
+    suffixes = tuple(dict.fromkeys(IMAGE_SUFFIXES + RASTER_SUFFIXES))
     if path.is_file():
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise CliError(f"{display_name(str(path))} is not an image ({', '.join(IMAGE_SUFFIXES)} expected)")
+        if path.suffix.lower() not in suffixes and not should_stream(path):
+            raise CliError(f"{display_name(str(path))} is not an image ({', '.join(IMAGE_SUFFIXES)} expected) "
+                           "nor a raster GDAL reads")
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         if not found:
             raise CliError(f"{display_name(str(path))} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return found
@@ -91,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(pr)
     pr.add_argument("--out", "-o", default="patchwise-output", help="output folder (default patchwise-output)")
     pr.add_argument("--no-images", action="store_true", help="do not write annotated images")
+    add_raster_args(pr)
     g = pr.add_argument_group("cluster")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process; ray: a Ray cluster, same outputs (pip install 'patchwise[ray]')")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .cli import CliError, display_name, find_images, load, settings
+from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
 
 
 def _root(source: str) -> Path:
@@ -33,13 +34,23 @@ def predict_command(args) -> int:
     images = find_images(args.source)
     folder = _prepare_out(Path(args.out), not args.no_images)  # a bad --out is reported before the model loads
     run = entries(_root(args.source), images)
+    streamed = {e.path for e in run if is_streamed(e.path, args)}  # rasters read window by window
+    if streamed and getattr(args, "engine", "local") == "ray":
+        raise CliError(f"{display_name(str(next(iter(streamed))))} is a raster, which --engine ray does not "
+                       "stream; run it without --engine ray")
     if getattr(args, "engine", "local") == "ray":
         return _predict_on_ray(args, folder, run, tiles, infer, merge)
     todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
+    band_spec(args)  # a bad --bands or --stretch, and a lone bad raster, are reported before the model loads
+    if len(run) == 1 and streamed:
+        check_single(run[0].path, args)
     model = load(args.model)
     failures = 0
     for entry in tqdm(todo, desc="images", unit="img", file=sys.stderr):
         try:
+            if entry.path in streamed:
+                predict_raster_entry(entry, model, tiles, infer, merge, args, folder)
+                continue
             image = tiling.read_image(entry.path, max_pixels=args.max_pixels)
             det = tiling.predict_tiled(image, model, tiles, infer, merge).detections
         except (tiling.ImageError, ValueError) as exc:
