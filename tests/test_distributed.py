@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -64,22 +65,42 @@ class KillOnce(SquareFinder):
         return super().__call__(images)
 
 
-def scene_folder(folder: Path, n: int, big: int = 0) -> list[Path]:
-    """``n`` small generated scenes and ``big`` large ones (cut into bands with small ``piece_tiles``)."""
+def scene_folder(folder: Path, n: int, big: int = 0, geotiff: bool = False) -> list[Path]:
+    """``n`` small generated scenes and ``big`` large ones (cut into bands with small ``piece_tiles``); with
+    ``geotiff`` one more large scene as a georeferenced GeoTIFF whose left 300 columns are nodata."""
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(n + big):
         size = (1400, 1000) if k >= n else (600, 400)
         img, _ = square_scene(*size, n=40, seed=k)
         cv2.imwrite(str(folder / f"scene-{k:02d}.png"), img)
-    return sorted(folder.glob("*.png"))
+    if geotiff:
+        import rasterio
+        from rasterio.transform import from_origin
+
+        img, _ = square_scene(1400, 1000, n=60, seed=99)
+        img[img.sum(axis=2) == 0] = 40  # a grey ground, so that 0 can mean nodata
+        img[:, :300] = 0
+        with rasterio.open(folder / "ortho.tif", "w", driver="GTiff", width=1400, height=1000, count=3, dtype="uint8",
+                           crs="EPSG:32633", transform=from_origin(500_000, 4_000_000, 0.5, 0.5), nodata=0) as ds:
+            ds.write(np.ascontiguousarray(np.moveaxis(img[..., ::-1], 2, 0)))
+    return sorted(p for p in folder.iterdir() if p.suffix in (".png", ".tif"))
 
 
 def expected_frame(path: Path, tiles) -> pd.DataFrame:
-    """What the single-process pipeline finds on one image, as the per-image JSON lists it."""
-    det = tiling.predict_tiled(tiling.read_image(path), tiling.CallableModel(SquareFinder()), tiles).detections
+    """What the single-process pipeline finds on one image (``predict_raster`` for a raster), as the
+    per-image JSON lists it, in a canonical row order."""
+    model = tiling.CallableModel(SquareFinder())
+    if path.suffix == ".tif":
+        det = tiling.predict_raster(path, model, tiles).detections
+    else:
+        det = tiling.predict_tiled(tiling.read_image(path), model, tiles).detections
     frame = det.to_dataframe()
     frame.insert(0, "image", path.name)
-    return frame
+    return canonical(frame)
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["x0", "y0", "x1", "y1", "class_id", "confidence"], kind="stable").reset_index(drop=True)
 
 
 # -- outputs shared by both engines (no cluster) --------------------------------------------------------
@@ -155,7 +176,7 @@ def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, 
 
 
 def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster):
-    paths = scene_folder(tmp_path / "in", 18, big=2)
+    paths = scene_folder(tmp_path / "in", 17, big=2, geotiff=True)
     (tmp_path / "in" / "broken.png").write_bytes(b"not a picture")
     tiles = tiling.TileSpec(tile_size=256, overlap=0.2)
     lines = []
@@ -168,13 +189,18 @@ def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster)
     for entry in entries(tmp_path / "in", paths):
         assert folder.is_done(entry)
         record = json.loads(folder.json_path(entry).read_text())
-        found = pd.DataFrame(record["detections"], columns=record["columns"])
-        expected = expected_frame(entry.path, tiles)  # the two big scenes went through the actors in bands
+        found = canonical(pd.DataFrame(record["detections"], columns=record["columns"]))
+        expected = expected_frame(entry.path, tiles)  # the big scenes and the raster went to the actors in bands
         assert len(expected) > 5
-        pd.testing.assert_frame_equal(found, expected, check_dtype=False)
+        pd.testing.assert_frame_equal(found, expected, check_dtype=False, check_like=True)
+    ortho = next(e for e in entries(tmp_path / "in", paths) if e.rel == "ortho.tif")
+    geo = json.loads(folder.geojson_path(ortho).read_text())
+    assert len(geo["features"]) == len(expected_frame(ortho.path, tiles)) and "32633" in json.dumps(geo["crs"])
+    assert not (tmp_path / "out" / "geojson" / "scene-00.geojson").exists()  # photos get none
     coco = json.loads((tmp_path / "out" / "coco_results.json").read_text())
     assert len(coco) == run.objects == sum(len(expected_frame(p, tiles)) for p in paths)
     assert {r["image_id"] for r in coco} == set(range(2, 22))  # broken.png is image 1 and has no results
+    assert run.objects > 500
 
     # A rerun does only what is missing and leaves every finished file as it was.
     lost = folder.json_path(entries(tmp_path / "in", paths)[3])

@@ -35,15 +35,12 @@ def predict_command(args) -> int:
     folder = _prepare_out(Path(args.out), not args.no_images)  # a bad --out is reported before the model loads
     run = entries(_root(args.source), images)
     streamed = {e.path for e in run if is_streamed(e.path, args)}  # rasters read window by window
-    if streamed and getattr(args, "engine", "local") == "ray":
-        raise CliError(f"{display_name(str(next(iter(streamed))))} is a raster, which --engine ray does not "
-                       "stream; run it without --engine ray")
-    if getattr(args, "engine", "local") == "ray":
-        return _predict_on_ray(args, folder, run, tiles, infer, merge)
-    todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
     band_spec(args)  # a bad --bands or --stretch, and a lone bad raster, are reported before the model loads
     if len(run) == 1 and streamed:
         check_single(run[0].path, args)
+    if getattr(args, "engine", "local") == "ray":
+        return _predict_on_ray(args, folder, run, tiles, infer, merge)
+    todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
     model = load(args.model)
     failures = 0
     for entry in tqdm(todo, desc="images", unit="img", file=sys.stderr):
@@ -90,7 +87,8 @@ def _predict_on_ray(args, folder, run, tiles, infer, merge) -> int:
 
     try:
         result = predict_folder([e.path for e in run], args.model, folder.out, tiles, infer, merge, cluster=cluster,
-                                with_images=folder.with_images, max_pixels=args.max_pixels, inputs=run,
+                                with_images=folder.with_images, max_pixels=args.max_pixels, bands=band_spec(args),
+                                wgs84=args.wgs84, precision=getattr(args, "precision", "fp32"), inputs=run,
                                 progress=progress, log=lambda line: tqdm.write(line, file=sys.stderr))
     except (tiling.ModelError, ClusterError) as exc:
         raise CliError(str(exc)) from None

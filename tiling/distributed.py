@@ -26,7 +26,7 @@ import pickle  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable, Sequence  # noqa: E402
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -36,6 +36,9 @@ from .grid import TileSpec  # noqa: E402
 from .merge import MergeSpec, merge as merge_detections, truncated_flags  # noqa: E402
 from .models import InferSpec, ModelError  # noqa: E402
 from .outputs import Entry, OutputFolder, display_name, entries, list_images  # noqa: E402
+
+if TYPE_CHECKING:
+    from .raster import BandSpec
 
 Progress = Callable[[int, int], None]
 _FORWARDED_ENV = ("YOLO_OFFLINE", "PATCHWISE_MAX_PIXELS", "PATCHWISE_MAX_MODEL_MB", "PATCHWISE_MAX_PARAMS",
@@ -109,6 +112,9 @@ class _Item:
     det: Detections | None = None  # merged for a whole image, raw (tile_index set) for a band
     objects: int = 0
     error: str = ""
+    raster: bool = False  # read window by window (tiling.raster): always in bands, nodata left out
+    valid: np.ndarray | None = None  # a raster band's valid (not nodata) pixels; None: all valid
+    dropped: int = 0  # boxes lying mostly on nodata, left out
 
 
 def _describe(exc: BaseException) -> str:
@@ -122,29 +128,69 @@ def _describe(exc: BaseException) -> str:
 
 
 # -- stage 1: cut -----------------------------------------------------------------------------------
-def _cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None) -> list[dict]:
-    """Read one image and cut it into work items (one, or bands of whole tile rows)."""
-    from .imageio import read_image
-
+def _cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
+         bands: BandSpec | None) -> Iterator[dict]:
+    """Read one image and cut it into work items (one, or bands of whole tile rows); a raster is read
+    band by band, each band's window when its item is made."""
     entry: Entry = pickle.loads(row["item"])
     try:
+        if _is_raster(entry.path, max_pixels):
+            yield from _cut_raster(entry, tiles, infer, piece_tiles, max_pixels, bands)
+            return
+        from .imageio import read_image
+
         image = read_image(entry.path, max_pixels=max_pixels)
         plan = tiles.plan(image.shape)
     except Exception as exc:  # reported for this image; the run goes on
-        return [_row(_Item(entry, error=_describe(exc)))]
+        yield _row(_Item(entry, error=_describe(exc)))
+        return
     h, w = image.shape[:2]
     if len(plan) <= piece_tiles or infer.include_full:  # the full-image pass needs the whole image in one place
-        return [_row(_Item(entry, shape=(h, w), first=0, last=len(plan), image=image))]
-    per_row = sum(1 for t in plan if t.row == 0)
+        yield _row(_Item(entry, shape=(h, w), first=0, last=len(plan), image=image))
+        return
+    spans = _bands(plan, piece_tiles)
+    for k, (first, last, y0, y1) in enumerate(spans):
+        yield _row(_Item(entry, k, len(spans), (h, w), (0, y0), first, last, np.ascontiguousarray(image[y0:y1])))
+
+
+def _bands(plan: list, piece_tiles: int) -> list[tuple[int, int, int, int]]:
+    """(first, last, y0, y1) of each band: consecutive tiles of the plan, whole rows of about
+    ``piece_tiles`` tiles, and the rows of pixels they cover."""
+    per_row = max(1, sum(1 for t in plan if t.row == 0))
     step = max(1, piece_tiles // per_row) * per_row
-    bounds = list(range(0, len(plan), step))
-    items = []
-    for k, first in enumerate(bounds):
+    spans = []
+    for first in range(0, len(plan), step):
         band = plan[first : first + step]
-        y0, y1 = min(t.y0 for t in band), max(t.y1 for t in band)
-        items.append(_row(_Item(entry, k, len(bounds), (h, w), (0, y0), first, first + len(band),
-                                np.ascontiguousarray(image[y0:y1]))))
-    return items
+        spans.append((first, first + len(band), min(t.y0 for t in band), max(t.y1 for t in band)))
+    return spans
+
+
+def _is_raster(path: Path, max_pixels: int | None) -> bool:
+    """A file the raster reader streams (``tiling.raster.should_stream``); False where rasterio is missing."""
+    try:
+        from .raster import should_stream
+    except ImportError:
+        return False
+    return should_stream(path, max_pixels)
+
+
+def _cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
+                bands: BandSpec | None) -> Iterator[dict]:
+    """A raster's bands of tile rows, each read as its own window with its valid-pixel mask."""
+    from .grid import Tile
+    from .imageio import check_pixels
+    from .raster import RasterSource
+
+    if infer.include_full:
+        raise ValueError("include_full is not available for a raster: a full-image pass would decode it whole")
+    with RasterSource(entry.path, bands) as src:
+        h, w = src.shape
+        if max_pixels is not None:
+            check_pixels(w, h, entry.shown, max_pixels)
+        spans = _bands(tiles.plan((h, w)), piece_tiles)
+        for k, (first, last, y0, y1) in enumerate(spans):
+            image, valid = src.read(Tile(0, y0, w, y1))
+            yield _row(_Item(entry, k, len(spans), (h, w), (0, y0), first, last, image, raster=True, valid=valid))
 
 
 def _row(item: _Item) -> dict:
@@ -170,13 +216,13 @@ class _Detect:
         if item.error:
             return item
         try:
-            if item.pieces == 1:
+            if item.pieces == 1 and not item.raster:
                 from .pipeline import predict_tiled
 
                 item.det = predict_tiled(item.image, self.model, self.tiles, self.infer, self.merge).detections
             else:
                 item.det = _band_detections(item, self.model, self.tiles, self.infer)
-                item.image = None
+                item.image = item.valid = None
         except Exception as exc:
             item.error, item.image = _describe(exc), None
         return item
@@ -190,13 +236,25 @@ def _band_detections(item: _Item, model, tiles: TileSpec, infer: InferSpec) -> D
 
     plan = tiles.plan(item.shape)[item.first : item.last]
     ox, oy = item.origin
+
+    def window(array: np.ndarray, t) -> np.ndarray:
+        return array[t.y0 - oy : t.y1 - oy, t.x0 - ox : t.x1 - ox]
+
+    if item.valid is not None:  # a raster's tiles that are all nodata are not run
+        plan = [t for t in plan if window(item.valid, t).any()]
     batches = tile_batches(plan, infer.batch_size)
-    crops = ([item.image[t.y0 - oy : t.y1 - oy, t.x0 - ox : t.x1 - ox] for t in batch] for batch in batches)
+    crops = ([window(item.image, t) for t in batch] for batch in batches)
     parts = []
     outputs = model.predict_batches(crops, infer, imgsz=None, scale=tile_scale(model, tiles.size_xy))
     try:
         for batch in batches:
             for t, det in zip(batch, next(outputs)):
+                if len(det) and item.valid is not None:
+                    from .streaming import drop_in_nodata
+
+                    n = len(det)
+                    det = drop_in_nodata(det, window(item.valid, t))
+                    item.dropped += n - len(det)
                 if len(det):
                     det = det.shifted(t.x0, t.y0)
                     det.data["tile_index"] = np.full(len(det), t.index, np.int64)
@@ -250,7 +308,7 @@ def _write(batch: dict, out: str, with_images: bool) -> dict:
     names, blobs = [], []
     for blob in batch["item"]:
         item: _Item = pickle.loads(blob)
-        if item.pieces == 1 and not item.error:
+        if item.pieces == 1 and not item.raster and not item.error:
             try:
                 item.objects = folder.write(item.entry, item.det, item.shape, item.image)
             except Exception as exc:
@@ -263,8 +321,9 @@ def _write(batch: dict, out: str, with_images: bool) -> dict:
 
 
 def _finish_bands(items: list[_Item], out: str, with_images: bool, tiles: TileSpec, infer: InferSpec,
-                  merge: MergeSpec, max_pixels: int | None) -> _Item:
-    """Merge one image's bands as predict_tiled merges its tiles, and write its files."""
+                  merge: MergeSpec, max_pixels: int | None, bands: BandSpec | None, wgs84: bool) -> _Item:
+    """Merge one image's bands as predict_tiled merges its tiles (a raster's as predict_raster does), and
+    write its files."""
     from .pipeline import tile_batches
 
     first = items[0]
@@ -279,15 +338,31 @@ def _finish_bands(items: list[_Item], out: str, with_images: bool, tiles: TileSp
         raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, first.shape)
         raw.data["source"] = np.full(len(raw), "tile")
         det = merge_detections(raw, merge)
-        image = None
-        if with_images:
-            from .imageio import read_image
+        if first.raster:
+            result.objects = _write_raster(first, det, OutputFolder(out, with_images), bands, wgs84)
+        else:
+            image = None
+            if with_images:
+                from .imageio import read_image
 
-            image = read_image(first.entry.path, max_pixels=max_pixels)
-        result.objects = OutputFolder(out, with_images).write(first.entry, det, first.shape, image)
+                image = read_image(first.entry.path, max_pixels=max_pixels)
+            result.objects = OutputFolder(out, with_images).write(first.entry, det, first.shape, image)
     except Exception as exc:
         result.error = _describe(exc)
     return result
+
+
+def _write_raster(item: _Item, det: Detections, folder: OutputFolder, bands: BandSpec | None, wgs84: bool) -> int:
+    """A raster's files, its detections most confident first as ``predict_raster`` gives them."""
+    from .outputs import PREVIEW_SIDE
+    from .raster import RasterSource
+
+    det = det[np.argsort(-det.confidence, kind="stable")]
+    with RasterSource(item.entry.path, bands) as src:
+        if wgs84:
+            src.georef.check_wgs84(src.label)
+        preview = src.overview(PREVIEW_SIDE) if folder.with_images else None
+        return folder.write_raster(item.entry, det, item.shape, src.georef, wgs84, preview)
 
 
 # -- the driver -------------------------------------------------------------------------------------
@@ -347,8 +422,8 @@ def _actors(cluster: ClusterSpec) -> int:
 
 def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: InferSpec | None = None,
                    merge: MergeSpec | None = None, *, cluster: ClusterSpec | None = None, with_images: bool = True,
-                   max_pixels: int | None = None, runtime: str = "auto", precision: str = "fp32",
-                   progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                   max_pixels: int | None = None, bands: BandSpec | None = None, wgs84: bool = False,
+                   runtime: str = "auto", precision: str = "fp32", progress: Progress | None = None, log: Callable[[str], None] | None = None,
                    inputs: Sequence[Entry] | None = None, **changes) -> FolderRun:
     """Patch-based prediction over a folder, a glob or a list of images on a Ray cluster, writing the
     files the single-process ``patchwise predict`` writes (:mod:`tiling.outputs`) into ``out``.
@@ -359,6 +434,10 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
     are skipped; one that fails is reported through ``log`` and in the result, and the run goes on.
     ``inputs``: the run's entries when the caller has listed them already (the CLI).
+
+    Rasters (``tiling.raster``: GeoTIFF, COG, VRT...) are read window by window in bands of tile rows
+    spread over the actors, never decoded whole: ``bands`` says how their bands become BGR, ``wgs84``
+    writes their GeoJSON (``geojson/<stem>.geojson``) in EPSG:4326 instead of their own CRS.
     """
     from .pipeline import _SPECS, split_settings
 
@@ -384,8 +463,8 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     if todo:
         started = _connect(cluster.address)
         try:
-            written = _run(todo, source_, label, load_options, folder, tiles, infer, merge, cluster, max_pixels,
-                           failed, progress, log)
+            written = _run(todo, source_, label, load_options, folder, tiles, infer, merge, cluster,
+                           dict(max_pixels=max_pixels, bands=bands, wgs84=wgs84), failed, progress, log)
         finally:
             if started:
                 import ray
@@ -396,9 +475,10 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
 
 
 def _run(todo: list[Entry], source, label: str, load_options: dict, folder: OutputFolder, tiles: TileSpec,
-         infer: InferSpec, merge: MergeSpec, cluster: ClusterSpec, max_pixels: int | None, failed: dict[str, str],
+         infer: InferSpec, merge: MergeSpec, cluster: ClusterSpec, reading: dict, failed: dict[str, str],
          progress: Progress | None, log: Callable[[str], None] | None) -> int:
-    """The pipeline over the images still to do; returns how many were written."""
+    """The pipeline over the images still to do; returns how many were written. ``reading``: the
+    ``max_pixels``, ``bands`` and ``wgs84`` of the run."""
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
@@ -413,7 +493,7 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
         ray.data.from_items([{"name": e.rel, "item": pickle.dumps(e)} for e in todo],
                             override_num_blocks=len(todo))  # a block per image: each streams alone
         .flat_map(_cut, fn_kwargs=dict(tiles=tiles, infer=infer, piece_tiles=cluster.piece_tiles,
-                                       max_pixels=max_pixels),
+                                       max_pixels=reading["max_pixels"], bands=reading["bands"]),
                   num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
         .map_batches(_Detect, batch_size=cluster.images_per_call,
                      fn_constructor_kwargs=dict(source=source, label=label, load_options=load_options,
@@ -443,7 +523,7 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
     try:
         for row in ds.iter_rows():
             item: _Item = pickle.loads(row["item"])
-            if item.pieces == 1:
+            if item.pieces == 1 and not item.raster:
                 settle(item)
                 continue
             group = bands.setdefault(item.entry.rel, [])
@@ -455,7 +535,7 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
             if broken:
                 settle(_Item(item.entry, error=broken))
                 continue
-            pending.append(finish.remote(group, out, folder.with_images, tiles, infer, merge, max_pixels))
+            pending.append(finish.remote(group, out, folder.with_images, tiles, infer, merge, **reading))
             while len(pending) > 2 * n_actors:  # backpressure on the merges too
                 ready, pending = ray.wait(pending, num_returns=1)
                 settle(ray.get(ready[0]))

@@ -23,7 +23,8 @@ import numpy as np
 from .detections import Detections
 from .imageio import IMAGE_SUFFIXES
 
-JSON_DIR, LABEL_DIR, IMAGE_DIR = "json", "labels", "annotated"
+JSON_DIR, LABEL_DIR, IMAGE_DIR, GEOJSON_DIR = "json", "labels", "annotated", "geojson"
+PREVIEW_SIDE = 4096  # px: long side of a raster's annotated picture (the raster itself may not fit in memory)
 
 
 def display_name(path: str) -> str:
@@ -133,6 +134,9 @@ class OutputFolder:
     def image_path(self, entry: Entry) -> Path:
         return self.out / IMAGE_DIR / f"{entry.stem}.jpg"
 
+    def geojson_path(self, entry: Entry) -> Path:
+        return self.out / GEOJSON_DIR / f"{entry.stem}.geojson"
+
     def is_done(self, entry: Entry) -> bool:
         """True when this image's files are all there from an earlier run (its JSON names this image)."""
         path = self.json_path(entry)
@@ -168,6 +172,24 @@ class OutputFolder:
         }
         write_atomic(self.json_path(entry), json.dumps(record).encode("utf-8"))
         return len(det)
+
+    def write_raster(self, entry: Entry, det: Detections, image_shape: Sequence[int], georef, to_wgs84: bool = False,
+                     preview: tuple[np.ndarray, float] | None = None) -> int:
+        """Write one raster's files: its GeoJSON (``tiling.geojson``, in ``georef``'s CRS or EPSG:4326), its
+        annotated picture drawn on ``preview`` = (overview image, its scale) when the folder has pictures,
+        then the label and the JSON (last). Returns its number of detections."""
+        from .draw import draw_detections
+        from .export import encode_jpeg
+        from .geojson import write_geojson
+
+        self.geojson_path(entry).parent.mkdir(parents=True, exist_ok=True)
+        write_geojson(self.geojson_path(entry), det, georef, to_wgs84, name=Path(entry.rel).stem)
+        if self.with_images:
+            if preview is None:
+                raise ValueError(f"{entry.shown}: the annotated picture needs the raster's overview")
+            picture, factor = preview
+            write_atomic(self.image_path(entry), encode_jpeg(draw_detections(picture, det.scaled(factor)), 90))
+        return OutputFolder(self.out, with_images=False).write(entry, det, image_shape)
 
     def assemble(self, run: Iterable[Entry], names: dict[int, str]) -> tuple[int, int]:
         """``detections.csv``, ``coco_results.json`` and ``coco_images.json`` from the per-image JSONs of
