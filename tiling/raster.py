@@ -114,6 +114,8 @@ def _env():
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of GDAL's own message (rasterio chains it as the cause of a generic one)."""
+    exc = exc.__cause__ or exc
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
