@@ -19,6 +19,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -202,7 +203,6 @@ class RasterSource:
                                 if MaskFlags.per_dataset in f or MaskFlags.alpha in f), None)
         self._check_readable()
         self.georef = self._georef()
-        self.ranges = self._stretch_ranges() if self.deep and self.spec.stretch == "percentile" else None
 
     def _choose_bands(self) -> tuple[int, ...]:
         from rasterio.enums import ColorInterp
@@ -247,9 +247,18 @@ class RasterSource:
                                               "system; coordinates are in its map units, CRS unknown")
         return Georef(ds.transform, ds.crs)
 
-    def _stretch_ranges(self) -> np.ndarray:
-        """(B, 2) low and high values per band: the spec's percentiles of a decimated read."""
-        data, valid = self._read_decimated(STRETCH_SIDE)
+    @cached_property
+    def ranges(self) -> np.ndarray | None:
+        """(B, 2) low and high values per band that the stretch maps to 0 and 255: the spec's percentiles
+        of a decimated read, made on first use (None: 8-bit bands, or no stretch)."""
+        if not (self.deep and self.spec.stretch == "percentile"):
+            return None
+        try:
+            with _env():
+                data, valid = self._read_decimated(STRETCH_SIDE)
+        except Exception as exc:
+            raise RasterError(f"{self.label} is damaged: the read for its stretch cannot be decoded "
+                              f"({_first_line(exc)})") from None
         lo_p, hi_p = self.spec.percentiles
         ranges = np.zeros((len(self.bands), 2), np.float64)
         for k, band in enumerate(data):
