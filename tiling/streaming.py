@@ -105,8 +105,8 @@ def drop_in_nodata(det: Detections, valid: np.ndarray) -> Detections:
     x1 = np.clip(np.ceil(det.xyxy[:, 2]), 0, w).astype(np.int64)
     y1 = np.clip(np.ceil(det.xyxy[:, 3]), 0, h).astype(np.int64)
     inside = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-    area = np.maximum((x1 - x0) * (y1 - y0), 1)
-    return det.filter() if (inside >= NODATA_SHARE * area).all() else det[inside >= NODATA_SHARE * area]
+    keep = inside >= NODATA_SHARE * np.maximum((x1 - x0) * (y1 - y0), 1)
+    return det if keep.all() else det[keep]
 
 
 class _Run:
