@@ -41,7 +41,7 @@ def predict_command(args) -> int:
     if getattr(args, "engine", "local") == "ray":
         return _predict_on_ray(args, folder, run, tiles, infer, merge)
     todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
-    model = load(args.model)
+    model = load(args.model, args.precision, args.calibration, [e.path for e in run])
     failures = 0
     for entry in tqdm(todo, desc="images", unit="img", file=sys.stderr):
         try:
@@ -129,7 +129,7 @@ def evaluate_command(args) -> int:
     images = find_images(args.source)
     root = _root(args.source)
     lookup = label_lookup(args.labels, root)
-    model = load(args.model)
+    model = load(args.model, args.precision, args.calibration, images)
     # The model runs to conf 0.001, for the whole precision-recall curve (AP); precision and recall are at --conf.
     curve_infer, curve_merge = replace(infer, conf=0.001), replace(merge, conf=0.001)
     full_preds, tiled_preds, gts = [], [], []

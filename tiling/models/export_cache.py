@@ -1,7 +1,7 @@
 """The export cache: a checkpoint exported once to OpenVINO or ONNX, kept on disk for every process.
 
 Exports are keyed on the weights' SHA-256, the format, the Ultralytics version and the export
-settings, kept in a user cache folder (``PATCHWISE_CACHE``, default ``~/.cache/patchwise``) bounded
+settings (8-bit copies, :mod:`.quantize`, also on their calibration data and NNCF's version), kept in a user cache folder (``PATCHWISE_CACHE``, default ``~/.cache/patchwise``) bounded
 to ``PATCHWISE_CACHE_MB`` (default 2048) by removing the least recently used, and made once even
 when several threads or processes ask at the same time (a file lock per entry).
 """
@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 EXPORT_SETTINGS = "dynamic-fp32-v1"
 _process_lock = threading.Lock()
@@ -28,13 +29,17 @@ def cache_dir() -> Path:
 def _entry(digest: str, fmt: str) -> Path:
     import ultralytics
 
-    return cache_dir() / "exports" / f"{digest[:32]}-{fmt}-{ultralytics.__version__}-{EXPORT_SETTINGS}"
+    return entry_path(f"{digest[:32]}-{fmt}-{ultralytics.__version__}-{EXPORT_SETTINGS}")
 
 
-def _artifact(entry: Path, fmt: str) -> Path | None:
+def entry_path(name: str) -> Path:
+    """The cache folder called ``name`` (exports and their 8-bit copies share one bounded cache)."""
+    return cache_dir() / "exports" / name
+
+
+def _artifact(entry: Path, pattern: str) -> Path | None:
     if not (entry / "done").exists():
         return None
-    pattern = "**/*.xml" if fmt == "openvino" else "*.onnx"
     found = sorted(entry.glob(pattern))
     return found[0] if found else None
 
@@ -54,37 +59,50 @@ def _prune(keep: Path) -> None:
 
 def export(weights: bytes, digest: str, fmt: str) -> Path:
     """The exported model file for these weights, made now if no process made it before."""
-    entry = _entry(digest, fmt)
-    found = _artifact(entry, fmt)
+
+    def build(entry: Path) -> None:
+        (entry / "model.pt").write_bytes(weights)
+        from ultralytics import YOLO
+        from ultralytics.utils import LOGGER
+
+        kwargs = {"simplify": True} if fmt == "onnx" else {}
+        level = LOGGER.level
+        LOGGER.setLevel(logging.WARNING)  # the exporter's banner is not the caller's output
+        try:
+            YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False, **kwargs)
+        finally:
+            LOGGER.setLevel(level)
+        (entry / "model.pt").unlink()
+
+    return cached(_entry(digest, fmt), "**/*.xml" if fmt == "openvino" else "*.onnx", build)
+
+
+def cached(entry: Path, pattern: str, build: Callable[[Path], None]) -> Path:
+    """The first file matching ``pattern`` in the cache folder ``entry``, which ``build(entry)`` fills the
+    first time: once, however many threads or processes ask together (the others wait, then find it)."""
+    found = _artifact(entry, pattern)
     if found:
         (entry / "done").touch()  # most recently used
         return found
     entry.parent.mkdir(parents=True, exist_ok=True)
     with _process_lock, open(entry.parent / f"{entry.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # other processes wait here, then find the finished export
+        fcntl.flock(lock, fcntl.LOCK_EX)  # other processes wait here, then find the finished entry
         try:
-            found = _artifact(entry, fmt)
+            found = _artifact(entry, pattern)
             if found:
                 return found
             shutil.rmtree(entry, ignore_errors=True)
             entry.mkdir(parents=True)
-            (entry / "model.pt").write_bytes(weights)
-            from ultralytics import YOLO
-            from ultralytics.utils import LOGGER
-
             start = time.perf_counter()
-            kwargs = {"simplify": True} if fmt == "onnx" else {}
-            level = LOGGER.level
-            LOGGER.setLevel(logging.WARNING)  # the exporter's banner is not the caller's output
             try:
-                YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False, **kwargs)
-            finally:
-                LOGGER.setLevel(level)
-            (entry / "model.pt").unlink()
+                build(entry)
+            except BaseException:
+                shutil.rmtree(entry, ignore_errors=True)  # no half-made entry is left for the next caller
+                raise
             (entry / "done").write_text(f"{time.perf_counter() - start:.1f} s\n")
-            found = _artifact(entry, fmt)
+            found = _artifact(entry, pattern)
             if found is None:
-                raise RuntimeError(f"the {fmt} export wrote no model file")
+                raise RuntimeError(f"{entry.name}: nothing matching {pattern} was written")
             _prune(keep=entry)
             return found
         finally:

@@ -160,6 +160,7 @@ def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
     """An export as a model on the lean path, checked by running one blank tile through it."""
     import numpy as np
 
+    from .quantize import MIN_INT8_SIDE, is_quantized
     from .runtimes import ONNXNet, OpenVINONet
     from .ultralytics_model import PROBE_SPEC, UltralyticsModel
 
@@ -170,6 +171,8 @@ def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
         raise ModelError(f"{label} could not be opened by {export.runtime} ({str(exc).splitlines()[0][:200]})") from None
     model = UltralyticsModel.from_export(net, export.task, export.names, export.stride, export.input_hw,
                                          export.runtime, label, digest)
+    if export.runtime == "openvino" and is_quantized(net._model):
+        model.min_input = MIN_INT8_SIDE  # smaller inputs crash 8-bit graphs on OpenVINO's CPU plugin
     probe = np.zeros((64, 64, 3), np.uint8)
     x, layout = model._prepare([probe], None)
     try:

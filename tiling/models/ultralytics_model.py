@@ -37,6 +37,8 @@ class UltralyticsModel(Model):
         self.digest = digest
         self.runtime = "torch"
         self.runtime_note = ""
+        self.agreement: float | None = None  # an 8-bit copy's agreement with full precision (quantize.use_int8)
+        self.min_input = 0  # inputs are padded to at least this many pixels a side (8-bit OpenVINO graphs need 96)
         train_args = getattr(getattr(yolo, "model", None), "args", None)
         imgsz = train_args.get("imgsz", 640) if isinstance(train_args, dict) else 640
         self.train_imgsz = int(imgsz if isinstance(imgsz, (int, float)) else max(imgsz))
@@ -54,6 +56,7 @@ class UltralyticsModel(Model):
         self = cls.__new__(cls)
         self.yolo, self.task, self.names, self.source, self.digest = None, task, dict(names), source, digest
         self.runtime, self.runtime_note = runtime, ""
+        self.agreement, self.min_input = None, 0
         self.train_imgsz = int(max(input_hw)) if input_hw else 640
         self._lock = threading.Lock()
         self.net, self.stride, self.input_hw = net, int(stride), input_hw
@@ -195,7 +198,8 @@ class UltralyticsModel(Model):
         if self.input_hw:  # a fixed input: pad up to it, or shrink to fit it (letterboxed at the top left)
             scale = min(scale, self.input_hw[0] / h, self.input_hw[1] / w)
         nh, nw = (h, w) if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
-        ph, pw = self.input_hw or (math.ceil(nh / self.stride) * self.stride, math.ceil(nw / self.stride) * self.stride)
+        ph, pw = self.input_hw or (max(self.min_input, math.ceil(nh / self.stride) * self.stride),
+                                   max(self.min_input, math.ceil(nw / self.stride) * self.stride))
         # One pass per tile straight into the network's layout: BGR HWC uint8 -> RGB CHW float in [0, 1].
         batch = np.empty((len(images), 3, ph, pw), np.float32)
         if (ph, pw) != (nh, nw):
