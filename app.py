@@ -23,8 +23,9 @@ if not page_style.IN_HEAD:  # started without serve.py: the style comes as an el
     st.html(f"<style>{page_style.PAGE_STYLE}</style>")
 
 
-def pick_model(choice: str, runtime: str, upload) -> tuple[tiling.UltralyticsModel, str | None]:
-    """The chosen model, or the bundled detector and the reason the choice could not be used."""
+def pick_model(choice: str, runtime: str, upload, items=()) -> tuple[tiling.UltralyticsModel, str | None]:
+    """The chosen model, or the bundled detector and the reason the choice could not be used. An 8-bit
+    copy of an uploaded or official model is calibrated on ``items``, the visitor's images."""
     default = res.BUNDLED_MODELS[next(iter(res.BUNDLED_MODELS))]
     try:
         if choice in res.BUNDLED_MODELS:
@@ -33,8 +34,8 @@ def pick_model(choice: str, runtime: str, upload) -> tuple[tiling.UltralyticsMod
             if upload is None:
                 st.sidebar.info("Upload a .pt, .onnx or zipped OpenVINO model; the bundled detector is used meanwhile.")
                 return res.load_bundled(default, runtime), None
-            return res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime), None
-        return res.load_official(choice, runtime), None
+            return res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime, items), None
+        return res.load_official(choice, runtime, items), None
     except tiling.ModelError as exc:
         return res.load_bundled(default, runtime), str(exc)
 
@@ -73,15 +74,16 @@ def main() -> None:
     with st.sidebar:
         choice, runtime, upload = sidebar.model_section()
         image_uploads, label_files = sidebar.images_section()
-    model, model_problem = pick_model(choice, runtime, upload)
+    items = gather_images(image_uploads, label_files)
+    model, model_problem = pick_model(choice, runtime, upload, items)
     if model_problem:
         st.error(f"{plain(model_problem)}  \nShowing the results of the bundled demo detector instead.")
-    if model.runtime_note:
-        st.sidebar.caption(f"Kept on torch: {plain(model.runtime_note)}")
+    note = sidebar.precision_caption(model)
+    if note:
+        st.sidebar.caption(plain(note))
     st.sidebar.caption(f"Task: **{model.task}** · runtime: **{model.runtime}** · classes: "
                        f"{plain(', '.join(model.names[k] for k in sorted(model.names)[:12]))}"
                        f"{' …' if len(model.names) > 12 else ''}")
-    items = gather_images(image_uploads, label_files)
     names = [it.name for it in items]
     item = items[0]
     if len(items) > 1:

@@ -212,3 +212,16 @@ def test_cli_precision_flag(crop, tmp_path):
               tmp_path / "nowhere", "--out", tmp_path / "o2")
     assert bad.returncode == 2 and "--calibration" in bad.stderr and "no such folder" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@needs_weights
+def test_the_page_starts_fast_on_the_bundled_model_and_offers_full_precision():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    assert not at.exception and not at.error
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert at.radio(key="runtime").value == "Fast: 8-bit numbers" and "runtime: **openvino-int8**" in captions
+    assert "finds the same objects as full precision" in captions and "held-out" in captions
+    at.radio(key="runtime").set_value("Full precision").run()
+    assert not at.exception and "runtime: **openvino**" in " ".join(c.value for c in at.sidebar.caption)

@@ -33,9 +33,13 @@ IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 MAX_TILES = int(os.environ.get("PATCHWISE_MAX_TILES", 2_000))
 # All of one visitor's uploaded images together: each is decoded once to check it, and the one shown is kept.
 SESSION_PIXELS = int(os.environ.get("PATCHWISE_SESSION_PIXELS", 150_000_000))
-RUNTIME_CHOICES = {"Fastest for this CPU (auto)": "auto", "Faster, bf16 (boxes may move 1-2 px)": "auto:bf16",
-                   "Plain PyTorch": "torch"}
+RUNTIME_CHOICES = {"Fast: 8-bit numbers": "auto:int8", "Full precision": "auto",
+                   "Faster, bf16 (boxes may move 1-2 px)": "auto:bf16", "Plain PyTorch": "torch"}
+FAST, FULL = "Fast: 8-bit numbers", "Full precision"  # the bundled models' default, and everyone else's
 OPTIMIZING = "Loading the model and optimizing it for this CPU (once per model, for everyone)…"
+QUANTIZING = ("Making an 8-bit copy of the model, checked against full precision (about half a minute, once per "
+              "model and set of images, for everyone)…")
+CALIBRATION_IMAGES = 4  # an uploaded model's 8-bit copy is calibrated on up to this many of the visitor's images
 
 
 @dataclass
@@ -61,39 +65,60 @@ class ImageItem:
         return (self.size[1], self.size[0], 3)
 
 
-def _runtime_args(choice: str) -> dict:
-    """A RUNTIME_CHOICES value ("auto", "auto:bf16", ...) as ``load_model`` keyword arguments."""
+def _runtime_args(choice: str, calibration: tuple = ()) -> dict:
+    """A RUNTIME_CHOICES value ("auto", "auto:int8", ...) as ``load_model`` keyword arguments; an 8-bit
+    copy is calibrated on ``calibration`` (images), or is the shipped one when that is empty."""
     runtime, _, precision = choice.partition(":")
-    return {"runtime": runtime, "precision": precision or "fp32"}
+    args = {"runtime": runtime, "precision": precision or "fp32"}
+    if precision == "int8" and calibration:
+        args["calibration"] = [item.image for item in calibration]
+    return args
+
+
+def _calibration_key(choice: str, calibration) -> tuple[str, tuple]:
+    """(cache key, images) for an 8-bit copy's calibration: empty unless the choice is 8-bit."""
+    items = tuple(calibration or ())[:CALIBRATION_IMAGES] if choice.endswith(":int8") else ()
+    return ",".join(item.key for item in items), items
 
 
 @st.cache_resource(max_entries=4, show_spinner=OPTIMIZING)
-def _model_from_bytes(digest: str, runtime: str, _data: bytes, label: str) -> tiling.UltralyticsModel:
-    return tiling.load_model(_data, name=label, **_runtime_args(runtime))
+def _model_from_bytes(digest: str, runtime: str, _data: bytes, label: str, calib_key: str = "",
+                      _calibration: tuple = ()) -> tiling.UltralyticsModel:
+    return tiling.load_model(_data, name=label, **_runtime_args(runtime, _calibration))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Fetching the official checkpoint…")
-def _official_model(name: str, runtime: str) -> tiling.UltralyticsModel:
-    return tiling.load_model(name, **_runtime_args(runtime))
+def _official_model(name: str, runtime: str, calib_key: str = "", _calibration: tuple = ()) -> tiling.UltralyticsModel:
+    return tiling.load_model(name, **_runtime_args(runtime, _calibration))
 
 
-def load_model_bytes(data: bytes, label: str, runtime: str = "auto") -> tiling.UltralyticsModel:
-    """Load (once per distinct file and runtime, for every session) a checkpoint given as bytes."""
+def load_model_bytes(data: bytes, label: str, runtime: str = "auto", calibration=None) -> tiling.UltralyticsModel:
+    """Load (once per distinct file, runtime and calibration images, for every session) a checkpoint given as
+    bytes; ``calibration``: the visitor's image items, for an 8-bit copy of a model that ships none."""
     if len(data) > MAX_MODEL_MB * 1024 * 1024:
         raise tiling.ModelError(f"{label} is {len(data) / 1e6:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
+    key, items = _calibration_key(runtime, calibration)
+    if items:
+        with st.spinner(QUANTIZING):
+            return _model_from_bytes(sha256_of(data), runtime, data, label, key, items)
     return _model_from_bytes(sha256_of(data), runtime, data, label)
 
 
 def load_bundled(path: Path, runtime: str = "auto") -> tiling.UltralyticsModel:
+    """A bundled model; its 8-bit copy ships beside it in ``models/``, so it needs no calibration here."""
     if not path.exists():
         raise tiling.ModelError(f"the bundled model {path.name} is missing from this installation")
     return load_model_bytes(path.read_bytes(), path.name, runtime)
 
 
-def load_official(name: str, runtime: str = "auto") -> tiling.UltralyticsModel:
+def load_official(name: str, runtime: str = "auto", calibration=None) -> tiling.UltralyticsModel:
     usable, why = official_availability(name)
     if not usable:
         raise tiling.ModelError(f"{name} is {why}")
+    key, items = _calibration_key(runtime, calibration)
+    if items:
+        with st.spinner(QUANTIZING):
+            return _official_model(name, runtime, key, items)
     return _official_model(name, runtime)
 
 
