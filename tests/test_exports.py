@@ -105,11 +105,15 @@ def test_bad_exports_are_explained(exports, tmp_path):
     pose = tmp_path / "pose"
     shutil.copytree(folder, pose)
     (pose / "metadata.yaml").write_text(meta.read_text().replace("task: detect", "task: pose"))
+    classify = tmp_path / "classify"
+    shutil.copytree(folder, classify)
+    (classify / "metadata.yaml").write_text(meta.read_text().replace("task: detect", "task: classify"))
     cases = [
         (empty, "without an OpenVINO model"),
         (no_bin, "no weights file beside it"),
         (no_meta, "no metadata.yaml"),
-        (pose, "'pose' model"),
+        (pose, "pose model without a usable 'kpt_shape'"),
+        (classify, "'classify' model"),
         (_zip({"m/model.xml": xml.read_bytes(), "m/run.sh": b"echo hi"}), "may hold only"),
         (_zip({"../evil.xml": b"<x/>"}), "'..' path"),
         (_zip({"a.bin": b"\0" * (8 << 20)}), "zip bomb"),

@@ -84,7 +84,7 @@ def test_other_bad_files(tmp_path, genuine):
         tiling.load_model(text)
 
 
-@pytest.mark.parametrize("config, task", [("yolo11n-cls.yaml", "classify"), ("yolo11n-pose.yaml", "pose")])
+@pytest.mark.parametrize("config, task", [("yolo11n-cls.yaml", "classify")])
 def test_unsupported_task_is_explained(tmp_path, config, task):
     from ultralytics import YOLO
 

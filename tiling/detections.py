@@ -1,7 +1,9 @@
 """The one result type that flows through the whole library.
 
 Masks are kept cropped to their boxes: a 4000x3000 image with 2,000 instances would need 24 GB as
-full-image boolean masks, and a few MB as crops.
+full-image boolean masks, and a few MB as crops. Oriented boxes and keypoints are small fixed-size
+arrays per detection and travel the same way, so every stage that selects, shifts or joins
+detections carries them without knowing which kind it holds.
 """
 from __future__ import annotations
 
@@ -27,6 +29,11 @@ class Detections:
     ``masks[i]`` is a boolean array covering the integer box ``mask_boxes[i]`` = (x0, y0, x1, y1),
     exclusive at x1/y1, in the same coordinates as ``xyxy``. ``data`` holds extra per-detection
     arrays (``tile_index``, ``truncated``, ``source``...) that follow every selection and merge.
+
+    ``obb`` (N, 5): oriented boxes (cx, cy, w, h, angle in radians, clockwise in image coordinates as
+    Ultralytics has it); ``xyxy`` is then the axis-aligned box enclosing each (clipped to the image by
+    whoever made it), which is what grids, ranking and spatial hashing use. ``keypoints`` (N, K, 3):
+    x, y and a visibility or confidence per point.
     """
 
     xyxy: np.ndarray
@@ -36,6 +43,8 @@ class Detections:
     mask_boxes: np.ndarray | None = None
     names: dict[int, str] = field(default_factory=dict)
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    obb: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = _as(self.xyxy, np.float32, (4,), "xyxy")
@@ -59,6 +68,15 @@ class Detections:
             for m, (x0, y0, x1, y1) in zip(self.masks, self.mask_boxes):
                 if m.shape != (y1 - y0, x1 - x0):
                     raise ValueError(f"mask of shape {m.shape} does not match its box {(x0, y0, x1, y1)}")
+        if self.obb is not None:
+            self.obb = _as(self.obb, np.float32, (5,), "obb")
+            if len(self.obb) != n:
+                raise ValueError(f"obb has {len(self.obb)} rows for {n} boxes")
+        if self.keypoints is not None:
+            kp = np.asarray(self.keypoints, np.float32)
+            if kp.ndim != 3 or kp.shape[2] != 3 or len(kp) != n:
+                raise ValueError(f"keypoints must have shape ({n}, K, 3), got {kp.shape}")
+            self.keypoints = kp
         self.names = {int(k): str(v) for k, v in (self.names or {}).items()}
         for key, value in self.data.items():
             value = np.asarray(value)
@@ -68,17 +86,34 @@ class Detections:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def empty(cls, names: dict[int, str] | None = None, with_masks: bool = False) -> Detections:
+    def empty(cls, names: dict[int, str] | None = None, with_masks: bool = False, with_obb: bool = False,
+              keypoints: int = 0) -> Detections:
+        """No detections, of the kind a model makes: with masks, oriented boxes or ``keypoints`` points."""
         return cls(
             xyxy=np.zeros((0, 4), np.float32),
             masks=[] if with_masks else None,
             mask_boxes=np.zeros((0, 4), np.int32) if with_masks else None,
             names=dict(names or {}),
+            obb=np.zeros((0, 5), np.float32) if with_obb else None,
+            keypoints=np.zeros((0, keypoints, 3), np.float32) if keypoints else None,
         )
 
     @classmethod
+    def from_obb(cls, obb, confidence=None, class_id=None, names: dict[int, str] | None = None,
+                 keypoints=None, clip: tuple[int, int] | None = None) -> Detections:
+        """Detections from oriented boxes (N, 5); ``xyxy`` becomes their enclosing boxes, clipped to
+        ``clip`` = (width, height) when given."""
+        obb = _as(obb, np.float32, (5,), "obb")
+        xyxy = enclosing_boxes(obb)
+        if clip is not None:
+            xyxy = np.clip(xyxy, 0, [clip[0], clip[1], clip[0], clip[1]]).astype(np.float32)
+        return cls(xyxy=xyxy, confidence=confidence, class_id=class_id, names=dict(names or {}), obb=obb,
+                   keypoints=keypoints)
+
+    @classmethod
     def concat(cls, parts: Sequence[Detections], names: dict[int, str] | None = None) -> Detections:
-        """Join detections; masks are kept only when every part has them."""
+        """Join detections; masks are kept only when every part has them, oriented boxes and keypoints
+        when every non-empty part has them (keypoints also need one count of points)."""
         parts = [p for p in parts if p is not None]
         merged_names: dict[int, str] = {}
         for p in parts:
@@ -88,6 +123,10 @@ class Detections:
             return cls.empty(merged_names)
         with_masks = all(p.masks is not None for p in parts)
         keys = set.intersection(*(set(p.data) for p in parts)) if parts else set()
+        filled = [p for p in parts if len(p)] or parts
+        with_obb = all(p.obb is not None for p in filled)
+        kp_counts = {p.keypoints.shape[1] if p.keypoints is not None else -1 for p in filled}
+        with_kp = len(kp_counts) == 1 and -1 not in kp_counts
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             confidence=np.concatenate([p.confidence for p in parts]),
@@ -96,6 +135,9 @@ class Detections:
             mask_boxes=np.concatenate([p.mask_boxes for p in parts]) if with_masks else None,  # type: ignore[misc]
             names=merged_names,
             data={k: np.concatenate([p.data[k] for p in parts]) for k in keys},
+            obb=np.concatenate([p.obb if p.obb is not None else np.zeros((0, 5), np.float32) for p in parts])
+            if with_obb else None,
+            keypoints=np.concatenate([p.keypoints for p in parts if p.keypoints is not None]) if with_kp else None,
         )
 
     # -- access ------------------------------------------------------------------------------
@@ -122,11 +164,29 @@ class Detections:
             mask_boxes=self.mask_boxes[index] if self.mask_boxes is not None else None,
             names=dict(self.names),
             data={k: v[index] for k, v in self.data.items()},
+            obb=self.obb[index] if self.obb is not None else None,
+            keypoints=self.keypoints[index] if self.keypoints is not None else None,
         )
 
     @property
     def has_masks(self) -> bool:
         return self.masks is not None
+
+    @property
+    def has_obb(self) -> bool:
+        return self.obb is not None
+
+    @property
+    def has_keypoints(self) -> bool:
+        return self.keypoints is not None
+
+    def corners(self) -> np.ndarray:
+        """(N, 4, 2) corner points of each box: the oriented box's when there is one, else the axis-aligned one's."""
+        if self.obb is not None:
+            return obb_corners(self.obb)
+        x0, y0, x1, y1 = self.xyxy.T
+        return np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1),
+                         np.stack([x0, y1], 1)], axis=1)
 
     @property
     def area(self) -> np.ndarray:
@@ -157,6 +217,10 @@ class Detections:
         out.xyxy = out.xyxy + np.array([dx, dy, dx, dy], np.float32)
         if out.mask_boxes is not None:
             out.mask_boxes = out.mask_boxes + np.array([dx, dy, dx, dy], np.int32)
+        if out.obb is not None:
+            out.obb = out.obb + np.array([dx, dy, 0, 0, 0], np.float32)
+        if out.keypoints is not None:
+            out.keypoints = out.keypoints + np.array([dx, dy, 0], np.float32)
         return out
 
     def scaled(self, factor: float) -> Detections:
@@ -165,6 +229,10 @@ class Detections:
 
         out = self[np.arange(len(self))]
         out.xyxy = out.xyxy * np.float32(factor)
+        if out.obb is not None:
+            out.obb = out.obb * np.array([factor, factor, factor, factor, 1], np.float32)
+        if out.keypoints is not None:
+            out.keypoints = out.keypoints * np.array([factor, factor, 1], np.float32)
         if out.masks is not None:
             boxes = mask_boxes_for(out.mask_boxes * float(factor))  # type: ignore[operator]
             out.masks = [
@@ -204,6 +272,14 @@ class Detections:
         )
         if self.masks is not None:
             frame["mask_area"] = self.mask_areas()
+        if self.obb is not None:
+            for k, col in enumerate(("cx", "cy", "obb_w", "obb_h")):
+                frame[col] = self.obb[:, k].astype(np.float64).round(1)
+            frame["angle_deg"] = np.degrees(self.obb[:, 4].astype(np.float64)).round(2)
+        if self.keypoints is not None:
+            for k in range(self.keypoints.shape[1]):
+                for j, part in enumerate(("x", "y", "conf")):
+                    frame[f"kp{k}_{part}"] = self.keypoints[:, k, j].astype(np.float64).round(3 if j == 2 else 1)
         for key, value in self.data.items():
             if value.ndim == 1:
                 frame[key] = value
@@ -211,7 +287,30 @@ class Detections:
 
     def __repr__(self) -> str:
         masks = ", masks" if self.masks is not None else ""
+        masks += ", obb" if self.obb is not None else ""
+        masks += f", keypoints={self.keypoints.shape[1]}" if self.keypoints is not None else ""
         return f"Detections(n={len(self)}{masks}, classes={sorted(set(self.class_id.tolist()))})"
+
+
+def obb_corners(obb: np.ndarray) -> np.ndarray:
+    """(N, 4, 2) corners of oriented boxes (cx, cy, w, h, angle), in order around the box."""
+    obb = np.asarray(obb, np.float64).reshape(-1, 5)
+    c, s = np.cos(obb[:, 4]), np.sin(obb[:, 4])
+    hw, hh = obb[:, 2] / 2, obb[:, 3] / 2
+    ux, uy = c * hw, s * hw  # half the width along the box's own x axis
+    vx, vy = -s * hh, c * hh  # half the height along its y axis
+    cx, cy = obb[:, 0], obb[:, 1]
+    pts = np.stack([
+        np.stack([cx + ux + vx, cy + uy + vy], 1), np.stack([cx + ux - vx, cy + uy - vy], 1),
+        np.stack([cx - ux - vx, cy - uy - vy], 1), np.stack([cx - ux + vx, cy - uy + vy], 1),
+    ], axis=1)
+    return pts.astype(np.float32)
+
+
+def enclosing_boxes(obb: np.ndarray) -> np.ndarray:
+    """(N, 4) axis-aligned boxes enclosing oriented boxes."""
+    pts = obb_corners(obb)
+    return np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1).astype(np.float32)
 
 
 def mask_boxes_for(xyxy: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Draw detections, masks and tile grids on BGR images, readable from 500 px to 8000 px wide."""
+"""Draw detections (boxes, oriented boxes, keypoints), masks and tile grids on BGR images, readable from
+500 px to 8000 px wide."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -58,6 +59,43 @@ def dash_segments(p0: tuple[int, int], p1: tuple[int, int], shape: Sequence[int]
     return out
 
 
+def _dashed_polygon(img: np.ndarray, corners: np.ndarray, color, lw: int, dash: int) -> None:
+    """A closed polygon in dashes; each edge is first clipped to the image, so a huge box costs what a
+    full-image one does."""
+    h, w = img.shape[:2]
+    pts = np.round(corners).astype(np.int64)
+    for k in range(len(pts)):
+        p0, p1 = pts[k], pts[(k + 1) % len(pts)]
+        length = float(np.hypot(*(p1 - p0)))
+        if length < 1:
+            continue
+        ok, a, b = cv2.clipLine((-lw, -lw, w + 2 * lw, h + 2 * lw), tuple(int(v) for v in p0), tuple(int(v) for v in p1))
+        if not ok:
+            continue
+        unit = (p1 - p0) / length
+        t0 = float(np.dot(np.subtract(a, p0), unit))
+        t1 = float(np.dot(np.subtract(b, p0), unit))
+        start = np.floor(min(t0, t1) / (2 * dash)) * 2 * dash  # anchored at the corner, like the upright boxes
+        for s in np.arange(start, max(t0, t1), 2 * dash):
+            e = min(s + dash, length)
+            q0, q1 = p0 + unit * max(s, 0), p0 + unit * e
+            cv2.line(img, tuple(int(round(v)) for v in q0), tuple(int(round(v)) for v in q1), color, lw, cv2.LINE_AA)
+
+
+def draw_keypoints(img: np.ndarray, keypoints: np.ndarray, color, lw: int, min_conf: float = 0.25) -> None:
+    """Each keypoint whose visibility or confidence reaches ``min_conf`` as a dot ringed in black or white."""
+    radius = max(2, lw + 1)
+    h, w = img.shape[:2]
+    luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
+    ring = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    for x, y, c in keypoints:
+        if c < min_conf or not (-radius <= x < w + radius and -radius <= y < h + radius):
+            continue
+        centre = (int(round(x)), int(round(y)))
+        cv2.circle(img, centre, radius, color, -1, cv2.LINE_AA)
+        cv2.circle(img, centre, radius, ring, max(1, lw // 2), cv2.LINE_AA)
+
+
 def _dashed_rectangle(img: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], color, lw: int, dash: int) -> None:
     for start, end in dash_segments(p0, p1, img.shape, lw, dash):
         cv2.line(img, start, end, color, lw, cv2.LINE_AA)
@@ -74,7 +112,8 @@ def draw_detections(
     color: tuple[int, int, int] | None = None,
     dashed: bool = False,
 ) -> np.ndarray:
-    """A copy of ``image`` with boxes, "class 0.87" labels and translucent masks.
+    """A copy of ``image`` with boxes (oriented ones as drawn rectangles at their angle), "class 0.87"
+    labels, keypoints and translucent masks.
 
     ``color`` overrides the per-class colours (for example to mark missed objects); ``dashed``
     draws dashed boxes, a second style that stays distinct when colours are not.
@@ -94,13 +133,20 @@ def draw_detections(
             region = out[cy0:cy1, cx0:cx1]
             col = np.array(color or class_color(detections.class_id[k]), np.float32)
             region[m] = (region[m] * (1 - mask_alpha) + col * mask_alpha).astype(np.uint8)
+    corners = detections.corners() if detections.obb is not None else None
     for k in range(len(detections)):
         x0, y0, x1, y1 = (int(round(v)) for v in detections.xyxy[k])
         col = color or class_color(detections.class_id[k])
-        if dashed:
+        if corners is not None and dashed:
+            _dashed_polygon(out, corners[k], col, lw, dash=max(3, 3 * lw))
+        elif corners is not None:
+            cv2.polylines(out, [np.round(corners[k]).astype(np.int32)], True, col, lw, cv2.LINE_AA)
+        elif dashed:
             _dashed_rectangle(out, (x0, y0), (x1, y1), col, lw, dash=max(3, 3 * lw))
         else:
             cv2.rectangle(out, (x0, y0), (x1, y1), col, lw, cv2.LINE_AA)
+        if detections.keypoints is not None:
+            draw_keypoints(out, detections.keypoints[k], col, lw)
         if labels:
             text = detections.names.get(int(detections.class_id[k]), str(int(detections.class_id[k])))
             if confidence:

@@ -2,7 +2,8 @@
 
 AP follows COCO's definition (greedy matching by score, 101-point interpolated precision, per
 class then averaged), without COCO's 100-detections-per-image cap by default: the images this
-tool is for hold hundreds of objects.
+tool is for hold hundreds of objects. When predictions and ground truth both hold oriented boxes,
+overlap is the exact IoU of the rotated rectangles (:mod:`tiling.rotated`), as DOTA scores them.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import rotated
 from .detections import Detections
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -26,11 +28,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return tv_box_iou(torch.from_numpy(np.asarray(a, np.float64)), torch.from_numpy(np.asarray(b, np.float64))).numpy()
 
 
+def detection_iou(a: Detections, b: Detections) -> np.ndarray:
+    """(N, M) IoU of two sets of detections: of their oriented boxes when both have them, else of ``xyxy``."""
+    if a.obb is not None and b.obb is not None:
+        return rotated.iou_matrix(a.obb, b.obb)
+    return box_iou(a.xyxy, b.xyxy)
+
+
 def matched(pred: Detections, reference: Detections, iou: float = 0.5, class_aware: bool = True) -> np.ndarray:
     """For each prediction: does some reference box of the same class (or any class) overlap it at ``iou``?"""
     if len(pred) == 0 or len(reference) == 0:
         return np.zeros(len(pred), bool)
-    m = box_iou(pred.xyxy, reference.xyxy) >= iou
+    m = detection_iou(pred, reference) >= iou
     if class_aware:
         m &= pred.class_id[:, None] == reference.class_id[None, :]
     return m.any(axis=1)
@@ -42,7 +51,7 @@ def _match_image(pred: Detections, gt: Detections, thresholds: np.ndarray):
     Returns the (T, P) true-positive table of the predictions and the (T, G) table of matched labels.
     """
     order = np.argsort(-pred.confidence, kind="mergesort")
-    ious = box_iou(pred.xyxy[order], gt.xyxy)
+    ious = detection_iou(pred[order], gt)
     tp = np.zeros((len(thresholds), len(order)), bool)
     gt_match = np.zeros((len(thresholds), len(gt)), bool)
     for t, thr in enumerate(thresholds):
@@ -136,8 +145,11 @@ def evaluate(
         if len(fp) == 0 or len(g) == 0:
             continue
         same_class = fp.class_id[:, None] == g.class_id[None, :]
-        dup = ((box_iou(fp.xyxy, g.xyxy) >= 0.5) & same_class).any(axis=1)
-        inside = _inside_fraction(fp.xyxy, g.xyxy) >= 0.7
+        dup = ((detection_iou(fp, g) >= 0.5) & same_class).any(axis=1)
+        if fp.obb is not None and g.obb is not None:
+            inside = rotated.iou_matrix(fp.obb, g.obb, "inside") >= 0.7
+        else:
+            inside = _inside_fraction(fp.xyxy, g.xyxy) >= 0.7
         duplicates += int(dup.sum())
         partials += int((~dup & inside.any(axis=1)).sum())
     n_pred = sum(len(p) for p in preds)

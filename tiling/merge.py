@@ -10,6 +10,12 @@ confidence, so the piece of an object seen at a tile border never beats the whol
 the neighbouring tile; a cut piece lying mostly inside a whole box of the same class is treated
 as part of it whatever the metric (and, held to a stricter overlap, whatever class the piece got),
 and two cut pieces of different classes that are nearly the same box are one piece.
+
+Oriented boxes (``Detections.obb``) are matched by the exact IoU or IoS of the rotated rectangles
+(:mod:`tiling.rotated`); their enclosing boxes still drive the spatial hash and the cut-piece flags (a
+rotated box cut at a tile edge has a corner, so its enclosing box, on that edge). A merged group keeps
+the keypoints of its best-ranked member, for NMS and NMM alike: fusing keypoints of different views
+would average a point seen whole with one guessed at a tile border.
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ from typing import Literal, Sequence, get_args
 import numpy as np
 
 from . import checks
-from .detections import Detections, paste_mask
+from .detections import Detections, enclosing_boxes, paste_mask
 from .grid import Tile, tiles_array
+from . import rotated
 
 Method = Literal["nms", "nmm"]
 Metric = Literal["ios", "iou"]
@@ -83,6 +90,13 @@ def pair_metric(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray
     area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     denom = np.minimum(area_a, area_b) if metric == "ios" else area_a + area_b - inter
     return np.where(denom > 0, inter / np.where(denom > 0, denom, 1), 0.0)
+
+
+def detection_metric(det: Detections, src: np.ndarray, dst: np.ndarray, metric: str) -> np.ndarray:
+    """IoU or IoS of the pairs (src[k], dst[k]): of the rotated rectangles when ``det`` has oriented boxes."""
+    if det.obb is not None:
+        return rotated.pair_metric(det.obb[src], det.obb[dst], metric)
+    return pair_metric(det.xyxy[src], det.xyxy[dst], metric)
 
 
 def overlapping_pairs(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,19 +178,20 @@ def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: 
     rank = _rank(det)
     swap = rank[i] > rank[j]
     src, dst = np.where(swap, j, i), np.where(swap, i, j)
-    value = pair_metric(det.xyxy[src], det.xyxy[dst], metric)
+    value = detection_metric(det, src, dst, metric)
     match = (value >= max(threshold, 1e-9)) & (same | class_agnostic)
     partial = truncated[dst] & ~truncated[src]
     if partial.any():
         # A piece cut at a tile edge lying inside a whole box is that object, even when the piece
         # alone looked like another class (half a truck is car-sized): stricter across classes.
-        inside = pair_metric(det.xyxy[src], det.xyxy[dst], "ios")
-        match |= partial & (inside >= np.where(same | class_agnostic, PARTIAL_IOS, PARTIAL_IOS_OTHER_CLASS))
+        p = np.flatnonzero(partial)
+        inside = value[p] if metric == "ios" else detection_metric(det, src[p], dst[p], "ios")
+        match[p] |= inside >= np.where((same | class_agnostic)[p], PARTIAL_IOS, PARTIAL_IOS_OTHER_CLASS)
     twin = np.flatnonzero(truncated[dst] & truncated[src] & ~same)
     if len(twin):
         # Two pieces cut at the same place, given different classes (a tile's own NMS is class-aware):
         # one piece, for the same reason.
-        match[twin] |= pair_metric(det.xyxy[src[twin]], det.xyxy[dst[twin]], "iou") >= PARTIAL_IOS_OTHER_CLASS
+        match[twin] |= detection_metric(det, src[twin], dst[twin], "iou") >= PARTIAL_IOS_OTHER_CLASS
     return src[match], dst[match], rank
 
 
@@ -204,7 +219,10 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
     ``merge(det, method="nmm", metric="iou", threshold=0.5)``.
 
     NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
-    the highest confidence, the class of the kept one. Results are sorted by confidence.
+    the highest confidence, the class of the kept one. An oriented box fuses into the smallest box
+    at the kept one's angle holding every member's corners (its enclosing box, within the union of
+    the members' enclosing boxes, is the new ``xyxy``). Keypoints are the kept detection's.
+    Results are sorted by confidence.
     """
     spec = checks.with_changes(spec, MergeSpec, changes)
     detections = detections.filter(conf=spec.conf, classes=spec.classes)
@@ -233,6 +251,12 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
         np.maximum.at(boxes[:, 2], owner, detections.xyxy[:, 2])
         np.maximum.at(boxes[:, 3], owner, detections.xyxy[:, 3])
         out.xyxy = boxes[kept_idx]
+        if detections.obb is not None:
+            fused = rotated.fuse_at_angle(detections.obb, detections.corners(), owner)[kept_idx]
+            out.obb = fused
+            enclosing = enclosing_boxes(fused)
+            out.xyxy = np.concatenate([np.maximum(enclosing[:, :2], out.xyxy[:, :2]),
+                                       np.minimum(enclosing[:, 2:], out.xyxy[:, 2:])], axis=1)
         if detections.masks is not None:
             _union_masks(detections, out, kept_idx, owner)
     order = np.argsort(-out.confidence, kind="stable")

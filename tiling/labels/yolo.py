@@ -126,18 +126,26 @@ def _yolo_xyxy(values: np.ndarray) -> np.ndarray:
 
 
 def parse_yolo_labels(data: bytes | str, image_shape: Sequence[int], name: str = "labels.txt", *,
-                      names: dict[int, str] | None = None) -> Detections:
+                      names: dict[int, str] | None = None, obb: bool = False) -> Detections:
     """YOLO txt content (``cls cx cy w h [conf]`` or ``cls x y x y ...`` polygons, normalized) -> pixel boxes.
 
     ``data`` is content, never a path: uploads must not reach the file system. ``name`` is only used in
     messages. Boxes are clipped to the image (in normalized units, before scaling) and boxes left with
     no area are dropped: a zero-area label can never be matched. Anything malformed is a LabelError.
+
+    ``obb=True`` reads YOLO-OBB labels, ``cls x1 y1 x2 y2 x3 y3 x4 y4``: each becomes an oriented box
+    (``Detections.obb``, the smallest rectangle holding the four corners) with its enclosing box.
     """
     name = _check_name(name)
     h, w = _image_size(image_shape)
     tables, problems = _yolo_tables(_text(data, name, "load_yolo_labels"), name)
     for lines, values in tables:
         _yolo_check(lines, values, problems)
+        if obb and values.shape[1] != 9:
+            problems.append((int(lines[0]), f"{values.shape[1] - 1} values after the class; an oriented box "
+                                            "(YOLO-OBB) has 8: x1 y1 x2 y2 x3 y3 x4 y4"))
+    if obb and not problems:
+        return _yolo_obb(tables, w, h, names)
     if problems:
         line, message = min(problems, key=lambda p: p[0])  # the first line; on it, the first check failed
         raise LabelError(f"{name} line {line}: {message}")
@@ -151,11 +159,25 @@ def parse_yolo_labels(data: bytes | str, image_shape: Sequence[int], name: str =
                       names=dict(names or {}))
 
 
+def _yolo_obb(tables, w: int, h: int, names: dict[int, str] | None) -> Detections:
+    """Oriented boxes in pixels from checked YOLO-OBB rows; those with no area inside the image are dropped."""
+    from ..rotated import quads_to_obb
+
+    if not tables:
+        return Detections.empty(names, with_obb=True)
+    lines, values = tables[0]
+    values = values[np.argsort(lines, kind="stable")]
+    quads = np.clip(values[:, 1:].reshape(-1, 4, 2), 0.0, 1.0) * [w, h]
+    det = Detections.from_obb(quads_to_obb(quads), class_id=values[:, 0].astype(np.int64), names=names, clip=(w, h))
+    keep = (det.xyxy[:, 2] > det.xyxy[:, 0]) & (det.xyxy[:, 3] > det.xyxy[:, 1]) & (det.obb[:, 2] * det.obb[:, 3] > 0)
+    return det[keep]
+
+
 def load_yolo_labels(path: str | os.PathLike, image_shape: Sequence[int],
-                     names: dict[int, str] | None = None) -> Detections:
+                     names: dict[int, str] | None = None, obb: bool = False) -> Detections:
     """A YOLO txt file -> pixel boxes (see parse_yolo_labels). A str is always a path; content is refused."""
     data, name = _read_label_file(path, "parse_yolo_labels")
-    return parse_yolo_labels(data, image_shape, name, names=names)
+    return parse_yolo_labels(data, image_shape, name, names=names, obb=obb)
 
 
 # COCO JSON

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import ModelError
-from .vetting import SUPPORTED_TASKS
+from .vetting import SUPPORTED_TASKS, keypoint_shape
 
 EXPORT_SUFFIXES = (".onnx", ".xml")
 MAX_METADATA_CHARS = 1 << 20
@@ -29,6 +29,7 @@ class Export:
     stride: int
     input_hw: tuple[int, int] | None  # fixed (height, width), or None when the export takes any size
     batch: int | None  # fixed batch size, or None when dynamic
+    kpt_shape: tuple[int, int] | None = None  # a pose model's (points, values per point)
 
 
 def find_export(path: Path, label: str) -> tuple[Path, str]:
@@ -123,8 +124,16 @@ def read_export(path: Path, label: str) -> Export:
     meta = _metadata(path, runtime, label, proto)
     task = str(meta.get("task", "detect"))
     if task not in SUPPORTED_TASKS:
-        raise ModelError(f"{label} is a '{task}' model; Patchwise runs detection and segmentation models only")
+        raise ModelError(f"{label} is a '{task}' model; Patchwise runs detection, segmentation, oriented-box (obb) "
+                         "and pose models only")
     names = _names(meta.get("names"), label)
+    kpt_shape = None
+    if task == "pose":
+        raw = meta.get("kpt_shape")
+        kpt_shape = keypoint_shape(list(raw) if isinstance(raw, (list, tuple)) else raw)
+        if kpt_shape is None:
+            raise ModelError(f"{label} is a pose model without a usable 'kpt_shape' in its metadata (got {raw!r}); "
+                             "export it with Ultralytics, which writes it")
     stride = _int(meta.get("stride"), 32)
     if stride not in (8, 16, 32, 64, 128):
         raise ModelError(f"{label}: its stride {meta.get('stride')!r} is not one of 8, 16, 32, 64, 128")
@@ -132,7 +141,7 @@ def read_export(path: Path, label: str) -> Export:
         raise ModelError(f"{label} was exported with NMS inside (nms=True); export it without, so that boxes can "
                          "be merged across tiles")
     batch, input_hw = _input_shape(path, runtime, label, proto)
-    return Export(path, runtime, task, names, stride, input_hw, batch)
+    return Export(path, runtime, task, names, stride, input_hw, batch, kpt_shape)
 
 
 def _input_shape(path: Path, runtime: str, label: str, proto=None) -> tuple[int | None, tuple[int, int] | None]:
@@ -170,7 +179,7 @@ def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
     except Exception as exc:
         raise ModelError(f"{label} could not be opened by {export.runtime} ({str(exc).splitlines()[0][:200]})") from None
     model = UltralyticsModel.from_export(net, export.task, export.names, export.stride, export.input_hw,
-                                         export.runtime, label, digest)
+                                         export.runtime, label, digest, export.kpt_shape)
     if export.runtime == "openvino" and is_quantized(net._model):
         model.min_input = MIN_INT8_SIDE  # smaller inputs crash 8-bit graphs on OpenVINO's CPU plugin
     probe = np.zeros((64, 64, 3), np.uint8)
@@ -185,12 +194,14 @@ def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
 
 
 def _check_outputs(out, export: Export, label: str) -> None:
-    """The outputs of an Ultralytics detect or segment head: (N, 4 + classes [+ 32 mask weights], boxes)."""
+    """The outputs of an Ultralytics head: (N, 4 + classes + extra, boxes), the extra channels being 32 mask
+    weights (segment, with prototype masks beside), one angle (obb) or the keypoints' values (pose)."""
     preds, proto = out[0] if isinstance(out[0], (tuple, list)) else (out[0], None)
     seg = export.task == "segment"
-    want = 4 + len(export.names) + (int(proto.shape[1]) if seg and proto is not None else 0)
+    extra = {"obb": 1, "pose": export.kpt_shape[0] * export.kpt_shape[1] if export.kpt_shape else 0}
+    want = 4 + len(export.names) + (int(proto.shape[1]) if seg and proto is not None else extra.get(export.task, 0))
     if preds.ndim != 3 or preds.shape[1] != want or (seg and proto is None) or (not seg and proto is not None):
         shapes = [tuple(preds.shape)] + ([tuple(proto.shape)] if proto is not None else [])
         raise ModelError(f"{label}: its outputs {shapes} are not those of an Ultralytics {export.task} head with "
-                         f"{len(export.names)} classes (expected (N, {want}, boxes)); export a detection or "
-                         "segmentation model without NMS")
+                         f"{len(export.names)} classes (expected (N, {want}, boxes)); export a detection, "
+                         "segmentation, obb or pose model without NMS")

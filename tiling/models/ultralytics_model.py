@@ -1,9 +1,10 @@
 """Ultralytics models on a lean batch path.
 
-Models with Ultralytics' ``Detect``/``Segment`` heads (YOLOv8/9/10/11/26 detect, YOLOv8/11 seg,
-FastSAM) run this way: tiles are stacked as one tensor, padded at the bottom/right only (so boxes and
-masks need no letterbox shift), run through the network, filtered by Ultralytics' own NMS, and masks
-are decoded only inside each box. Other heads (RT-DETR, YOLO26-seg, ...) go through Ultralytics
+Models with Ultralytics' ``Detect``/``Segment``/``OBB``/``Pose`` heads (YOLOv8/9/10/11/26 detect,
+YOLOv8/11 seg, -obb and -pose, FastSAM) run this way: tiles are stacked as one tensor, padded at the
+bottom/right only (so boxes, masks and keypoints need no letterbox shift), run through the network,
+filtered by Ultralytics' own NMS (its rotated NMS for oriented boxes), and masks are decoded only
+inside each box. Other heads (RT-DETR, YOLO26-seg, ...) go through Ultralytics
 ``predict``, un-letterboxed the same way. The forward pass may be swapped for an exported runtime
 (:mod:`tiling.models.runtimes`); everything around it stays the same, so results match torch.
 """
@@ -22,7 +23,7 @@ from .masks import attach_masks, proto_logits, slice_map
 
 LOG = logging.getLogger(__name__)
 PAD_VALUE = 114  # Ultralytics' letterbox grey
-FAST_HEADS = ("Detect", "Segment", "v10Detect")
+FAST_HEADS = ("Detect", "Segment", "v10Detect", "OBB", "OBB26", "Pose", "Pose26")
 PROBE_SPEC = InferSpec(conf=0.5, iou=0.7, max_det=10)  # one dummy tile proves a layout runs
 
 
@@ -47,11 +48,14 @@ class UltralyticsModel(Model):
         self.stride = 32
         self.input_hw: tuple[int, int] | None = None  # an export's fixed input size; None: any multiple of stride
         self._end2end = False
+        head = getattr(getattr(yolo, "model", None), "model", [None])[-1]
+        self.kpt_shape = tuple(getattr(head, "kpt_shape", ())) if self.task == "pose" else None
         self._fast = self._prepare_fast_path()
 
     @classmethod
     def from_export(cls, net, task: str, names: dict[int, str], stride: int, input_hw: tuple[int, int] | None,
-                    runtime: str, source: str, digest: str) -> UltralyticsModel:
+                    runtime: str, source: str, digest: str,
+                    kpt_shape: tuple[int, int] | None = None) -> UltralyticsModel:
         """A deployed export (ONNX, OpenVINO IR) on the same lean path: its network, described by its metadata."""
         self = cls.__new__(cls)
         self.yolo, self.task, self.names, self.source, self.digest = None, task, dict(names), source, digest
@@ -61,6 +65,7 @@ class UltralyticsModel(Model):
         self._lock = threading.Lock()
         self.net, self.stride, self.input_hw = net, int(stride), input_hw
         self._end2end, self._fast = False, True
+        self.kpt_shape = tuple(kpt_shape) if kpt_shape else None
         return self
 
     # -- set-up ------------------------------------------------------------------------------
@@ -211,7 +216,7 @@ class UltralyticsModel(Model):
         return torch.from_numpy(batch), (h, w, nh, nw, ph, pw)
 
     def _finish(self, out, layout, spec: InferSpec) -> list[Detections]:
-        """NMS and boxes (and box-cropped masks) in each input image's pixels."""
+        """NMS and boxes (box-cropped masks, oriented boxes, keypoints) in each input image's pixels."""
         import torch
         import torchvision  # noqa: F401  Ultralytics' NMS uses its C++ kernel only once it is imported
         from ultralytics.utils.nms import non_max_suppression
@@ -223,13 +228,16 @@ class UltralyticsModel(Model):
                 preds = preds[0]
             dets = non_max_suppression(
                 preds, spec.conf, spec.iou, classes=list(spec.classes) if spec.classes is not None else None,
-                max_det=spec.max_det,
-                nc=len(self.names) if self.task == "segment" else 0, end2end=self._end2end,
+                max_det=spec.max_det, nc=0 if self.task == "detect" else len(self.names),
+                end2end=self._end2end, rotated=self.task == "obb",
             )
         sx, sy = nw / w, nh / h
         results = []
         for i, d in enumerate(dets):
             d = d.numpy()
+            if self.task in ("obb", "pose"):
+                results.append(self._decode_extra(d, sx, sy, w, h))
+                continue
             xyxy = d[:, :4] / np.array([sx, sy, sx, sy], np.float32)
             xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
             det = Detections(xyxy=xyxy, confidence=d[:, 4], class_id=d[:, 5], names=self.names)
@@ -242,6 +250,18 @@ class UltralyticsModel(Model):
             results.append(det)
         return results
 
+    def _decode_extra(self, d: np.ndarray, sx: float, sy: float, w: int, h: int) -> Detections:
+        """Rows of an OBB head (cx, cy, w, h, conf, class, angle) or a pose head (x0, y0, x1, y1, conf,
+        class, keypoints) after NMS, mapped from network input pixels to the image's."""
+        if self.task == "obb":
+            obb = np.concatenate([d[:, 0:1] / sx, d[:, 1:2] / sy, d[:, 2:4] / ((sx + sy) / 2), d[:, 6:7]], axis=1)
+            return Detections.from_obb(obb, d[:, 4], d[:, 5], self.names, clip=(w, h))
+        xyxy = np.clip(d[:, :4] / np.array([sx, sy, sx, sy], np.float32), 0, [w, h, w, h]).astype(np.float32)
+        kp = keypoints_from(d[:, 6:], self.kpt_shape, sx, sy)
+        kp[..., 0] = np.clip(kp[..., 0], 0, w)  # clipped to the image, as Ultralytics does
+        kp[..., 1] = np.clip(kp[..., 1], 0, h)
+        return Detections(xyxy=xyxy, confidence=d[:, 4], class_id=d[:, 5], names=self.names, keypoints=kp)
+
     def _predict_ultralytics(self, images, spec: InferSpec, imgsz: int | None) -> list[Detections]:
         h, w = images[0].shape[:2]
         res = self.yolo.predict(
@@ -252,7 +272,16 @@ class UltralyticsModel(Model):
         for r, im in zip(res, images):
             ih, iw = im.shape[:2]
             b = r.boxes
-            det = Detections(xyxy=b.xyxy.numpy(), confidence=b.conf.numpy(), class_id=b.cls.numpy(), names=self.names)
+            if r.obb is not None:
+                o = r.obb
+                out.append(Detections.from_obb(o.xywhr.numpy(), o.conf.numpy(), o.cls.numpy(), self.names, clip=(iw, ih)))
+                continue
+            kp = None
+            if self.task == "pose":
+                data = r.keypoints.data.numpy() if r.keypoints is not None else np.zeros((0, *self.kpt_shape))
+                kp = keypoints_from(data.reshape(len(b), -1), self.kpt_shape, 1.0, 1.0)  # already in image pixels
+            det = Detections(xyxy=b.xyxy.numpy(), confidence=b.conf.numpy(), class_id=b.cls.numpy(), names=self.names,
+                             keypoints=kp)
             if r.masks is not None and len(det):
                 maps = r.masks.data.numpy().astype(np.float32)  # letterboxed input size, centre-padded
                 mh, mw = maps.shape[1:]
@@ -262,3 +291,14 @@ class UltralyticsModel(Model):
                                     threshold=0.5)
             out.append(det)
         return out
+
+
+def keypoints_from(flat: np.ndarray, kpt_shape, sx: float, sy: float) -> np.ndarray:
+    """(N, K, 3) keypoints from a head's flat (N, K * D) rows in network pixels; D = 2 gets visibility 1."""
+    k, dims = (int(v) for v in kpt_shape)
+    kp = np.asarray(flat, np.float32).reshape(len(flat), k, dims)
+    out = np.ones((len(kp), k, 3), np.float32)
+    out[..., :dims] = kp[..., :3]
+    out[..., 0] /= sx
+    out[..., 1] /= sy
+    return out

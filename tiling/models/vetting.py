@@ -17,7 +17,7 @@ from .base import ModelError
 from .pickle_scan import Report, Scanner
 
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # read by Ultralytics at import
-SUPPORTED_TASKS = ("detect", "segment")
+SUPPORTED_TASKS = ("detect", "segment", "obb", "pose")
 MB = 1 << 20
 MAX_MODEL_MB = int(os.environ.get("PATCHWISE_MAX_MODEL_MB", 200))  # file, inflated archive and its tensors alike
 MAX_PARAMS = int(os.environ.get("PATCHWISE_MAX_PARAMS", 100_000_000))  # tensor elements (YOLO11x: 57 M)
@@ -25,6 +25,7 @@ MAX_PICKLE_MB = 4  # data.pkl: YOLOv9e's is 0.46 MB
 MAX_RECORDS = 100_000  # files in the archive (RT-DETR-l: 950)
 MAX_ZIP_RATIO = 20  # inflated / compressed, for records over 1 MB (torch.save stores them uncompressed)
 MAX_CLASSES = 10_000
+MAX_KEYPOINTS = 1_000  # per detection (COCO people: 17)
 STRIDES = (4, 8, 16, 32, 64, 128)  # P2 to P7 feature maps
 REFUSED = "(a checkpoint can hide code that runs when it is opened). Nothing from it was run."
 
@@ -163,7 +164,8 @@ def _unpickle(path: Path, label: str) -> dict:
 
 
 def _check_model(ckpt: dict, label: str) -> tuple[str, bool]:
-    """The network is an Ultralytics detection/segmentation model whose head, task, classes and strides agree."""
+    """The network is an Ultralytics detection, segmentation, OBB or pose model whose head, task, classes and
+    strides agree."""
     from ultralytics.nn.tasks import BaseModel, RTDETRDetectionModel
 
     model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
@@ -176,6 +178,8 @@ def _check_model(ckpt: dict, label: str) -> tuple[str, bool]:
         raise ModelError(f"{label} holds an object of type {type(model).__name__} where the Ultralytics network "
                          "should be")
     task = _head_task(model, ckpt, label)
+    if task == "pose":
+        _check_keypoints(model, label)
     _check_names(model, label)
     _check_strides(model, label)
     return task, isinstance(model, RTDETRDetectionModel)
@@ -185,23 +189,26 @@ def _head_task(model, ckpt: dict, label: str) -> str:
     """The task the last layer performs; the task the file declares must be the same."""
     from torch import nn
     from ultralytics.nn.modules import head as h
-    from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel, SegmentationModel
+    from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, RTDETRDetectionModel, SegmentationModel
 
     layers = getattr(model, "model", None)
     if not isinstance(layers, nn.Sequential) or not len(layers):
         raise ModelError(f"{label} has no layers: not an Ultralytics network")
     head = layers[-1]
     runnable = {h.Detect: DetectionModel, h.v10Detect: DetectionModel, h.RTDETRDecoder: RTDETRDetectionModel,
-                h.Segment: SegmentationModel, h.Segment26: SegmentationModel}
-    other = {"Pose": "pose", "Pose26": "pose", "OBB": "obb", "OBB26": "obb", "Classify": "classify",
-             "SemanticSegment": "semantic", "Depth": "depth"}
-    task = "segment" if type(head) in (h.Segment, h.Segment26) else "detect" if type(head) in runnable else None
+                h.Segment: SegmentationModel, h.Segment26: SegmentationModel, h.OBB: OBBModel, h.OBB26: OBBModel,
+                h.Pose: PoseModel, h.Pose26: PoseModel}
+    tasks = {h.Segment: "segment", h.Segment26: "segment", h.OBB: "obb", h.OBB26: "obb", h.Pose: "pose",
+             h.Pose26: "pose"}
+    other = {"Classify": "classify", "SemanticSegment": "semantic", "Depth": "depth"}
+    task = tasks.get(type(head), "detect") if type(head) in runnable else None
     task = task or other.get(type(head).__name__)
     if task is None or (task in SUPPORTED_TASKS and type(model) is not runnable[type(head)]):
         raise ModelError(f"{label} ends in a {type(head).__name__} layer inside a {type(model).__name__}; "
-                         "Patchwise runs Ultralytics detection and segmentation heads only")
+                         "Patchwise runs Ultralytics detection, segmentation, oriented-box and pose heads only")
     if task not in SUPPORTED_TASKS:
-        raise ModelError(f"{label} is a '{task}' model; Patchwise runs detection and segmentation models only")
+        raise ModelError(f"{label} is a '{task}' model; Patchwise runs detection, segmentation, oriented-box (obb) "
+                         "and pose models only")
     train_args = ckpt.get("train_args")
     if train_args is not None and not isinstance(train_args, dict):
         raise ModelError(f"{label} has training arguments of type {type(train_args).__name__}, not a dict")
@@ -210,6 +217,23 @@ def _head_task(model, ckpt: dict, label: str) -> str:
             raise ModelError(f"{label} declares a '{declared}' model, but its {type(head).__name__} head makes it a "
                              f"'{task}' model; refused")
     return task
+
+
+def keypoint_shape(value) -> tuple[int, int] | None:
+    """(points, values per point) from a pose model's ``kpt_shape``, or None when it is not one."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(type(v) is int for v in value):
+        return None
+    k, d = value
+    return (k, d) if 1 <= k <= MAX_KEYPOINTS and d in (2, 3) else None
+
+
+def _check_keypoints(model, label: str) -> None:
+    """A pose head's keypoint layout: a few points of 2 or 3 values, as many as its layers predict."""
+    head = model.model[-1]
+    shape = keypoint_shape(getattr(head, "kpt_shape", None))
+    if shape is None or getattr(head, "nk", None) != shape[0] * shape[1]:
+        raise ModelError(f"{label} has a pose head with keypoint shape {getattr(head, 'kpt_shape', None)!r}; "
+                         f"expected (points, 2 or 3) with 1 to {MAX_KEYPOINTS} points")
 
 
 def _check_names(model, label: str) -> None:
