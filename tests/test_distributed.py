@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -163,10 +164,12 @@ def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, 
         y, x = divmod(k, 5)
         cv2.imwrite(str(src / f"crop-{k:02d}.png"), sample[y * 400 : y * 400 + 360, x * 460 : x * 460 + 480])
     common = ["--model", DET_WEIGHTS, "--tile-size", 320, "--overlap", 0.2]
-    local = cli("predict", src, *common, "--out", tmp_path / "local")
+    with ThreadPoolExecutor(2) as pool:  # both at once: each spends most of its time starting up
+        local = pool.submit(cli, "predict", src, *common, "--out", tmp_path / "local")
+        on_ray = pool.submit(cli, "predict", src, *common, "--out", tmp_path / "ray", "--engine", "ray",
+                             "--ray-address", cluster, "--actors", 2)
+        local, on_ray = local.result(), on_ray.result()
     assert local.returncode == 0, local.stderr
-    on_ray = cli("predict", src, *common, "--out", tmp_path / "ray", "--engine", "ray", "--ray-address", cluster,
-                 "--actors", 2)
     assert on_ray.returncode == 0, on_ray.stderr
     assert on_ray.stdout.split(" -> ")[0] == local.stdout.split(" -> ")[0]  # "20 images, N objects"
     a, b = files_of(tmp_path / "local"), files_of(tmp_path / "ray")
@@ -215,7 +218,7 @@ def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster)
     assert changed == [f"{lost.stem}.jpg", f"{lost.stem}.txt"]  # that image's own files, nothing else
 
 
-def test_a_model_that_cannot_load_is_one_error_before_any_work(tmp_path):
+def test_a_model_that_cannot_load_is_one_error_before_any_work(tmp_path, cluster):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     scene_folder(tmp_path / "in", 1)
     with pytest.raises(tiling.ModelError, match="bad.pt"):

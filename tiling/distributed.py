@@ -395,6 +395,26 @@ def _load(source, label: str, load_options: dict):
     return as_model(source)
 
 
+def _check_model(source, label: str, load_options: dict) -> dict[int, str] | str:
+    """The model's class names, or the one-line reason it cannot be used."""
+    try:
+        return dict(_load(source, label, load_options).names)
+    except ModelError as exc:
+        return str(exc)
+
+
+def _model_names(source, label: str, load_options: dict) -> dict[int, str]:
+    """Load the model once on a worker, in a process that ends afterwards: a bad model is one
+    ``ModelError`` before any image is read, the driver never holds a model, and the worker's
+    machine has the export cached for the actors."""
+    import ray
+
+    names = ray.get(ray.remote(num_cpus=0, max_calls=1)(_check_model).remote(source, label, load_options))
+    if isinstance(names, str):
+        raise ModelError(names)
+    return names
+
+
 def _connect(address: str | None) -> bool:
     """Join the cluster (or start a local one); True when this call started Ray and must stop it."""
     import ray
@@ -456,20 +476,20 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     folder.prepare()
     source_, label = _model_source(model)
     load_options = {"runtime": runtime, "precision": precision}
-    names = dict(_load(source_, label, load_options).names)  # a bad model is one error here, before any worker
     todo = [e for e in run if not folder.is_done(e)]
     failed: dict[str, str] = {}
     written = 0
-    if todo:
-        started = _connect(cluster.address)
-        try:
+    started = _connect(cluster.address)
+    try:
+        names = _model_names(source_, label, load_options)  # a bad model is one error here, before any image
+        if todo:
             written = _run(todo, source_, label, load_options, folder, tiles, infer, merge, cluster,
                            dict(max_pixels=max_pixels, bands=bands, wgs84=wgs84), failed, progress, log)
-        finally:
-            if started:
-                import ray
+    finally:
+        if started:
+            import ray
 
-                ray.shutdown()
+            ray.shutdown()
     _, objects = folder.assemble(run, names)
     return FolderRun(len(run), len(run) - len(todo), written, failed, objects, time.perf_counter() - start)
 
@@ -523,7 +543,10 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
     try:
         for row in ds.iter_rows():
             item: _Item = pickle.loads(row["item"])
+            if item.entry.rel in failed:  # a band of an image already reported (a later window failed to read)
+                continue
             if item.pieces == 1 and not item.raster:
+                bands.pop(item.entry.rel, None)  # its bands that came back before its reader failed
                 settle(item)
                 continue
             group = bands.setdefault(item.entry.rel, [])
@@ -541,6 +564,8 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
                 settle(ray.get(ready[0]))
         for ref in pending:
             settle(ray.get(ref))
+        for group in bands.values():  # cannot happen unless rows were lost: said, never passed over
+            settle(_Item(group[0].entry, error=f"only {len(group)} of its {group[0].pieces} parts came back"))
     except Exception as exc:
         raise ClusterError(f"the Ray pipeline stopped: {_describe(exc)}") from exc
     finally:
