@@ -293,6 +293,13 @@ def test_yolo_obb_labels_are_checked():
     outside = tiling.parse_yolo_labels("0 1.1 1.1 1.2 1.1 1.2 1.2 1.1 1.2\n", (100, 100), obb=True)
     assert len(outside) == 0 and outside.has_obb
     assert tiling.parse_yolo_labels("", (100, 100), obb=True).has_obb
+    corners = "0 0.1 0.1 0.3 0.1 0.3 0.2 0.1 0.2\n1 0.5 0.4 0.6 0.5 0.5 0.6 0.4 0.5\n"
+    auto = tiling.parse_yolo_labels(corners, (100, 200))  # every row four corners: YOLO-OBB
+    assert auto.has_obb
+    np.testing.assert_allclose(auto.obb, tiling.parse_yolo_labels(corners, (100, 200), obb=True).obb)
+    np.testing.assert_allclose(auto.obb[0], [40, 15, 40, 10, 0], atol=1e-4)
+    np.testing.assert_allclose(auto.xyxy, tiling.parse_yolo_labels(corners, (100, 200), obb=False).xyxy)
+    assert not tiling.parse_yolo_labels(corners + "0 0.5 0.5 0.1 0.1\n", (100, 200)).has_obb
 
 
 # -- drawing -------------------------------------------------------------------------------------
@@ -364,3 +371,34 @@ def test_obb_onnx_export_loads_and_agrees(obb_checkpoint, tmp_path):
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-3)
     det = model.predict([image], tiling.InferSpec(conf=0.45))[0]
     assert det.has_obb and len(det) > 0
+
+
+# -- the page ------------------------------------------------------------------------------------
+def test_every_view_of_the_page_works_with_rotated_boxes(obb_checkpoint):
+    """An uploaded OBB checkpoint on an uploaded image with YOLO-OBB labels, through each tab."""
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from ui.views import SCORES, STEPS, TABLE, ZOOM
+
+    image, gt = rotated_scene(width=256, height=192, n=4, seed=2)
+    labels = tiling.to_yolo_txt(Detections.from_obb(gt.obb, class_id=gt.class_id), image.shape)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["view"] = TABLE
+    at.run()
+    at.radio(key="runtime").set_value("Plain PyTorch").run()
+    at.selectbox(key="model_choice").set_value("Upload my own model").run()
+    at.file_uploader(key="model_upload").upload("obb.pt", obb_checkpoint.read_bytes(), "application/octet-stream")
+    at.file_uploader(key="image_upload").upload("scene.png", cv2.imencode(".png", image)[1].tobytes(), "image/png")
+    at.file_uploader(key="label_upload").upload("scene.txt", labels.encode(), "text/plain")
+    at.run()
+    assert not at.exception and not at.error
+    assert "obb" in " ".join(c.value for c in at.sidebar.caption)
+    table = at.dataframe[0].value
+    assert {"angle_deg", "cx", "obb_w"} <= set(table.columns) and len(table) > 0
+    assert "dl_dota" in [b.key for b in at.get("download_button")]
+    for view in (ZOOM, STEPS, SCORES):
+        at.session_state["view"] = view
+        at.run()
+        assert not at.exception and not at.error, view
+    assert any("missed" in c.caption for im in at.image for c in im.proto.imgs)

@@ -28,6 +28,9 @@ BUNDLED_MODELS = {
     "Demo detector (aerial)": MODELS_DIR / "synth-yolo11n-det.pt",
     "Demo segmenter (aerial)": MODELS_DIR / "synth-yolo11n-seg.pt",
 }
+OBB_DEMO = MODELS_DIR / "synth-yolo11n-obb.pt"  # oriented boxes; listed once it has been trained and added
+if OBB_DEMO.is_file():
+    BUNDLED_MODELS["Demo oriented boxes (aerial)"] = OBB_DEMO
 UPLOAD_MODEL = "Upload my own model"
 IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 MAX_TILES = int(os.environ.get("PATCHWISE_MAX_TILES", 2_000))

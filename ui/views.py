@@ -38,6 +38,8 @@ def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | 
         halo = small[highlight]
         pad = lw + 2
         halo.xyxy = halo.xyxy + np.array([-pad, -pad, pad, pad], np.float32)
+        if halo.obb is not None:  # a rotated box's halo is the same box, grown on every side
+            halo.obb = halo.obb + np.array([0, 0, 2 * pad, 2 * pad, 0], np.float32)
         preview = tiling.draw_detections(preview, halo, color=HIGHLIGHT, labels=False, masks=False,
                                          line_width=max(1, lw // 2))
     preview = tiling.draw_detections(preview, small, labels=max(preview.shape) >= 1200 and len(det) <= LABELLED_AT_MOST,
@@ -214,6 +216,8 @@ every object at its real size. Tiles overlap, so an object cut by one tile's edg
 are merged: *NMS* keeps the best one, *NMM* fuses them into one box. Whether two boxes match is
 measured by **IoU** (overlap ÷ union: both boxes must be alike) or **IoS** (overlap ÷ the smaller
 box: a half-object cut at a tile edge, lying inside the whole one, counts as the same object).
+For oriented boxes both are measured on the rotated rectangles themselves, not on the upright boxes
+around them, so two long objects side by side at an angle stay two.
 """
 
 
@@ -233,7 +237,7 @@ def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detec
         with raw_tab:
             raw = pred.raw.filter(conf=pred.merge.conf, classes=pred.merge.classes)
             by_tile = tiling.Detections(raw.xyxy, raw.confidence,
-                                        raw.data.get("tile_index", np.zeros(len(raw))) % 20, names={})
+                                        raw.data.get("tile_index", np.zeros(len(raw))) % 20, names={}, obb=raw.obb)
             show(st, annotate(item.image, by_tile), f"{len(raw)} raw boxes, coloured by the tile that produced them: "
                  f"{len(raw) - len(merged)} are duplicates or pieces at the overlaps")
     if merged_tab.open:
@@ -272,8 +276,11 @@ def table(frame: pd.DataFrame) -> None:
 def detections_frame(tiled: tiling.Detections, patch_only: np.ndarray) -> pd.DataFrame:
     frame = tiled.to_dataframe()
     frame.insert(2, "found by", np.where(patch_only, "patches only", "both"))
-    keep = [c for c in ("class", "found by", "confidence", "x0", "y0", "x1", "y1", "width", "height", "mask_area",
-                        "truncated") if c in frame.columns]
+    if tiled.keypoints is not None:  # one column, not three per point: how many of the points the model saw
+        seen = (tiled.keypoints[..., 2] >= tiling.export.KEYPOINT_VISIBLE).sum(axis=1)
+        frame["keypoints seen"] = [f"{int(k)} of {tiled.keypoints.shape[1]}" for k in seen]
+    keep = [c for c in ("class", "found by", "confidence", "x0", "y0", "x1", "y1", "width", "height", "cx", "cy",
+                        "obb_w", "obb_h", "angle_deg", "keypoints seen", "mask_area", "truncated") if c in frame.columns]
     return frame[keep]
 
 
@@ -288,7 +295,7 @@ def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections
     stem = stem_of(item.name)
     st.caption("The files hold the patch-based result, as in the table; the full-image result is the last "
                "picture.")
-    cols = st.columns(6)
+    cols = st.columns(7 if tiled.obb is not None else 6)
     cols[0].download_button("CSV", tiling.to_csv(tiled), f"{stem}.csv", "text/csv", on_click="ignore",
                             icon=":material/download:", key="dl_csv")
     cols[1].download_button("JSON", tiling.to_json(tiled), f"{stem}.json", "application/json", on_click="ignore",
@@ -299,7 +306,13 @@ def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections
                             help="A whole COCO file (images, categories, annotations with scores) that pycocotools "
                                  "loads.")
     cols[3].download_button("YOLO txt", tiling.to_yolo_txt(tiled, item.image.shape), f"{stem}.txt", "text/plain",
-                            on_click="ignore", icon=":material/download:", key="dl_yolo")
+                            on_click="ignore", icon=":material/download:", key="dl_yolo",
+                            help="YOLO-OBB corner lines for oriented boxes" if tiled.obb is not None else None)
+    if tiled.obb is not None:
+        cols[6].download_button("DOTA txt", tiling.export.to_dota_txt(tiled, with_conf=True), f"{stem}_dota.txt",
+                                "text/plain", on_click="ignore", icon=":material/download:", key="dl_dota",
+                                help="One oriented box a line: four corners in pixels, class, difficulty 0, "
+                                     "confidence.")
     cols[4].download_button("Patches PNG", lambda: tiling.encode_png(tiling.draw_detections(item.image, tiled)),
                             f"{stem}_patches.png", "image/png", on_click="ignore", icon=":material/image:",
                             key="dl_png_tiled")

@@ -126,15 +126,17 @@ def _yolo_xyxy(values: np.ndarray) -> np.ndarray:
 
 
 def parse_yolo_labels(data: bytes | str, image_shape: Sequence[int], name: str = "labels.txt", *,
-                      names: dict[int, str] | None = None, obb: bool = False) -> Detections:
+                      names: dict[int, str] | None = None, obb: bool | None = None) -> Detections:
     """YOLO txt content (``cls cx cy w h [conf]`` or ``cls x y x y ...`` polygons, normalized) -> pixel boxes.
 
     ``data`` is content, never a path: uploads must not reach the file system. ``name`` is only used in
     messages. Boxes are clipped to the image (in normalized units, before scaling) and boxes left with
     no area are dropped: a zero-area label can never be matched. Anything malformed is a LabelError.
 
-    ``obb=True`` reads YOLO-OBB labels, ``cls x1 y1 x2 y2 x3 y3 x4 y4``: each becomes an oriented box
-    (``Detections.obb``, the smallest rectangle holding the four corners) with its enclosing box.
+    YOLO-OBB labels (``cls x1 y1 x2 y2 x3 y3 x4 y4``) also get oriented boxes (``Detections.obb``, the
+    smallest rectangle holding each row's corners) beside their usual enclosing boxes: ``obb=None``
+    when every row of the file has four corners, ``obb=True`` always (other rows are an error),
+    ``obb=False`` never. ``xyxy`` is the same either way, so nothing changes for upright models.
     """
     name = _check_name(name)
     h, w = _image_size(image_shape)
@@ -144,37 +146,28 @@ def parse_yolo_labels(data: bytes | str, image_shape: Sequence[int], name: str =
         if obb and values.shape[1] != 9:
             problems.append((int(lines[0]), f"{values.shape[1] - 1} values after the class; an oriented box "
                                             "(YOLO-OBB) has 8: x1 y1 x2 y2 x3 y3 x4 y4"))
-    if obb and not problems:
-        return _yolo_obb(tables, w, h, names)
     if problems:
         line, message = min(problems, key=lambda p: p[0])  # the first line; on it, the first check failed
         raise LabelError(f"{name} line {line}: {message}")
+    oriented = obb if obb is not None else bool(tables) and all(t[1].shape[1] == 9 for t in tables)
     if not tables:
-        return Detections.empty(names)
+        return Detections.empty(names, with_obb=bool(obb))
     lines = np.concatenate([t[0] for t in tables])
     order = np.argsort(lines, kind="stable")  # back to file order
     xyxy, keep = _clip_boxes(np.concatenate([_yolo_xyxy(t[1]) for t in tables])[order], 1.0, 1.0)
     classes = np.concatenate([t[1][:, 0] for t in tables])[order]
+    rotated = None
+    if oriented:
+        from ..rotated import quads_to_obb
+
+        quads = np.clip(np.concatenate([t[1][:, 1:] for t in tables])[order][keep].reshape(-1, 4, 2), 0.0, 1.0)
+        rotated = quads_to_obb(quads * [w, h])
     return Detections(xyxy=(xyxy[keep] * [w, h, w, h]).astype(np.float32), class_id=classes[keep].astype(np.int64),
-                      names=dict(names or {}))
-
-
-def _yolo_obb(tables, w: int, h: int, names: dict[int, str] | None) -> Detections:
-    """Oriented boxes in pixels from checked YOLO-OBB rows; those with no area inside the image are dropped."""
-    from ..rotated import quads_to_obb
-
-    if not tables:
-        return Detections.empty(names, with_obb=True)
-    lines, values = tables[0]
-    values = values[np.argsort(lines, kind="stable")]
-    quads = np.clip(values[:, 1:].reshape(-1, 4, 2), 0.0, 1.0) * [w, h]
-    det = Detections.from_obb(quads_to_obb(quads), class_id=values[:, 0].astype(np.int64), names=names, clip=(w, h))
-    keep = (det.xyxy[:, 2] > det.xyxy[:, 0]) & (det.xyxy[:, 3] > det.xyxy[:, 1]) & (det.obb[:, 2] * det.obb[:, 3] > 0)
-    return det[keep]
+                      names=dict(names or {}), obb=rotated)
 
 
 def load_yolo_labels(path: str | os.PathLike, image_shape: Sequence[int],
-                     names: dict[int, str] | None = None, obb: bool = False) -> Detections:
+                     names: dict[int, str] | None = None, obb: bool | None = None) -> Detections:
     """A YOLO txt file -> pixel boxes (see parse_yolo_labels). A str is always a path; content is refused."""
     data, name = _read_label_file(path, "parse_yolo_labels")
     return parse_yolo_labels(data, image_shape, name, names=names, obb=obb)
