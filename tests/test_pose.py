@@ -153,3 +153,15 @@ def test_a_pose_checkpoint_with_a_forged_keypoint_shape_is_refused(tmp_path):
     yolo.save(str(path))
     with pytest.raises(tiling.ModelError, match="keypoint shape"):
         tiling.load_model(path, runtime="torch")
+
+
+def test_a_pose_onnx_export_loads_with_its_keypoint_shape(pose_checkpoint):
+    pytest.importorskip("onnxruntime")
+    from ultralytics import YOLO
+
+    onnx = YOLO(str(pose_checkpoint)).export(format="onnx", dynamic=True, imgsz=128, verbose=False)
+    model = tiling.load_model(onnx)
+    assert model.runtime == "onnx" and model.task == "pose" and model.kpt_shape == (17, 3)
+    image = (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
+    det = model.predict([image], tiling.InferSpec(conf=0.45, max_det=10))[0]
+    assert det.keypoints.shape == (len(det), 17, 3) and len(det) > 0
