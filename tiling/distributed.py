@@ -24,7 +24,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # workers import this module first: 
 
 import pickle  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence  # noqa: E402
 
