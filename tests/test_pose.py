@@ -165,3 +165,25 @@ def test_a_pose_onnx_export_loads_with_its_keypoint_shape(pose_checkpoint):
     image = (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
     det = model.predict([image], tiling.InferSpec(conf=0.45, max_det=10))[0]
     assert det.keypoints.shape == (len(det), 17, 3) and len(det) > 0
+
+
+def test_the_page_takes_an_uploaded_pose_checkpoint(pose_checkpoint):
+    import cv2
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from ui.views import TABLE
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["view"] = TABLE
+    at.run()
+    at.radio(key="runtime").set_value("Plain PyTorch").run()
+    at.selectbox(key="model_choice").set_value("Upload my own model").run()
+    at.file_uploader(key="model_upload").upload("pose.pt", pose_checkpoint.read_bytes(), "application/octet-stream")
+    image = (np.random.default_rng(2).random((192, 256, 3)) * 255).astype(np.uint8)
+    at.file_uploader(key="image_upload").upload("people.png", cv2.imencode(".png", image)[1].tobytes(), "image/png")
+    at.run()
+    assert not at.exception and not at.error
+    assert "pose" in " ".join(c.value for c in at.sidebar.caption)
+    table = at.dataframe[0].value
+    assert len(table) > 0 and table["keypoints seen"].str.endswith("of 17").all()
