@@ -154,6 +154,15 @@ def test_cli_ray_options_are_checked_before_any_cluster_starts(tmp_path):
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; from tiling.cli import main; "
+            f"sys.exit(main(['predict', {str(SAMPLES)!r}, '--model', {str(DET_WEIGHTS)!r}, '--out', "
+            f"{str(tmp_path / 'o')!r}, '--engine', 'ray']))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and 'pip install "patchwise[ray]"' in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 # -- on the cluster ------------------------------------------------------------------------------------
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, cluster):

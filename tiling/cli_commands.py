@@ -79,11 +79,12 @@ def _predict_on_ray(args, folder, run, tiles, infer, merge) -> int:
         cluster = ClusterSpec(address=args.ray_address, actors=args.actors)
     except ValueError as exc:
         raise CliError(f"--{str(exc).replace('_', '-')}") from None
-    bar = tqdm(total=len(run), desc="images", unit="img", file=sys.stderr)
+    bars = []  # the bar appears when the pipeline starts, after the cluster and the model are ready
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, desc="images", unit="img", file=sys.stderr))
+        bars[0].update(done - bars[0].n)
 
     try:
         result = predict_folder([e.path for e in run], args.model, folder.out, tiles, infer, merge, cluster=cluster,
@@ -93,7 +94,8 @@ def _predict_on_ray(args, folder, run, tiles, infer, merge) -> int:
     except (tiling.ModelError, ClusterError) as exc:
         raise CliError(str(exc)) from None
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     return _summary(len(run), result.done_before, len(result.failed), result.objects, folder.out)
 
 

@@ -417,7 +417,11 @@ def _model_names(source, label: str, load_options: dict) -> dict[int, str]:
 
 def _connect(address: str | None) -> bool:
     """Join the cluster (or start a local one); True when this call started Ray and must stop it."""
-    import ray
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ClusterError('Ray Data is not installed here: pip install "patchwise[ray]"') from None
 
     if ray.is_initialized():
         return False
@@ -453,6 +457,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     callable model. Spec fields and :class:`ClusterSpec` fields may be given by keyword
     (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
     are skipped; one that fails is reported through ``log`` and in the result, and the run goes on.
+    ``progress(done, total)`` is called when the pipeline starts (0) and as each image is finished.
     ``inputs``: the run's entries when the caller has listed them already (the CLI).
 
     Rasters (``tiling.raster``: GeoTIFF, COG, VRT...) are read window by window in bands of tile rows
@@ -523,7 +528,7 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
         .map_batches(_write, batch_size=1, fn_kwargs=dict(out=out, with_images=folder.with_images),
                      num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
     )
-    finish = ray.remote(num_cpus=0, max_retries=3)(_finish_bands)
+    finish = ray.remote(num_cpus=0, max_retries=3, scheduling_strategy="SPREAD")(_finish_bands)
     bands: dict[str, list[_Item]] = {}
     pending: list = []
     done = written = 0
@@ -540,6 +545,8 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
         if progress is not None:
             progress(done, len(todo))
 
+    if progress is not None:
+        progress(0, len(todo))
     try:
         for row in ds.iter_rows():
             item: _Item = pickle.loads(row["item"])
