@@ -148,6 +148,21 @@ def test_cluster_settings_are_checked():
         predict_folder("x/", "m.pt", "o/", actor=2)
 
 
+def test_an_openvino_folder_travels_to_the_workers_zipped():
+    from tiling.distributed import _model_source
+
+    folder = DET_WEIGHTS.parent / "synth-yolo11n-det_int8_openvino_model"
+    if not folder.is_dir():
+        pytest.skip("bundled OpenVINO export not present")
+    data, label = _model_source(folder)
+    assert isinstance(data, bytes) and label == folder.name
+    shipped, local = tiling.load_model(data, name=label), tiling.load_model(folder)
+    assert shipped.runtime == local.runtime and shipped.names == local.names
+    image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")[:640, :640]
+    a, b = (tiling.predict_tiled(image, m, tile_size=640).detections for m in (shipped, local))
+    assert len(a) > 5 and np.array_equal(a.xyxy, b.xyxy)
+
+
 def test_cli_ray_options_are_checked_before_any_cluster_starts(tmp_path):
     out = cli("predict", SAMPLES, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--engine", "ray", "--actors", "0")
     assert out.returncode == 2 and "--actors must be between 1" in out.stderr

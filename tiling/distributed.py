@@ -367,8 +367,8 @@ def _write_raster(item: _Item, det: Detections, folder: OutputFolder, bands: Ban
 
 # -- the driver -------------------------------------------------------------------------------------
 def _model_source(model) -> tuple[object, str]:
-    """What each worker loads: a model file's bytes (workers need no shared disk), a folder's path
-    (an OpenVINO export, on a disk every worker sees), an official name, or a callable shipped as is."""
+    """What each worker loads: a model file's bytes or an OpenVINO folder zipped (the workers need no
+    shared disk for it), an official name, or a callable shipped as is."""
     from .models import Model, UltralyticsModel
     from .models.vetting import read_bounded
 
@@ -376,6 +376,8 @@ def _model_source(model) -> tuple[object, str]:
         return bytes(model), "the model"
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
+        if path.is_dir() or path.suffix.lower() == ".xml":
+            return _zip_export(path.parent if path.suffix.lower() == ".xml" else path), path.name
         if path.is_file():
             return read_bounded(path, path.name), path.name
         return str(model), path.name
@@ -385,6 +387,24 @@ def _model_source(model) -> tuple[object, str]:
     if isinstance(model, Model) or callable(model):
         return model, getattr(model, "source", "") or type(model).__name__
     raise ModelError(f"expected a model file, its bytes or a callable model, got {type(model).__name__}")
+
+
+def _zip_export(folder: Path) -> bytes:
+    """An OpenVINO export folder's model files, zipped flat in memory as ``tiling.load_model`` takes them."""
+    import io
+    import zipfile
+
+    from .models.archive import EXPORT_FILES
+    from .models.vetting import read_bounded
+
+    if not folder.is_dir():
+        raise ModelError(f"{display_name(folder.name)}: no such model folder")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in EXPORT_FILES:
+                zf.writestr(path.name, read_bounded(path, folder.name))
+    return buf.getvalue()
 
 
 def _load(source, label: str, load_options: dict):
@@ -452,8 +472,8 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     """Patch-based prediction over a folder, a glob or a list of images on a Ray cluster, writing the
     files the single-process ``patchwise predict`` writes (:mod:`tiling.outputs`) into ``out``.
 
-    ``model``: a ``.pt``/``.onnx`` path or its bytes (each actor loads it with ``tiling.load_model``,
-    with ``runtime`` and ``precision``), an OpenVINO folder every worker can read, or a picklable
+    ``model``: a ``.pt``/``.onnx`` file, an OpenVINO folder or their bytes, sent from here to every
+    actor, which loads it with ``tiling.load_model`` (``runtime``, ``precision``); or a picklable
     callable model. Spec fields and :class:`ClusterSpec` fields may be given by keyword
     (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
     are skipped; one that fails is reported through ``log`` and in the result, and the run goes on.
