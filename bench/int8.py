@@ -147,11 +147,12 @@ def verdicts(sec: dict, ap: dict, peers: dict, ours: str, full: str | None, per_
         print(f"- AP50 vs best peer: {ap[ours]:.3f} vs {ap[best]:.3f} ({best}): "
               f"{mark(ap[ours] >= ap[best] - AP_SLACK)}")
     if full is not None and full in ap:
-        print(f"- AP50 vs Patchwise fp32: {ap[ours]:.3f} vs {ap[full]:.3f}: {mark(abs(ap[ours] - ap[full]) <= AP_SLACK)}")
+        print(f"- AP50 vs Patchwise fp32: {ap[ours]:.3f} vs {ap[full]:.3f}: "
+              f"{mark(abs(ap[ours] - ap[full]) <= AP_SLACK)}")
     if per_tile is not None:
         mine, floor = per_tile
-        print(f"- per tile: {1000 * mine:.1f} ms vs the 8-bit network's own {1000 * floor:.1f} ms = {mine / floor:.2f}x; "
-              f"target {FLOOR_RATIO}x: {mark(mine / floor <= FLOOR_RATIO)}")
+        print(f"- per tile: {1000 * mine:.1f} ms vs the 8-bit network's own {1000 * floor:.1f} ms = "
+              f"{mine / floor:.2f}x; target {FLOOR_RATIO}x: {mark(mine / floor <= FLOOR_RATIO)}")
     print()
 
 

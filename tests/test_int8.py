@@ -69,9 +69,10 @@ def test_shipped_copies_match_their_weights_and_load_without_quantizing(weights,
     model = tiling.load_model(weights, precision="int8")
     assert model.runtime == "openvino-int8" and model.agreement == record["agreement"] and not model.runtime_note
     full = request.getfixturevalue(fixture)  # the same weights in full precision
-    fast = tiling.predict_tiled(crop, model, tile_size=640).detections
-    exact = tiling.predict_tiled(crop, full, tile_size=640).detections
-    assert len(exact) > 20 and quantize.box_f1([exact], [fast]) >= 0.9
+    piece = crop[:640, :640]  # one tile
+    fast = tiling.predict_tiled(piece, model, tile_size=640).detections
+    exact = tiling.predict_tiled(piece, full, tile_size=640).detections
+    assert len(exact) > 10 and quantize.box_f1([exact], [fast]) >= 0.9
     # inputs of 64 x 64 px and less crashed OpenVINO's 8-bit CPU kernels: they are padded instead
     for shape in ((64, 64, 3), (40, 50, 3), (32, 96, 3)):
         assert len(model.predict([np.full(shape, 90, np.uint8)])) == 1
@@ -200,12 +201,12 @@ def cli(*args):
 def test_cli_precision_flag(crop, tmp_path):
     import cv2
 
-    cv2.imwrite(str(tmp_path / "piece.jpg"), crop)
+    cv2.imwrite(str(tmp_path / "piece.jpg"), crop[:640, :640])
     out = cli("predict", tmp_path / "piece.jpg", "--model", DET_WEIGHTS, "--precision", "int8", "--out",
               tmp_path / "o", "--no-images")
     assert out.returncode == 0, out.stderr
     assert "8-bit copy in use" in out.stderr and "Measuring" not in out.stderr  # the shipped copy, no quantizing
-    assert len((tmp_path / "o" / "labels" / "piece.txt").read_text().splitlines()) > 20
+    assert len((tmp_path / "o" / "labels" / "piece.txt").read_text().splitlines()) > 10
     bad = cli("predict", tmp_path / "piece.jpg", "--model", DET_WEIGHTS, "--precision", "int4", "--out", tmp_path)
     assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr and len(bad.stderr.splitlines()) == 1
     bad = cli("predict", tmp_path / "piece.jpg", "--model", DET_WEIGHTS, "--precision", "int8", "--calibration",
@@ -225,3 +226,15 @@ def test_the_page_starts_fast_on_the_bundled_model_and_offers_full_precision():
     assert "finds the same objects as full precision" in captions and "held-out" in captions
     at.radio(key="runtime").set_value("Full precision").run()
     assert not at.exception and "runtime: **openvino**" in " ".join(c.value for c in at.sidebar.caption)
+
+
+@needs_weights
+def test_a_copy_that_cannot_be_made_leaves_full_precision_running(crop, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("quantizer exploded")
+
+    monkeypatch.setattr(quantize, "quantize_ir", broken)
+    model = tiling.load_model(DET_WEIGHTS, precision="int8", calibration=[crop])
+    assert model.runtime == "openvino" and model.agreement is None
+    assert "could not be used" in model.runtime_note and "quantizer exploded" in model.runtime_note
+    assert len(model.predict([crop[:320, :320]])[0]) > 0

@@ -1,7 +1,8 @@
 """The export cache: a checkpoint exported once to OpenVINO or ONNX, kept on disk for every process.
 
 Exports are keyed on the weights' SHA-256, the format, the Ultralytics version and the export
-settings (8-bit copies, :mod:`.quantize`, also on their calibration data and NNCF's version), kept in a user cache folder (``PATCHWISE_CACHE``, default ``~/.cache/patchwise``) bounded
+settings (8-bit copies, :mod:`.quantize`, also on their calibration data and NNCF's version), kept
+in a user cache folder (``PATCHWISE_CACHE``, default ``~/.cache/patchwise``) bounded
 to ``PATCHWISE_CACHE_MB`` (default 2048) by removing the least recently used, and made once even
 when several threads or processes ask at the same time (a file lock per entry).
 """

@@ -17,7 +17,9 @@ bundled models ship theirs in ``models/`` (``scripts/make_int8.py``), found by t
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -52,6 +54,10 @@ SAMPLES_DIR = ROOT / "samples"
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
 
+class CalibrationError(ModelError):
+    """Calibration data that cannot be used: the caller's to fix, so it is raised, never worked around."""
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Where calibration tiles come from: image files or arrays, and a digest of their content."""
@@ -63,7 +69,7 @@ class Calibration:
 
 def calibration_from(source) -> Calibration:
     """A folder, an image file, or a list of files or H x W x 3 uint8 arrays, as calibration data;
-    a ``ModelError`` that says what is wrong otherwise."""
+    a ``CalibrationError`` that says what is wrong otherwise."""
     from ..imageio import IMAGE_SUFFIXES
 
     if isinstance(source, (str, Path)):
@@ -71,22 +77,22 @@ def calibration_from(source) -> Calibration:
         if path.is_dir():
             items = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not items:
-                raise ModelError(f"calibration: {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise CalibrationError(f"calibration: {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             described = f"{len(items)} image{'s' * (len(items) > 1)} in {path.name or path}"
         elif path.is_file():
             items, described = [path], path.name
         else:
-            raise ModelError(f"calibration: {path}: no such file or folder")
+            raise CalibrationError(f"calibration: {path}: no such file or folder")
     elif isinstance(source, np.ndarray):
         items, described = [source], "1 image"
     else:
         try:
             items = list(source)
         except TypeError:
-            raise ModelError("calibration must be a folder, an image file, or a list of image files or arrays, "
+            raise CalibrationError("calibration must be a folder, an image file, or a list of image files or arrays, "
                              f"got {type(source).__name__}") from None
         if not items:
-            raise ModelError("calibration: the list of images is empty")
+            raise CalibrationError("calibration: the list of images is empty")
         described = f"{len(items)} image{'s' * (len(items) > 1)}"
     if len(items) > MAX_IMAGES:
         items = [items[i] for i in np.linspace(0, len(items) - 1, MAX_IMAGES).round().astype(int)]
@@ -95,7 +101,8 @@ def calibration_from(source) -> Calibration:
     for item in items:
         if isinstance(item, np.ndarray):
             if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
-                raise ModelError(f"calibration: arrays must be H x W x 3 uint8 (BGR), got {item.dtype} {item.shape}")
+                raise CalibrationError(f"calibration: arrays must be H x W x 3 uint8 (BGR), got {item.dtype} "
+                                       f"{item.shape}")
             digest.update(repr(item.shape).encode())
             digest.update(np.ascontiguousarray(item).data)
             sources.append(item)
@@ -103,8 +110,8 @@ def calibration_from(source) -> Calibration:
             digest.update(sha256_of_file(item).encode())
             sources.append(Path(item))
         else:
-            raise ModelError(f"calibration: {item if isinstance(item, (str, Path)) else type(item).__name__} is not "
-                             "an image file or an array")
+            shown = item if isinstance(item, (str, Path)) else type(item).__name__
+            raise CalibrationError(f"calibration: {shown} is not an image file or an array")
     return Calibration(tuple(sources), digest.hexdigest(), described)
 
 
@@ -120,7 +127,7 @@ def calibration_tiles(calibration: Calibration) -> tuple[list[np.ndarray], list[
         try:
             w, h = image_size(src)
         except ImageError as exc:
-            raise ModelError(f"calibration: {exc}") from None
+            raise CalibrationError(f"calibration: {exc}") from None
         return h, w
 
     windows = []  # (image index, y0, x0, height, width)
@@ -133,7 +140,7 @@ def calibration_tiles(calibration: Calibration) -> tuple[list[np.ndarray], list[
             found = [(i, 0, 0, h // 32 * 32, w // 32 * 32)]
         windows += found
     if len(windows) < MIN_TILES:
-        raise ModelError(f"calibration: {calibration.described} give{'s' * (len(calibration.sources) == 1)} "
+        raise CalibrationError(f"calibration: {calibration.described} give{'s' * (len(calibration.sources) == 1)} "
                          f"{len(windows)} tiles; at least {MIN_TILES} are needed (more or larger images)")
     order = np.random.default_rng(0).permutation(len(windows))[: CALIBRATION_TILES + HELD_OUT_TILES]
     n_held = max(2, round(len(order) * HELD_OUT_TILES / (CALIBRATION_TILES + HELD_OUT_TILES)))
@@ -146,7 +153,7 @@ def calibration_tiles(calibration: Calibration) -> tuple[list[np.ndarray], list[
         try:
             image = src if isinstance(src, np.ndarray) else read_image(src)
         except ImageError as exc:
-            raise ModelError(f"calibration: {exc}") from None
+            raise CalibrationError(f"calibration: {exc}") from None
         for j in wanted:
             _, y, x, th, tw = chosen[j]
             tiles[j] = np.ascontiguousarray(image[y : y + th, x : x + tw])
@@ -200,8 +207,10 @@ def quantize_ir(fp32_xml: Path, task: str, tiles: Sequence[np.ndarray], out_dir:
 
     model = ov.Core().read_model(str(fp32_xml))
     nncf.set_log_level(logging.ERROR)
-    quantized = nncf.quantize(model, nncf.Dataset(list(tiles), transform), preset=nncf.QuantizationPreset.MIXED,
-                              subset_size=len(tiles), ignored_scope=float_scope(model, task))
+    with contextlib.redirect_stdout(io.StringIO()):  # NNCF's own progress bars; ``progress`` reports instead
+        quantized = nncf.quantize(model, nncf.Dataset(list(tiles), transform),
+                                  preset=nncf.QuantizationPreset.MIXED, subset_size=len(tiles),
+                                  ignored_scope=float_scope(model, task))
     out_dir.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out_dir / "model.xml"), compress_to_fp16=False)
     shutil.copyfile(fp32_xml.parent / "metadata.yaml", out_dir / "metadata.yaml")
@@ -380,22 +389,28 @@ def use_int8(model, weights: bytes, calibration=None, progress: Progress | None 
         model.runtime_note = f"8-bit runs on OpenVINO only, so the model runs in full precision ({why})"
         return
     shipped = bundled_copy(model.digest) if calibration is None else None
-    if shipped is not None:
-        folder, label = shipped, f"the shipped 8-bit copy {shipped.name}"
-    else:
+    chosen = None
+    if shipped is None:
         chosen = calibration_from(calibration) if calibration is not None else default_calibration(model.digest)
         if chosen is None:
-            raise ModelError(f"{model.source}: 8-bit needs calibration images (calibration=a folder or a list of "
-                             "images, ideally the ones to be processed)")
-        folder = cached_copy(model, weights, chosen, progress).parent
-        label = f"the 8-bit copy of {model.source}"
-    record = read_record(folder)
-    int8_net = _vetted_net(folder, model, label)
-    model.agreement = float(record["agreement"])
-    if model.agreement < AGREEMENT_BAR:
-        model.runtime_note = (f"the 8-bit copy was not used: on {record.get('held_out_tiles', '?')} held-out tiles it "
-                              f"agreed with full precision at {model.agreement:.1%} (the bar is {AGREEMENT_BAR:.0%}), "
-                              "so the model runs in full precision")
+            raise CalibrationError(f"{model.source}: 8-bit needs calibration images (calibration=a folder or a list "
+                                   "of images, ideally the ones to be processed)")
+    try:
+        folder = shipped or cached_copy(model, weights, chosen, progress).parent
+        record = read_record(folder)
+        model.agreement = float(record["agreement"])
+        if model.agreement < AGREEMENT_BAR:
+            model.runtime_note = (f"the 8-bit copy was not used: on {record.get('held_out_tiles', '?')} held-out tiles "
+                                  f"it agreed with full precision at {model.agreement:.1%} (the bar is "
+                                  f"{AGREEMENT_BAR:.0%}), so the model runs in full precision")
+            LOG.warning("%s: %s", model.source, model.runtime_note)
+            return
+        int8_net = _vetted_net(folder, model, f"the 8-bit copy of {model.source}")
+    except CalibrationError:
+        raise
+    except Exception as exc:  # a copy that cannot be made or opened leaves the float model running
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        model.runtime_note = f"the 8-bit copy could not be used ({type(exc).__name__}: {text}); full precision runs"
         LOG.warning("%s: %s", model.source, model.runtime_note)
         return
     with model._lock:
