@@ -357,13 +357,18 @@ def bundled_copy(digest: str, models_dir: Path | None = None) -> Path | None:
 
 
 def default_calibration(digest: str) -> Calibration | None:
-    """The bundled samples, for the bundled models (whose shipped copies were calibrated on them)."""
+    """The bundled samples, for the bundled models (the weights in ``models/``, whose shipped copies were
+    calibrated on them); None for any other weights."""
+    if not SAMPLES_DIR.is_dir():
+        return None
     for record_path in sorted(MODELS_DIR.glob(f"*_int8_openvino_model/{RECORD}")):
         try:
-            if read_record(record_path.parent).get("weights_sha256") == digest and SAMPLES_DIR.is_dir():
+            if read_record(record_path.parent).get("weights_sha256") == digest:
                 return calibration_from(SAMPLES_DIR)
         except ModelError:
             continue
+    if any(sha256_of_file(p) == digest for p in sorted(MODELS_DIR.glob("*.pt"))):
+        return calibration_from(SAMPLES_DIR)
     return None
 
 
