@@ -75,8 +75,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                    help=f"input size of the full-image pass, 32-4096 (default {infer.imgsz})")
     g.add_argument("--include-full", action="store_true", help="also merge a full-image pass (large objects)")
     g.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32: full precision (default). int8: an 8-bit copy of the model, about 1.5-3x faster on "
-                        "the CPU, used only if it agrees with full precision on held-out tiles (made once, ~30 s, "
+                   help="fp32: full precision (default). int8: an 8-bit copy of the model, 1.3-3x faster per tile "
+                        "depending on the CPU, used only if it agrees with full precision on held-out tiles (made once, ~30 s, "
                         "calibrated on the images given; the bundled models ship theirs). bf16: the CPU's bfloat16 "
                         "units where it has them (boxes may move 1-2 px)")
     g.add_argument("--calibration", default=None,

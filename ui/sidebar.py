@@ -55,11 +55,12 @@ def model_section():
     runtime = st.radio(
         "Speed", list(res.RUNTIME_CHOICES), key="runtime", on_change=_speed_chosen,
         help="8-bit numbers: the model's arithmetic on whole numbers from -128 to 127 instead of full decimals, "
-             "about twice as fast on this CPU. It is used only if it finds the same objects as full precision on "
+             "about 1.5 times as fast on this CPU. It is used only if it finds the same objects as full precision on "
              "test tiles; otherwise full precision runs, and this panel says so. Full precision: the model exactly "
              "as trained, optimized for this CPU. bf16: the CPU's shorter decimals. Plain PyTorch: no optimization.",
     )
-    st.caption("Fast uses 8-bit numbers: about twice as fast, checked to find the same objects as full precision.")
+    st.caption("Fast uses 8-bit numbers: about 1.5 times as fast, checked to find the same objects as full "
+               "precision.")
     upload = None
     if choice == res.UPLOAD_MODEL:
         upload = st.file_uploader(
