@@ -15,7 +15,7 @@ import pytest
 import conftest
 import tiling
 from conftest import DET_WEIGHTS, ROOT, SAMPLES, SquareFinder, square_scene
-from tiling.outputs import OutputFolder, entries, list_images
+from tiling.outputs import OutputFolder, entries, list_images, run_key
 
 ray = pytest.importorskip("ray")
 
@@ -115,7 +115,8 @@ def test_output_stems_never_collide_and_ids_follow_the_input_list(tmp_path):
     assert list_images(str(tmp_path / "*.png"))[1] == [tmp_path / "a.png"]
 
 
-@pytest.mark.parametrize("source, message", [("nowhere/", "no such file or folder"), ("nowhere/*.jpg", "matches no images"),
+@pytest.mark.parametrize("source, message", [("nowhere/", "no such file or folder"),
+                                             ("nowhere/*.jpg", "matches no images"),
                                              (["missing.jpg"], "no such file"), ([], "empty")])
 def test_bad_sources_are_one_line(source, message):
     with pytest.raises(ValueError, match=message):
@@ -137,6 +138,24 @@ def test_a_rerun_skips_what_is_complete_and_redoes_what_is_not(tmp_path):
     assert not list((tmp_path / "out").rglob(".tmp-*"))  # every file was moved into place whole
     n_images, n_objects = folder.assemble(run, SquareFinder.names)
     assert (n_images, n_objects) == (1, len(det))
+
+
+def test_a_rerun_with_other_settings_or_another_model_does_the_images_again(tmp_path):
+    paths = scene_folder(tmp_path / "in", 1)
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"weights one")
+    specs = tiling.pipeline.split_settings(tile_size=256)
+    key = run_key(*specs, model)
+    assert key == run_key(*specs, str(model)) == run_key(*tiling.pipeline.split_settings(tile_size=256), model)
+    entry = entries(tmp_path / "in", paths)[0]
+    blank = np.zeros((400, 600, 3), np.uint8)
+    OutputFolder(tmp_path / "out", key=key).write(entry, tiling.Detections.empty(), blank.shape, blank)
+    assert OutputFolder(tmp_path / "out", key=key).is_done(entry)
+    other_tiles = tiling.pipeline.split_settings(tile_size=320)
+    assert not OutputFolder(tmp_path / "out", key=run_key(*other_tiles, model)).is_done(entry)
+    assert not OutputFolder(tmp_path / "out", key=run_key(*specs, model, precision="int8")).is_done(entry)
+    model.write_bytes(b"weights two")  # the same file name, other weights
+    assert not OutputFolder(tmp_path / "out", key=run_key(*specs, model)).is_done(entry)
 
 
 def test_cluster_settings_are_checked():
@@ -212,7 +231,7 @@ def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster)
     assert (tmp_path / "killed").exists()  # an actor really was killed mid-run
     assert run.images == 21 and run.written == 20 and list(run.failed) == ["broken.png"]
     assert lines == [f"skipped broken.png: {run.failed['broken.png']}"] and "not an image" in lines[0]
-    folder = OutputFolder(tmp_path / "out")
+    folder = OutputFolder(tmp_path / "out", key=run_key(*tiling.pipeline.split_settings(tiles), KillOnce("")))
     for entry in entries(tmp_path / "in", paths):
         assert folder.is_done(entry)
         record = json.loads(folder.json_path(entry).read_text())
@@ -234,8 +253,8 @@ def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster)
     lost.unlink()
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*") if p.is_file() and p != lost}
     csv_before = (tmp_path / "out" / "detections.csv").read_bytes()
-    again = predict_folder(tmp_path / "in", tiling.CallableModel(SquareFinder()), tmp_path / "out", tiles,
-                           cluster=ClusterSpec(actors=1))
+    again = predict_folder(tmp_path / "in", KillOnce(str(tmp_path / "killed")), tmp_path / "out", tiles,
+                           cluster=ClusterSpec(actors=1))  # the same model and settings: the same run
     assert (again.done_before, again.written, list(again.failed)) == (19, 1, ["broken.png"])
     assert lost.exists() and (tmp_path / "out" / "detections.csv").read_bytes() == csv_before
     changed = sorted(p.name for p, t in before.items() if p.stat().st_mtime_ns != t and p.parent.name != "out")

@@ -13,10 +13,10 @@ def _root(source: str) -> Path:
     return Path(source) if Path(source).is_dir() else Path(source).parent
 
 
-def _prepare_out(out: Path, with_images: bool):
+def _prepare_out(out: Path, with_images: bool, key: str = ""):
     from .outputs import OutputFolder
 
-    folder = OutputFolder(out, with_images)
+    folder = OutputFolder(out, with_images, key)
     try:
         folder.prepare()
     except OSError as exc:
@@ -28,11 +28,13 @@ def predict_command(args) -> int:
     from tqdm import tqdm
 
     import tiling
-    from tiling.outputs import entries
+    from tiling.outputs import entries, run_key
 
     tiles, infer, merge = settings(args)
     images = find_images(args.source)
-    folder = _prepare_out(Path(args.out), not args.no_images)  # a bad --out is reported before the model loads
+    # Images done by an earlier run with these settings and this model are skipped; others are done again.
+    key = run_key(tiles, infer, merge, args.model, getattr(args, "precision", "fp32"), band_spec(args), args.wgs84)
+    folder = _prepare_out(Path(args.out), not args.no_images, key)  # a bad --out is reported before the model loads
     run = entries(_root(args.source), images)
     streamed = {e.path for e in run if is_streamed(e.path, args)}  # rasters read window by window
     band_spec(args)  # a bad --bands or --stretch, and a lone bad raster, are reported before the model loads

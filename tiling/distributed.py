@@ -35,7 +35,7 @@ from .detections import Detections  # noqa: E402
 from .grid import TileSpec  # noqa: E402
 from .merge import MergeSpec, merge as merge_detections, truncated_flags  # noqa: E402
 from .models import InferSpec, ModelError  # noqa: E402
-from .outputs import Entry, OutputFolder, display_name, entries, list_images  # noqa: E402
+from .outputs import Entry, OutputFolder, display_name, entries, list_images, run_key  # noqa: E402
 
 if TYPE_CHECKING:
     from .raster import BandSpec
@@ -302,9 +302,8 @@ def _claim_cores(cpus: float) -> list:
 
 
 # -- stage 3: write ---------------------------------------------------------------------------------
-def _write(batch: dict, out: str, with_images: bool) -> dict:
+def _write(batch: dict, folder: OutputFolder) -> dict:
     """Write whole images' files; bands pass on to the driver, their pixels dropped."""
-    folder = OutputFolder(out, with_images)
     names, blobs = [], []
     for blob in batch["item"]:
         item: _Item = pickle.loads(blob)
@@ -320,8 +319,8 @@ def _write(batch: dict, out: str, with_images: bool) -> dict:
     return {"name": names, "item": blobs}
 
 
-def _finish_bands(items: list[_Item], out: str, with_images: bool, tiles: TileSpec, infer: InferSpec,
-                  merge: MergeSpec, max_pixels: int | None, bands: BandSpec | None, wgs84: bool) -> _Item:
+def _finish_bands(items: list[_Item], folder: OutputFolder, tiles: TileSpec, infer: InferSpec, merge: MergeSpec,
+                  max_pixels: int | None, bands: BandSpec | None, wgs84: bool) -> _Item:
     """Merge one image's bands as predict_tiled merges its tiles (a raster's as predict_raster does), and
     write its files."""
     from .pipeline import tile_batches
@@ -339,14 +338,14 @@ def _finish_bands(items: list[_Item], out: str, with_images: bool, tiles: TileSp
         raw.data["source"] = np.full(len(raw), "tile")
         det = merge_detections(raw, merge)
         if first.raster:
-            result.objects = _write_raster(first, det, OutputFolder(out, with_images), bands, wgs84)
+            result.objects = _write_raster(first, det, folder, bands, wgs84)
         else:
             image = None
-            if with_images:
+            if folder.with_images:
                 from .imageio import read_image
 
                 image = read_image(first.entry.path, max_pixels=max_pixels)
-            result.objects = OutputFolder(out, with_images).write(first.entry, det, first.shape, image)
+            result.objects = folder.write(first.entry, det, first.shape, image)
     except Exception as exc:
         result.error = _describe(exc)
     return result
@@ -467,8 +466,9 @@ def _actors(cluster: ClusterSpec) -> int:
 def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: InferSpec | None = None,
                    merge: MergeSpec | None = None, *, cluster: ClusterSpec | None = None, with_images: bool = True,
                    max_pixels: int | None = None, bands: BandSpec | None = None, wgs84: bool = False,
-                   runtime: str = "auto", precision: str = "fp32", progress: Progress | None = None, log: Callable[[str], None] | None = None,
-                   inputs: Sequence[Entry] | None = None, **changes) -> FolderRun:
+                   runtime: str = "auto", precision: str = "fp32", progress: Progress | None = None,
+                   log: Callable[[str], None] | None = None, inputs: Sequence[Entry] | None = None,
+                   **changes) -> FolderRun:
     """Patch-based prediction over a folder, a glob or a list of images on a Ray cluster, writing the
     files the single-process ``patchwise predict`` writes (:mod:`tiling.outputs`) into ``out``.
 
@@ -476,7 +476,8 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     actor, which loads it with ``tiling.load_model`` (``runtime``, ``precision``); or a picklable
     callable model. Spec fields and :class:`ClusterSpec` fields may be given by keyword
     (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
-    are skipped; one that fails is reported through ``log`` and in the result, and the run goes on.
+    from a run with the same settings and model are skipped; one that fails is reported through
+    ``log`` and in the result, and the run goes on.
     ``progress(done, total)`` is called when the pipeline starts (0) and as each image is finished.
     ``inputs``: the run's entries when the caller has listed them already (the CLI).
 
@@ -497,7 +498,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     if merge.conf < infer.conf - 1e-9:
         raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
     run = list(inputs) if inputs is not None else entries(*list_images(source))
-    folder = OutputFolder(out, with_images)
+    folder = OutputFolder(out, with_images, run_key(tiles, infer, merge, model, precision, bands, wgs84))
     folder.prepare()
     source_, label = _model_source(model)
     load_options = {"runtime": runtime, "precision": precision}
@@ -531,7 +532,6 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
     saved = ctx.enable_progress_bars, ctx.verbose_stats_logs
     ctx.enable_progress_bars, ctx.verbose_stats_logs = False, False
     n_actors = _actors(cluster)
-    out = str(folder.out)
     # Ray Data restarts its actors and retries their calls without limit by default (-1); other limits are passed on.
     restarts = {k: getattr(cluster, k) for k in ("max_restarts", "max_task_retries") if getattr(cluster, k) != -1}
     ds = (
@@ -545,7 +545,7 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
                                                 cpus=cluster.cpus_per_actor, tiles=tiles, infer=infer, merge=merge),
                      compute=ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=2),
                      num_cpus=cluster.cpus_per_actor, num_gpus=cluster.gpus_per_actor or None, **restarts)
-        .map_batches(_write, batch_size=1, fn_kwargs=dict(out=out, with_images=folder.with_images),
+        .map_batches(_write, batch_size=1, fn_kwargs=dict(folder=folder),
                      num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
     )
     finish = ray.remote(num_cpus=0, max_retries=3, scheduling_strategy="SPREAD")(_finish_bands)
@@ -585,7 +585,7 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
             if broken:
                 settle(_Item(item.entry, error=broken))
                 continue
-            pending.append(finish.remote(group, out, folder.with_images, tiles, infer, merge, **reading))
+            pending.append(finish.remote(group, folder, tiles, infer, merge, **reading))
             while len(pending) > 2 * n_actors:  # backpressure on the merges too
                 ready, pending = ray.wait(pending, num_returns=1)
                 settle(ray.get(ready[0]))

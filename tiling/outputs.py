@@ -95,6 +95,26 @@ def entries(root: Path, images: Sequence[Path]) -> list[Entry]:
     return out
 
 
+def run_key(tiles, infer, merge, model, precision: str = "fp32", bands=None, wgs84: bool = False) -> str:
+    """What decides an image's files: the three specs, the model's content (a file's or a folder's
+    SHA-256, else its name), its precision, and for rasters the bands and the GeoJSON's CRS. Stored in
+    each image's JSON; a rerun with another key does the image again instead of keeping old files."""
+    from .raster import BandSpec
+    from .util import sha256_of, sha256_of_file
+
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        model_id = sha256_of(bytes(model))
+    elif isinstance(model, (str, os.PathLike)) and Path(model).is_file():
+        model_id = sha256_of_file(model)
+    elif isinstance(model, (str, os.PathLike)) and Path(model).is_dir():
+        model_id = sha256_of("".join(f"{p.name}:{sha256_of_file(p)}" for p in sorted(Path(model).iterdir())
+                                     if p.is_file()).encode())
+    else:  # an official name, or a callable model
+        model_id = model if isinstance(model, str) else (getattr(model, "source", "") or type(model).__name__)
+    parts = (tiles, infer, merge, model_id, precision, bands or BandSpec(), bool(wgs84))
+    return sha256_of(repr(parts).encode("utf-8"))[:16]
+
+
 def _plain(value):
     """A numpy scalar as the Python value ``json`` and ``csv`` write the same way."""
     return value.item() if isinstance(value, np.generic) else value
@@ -116,9 +136,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 class OutputFolder:
     """Where a run's files go; ``write`` one image, ``is_done`` for a rerun, ``assemble`` at the end."""
 
-    def __init__(self, out: str | os.PathLike, with_images: bool = True):
+    def __init__(self, out: str | os.PathLike, with_images: bool = True, key: str = ""):
         self.out = Path(out)
         self.with_images = with_images
+        self.key = key  # :func:`run_key` of the run, kept in each image's JSON
 
     def prepare(self) -> None:
         """Create the folders (an ``OSError`` if ``out`` cannot be written), before any model loads."""
@@ -138,14 +159,16 @@ class OutputFolder:
         return self.out / GEOJSON_DIR / f"{entry.stem}.geojson"
 
     def is_done(self, entry: Entry) -> bool:
-        """True when this image's files are all there from an earlier run (its JSON names this image)."""
+        """True when this image's files are all there from an earlier run with the same key (its JSON
+        names this image; one written without a key is taken as it is)."""
         path = self.json_path(entry)
         if not path.is_file() or not self.label_path(entry).is_file():
             return False
         if self.with_images and not self.image_path(entry).is_file():
             return False
         try:
-            return json.loads(path.read_text(encoding="utf-8")).get("image") == entry.shown
+            record = json.loads(path.read_text(encoding="utf-8"))
+            return record.get("image") == entry.shown and (record.get("run") or self.key) == self.key
         except (OSError, ValueError, AttributeError):
             return False
 
@@ -166,7 +189,7 @@ class OutputFolder:
         frame.insert(0, "image", entry.shown)
         columns = [str(c) for c in frame.columns]
         record = {
-            "image": entry.shown, "height": h, "width": w, "columns": columns,
+            "image": entry.shown, "run": self.key, "height": h, "width": w, "columns": columns,
             "detections": [dict(zip(columns, map(_plain, row))) for row in frame.itertuples(index=False)],
             "coco": [{k: v for k, v in rec.items() if k != "image_id"} for rec in to_coco(det, image_id=0)],
         }
@@ -189,7 +212,7 @@ class OutputFolder:
                 raise ValueError(f"{entry.shown}: the annotated picture needs the raster's overview")
             picture, factor = preview
             write_atomic(self.image_path(entry), encode_jpeg(draw_detections(picture, det.scaled(factor)), 90))
-        return OutputFolder(self.out, with_images=False).write(entry, det, image_shape)
+        return OutputFolder(self.out, with_images=False, key=self.key).write(entry, det, image_shape)
 
     def assemble(self, run: Iterable[Entry], names: dict[int, str]) -> tuple[int, int]:
         """``detections.csv``, ``coco_results.json`` and ``coco_images.json`` from the per-image JSONs of
