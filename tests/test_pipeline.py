@@ -49,6 +49,18 @@ def test_raw_keeps_tile_of_origin_and_image_coordinates():
     assert list(frame.columns[:4]) == ["class_id", "class", "confidence", "x0"] and len(frame) == len(gt)
 
 
+def test_concat_keeps_the_first_parts_data_columns_in_their_order():
+    """CSV and JSON columns come from ``data``'s order, which must not depend on the process's string hashing."""
+    keys = ["tile_index", "truncated", "source", "zeta", "alpha", "mid", "beta", "omega"]
+
+    def part(n, names):
+        return tiling.Detections(np.zeros((n, 4)), data={k: np.arange(n) for k in names})
+
+    joined = tiling.Detections.concat([part(2, keys), part(3, keys[::-1]), part(1, [*keys[::-1], "extra"])])
+    assert list(joined.data) == keys and len(joined.data["zeta"]) == 6
+    assert list(tiling.Detections.concat([part(1, keys), part(1, keys[2:])]).data) == keys[2:]  # shared keys only
+
+
 def test_batches_and_progress():
     image, _ = square_scene(900, 700, n=10)
     shapes = []

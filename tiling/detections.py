@@ -122,7 +122,7 @@ class Detections:
         if not parts:
             return cls.empty(merged_names)
         with_masks = all(p.masks is not None for p in parts)
-        keys = set.intersection(*(set(p.data) for p in parts)) if parts else set()
+        keys = [k for k in parts[0].data if all(k in p.data for p in parts[1:])]  # the first part's order, always
         filled = [p for p in parts if len(p)] or parts
         with_obb = all(p.obb is not None for p in filled)
         kp_counts = {p.keypoints.shape[1] if p.keypoints is not None else -1 for p in filled}
