@@ -75,16 +75,22 @@ def scene_folder(folder: Path, n: int, big: int = 0, geotiff: bool = False) -> l
         img, _ = square_scene(*size, n=40, seed=k)
         cv2.imwrite(str(folder / f"scene-{k:02d}.png"), img)
     if geotiff:
-        import rasterio
-        from rasterio.transform import from_origin
-
         img, _ = square_scene(1400, 1000, n=60, seed=99)
         img[img.sum(axis=2) == 0] = 40  # a grey ground, so that 0 can mean nodata
         img[:, :300] = 0
-        with rasterio.open(folder / "ortho.tif", "w", driver="GTiff", width=1400, height=1000, count=3, dtype="uint8",
-                           crs="EPSG:32633", transform=from_origin(500_000, 4_000_000, 0.5, 0.5), nodata=0) as ds:
-            ds.write(np.ascontiguousarray(np.moveaxis(img[..., ::-1], 2, 0)))
+        write_geotiff(folder / "ortho.tif", img, nodata=0)
     return sorted(p for p in folder.iterdir() if p.suffix in (".png", ".tif"))
+
+
+def write_geotiff(path: Path, bgr: np.ndarray, nodata=None) -> None:
+    """``bgr`` as a georeferenced 3-band GeoTIFF (UTM 33N, half a metre per pixel)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    h, w = bgr.shape[:2]
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs="EPSG:32633",
+                       transform=from_origin(500_000, 4_000_000, 0.5, 0.5), nodata=nodata) as ds:
+        ds.write(np.ascontiguousarray(np.moveaxis(bgr[..., ::-1], 2, 0)))
 
 
 def expected_frame(path: Path, tiles) -> pd.DataFrame:
@@ -206,6 +212,7 @@ def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, 
     for k in range(20):  # 20 crops of a bundled scene, each a few 320 px tiles
         y, x = divmod(k, 5)
         cv2.imwrite(str(src / f"crop-{k:02d}.png"), sample[y * 400 : y * 400 + 360, x * 460 : x * 460 + 480])
+    write_geotiff(src / "ortho.tif", sample[1000:1400, 1200:1800])  # read window by window by both engines
     common = ["--model", DET_WEIGHTS, "--tile-size", 320, "--overlap", 0.2]
     with ThreadPoolExecutor(2) as pool:  # both at once: each spends most of its time starting up
         local = pool.submit(cli, "predict", src, *common, "--out", tmp_path / "local")
@@ -214,10 +221,11 @@ def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, 
         local, on_ray = local.result(), on_ray.result()
     assert local.returncode == 0, local.stderr
     assert on_ray.returncode == 0, on_ray.stderr
-    assert on_ray.stdout.split(" -> ")[0] == local.stdout.split(" -> ")[0]  # "20 images, N objects"
+    assert on_ray.stdout.split(" -> ")[0] == local.stdout.split(" -> ")[0]  # "21 images, N objects"
     a, b = files_of(tmp_path / "local"), files_of(tmp_path / "ray")
-    assert sorted(a) == sorted(b) and len([n for n in a if n.startswith("json/")]) == 20
-    assert [n for n in a if a[n] != b[n]] == []  # every file, byte for byte: labels, JSON, CSV, COCO, pictures
+    assert sorted(a) == sorted(b) and len([n for n in a if n.startswith("json/")]) == 21
+    assert json.loads(a["json/ortho.json"])["run"] and "geojson/ortho.geojson" in a
+    assert [n for n in a if a[n] != b[n]] == []  # every file, byte for byte: labels, JSON, GeoJSON, CSV, COCO, pictures
     assert sum(len(json.loads(a[n])["detections"]) for n in a if n.startswith("json/")) > 20
 
 

@@ -316,6 +316,23 @@ def test_cli_streams_a_geotiff_and_writes_geojson_beside_the_usual_outputs(tmp_p
     assert (tmp_path / "o" / "annotated" / "ortho.jpg").stat().st_size > 5_000
 
 
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+def test_a_raster_rerun_keeps_its_files_for_the_same_settings_and_redoes_them_for_others(tmp_path, capsys):
+    from tiling.cli import main
+
+    image = tiling.read_image(ROOT / "samples" / "depot-2400x1800.jpg")[:400, :600]
+    path = write_tif(tmp_path / "ortho.tif", rgb_bands(image))
+    common = [path, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--no-images"]
+    record = tmp_path / "o" / "json" / "ortho.json"
+    summaries = []
+    for size in (320, 320, 256):
+        assert main(["predict", *map(str, common), "--tile-size", str(size)]) == 0
+        summaries.append(capsys.readouterr().out)
+        assert json.loads(record.read_text())["run"]  # the run's key, as the Ray engine writes it
+    assert "done before" not in summaries[0] and "(1 done before)" in summaries[1]
+    assert "done before" not in summaries[2]  # other tiles: the raster is done again
+
+
 def test_the_page_refuses_a_tiff_too_large_or_only_gdal_reads_naming_the_cli(tmp_path):
     import cv2
 

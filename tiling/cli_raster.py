@@ -9,9 +9,6 @@ from pathlib import Path
 
 from .raster import STRETCHES, BandSpec
 
-GEOJSON_DIR = "geojson"
-PREVIEW_SIDE = 4096  # px: long side of the annotated picture of a raster
-
 
 def _bands(text: str) -> tuple[int, ...]:
     try:
@@ -62,14 +59,12 @@ def predict_raster_entry(entry, model, tiles, infer, merge, args, folder) -> int
     """Stream one raster through the model and write its files; returns its number of detections.
 
     Raises :class:`~tiling.imageio.ImageError` (one line) for a raster that cannot be read; files of
-    earlier images are untouched and this raster's GeoJSON is only put in place once complete."""
+    earlier images are untouched. The files are the Ray engine's (``folder.write_raster``, with the
+    run's key), so a rerun with other settings does the raster again."""
     from tqdm import tqdm
 
-    from .draw import draw_detections
-    from .export import encode_jpeg
-    from .geojson import GeoJSONWriter
     from .imageio import check_pixels
-    from .outputs import OutputFolder, display_name, write_atomic
+    from .outputs import PREVIEW_SIDE, display_name
     from .raster import RasterSource
     from .streaming import predict_raster
 
@@ -85,11 +80,10 @@ def predict_raster_entry(entry, model, tiles, infer, merge, args, folder) -> int
                    file=sys.stderr)
         if src.georef.note:
             tqdm.write(f"note: {display_name(src.georef.note)}", file=sys.stderr)
-        geo_path = folder.out / GEOJSON_DIR / f"{entry.stem}.geojson"
-        geo_path.parent.mkdir(parents=True, exist_ok=True)
-        with GeoJSONWriter(geo_path, src.georef, args.wgs84, name=Path(entry.rel).stem) as geojson, \
-                tqdm(total=n_tiles, desc=entry.shown, unit="tile", file=sys.stderr, leave=False) as bar:
-            pred = predict_raster(src, model, tiles, infer, merge, on_part=geojson.write,
+        if args.wgs84:  # before the model runs
+            src.georef.check_wgs84(Path(entry.rel).stem)
+        with tqdm(total=n_tiles, desc=entry.shown, unit="tile", file=sys.stderr, leave=False) as bar:
+            pred = predict_raster(src, model, tiles, infer, merge,
                                   progress=lambda done, total: bar.update(done - bar.n))
         det = pred.detections
         run, t = pred.tiles - pred.tiles_skipped, pred.timings
@@ -99,13 +93,9 @@ def predict_raster_entry(entry, model, tiles, infer, merge, args, folder) -> int
         if pred.tiles_skipped or pred.boxes_in_nodata:
             tqdm.write(f"{entry.shown}: {pred.tiles_skipped} of {pred.tiles} tiles were all nodata and not run; "
                        f"{pred.boxes_in_nodata} boxes on nodata dropped", file=sys.stderr)
-        if folder.with_images:  # a downscaled picture: the raster itself would not fit in memory
-            preview, factor = src.overview(PREVIEW_SIDE)
-            write_atomic(folder.image_path(entry), encode_jpeg(draw_detections(preview, det.scaled(factor)), 90))
-    # The per-image files, its JSON last; the picture is already there.
-    plain = OutputFolder(folder.out, with_images=False)
-    plain.write(entry, det, (h, w))
-    return len(det)
+        # A downscaled picture: the raster itself may not fit in memory.
+        preview = src.overview(PREVIEW_SIDE) if folder.with_images else None
+        return folder.write_raster(entry, det, (h, w), src.georef, args.wgs84, preview)
 
 
 def is_streamed(path: Path, args) -> bool:

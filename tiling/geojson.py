@@ -43,19 +43,21 @@ def _ccw(ring: np.ndarray, outer: bool) -> np.ndarray:
 
 
 def _box_rings(det: Detections, georef: Georef, to_wgs84: bool) -> np.ndarray:
-    """(N, 5, 2) closed rings of the boxes in output coordinates, counter-clockwise."""
-    x0, y0, x1, y1 = (det.xyxy[:, k].astype(np.float64) for k in range(4))
-    px = np.stack([x0, x1, x1, x0, x0], axis=1)
-    py = np.stack([y0, y0, y1, y1, y0], axis=1)  # counter-clockwise while y points up
+    """(N, 5, 2) closed rings of the boxes in output coordinates, counter-clockwise: an oriented box's
+    own four corners (``det.corners()``), never the upright box around it."""
+    corners = det.corners().astype(np.float64)  # (N, 4, 2) pixel (column, row)
+    ring = np.concatenate([corners, corners[:, :1]], axis=1)
+    px, py = ring[..., 0], ring[..., 1]
     t = _affine(georef)
     mx, my = t.a * px + t.b * py + t.c, t.d * px + t.e * py + t.f
-    if t.a * t.e - t.b * t.d < 0:  # the transform mirrors (north-up rasters: rows go south)
-        mx, my = mx[:, ::-1], my[:, ::-1]
     if to_wgs84 and len(det):
         from rasterio.warp import transform as warp
 
         lon, lat = warp(georef.crs, "EPSG:4326", mx.ravel().tolist(), my.ravel().tolist())
         mx, my = np.asarray(lon).reshape(mx.shape), np.asarray(lat).reshape(my.shape)
+    area = np.sum(mx[:, :-1] * my[:, 1:] - mx[:, 1:] * my[:, :-1], axis=1)  # twice the signed area, y up
+    clockwise = area < 0
+    mx[clockwise], my[clockwise] = mx[clockwise, ::-1], my[clockwise, ::-1]
     return np.stack([mx, my], axis=2)
 
 
@@ -166,8 +168,11 @@ class GeoJSONWriter:
             self.abort()
 
 
-def write_geojson(path, det: Detections, georef: Georef, to_wgs84: bool = False, name: str = "") -> Path:
-    """The detections as a GeoJSON file at ``path``; returns the path."""
+def write_geojson(path, det: Detections, georef: Georef, to_wgs84: bool = False, name: str = "",
+                  chunk: int = 4096) -> Path:
+    """The detections as a GeoJSON file at ``path``; returns the path. Features are made ``chunk``
+    detections at a time, so a raster's hundreds of thousands of objects never exist as dicts at once."""
     with GeoJSONWriter(path, georef, to_wgs84, name) as writer:
-        writer.write(det)
+        for start in range(0, len(det), chunk):
+            writer.write(det[start : start + chunk])
     return Path(path)
