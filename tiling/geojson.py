@@ -1,9 +1,10 @@
 """Detections as GeoJSON, where a GIS wants them: polygons in the raster's coordinate reference system.
 
-Each detection is a Feature: its box as a polygon, or for segmentation the outline of its mask
-(pixel edges, holes kept, a MultiPolygon when the mask is in pieces), with ``class``, ``class_id``,
-``confidence`` and its box in raster pixels (``pixel_box``). Pixel (column, row) corners go through
-the raster's affine geotransform, so a box edge lies exactly on the pixel edge it was found at.
+Each detection is a Feature: its box as a polygon (an oriented box's own four corners), or for
+segmentation the outline of its mask (pixel edges, holes kept, a MultiPolygon when the mask is in
+pieces), with ``class``, ``class_id``, ``confidence`` and its upright box in raster pixels
+(``pixel_box``). Pixel (column, row) corners go through the raster's affine geotransform, so a box
+edge lies exactly on the pixel edge it was found at.
 
 The collection is in the raster's CRS, named by the legacy GeoJSON ``crs`` member that GDAL and QGIS
 read (the EPSG code, or the CRS's WKT when it has none), or reprojected to EPSG:4326 longitude and
