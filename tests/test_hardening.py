@@ -33,3 +33,54 @@ def test_oriented_boxes_are_written_as_their_own_corners_counter_clockwise(trans
         expected = np.array([t * tuple(map(float, c)) for c in corners])
         distance = np.linalg.norm(ring[:4, None] - expected[None], axis=2)
         assert distance.min(axis=0).max() < 1e-2 and distance.min(axis=1).max() < 1e-2  # the same four points
+
+
+def _tiff(order: str, entries: list[tuple[int, int, int, int]], big: bool = False) -> bytes:
+    """A TIFF (or BigTIFF) whose first directory holds ``entries`` (tag, type, count, inline value)."""
+    if big:
+        head = (b"II" if order == "<" else b"MM") + struct.pack(order + "HHHQ", 43, 8, 0, 16)
+        ifd = struct.pack(order + "Q", len(entries)) + b"".join(
+            struct.pack(order + "HHQ", t, k, c) + struct.pack(order + ("Q" if k == 16 else "I" if k == 4 else "H"),
+                                                                v).ljust(8, b"\0") for t, k, c, v in entries)
+        return head.ljust(16, b"\0") + ifd + struct.pack(order + "Q", 0)
+    head = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, 8)
+    ifd = struct.pack(order + "H", len(entries)) + b"".join(
+        struct.pack(order + "HHI", t, k, c) + struct.pack(order + ("I" if k == 4 else "H"), v).ljust(4, b"\0")
+        for t, k, c, v in entries)
+    return head + ifd + struct.pack(order + "I", 0)
+
+
+def test_tiff_size_comes_from_the_header_without_gdal_and_refuses_anything_odd(tmp_path):
+    import subprocess
+    import sys
+
+    from tiling.raster import raster_size
+
+    assert raster_size(_tiff("<", [(256, 3, 1, 70), (257, 4, 1, 50)])) == (70, 50)
+    assert raster_size(_tiff(">", [(256, 4, 1, 123_456), (257, 3, 1, 9)])) == (123_456, 9)  # big-endian
+    assert raster_size(_tiff("<", [(256, 16, 1, 90_000), (257, 16, 1, 80_000)], big=True)) == (90_000, 80_000)
+    assert raster_size(bytearray(_tiff(">", [(256, 4, 1, 7), (257, 4, 1, 8)], big=True))) == (7, 8)
+    odd = [
+        _tiff("<", [(256, 2, 1, 70), (257, 4, 1, 50)]),  # ASCII width
+        _tiff("<", [(256, 4, 2, 70), (257, 4, 1, 50)]),  # two values
+        _tiff("<", [(256, 4, 1, 70)]),  # no height
+        _tiff("<", [(256, 4, 1, 0), (257, 4, 1, 50)]),  # zero width
+        _tiff("<", [(256, 16, 1, 70), (257, 16, 1, 50)]),  # LONG8 outside BigTIFF does not fit 4 bytes
+        b"II*\x00" + struct.pack("<I", 1 << 30),  # directory past the end
+        b"II*\x00" + struct.pack("<IH", 8, 60_000),  # more entries than the file holds
+        b"II+\x00" + struct.pack("<HHQ", 4, 0, 16),  # BigTIFF with a wrong offset size
+        b"II*\x00broken", b"II*", b"", b"\x89PNG\r\n\x1a\n",
+    ]
+    assert [raster_size(data) for data in odd] == [None] * len(odd)
+    # A real GDAL file (4 bands of 16 bits, which Pillow cannot open), BigTIFF too, read with no GDAL loaded
+    import rasterio
+
+    for name, bigtiff in (("deep.tif", "NO"), ("deep-big.tif", "YES")):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=70, height=50, count=4, dtype="uint16",
+                           BIGTIFF=bigtiff):
+            pass
+    code = ("import sys; from pathlib import Path; from tiling.raster import raster_size; "
+            f"print([raster_size(Path(r'{tmp_path}', n).read_bytes()) for n in ('deep.tif', 'deep-big.tif')], "
+            "'rasterio' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[(70, 50), (70, 50)] False"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -346,6 +347,28 @@ class RasterSource:
                               f"({_first_line(exc)})") from None
         return self._to_bgr(data, valid), valid
 
+    def sample_windows(self, count: int, side: int = 1280) -> list[np.ndarray]:
+        """Up to ``count`` windows of ``side`` px (smaller only where the raster is) spread over the raster
+        in a fixed pseudo-random order, as BGR uint8, each at least half valid pixels: pieces of the scene
+        to calibrate an 8-bit model on, without decoding the raster whole."""
+        from .grid import Tile
+
+        h, w = self.shape
+        th, tw = min(side, h), min(side, w)
+        grid = max(1, math.ceil(math.sqrt(2 * count)))  # twice the windows wanted, to pass over nodata
+        ys = np.unique(np.linspace(0, h - th, grid).round().astype(int))
+        xs = np.unique(np.linspace(0, w - tw, grid).round().astype(int))
+        spots = [(y, x) for y in ys for x in xs]
+        found = []
+        for k in np.random.default_rng(0).permutation(len(spots)):
+            y, x = spots[k]
+            image, valid = self.read(Tile(int(x), int(y), int(x) + tw, int(y) + th))
+            if valid is None or valid.mean() >= 0.5:
+                found.append(image)
+                if len(found) == count:
+                    break
+        return found
+
     def overview(self, max_side: int) -> tuple[np.ndarray, float]:
         """The whole raster at most ``max_side`` px on its long side, as BGR uint8, and its scale factor."""
         h, w = self.shape
@@ -379,18 +402,51 @@ def open_raster(path, spec: BandSpec | None = None, **changes) -> RasterSource:
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF, both byte orders
 
 
-def raster_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) of a TIFF held in memory, from its header through GDAL, or None when it is not a
-    TIFF GDAL reads. For files Pillow refuses (4 bands of 16 bits, LERC or other GDAL-only codecs)."""
-    if bytes(data[:4]) not in TIFF_MAGIC:
-        return None
-    import rasterio
-    from rasterio.io import MemoryFile
-
+def raster_size(data) -> tuple[int, int] | None:
+    """(width, height) of a TIFF or BigTIFF held in memory, read from its first image directory in pure
+    Python, or None when the header is not one. For uploads Pillow refuses (4 bands of 16 bits, LERC or
+    other GDAL-only codecs, too many pixels): no native parser runs on them and nothing is copied; every
+    read is bounded by the buffer and anything unexpected (offsets past the end, an oversized directory,
+    odd field types or counts) gives None."""
+    view = memoryview(data).cast("B")
     try:
-        with warnings.catch_warnings(), _env(), MemoryFile(bytes(data)) as mem:
-            warnings.simplefilter("ignore")
-            with mem.open() as ds:
-                return ds.width, ds.height
-    except (rasterio.errors.RasterioError, OSError, ValueError):
+        return _tiff_size(view)
+    except (struct.error, ValueError, IndexError):
         return None
+    finally:
+        view.release()
+
+
+_TIFF_FIELDS = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8 (BigTIFF): the types a width or height can have
+_MAX_TIFF_ENTRIES = 4096  # far more tags than any real first directory holds
+
+
+def _tiff_size(view: memoryview) -> tuple[int, int] | None:
+    if bytes(view[:4]) not in TIFF_MAGIC:
+        return None
+    order = "<" if view[0] == ord("I") else ">"
+    big = view[2:4] == (b"\x2b\x00" if order == "<" else b"\x00\x2b")
+    if big:
+        offset_size, zero, ifd = struct.unpack_from(order + "HHQ", view, 4)
+        if offset_size != 8 or zero != 0:
+            return None
+        count_fmt, entry_fmt, entry_size = "Q", "HHQ8s", 20
+    else:
+        (ifd,) = struct.unpack_from(order + "I", view, 4)
+        count_fmt, entry_fmt, entry_size = "H", "HHI4s", 12
+    if ifd < 8 or ifd >= len(view):
+        return None
+    (entries,) = struct.unpack_from(order + count_fmt, view, ifd)
+    first = ifd + struct.calcsize(count_fmt)
+    if not 0 < entries <= _MAX_TIFF_ENTRIES or first + entries * entry_size > len(view):
+        return None
+    found: dict[int, int] = {}
+    for k in range(entries):
+        tag, kind, count, value = struct.unpack_from(order + entry_fmt, view, first + k * entry_size)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            fmt = _TIFF_FIELDS.get(kind)
+            if fmt is None or count != 1 or struct.calcsize(fmt) > len(value):
+                return None
+            found[tag] = struct.unpack_from(order + fmt, value)[0]
+    width, height = found.get(256, 0), found.get(257, 0)
+    return (width, height) if width > 0 and height > 0 else None

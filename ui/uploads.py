@@ -36,18 +36,20 @@ def _check_once(item: res.ImageItem) -> str | None:
     return checked[item.key]
 
 
-def _digest(upload) -> str:
-    """The upload's SHA-256, hashed once per session: a rerun of a page with 100 MB of uploads hashes nothing."""
+def _digest(upload, data: bytes) -> str:
+    """The upload's SHA-256 (``data``: its bytes), hashed once per session: a rerun of a page with 100 MB of
+    uploads hashes nothing."""
     digests = st.session_state.setdefault(_DIGESTS, {})
     key = (upload.file_id, upload.size)
     if key not in digests:
-        digests[key] = sha256_of(upload.getvalue())
+        digests[key] = sha256_of(data)
     return digests[key]
 
 
 def _raster_hint(message: str, data: bytes, name: str) -> str:
-    """For a TIFF this page cannot decode but GDAL reads (4 bands of 16 bits, a GDAL-only codec), where it
-    can be used instead: the command line, which streams it window by window."""
+    """For a TIFF this page cannot decode (4 bands of 16 bits, a GDAL-only codec, too many pixels), where
+    it can be used instead: the command line, which streams it window by window. Its size comes from the
+    TIFF header, read in pure Python: no native parser runs on an upload this page refused."""
     from tiling.raster import raster_size
 
     size = raster_size(data)
@@ -63,10 +65,11 @@ def gather_uploads(uploads) -> Gathered:
     names = unique_names([up.name for up in uploads], fallback="image")
     total = 0
     for up, name in zip(uploads, names):
+        data = up.getvalue()  # one copy of the upload, shared by the item and the hint
         try:
-            item = res.image_item(up.getvalue(), name, _digest(up))
+            item = res.image_item(data, name, _digest(up, data))
         except tiling.ImageError as exc:
-            out.problems.append(_raster_hint(str(exc), up.getvalue(), name))
+            out.problems.append(_raster_hint(str(exc), data, name))
             continue
         try:
             tiling.imageio.check_pixels(*item.size, name)
