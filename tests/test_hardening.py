@@ -84,3 +84,14 @@ def test_tiff_size_comes_from_the_header_without_gdal_and_refuses_anything_odd(t
             "'rasterio' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[(70, 50), (70, 50)] False"
+
+
+def test_one_precision_check_names_the_problem():
+    from tiling.models import loading, runtimes
+
+    assert not hasattr(runtimes, "check_precision")  # loading's is the only one
+    loading.check_precision("bf16")
+    with pytest.raises(ValueError, match="precision must be one of .*'int4'"):
+        loading.check_precision("int4")
+    with pytest.raises(ValueError, match="runs on OpenVINO"):
+        loading.check_precision("int8", "torch")
