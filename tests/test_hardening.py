@@ -95,3 +95,55 @@ def test_one_precision_check_names_the_problem():
         loading.check_precision("int4")
     with pytest.raises(ValueError, match="runs on OpenVINO"):
         loading.check_precision("int8", "torch")
+
+
+def test_one_entry_being_made_does_not_hold_up_another_and_each_is_made_once(tmp_path, monkeypatch):
+    import threading
+
+    from tiling.models import export_cache
+
+    monkeypatch.setenv("PATCHWISE_CACHE", str(tmp_path))
+    a_started, b_made, seen = threading.Event(), threading.Event(), {}
+    builds = []
+
+    def slow(entry):  # a long quantization of model A
+        builds.append(entry.name)
+        a_started.set()
+        seen["b_made_meanwhile"] = b_made.wait(timeout=5)
+        (entry / "a.xml").write_text("a")
+
+    def quick(entry):
+        builds.append(entry.name)
+        (entry / "b.xml").write_text("b")
+        b_made.set()
+
+    threads = [threading.Thread(target=export_cache.cached, args=(export_cache.entry_path("a"), "*.xml", slow))
+               for _ in range(3)]  # three sessions ask for A together
+    threads[0].start()
+    assert a_started.wait(timeout=5)
+    for t in threads[1:]:
+        t.start()
+    assert export_cache.cached(export_cache.entry_path("b"), "*.xml", quick).name == "b.xml"
+    for t in threads:
+        t.join(timeout=10)
+    assert seen["b_made_meanwhile"] and sorted(builds) == ["a", "b"]  # B did not wait for A; A was made once
+    assert export_cache.cached(export_cache.entry_path("a"), "*.xml", slow).name == "a.xml"
+
+
+def test_pruning_skips_an_entry_being_made(tmp_path, monkeypatch):
+    import fcntl
+
+    from tiling.models import export_cache
+
+    monkeypatch.setenv("PATCHWISE_CACHE", str(tmp_path))
+    monkeypatch.setenv("PATCHWISE_CACHE_MB", "0")  # everything but the newest entry is over the limit
+    busy = export_cache.entry_path("busy")
+    busy.mkdir(parents=True)
+    (busy / "half.bin").write_bytes(b"x" * 1000)
+    with open(export_cache._lock_file(busy), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process is making it
+        export_cache.cached(export_cache.entry_path("new"), "*.xml",
+                            lambda entry: (entry / "m.xml").write_text("m"))
+        assert (busy / "half.bin").exists()
+    export_cache.cached(export_cache.entry_path("newer"), "*.xml", lambda entry: (entry / "m.xml").write_text("m"))
+    assert not busy.exists() and not export_cache.entry_path("new").exists()  # idle entries are pruned

@@ -4,7 +4,9 @@ Exports are keyed on the weights' SHA-256, the format, the Ultralytics version a
 settings (8-bit copies, :mod:`.quantize`, also on their calibration data and NNCF's version), kept
 in a user cache folder (``PATCHWISE_CACHE``, default ``~/.cache/patchwise``) bounded
 to ``PATCHWISE_CACHE_MB`` (default 2048) by removing the least recently used, and made once even
-when several threads or processes ask at the same time (a file lock per entry).
+when several threads or processes ask at the same time (a file lock per entry, and a thread lock per
+entry within a process). Only the entry being made waits: another model's export or 8-bit copy, in
+this process or another, goes ahead meanwhile.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 EXPORT_SETTINGS = "dynamic-fp32-v1"
-_process_lock = threading.Lock()
+_entry_locks: dict[str, threading.Lock] = {}  # cache folder -> the lock this process's threads take to make it
+_entry_locks_guard = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -38,6 +41,15 @@ def entry_path(name: str) -> Path:
     return cache_dir() / "exports" / name
 
 
+def _entry_lock(entry: Path) -> threading.Lock:
+    with _entry_locks_guard:
+        return _entry_locks.setdefault(str(entry), threading.Lock())
+
+
+def _lock_file(entry: Path) -> Path:
+    return entry.parent / f"{entry.name}.lock"
+
+
 def _artifact(entry: Path, pattern: str) -> Path | None:
     if not (entry / "done").exists():
         return None
@@ -53,7 +65,13 @@ def _prune(keep: Path) -> None:
     for p in sorted(entries, key=lambda e: (e / "done").stat().st_mtime if (e / "done").exists() else 0):
         if sum(sizes.values()) <= limit:
             break
-        if p != keep:
+        if p == keep:
+            continue
+        with open(_lock_file(p), "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being made right now, by another thread or process
             shutil.rmtree(p, ignore_errors=True)
             sizes.pop(p)
 
@@ -80,13 +98,14 @@ def export(weights: bytes, digest: str, fmt: str) -> Path:
 
 def cached(entry: Path, pattern: str, build: Callable[[Path], None]) -> Path:
     """The first file matching ``pattern`` in the cache folder ``entry``, which ``build(entry)`` fills the
-    first time: once, however many threads or processes ask together (the others wait, then find it)."""
+    first time: once, however many threads or processes ask together (those asking for the same entry
+    wait, then find it; other entries are made meanwhile)."""
     found = _artifact(entry, pattern)
     if found:
         (entry / "done").touch()  # most recently used
         return found
     entry.parent.mkdir(parents=True, exist_ok=True)
-    with _process_lock, open(entry.parent / f"{entry.name}.lock", "w") as lock:
+    with _entry_lock(entry), open(_lock_file(entry), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # other processes wait here, then find the finished entry
         try:
             found = _artifact(entry, pattern)
