@@ -275,3 +275,36 @@ def test_a_model_that_cannot_load_is_one_error_before_any_work(tmp_path, cluster
     with pytest.raises(tiling.ModelError, match="bad.pt"):
         predict_folder(tmp_path / "in", tmp_path / "bad.pt", tmp_path / "out")
     assert not list((tmp_path / "out" / "json").iterdir())
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+def test_an_8_bit_run_is_calibrated_once_from_tiles_sent_with_the_model(tmp_path, cluster, monkeypatch):
+    """Weights without a shipped 8-bit copy: the driver cuts calibration tiles from the run's images, the
+    worker that checks the model makes the copy, the actor finds it; the driver never quantizes."""
+    pytest.importorskip("nncf")
+    from ultralytics import YOLO
+
+    from tiling.models import quantize
+    from tiling.util import sha256_of_file
+
+    weights = tmp_path / "resaved.pt"
+    YOLO(str(DET_WEIGHTS)).save(str(weights))  # the same network in other bytes: no copy ships for it
+    assert quantize.bundled_copy(sha256_of_file(weights)) is None
+    (tmp_path / "in").mkdir()
+    image = np.ascontiguousarray(tiling.read_image(SAMPLES / "depot-2400x1800.jpg")[:640, :1280])
+    cv2.imwrite(str(tmp_path / "in" / "piece.png"), image)
+    monkeypatch.setattr(quantize, "CALIBRATION_TILES", 6)  # the tiles are cut here, so this is what is sent
+    monkeypatch.setattr(quantize, "HELD_OUT_TILES", 3)
+    run = predict_folder(tmp_path / "in", weights, tmp_path / "out", tile_size=640, precision="int8",
+                         with_images=False, cluster=ClusterSpec(address=cluster, actors=1))
+    assert (run.written, run.failed) == (1, {})
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the copy must come from the workers' cache")
+
+    monkeypatch.setattr(quantize, "quantize_ir", refuse)
+    local = tiling.load_model(weights, precision="int8", calibration=[tmp_path / "in" / "piece.png"])
+    assert local.agreement is not None  # the copy the check worker made, found by the same key
+    record = json.loads((tmp_path / "out" / "json" / "piece.json").read_text())
+    expected = tiling.predict_tiled(image, local, tile_size=640).detections
+    assert len(record["detections"]) == len(expected) > 5

@@ -238,3 +238,41 @@ def test_a_copy_that_cannot_be_made_leaves_full_precision_running(crop, monkeypa
     assert model.runtime == "openvino" and model.agreement is None
     assert "could not be used" in model.runtime_note and "quantizer exploded" in model.runtime_note
     assert len(model.predict([crop[:320, :320]])[0]) > 0
+
+
+@needs_weights
+def test_the_cli_calibrates_on_the_images_and_on_windows_of_a_raster_never_decoded_whole(crop, tmp_path, monkeypatch):
+    import cv2
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from tiling.cli import main
+
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "photo.jpg"), crop[:640, :640])
+    big = np.tile(crop, (2, 2, 1))  # 1920 x 2560: windows of it, not all of it
+    with rasterio.open(tmp_path / "in" / "ortho.tif", "w", driver="GTiff", width=2560, height=1920, count=3,
+                       dtype="uint8", crs="EPSG:32633", transform=from_origin(500_000, 4_000_000, 0.5, 0.5)) as ds:
+        ds.write(np.ascontiguousarray(np.moveaxis(big[..., ::-1], 2, 0)))
+    (tmp_path / "m.pt").write_bytes(b"weights that no bundled copy was made from")
+    seen = []
+
+    def fake_load(source, **kwargs):
+        seen.append(kwargs["calibration"])
+        raise tiling.ModelError("stopped here")
+
+    monkeypatch.setattr(tiling, "load_model", fake_load)
+    code = main(["predict", str(tmp_path / "in"), "--model", str(tmp_path / "m.pt"), "--precision", "int8",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and len(seen) == 1
+    paths = [s for s in seen[0] if not isinstance(s, np.ndarray)]
+    windows = [s for s in seen[0] if isinstance(s, np.ndarray)]
+    assert paths == [tmp_path / "in" / "photo.jpg"]  # the raster itself is never handed over
+    assert len(windows) == quantize.MAX_IMAGES - 1 and {w.shape for w in windows} == {(1280, 1280, 3)}
+    spots = [(y, x) for y in range(0, 641, 160) for x in range(0, 1281, 320)]  # a 5 x 5 grid over the raster
+    assert all(any(np.array_equal(w, big[y : y + 1280, x : x + 1280]) for y, x in spots) for w in windows)
+    calibration = quantize.calibration_from(seen[0])
+    assert len(calibration.sources) == quantize.MAX_IMAGES
+    shipped = quantize.run_calibration(DET_WEIGHTS, None, [tmp_path / "in" / "photo.jpg"])
+    assert shipped is None and quantize.run_calibration(tmp_path / "x.onnx", None, [tmp_path]) is None
+    assert quantize.run_calibration(tmp_path / "m.pt", "folder/", []) == "folder/"

@@ -135,19 +135,18 @@ def settings(args) -> tuple[TileSpec, InferSpec, MergeSpec]:
         raise CliError(f"--{str(exc).replace('_', '-').replace('merge threshold', 'threshold')}") from None
 
 
-def load(model_path: str, precision: str = "fp32", calibration: str | None = None, images: Sequence = ()):
+def load(model_path: str, precision: str = "fp32", calibration: str | None = None, images: Sequence = (),
+         streamed=None, bands=None):
     """The model, loaded as the options say. With ``precision="int8"`` its 8-bit copy is calibrated on the
-    ``--calibration`` folder, else on ``images`` (the ones to process), unless it is a bundled model with
-    its copy shipped."""
+    ``--calibration`` folder, else on ``images`` (the ones to process; of a raster that ``streamed(path)``
+    says is read window by window, a few windows only), unless it is a bundled model with its copy shipped."""
     import tiling
     from tiling.models import quantize
-    from tiling.util import sha256_of_file
 
     if precision == "int8" and calibration is not None and not Path(calibration).is_dir():
         raise CliError(f"--calibration {display_name(calibration)}: no such folder")
-    if precision == "int8" and calibration is None:
-        shipped = Path(model_path).is_file() and quantize.bundled_copy(sha256_of_file(model_path)) is not None
-        calibration = None if shipped else list(images) or None
+    if precision == "int8":
+        calibration = quantize.run_calibration(model_path, calibration, images, streamed, bands)
 
     if not Path(model_path).exists() and Path(model_path).name == model_path and not model_path.endswith(".pt"):
         raise CliError(f"{model_path}: no such model file")

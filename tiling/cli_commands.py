@@ -43,7 +43,8 @@ def predict_command(args) -> int:
     if getattr(args, "engine", "local") == "ray":
         return _predict_on_ray(args, folder, run, tiles, infer, merge)
     todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
-    model = load(args.model, args.precision, args.calibration, [e.path for e in run])
+    model = load(args.model, args.precision, args.calibration, [e.path for e in run],
+                 streamed=lambda path: path in streamed, bands=band_spec(args))
     failures = 0
     for entry in tqdm(todo, desc="images", unit="img", file=sys.stderr):
         try:
@@ -91,7 +92,8 @@ def _predict_on_ray(args, folder, run, tiles, infer, merge) -> int:
     try:
         result = predict_folder([e.path for e in run], args.model, folder.out, tiles, infer, merge, cluster=cluster,
                                 with_images=folder.with_images, max_pixels=args.max_pixels, bands=band_spec(args),
-                                wgs84=args.wgs84, precision=getattr(args, "precision", "fp32"), inputs=run,
+                                wgs84=args.wgs84, precision=getattr(args, "precision", "fp32"),
+                                calibration=getattr(args, "calibration", None), inputs=run,
                                 progress=progress, log=lambda line: tqdm.write(line, file=sys.stderr))
     except (tiling.ModelError, ClusterError) as exc:
         raise CliError(str(exc)) from None

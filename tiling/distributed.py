@@ -414,6 +414,18 @@ def _load(source, label: str, load_options: dict):
     return as_model(source)
 
 
+def _calibration(model, calibration, run: Sequence[Entry], max_pixels: int | None, bands: BandSpec | None):
+    """The 8-bit copy's calibration as tiles cut here, once (no model, no torch in the driver), or None
+    when none is needed. The worker that checks the model makes the copy from them; the actors find it
+    in their machine's cache, keyed on the weights and the calibration's digest, or on another machine
+    make the same one from the same tiles: no worker needs the images on its disk."""
+    from .models import quantize
+
+    chosen = quantize.run_calibration(model, calibration, [e.path for e in run],
+                                      lambda path: _is_raster(path, max_pixels), bands)
+    return None if chosen is None else quantize.cut_calibration(chosen)
+
+
 def _check_model(source, label: str, load_options: dict) -> dict[int, str] | str:
     """The model's class names, or the one-line reason it cannot be used."""
     try:
@@ -466,15 +478,17 @@ def _actors(cluster: ClusterSpec) -> int:
 def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: InferSpec | None = None,
                    merge: MergeSpec | None = None, *, cluster: ClusterSpec | None = None, with_images: bool = True,
                    max_pixels: int | None = None, bands: BandSpec | None = None, wgs84: bool = False,
-                   runtime: str = "auto", precision: str = "fp32", progress: Progress | None = None,
-                   log: Callable[[str], None] | None = None, inputs: Sequence[Entry] | None = None,
-                   **changes) -> FolderRun:
+                   runtime: str = "auto", precision: str = "fp32", calibration=None,
+                   progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                   inputs: Sequence[Entry] | None = None, **changes) -> FolderRun:
     """Patch-based prediction over a folder, a glob or a list of images on a Ray cluster, writing the
     files the single-process ``patchwise predict`` writes (:mod:`tiling.outputs`) into ``out``.
 
     ``model``: a ``.pt``/``.onnx`` file, an OpenVINO folder or their bytes, sent from here to every
     actor, which loads it with ``tiling.load_model`` (``runtime``, ``precision``); or a picklable
-    callable model. Spec fields and :class:`ClusterSpec` fields may be given by keyword
+    callable model. With ``precision="int8"`` the 8-bit copy is calibrated on ``calibration`` (as
+    ``load_model`` takes it), else on the run's images (a raster's: a few windows), unless the model's
+    copy ships; the tiles are cut here once and sent with the model (:func:`_calibration`). Spec fields and :class:`ClusterSpec` fields may be given by keyword
     (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
     from a run with the same settings and model are skipped; one that fails is reported through
     ``log`` and in the result, and the run goes on.
@@ -502,6 +516,8 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     folder.prepare()
     source_, label = _model_source(model)
     load_options = {"runtime": runtime, "precision": precision}
+    if precision == "int8" and isinstance(source_, (bytes, str)):
+        load_options["calibration"] = _calibration(model, calibration, run, max_pixels, bands)
     todo = [e for e in run if not folder.is_done(e)]
     failed: dict[str, str] = {}
     written = 0

@@ -42,6 +42,7 @@ HELD_OUT_TILES = 24
 TILE_SIZES = (640, 320)
 MAX_IMAGES = 12  # calibration images read, evenly spread over a longer list
 MIN_TILES = 8
+RASTER_WINDOW = 1280  # px: side of the windows a streamed raster gives to calibration
 SETTINGS = "int8-headfloat-v1"  # changes when how copies are made changes: older cache entries go unused
 GUARD_SPEC = InferSpec(conf=0.25, iou=0.7, max_det=300)
 # OpenVINO 2026.4's CPU plugin crashed (SIGSEGV) on 8-bit YOLO graphs given inputs of 64x64, 32x96 or less;
@@ -60,11 +61,13 @@ class CalibrationError(ModelError):
 
 @dataclass(frozen=True)
 class Calibration:
-    """Where calibration tiles come from: image files or arrays, and a digest of their content."""
+    """Where calibration tiles come from: image files or arrays, and a digest of their content; or the
+    tiles themselves, cut once (:func:`cut_calibration`), with the digest of the sources they came from."""
 
     sources: tuple  # Path or np.ndarray (H x W x 3 uint8 BGR)
     digest: str
     described: str  # e.g. "4 images in samples"
+    tiles: tuple | None = None  # (tiles to calibrate on, held-out tiles), when already cut
 
 
 def calibration_from(source) -> Calibration:
@@ -72,6 +75,8 @@ def calibration_from(source) -> Calibration:
     a ``CalibrationError`` that says what is wrong otherwise."""
     from ..imageio import IMAGE_SUFFIXES
 
+    if isinstance(source, Calibration):
+        return source
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
@@ -121,6 +126,9 @@ def calibration_tiles(calibration: Calibration) -> tuple[list[np.ndarray], list[
     from ..grid import plan_tiles
     from ..imageio import ImageError, image_size, read_image
 
+    if calibration.tiles is not None:
+        return list(calibration.tiles[0]), list(calibration.tiles[1])
+
     def shape_of(src) -> tuple[int, int]:
         if isinstance(src, np.ndarray):
             return src.shape[:2]
@@ -159,6 +167,68 @@ def calibration_tiles(calibration: Calibration) -> tuple[list[np.ndarray], list[
             tiles[j] = np.ascontiguousarray(image[y : y + th, x : x + tw])
         del image
     return tiles[n_held:], tiles[:n_held]
+
+
+def cut_calibration(source) -> Calibration:
+    """``source`` (as :func:`calibration_from` takes it) with its tiles cut now, keeping its digest: what a
+    cluster's workers are sent, so that each makes, or finds in its cache, the copy a local run with the
+    same images makes, without the images being on its disk."""
+    calibration = calibration_from(source)
+    calib, held = calibration_tiles(calibration)
+    return Calibration((), calibration.digest, calibration.described, (tuple(calib), tuple(held)))
+
+
+def calibration_inputs(images: Sequence, streamed: Callable[[Path], bool] | None = None, bands=None,
+                       window: int = RASTER_WINDOW) -> list:
+    """Calibration data from a run's ``images``: up to :data:`MAX_IMAGES` of them, spread over the list,
+    each as its path, except rasters read window by window (``streamed(path)``), which give a few
+    ``window`` px windows read through :mod:`tiling.raster` (never decoded whole; :data:`MAX_IMAGES`
+    windows at most in all). A raster that cannot be read is left out: its own run reports it."""
+    paths = [Path(p) for p in images]
+    if len(paths) > MAX_IMAGES:
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, MAX_IMAGES).round().astype(int)]
+    rasters = [p for p in paths if streamed is not None and streamed(p)]
+    per_raster = max(1, (MAX_IMAGES - len(paths) + len(rasters)) // max(1, len(rasters)))
+    out: list = []
+    for path in paths:
+        if path not in rasters:
+            out.append(path)
+            continue
+        from ..imageio import ImageError
+        from ..raster import RasterSource
+
+        try:
+            with RasterSource(path, bands) as src:
+                out += src.sample_windows(per_raster, window)
+        except ImageError as exc:
+            LOG.warning("calibration: %s left out (%s)", path.name, exc)
+    return out
+
+
+def run_calibration(model, calibration, images: Sequence, streamed: Callable[[Path], bool] | None = None,
+                    bands=None):
+    """What a run at ``precision="int8"`` calibrates on: ``calibration`` when given; None for an export
+    (it runs as it was exported) or for weights whose 8-bit copy ships; else :func:`calibration_inputs`
+    of the run's ``images``. ``model``: a checkpoint's path or bytes, an export, or an official name."""
+    if calibration is not None:
+        return calibration
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        from ..util import sha256_of
+        from .loading import _kind_of_bytes
+
+        if _kind_of_bytes(bytes(model), "model.pt") != "pt":
+            return None
+        digest = sha256_of(bytes(model))
+    else:
+        from .exported import EXPORT_SUFFIXES
+
+        path = Path(model)
+        if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:
+            return None
+        digest = sha256_of_file(path) if path.is_file() else ""
+    if digest and bundled_copy(digest) is not None:
+        return None
+    return calibration_inputs(images, streamed, bands) or None
 
 
 def network_input(tile: np.ndarray) -> np.ndarray:
