@@ -308,3 +308,52 @@ def test_an_8_bit_run_is_calibrated_once_from_tiles_sent_with_the_model(tmp_path
     record = json.loads((tmp_path / "out" / "json" / "piece.json").read_text())
     expected = tiling.predict_tiled(image, local, tile_size=640).detections
     assert len(record["detections"]) == len(expected) > 5
+
+
+def find_bars(images):
+    """A stand-in oriented-box model: every white blob as its minimum-area rotated rectangle."""
+    out = []
+    for im in images:
+        contours, _ = cv2.findContours((im[..., 0] > 128).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        rows = [[cx, cy, w + 1, h + 1, np.radians(deg)] for (cx, cy), (w, h), deg in map(cv2.minAreaRect, contours)]
+        conf = 0.5 + 0.4 * np.arange(len(rows)) / max(1, len(rows))  # no ties: one order in both engines
+        out.append(tiling.Detections.from_obb(np.array(rows, np.float32).reshape(-1, 5), conf, np.zeros(len(rows)),
+                                              {0: "bar"}, clip=im.shape[1::-1]))
+    return out
+
+
+def bar_scene(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    img = np.zeros((500, 700, 3), np.uint8)
+    for cx, cy in zip(range(60, 700, 110), rng.integers(60, 440, 6)):
+        pts = cv2.boxPoints(((float(cx), float(cy)), (70.0, 18.0), float(rng.uniform(0, 180))))
+        cv2.fillPoly(img, [np.round(pts).astype(np.int32)], (255, 255, 255))
+    cv2.imwrite(str(path), img)
+
+
+def test_oriented_boxes_get_dota_files_and_angles_in_both_engines(tmp_path, cluster):
+    (tmp_path / "in").mkdir()
+    for k in range(2):
+        bar_scene(tmp_path / "in" / f"bars-{k}.png", k)
+    model = tiling.CallableModel(find_bars, names={0: "bar"}, task="obb")
+    tiles = tiling.TileSpec(tile_size=256, overlap=0.25)
+    predict_folder(tmp_path / "in", model, tmp_path / "ray", tiles, with_images=False,
+                   cluster=ClusterSpec(address=cluster, actors=1))
+    folder = OutputFolder(tmp_path / "local", with_images=False, key=run_key(*tiling.pipeline.split_settings(tiles),
+                                                                              model))
+    folder.prepare()
+    run = entries(*list_images(tmp_path / "in"))
+    for entry in run:
+        image = tiling.read_image(entry.path)
+        folder.write(entry, tiling.predict_tiled(image, model, tiles).detections, image.shape, image)
+    folder.assemble(run, model.names)
+    a, b = files_of(tmp_path / "local"), files_of(tmp_path / "ray")
+    assert sorted(a) == sorted(b) and [n for n in a if a[n] != b[n]] == []
+    dota = a["dota/bars-0.txt"].decode().splitlines()
+    assert len(dota) == 6 and all(len(line.split()) == 11 and line.split()[8] == "bar" for line in dota)
+    frame = pd.read_csv(tmp_path / "ray" / "detections.csv")
+    assert {"angle_deg", "cx", "cy", "obb_w", "obb_h"} <= set(frame.columns) and len(frame) == 12
+    assert frame["angle_deg"].abs().max() > 5  # the angles, not upright boxes
+    assert folder.is_done(run[0])
+    folder.dota_path(run[0]).unlink()  # an oriented-box image without its DOTA file is done again
+    assert not folder.is_done(run[0])

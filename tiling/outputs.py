@@ -2,7 +2,8 @@
 so both write the same bytes.
 
 Every image gets ``labels/<stem>.txt`` (YOLO), ``json/<stem>.json`` (its size, detections and COCO
-records) and, unless turned off, ``annotated/<stem>.jpg``. Each file is written whole under a temporary
+records) and, unless turned off, ``annotated/<stem>.jpg``; a model with oriented boxes also writes
+``dota/<stem>.txt`` (DOTA, with confidences; the CSV and JSON carry the angle). Each file is written whole under a temporary
 name and moved into place (``os.replace``), the JSON last: an image whose JSON exists is complete, so a
 rerun skips it and a crash never leaves a half-written file behind. ``detections.csv``,
 ``coco_results.json`` and ``coco_images.json`` are assembled from the JSONs at the end, streaming, with
@@ -23,7 +24,7 @@ import numpy as np
 from .detections import Detections
 from .imageio import IMAGE_SUFFIXES
 
-JSON_DIR, LABEL_DIR, IMAGE_DIR, GEOJSON_DIR = "json", "labels", "annotated", "geojson"
+JSON_DIR, LABEL_DIR, IMAGE_DIR, GEOJSON_DIR, DOTA_DIR = "json", "labels", "annotated", "geojson", "dota"
 PREVIEW_SIDE = 4096  # px: long side of a raster's annotated picture (the raster itself may not fit in memory)
 
 
@@ -155,6 +156,9 @@ class OutputFolder:
     def image_path(self, entry: Entry) -> Path:
         return self.out / IMAGE_DIR / f"{entry.stem}.jpg"
 
+    def dota_path(self, entry: Entry) -> Path:
+        return self.out / DOTA_DIR / f"{entry.stem}.txt"
+
     def geojson_path(self, entry: Entry) -> Path:
         return self.out / GEOJSON_DIR / f"{entry.stem}.geojson"
 
@@ -168,17 +172,21 @@ class OutputFolder:
             return False
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
+            if "angle_deg" in record.get("columns", ()) and not self.dota_path(entry).is_file():
+                return False  # oriented boxes: their DOTA file is one of the image's files
             return record.get("image") == entry.shown and (record.get("run") or self.key) == self.key
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, TypeError):
             return False
 
     def write(self, entry: Entry, det: Detections, image_shape: Sequence[int], image: np.ndarray | None = None) -> int:
         """Write one image's files (the JSON last); returns its number of detections. ``image`` (BGR) is
         needed for the annotated picture when the folder has them."""
-        from .export import encode_jpeg, to_coco, to_yolo_txt
+        from .export import encode_jpeg, to_coco, to_dota_txt, to_yolo_txt
 
         h, w = int(image_shape[0]), int(image_shape[1])
         write_atomic(self.label_path(entry), to_yolo_txt(det, (h, w)).encode("utf-8"))
+        if det.has_obb:
+            write_atomic(self.dota_path(entry), to_dota_txt(det, with_conf=True).encode("utf-8"))
         if self.with_images:
             if image is None:
                 raise ValueError(f"{entry.shown}: the annotated picture needs the image")
