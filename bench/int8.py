@@ -44,6 +44,7 @@ import tiling  # noqa: E402
 from bench.peers import best_floor, floor_method  # noqa: E402
 from bench.real import DEFAULT_DATA, cpu_line  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
+from tiling.labels import images_for_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ("patched_yolo_infer", "patched_yolo_infer batch", "sahi", "supervision")
@@ -83,7 +84,7 @@ def run_samples(p) -> None:
           f"{int8.agreement}) vs {fp32.runtime}; seconds per image: median of {p.repeats}\n")
     if not int8.runtime.endswith("int8"):
         print(f"- the 8-bit copy is not in use: {int8.runtime_note}")
-    samples = sorted((ROOT / "samples").glob("*.jpg"))
+    samples = images_for_task(ROOT / "samples", fp32.task)  # oriented-box samples for an OBB model only
     if p.quick:
         samples = [s for s in samples if s.name.startswith("depot")] or samples[:1]
     for tile in p.tiles:

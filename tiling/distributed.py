@@ -488,7 +488,8 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     actor, which loads it with ``tiling.load_model`` (``runtime``, ``precision``); or a picklable
     callable model. With ``precision="int8"`` the 8-bit copy is calibrated on ``calibration`` (as
     ``load_model`` takes it), else on the run's images (a raster's: a few windows), unless the model's
-    copy ships; the tiles are cut here once and sent with the model (:func:`_calibration`). Spec fields and :class:`ClusterSpec` fields may be given by keyword
+    copy ships; the tiles are cut here once and sent with the model (:func:`_calibration`). Spec
+    fields and :class:`ClusterSpec` fields may be given by keyword
     (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
     from a run with the same settings and model are skipped; one that fails is reported through
     ``log`` and in the result, and the run goes on.

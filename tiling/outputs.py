@@ -3,9 +3,9 @@ so both write the same bytes.
 
 Every image gets ``labels/<stem>.txt`` (YOLO), ``json/<stem>.json`` (its size, detections and COCO
 records) and, unless turned off, ``annotated/<stem>.jpg``; a model with oriented boxes also writes
-``dota/<stem>.txt`` (DOTA, with confidences; the CSV and JSON carry the angle). Each file is written whole under a temporary
-name and moved into place (``os.replace``), the JSON last: an image whose JSON exists is complete, so a
-rerun skips it and a crash never leaves a half-written file behind. ``detections.csv``,
+``dota/<stem>.txt`` (DOTA, with confidences; the CSV and JSON carry the angle). Each file is written
+whole under a temporary name and moved into place (``os.replace``), the JSON last: an image whose JSON
+exists is complete, so a rerun skips it and a crash never leaves a half-written file behind. ``detections.csv``,
 ``coco_results.json`` and ``coco_images.json`` are assembled from the JSONs at the end, streaming, with
 image ids by position in the run's input list.
 """

@@ -174,3 +174,27 @@ def load_yolo_labels(path: str | os.PathLike, image_shape: Sequence[int],
 
 
 # COCO JSON
+
+
+def is_oriented_label_file(path: str | os.PathLike) -> bool:
+    """True when every row of a YOLO label file has four corners (``cls x1 y1 ... x4 y4``, YOLO-OBB): the
+    rule ``parse_yolo_labels`` uses for ``obb=None``. False for other rows, an empty file or none."""
+    if not os.path.isfile(path):
+        return False
+    data, name = _read_label_file(path, "parse_yolo_labels")
+    rows = [line.split() for line in _lines(_text(data, name, "parse_yolo_labels"), name)]
+    rows = [r for r in rows if r]
+    return bool(rows) and all(len(r) == 9 for r in rows)
+
+
+def images_for_task(folder: str | os.PathLike, task: str) -> list:
+    """The images directly in ``folder`` (sorted) that suit a model of ``task``, judged by the YOLO label
+    file beside each: oriented-box labels for ``"obb"``, any other labels for every other task; an
+    image without labels suits any. Bundled samples of both kinds live in one folder."""
+    from pathlib import Path
+
+    from ..imageio import IMAGE_SUFFIXES
+
+    images = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    labelled = [p for p in images if p.with_suffix(".txt").is_file()]
+    return [p for p in images if p not in labelled or is_oriented_label_file(p.with_suffix(".txt")) == (task == "obb")]
