@@ -23,21 +23,24 @@ if not page_style.IN_HEAD:  # started without serve.py: the style comes as an el
     st.html(f"<style>{page_style.PAGE_STYLE}</style>")
 
 
-def pick_model(choice: str, runtime: str, upload, items=()) -> tuple[tiling.UltralyticsModel, str | None]:
-    """The chosen model, or the bundled detector and the reason the choice could not be used. An 8-bit
-    copy of an uploaded or official model is calibrated on ``items``, the visitor's images."""
+def pick_model(choice: str, runtime: str, upload, items=()) -> tuple[tiling.UltralyticsModel, str | None, str | None]:
+    """(model, problem, note): the chosen model, or the bundled detector and the reason the choice could
+    not be used; ``note`` says why a visitor's model runs in full precision when 8-bit was asked for. An
+    8-bit copy of an uploaded or official model is calibrated on one of ``items``, the page's images."""
     default = res.BUNDLED_MODELS[next(iter(res.BUNDLED_MODELS))]
     try:
         if choice in res.BUNDLED_MODELS:
-            return res.load_bundled(res.BUNDLED_MODELS[choice], runtime), None
+            return res.load_bundled(res.BUNDLED_MODELS[choice], runtime), None, None
         if choice == res.UPLOAD_MODEL:
             if upload is None:
                 st.sidebar.info("Upload a .pt, .onnx or zipped OpenVINO model; the bundled detector is used meanwhile.")
-                return res.load_bundled(default, runtime), None
-            return res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime, items), None
-        return res.load_official(choice, runtime, items), None
+                return res.load_bundled(default, runtime), None, None
+            model, note = res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime, items)
+        else:
+            model, note = res.load_official(choice, runtime, items)
+        return model, None, note
     except tiling.ModelError as exc:
-        return res.load_bundled(default, runtime), str(exc)
+        return res.load_bundled(default, runtime), str(exc), None
 
 
 def gather_images(image_uploads, label_files) -> list[res.ImageItem]:
@@ -75,10 +78,10 @@ def main() -> None:
         choice, runtime, upload = sidebar.model_section()
         image_uploads, label_files = sidebar.images_section()
     items = gather_images(image_uploads, label_files)
-    model, model_problem = pick_model(choice, runtime, upload, items)
+    model, model_problem, precision_note = pick_model(choice, runtime, upload, items)
     if model_problem:
         st.error(f"{plain(model_problem)}  \nShowing the results of the bundled demo detector instead.")
-    note = sidebar.precision_caption(model)
+    note = f"Note: {precision_note}" if precision_note else sidebar.precision_caption(model)
     if note:
         st.sidebar.caption(plain(note))
     st.sidebar.caption(f"Task: **{model.task}** · runtime: **{model.runtime}** · classes: "

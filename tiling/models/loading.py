@@ -94,8 +94,8 @@ def _load(source, runtime: str, label: str, precision: str, calibration=None, pr
         data = read_bounded(path, label)
     check_size(len(data), label)
     digest = sha256_of(data)
-    if precision == "int8":  # before the slow part, a missing calibration is reported
-        _check_calibration(digest, calibration, label)
+    if precision == "int8":  # before the slow part, a missing calibration is reported (and resolved once)
+        calibration = _check_calibration(digest, calibration, label)
     enforce_safe_loading()
     tmpdir = tempfile.mkdtemp(prefix="patchwise-")
     try:  # a private copy: the file vetted is the file built, and never the uploaded file's own name
@@ -125,13 +125,19 @@ def _as_exported(model: UltralyticsModel, precision: str) -> UltralyticsModel:
     return model
 
 
-def _check_calibration(digest: str, calibration, label: str) -> None:
-    """Calibration data are needed unless this checkpoint is a bundled one; their problems are found now."""
+def _check_calibration(digest: str, calibration, label: str) -> quantize.Calibration | None:
+    """The calibration data, resolved once (read and hashed) for ``quantize.use_int8``: the caller's, or
+    for a bundled checkpoint None (its shipped copy) or the samples. Needed for any other checkpoint;
+    their problems are found now."""
     if calibration is not None:
-        quantize.calibration_from(calibration)
-    elif quantize.bundled_copy(digest) is None and quantize.default_calibration(digest) is None:
+        return quantize.calibration_from(calibration)
+    if quantize.bundled_copy(digest) is not None:
+        return None
+    found = quantize.default_calibration(digest)
+    if found is None:
         raise ModelError(f"{label}: precision 'int8' needs calibration images for this model: pass "
                          "calibration=<a folder or a list of images>, ideally the images to be processed")
+    return found
 
 
 def _kind_of_bytes(data: bytes, label: str) -> str:

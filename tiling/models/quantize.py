@@ -18,11 +18,15 @@ bundled models ship theirs in ``models/`` (``scripts/make_int8.py``), found by t
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import hashlib
 import io
 import json
 import logging
+import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -37,7 +41,7 @@ from .export_cache import cached, entry_path, export
 
 LOG = logging.getLogger(__name__)
 AGREEMENT_BAR = 0.97  # box F1 (and mask IoU) of the 8-bit copy against the float model on held-out tiles
-CALIBRATION_TILES = 64  # the issue's measurements used 80; 64 quantize in ~25 s on 2 cores
+CALIBRATION_TILES = 64  # tiles NNCF calibrates on (at most): they quantize in ~25 s on 2 cores
 HELD_OUT_TILES = 24
 TILE_SIZES = (640, 320)
 MAX_IMAGES = 12  # calibration images read, evenly spread over a longer list
@@ -49,14 +53,29 @@ GUARD_SPEC = InferSpec(conf=0.25, iou=0.7, max_det=300)
 # 64x96 and larger ran. Such graphs get every input padded to at least this size a side.
 MIN_INT8_SIDE = 96
 RECORD = "int8.json"
+# The bundled models, their shipped 8-bit copies and the samples sit beside the package in the source
+# checkout and are not installed with it: elsewhere none is found, and 8-bit needs calibration images.
 ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = ROOT / "models"
-SAMPLES_DIR = ROOT / "samples"
+_CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "tiling" / "models").is_dir()
+MODELS_DIR: Path | None = ROOT / "models" if _CHECKOUT else None
+SAMPLES_DIR: Path | None = ROOT / "samples" if _CHECKOUT else None
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
 
 class CalibrationError(ModelError):
     """Calibration data that cannot be used: the caller's to fix, so it is raised, never worked around."""
+
+
+def file_sha256(path) -> str:
+    """A file's SHA-256, computed once per process for each version of it (path, mtime, size): shipped
+    copies and samples are checked on every load without being read again."""
+    stat = os.stat(path)
+    return _file_sha256(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_of_file(path)
 
 
 @dataclass(frozen=True)
@@ -112,7 +131,7 @@ def calibration_from(source) -> Calibration:
             digest.update(np.ascontiguousarray(item).data)
             sources.append(item)
         elif isinstance(item, (str, Path)) and Path(item).is_file():
-            digest.update(sha256_of_file(item).encode())
+            digest.update(file_sha256(item).encode())
             sources.append(Path(item))
         else:
             shown = item if isinstance(item, (str, Path)) else type(item).__name__
@@ -288,20 +307,21 @@ def quantize_ir(fp32_xml: Path, task: str, tiles: Sequence[np.ndarray], out_dir:
 
 
 def _outputs(model, net, tiles: Sequence[np.ndarray]) -> list[Detections]:
-    """``model``'s detections on each tile with ``net`` as its forward pass (tiles of a size run together)."""
-    saved = model.net, model.min_input
-    model.net, model.min_input = net, MIN_INT8_SIDE  # both networks see the same inputs
-    try:
-        out: list[Detections | None] = [None] * len(tiles)
+    """``model``'s detections on each tile with ``net`` as its forward pass (tiles of a size run together),
+    measured on a copy of ``model``: the model itself is never changed, and its lock is held meanwhile,
+    since ``net`` may be the network it runs."""
+    probe = copy.copy(model)
+    probe._lock = threading.Lock()
+    probe.net, probe.min_input = net, MIN_INT8_SIDE  # both networks see the same inputs
+    out: list[Detections | None] = [None] * len(tiles)
+    with model._lock:
         for shape in {t.shape for t in tiles}:
             idx = [i for i, t in enumerate(tiles) if t.shape == shape]
             for k in range(0, len(idx), 8):
                 part = idx[k : k + 8]
-                for i, det in zip(part, model.predict([tiles[i] for i in part], GUARD_SPEC)):
+                for i, det in zip(part, probe.predict([tiles[i] for i in part], GUARD_SPEC)):
                     out[i] = det
-        return out
-    finally:
-        model.net, model.min_input = saved
+    return out
 
 
 def box_f1(reference: Sequence[Detections], test: Sequence[Detections], iou: float = 0.5) -> float:
@@ -409,8 +429,12 @@ def read_record(folder: Path) -> dict:
 
 def bundled_copy(digest: str, models_dir: Path | None = None) -> Path | None:
     """The shipped 8-bit folder (in ``models_dir``, default ``models/``) made from the weights with SHA-256
-    ``digest``, when every file in it still has the SHA-256 recorded beside it; None otherwise."""
-    for record_path in sorted((models_dir or MODELS_DIR).glob(f"*_int8_openvino_model/{RECORD}")):
+    ``digest``, when every file in it still has the SHA-256 recorded beside it; None otherwise (always
+    outside the source checkout, where no copies ship)."""
+    models_dir = models_dir or MODELS_DIR
+    if models_dir is None:
+        return None
+    for record_path in sorted(models_dir.glob(f"*_int8_openvino_model/{RECORD}")):
         folder = record_path.parent
         try:
             record = read_record(folder)
@@ -419,7 +443,7 @@ def bundled_copy(digest: str, models_dir: Path | None = None) -> Path | None:
         if record.get("weights_sha256") != digest:
             continue
         files = record.get("files") or {}
-        if files and all((folder / name).is_file() and sha256_of_file(folder / name) == sha
+        if files and all((folder / name).is_file() and file_sha256(folder / name) == sha
                          for name, sha in files.items()):
             return folder
         LOG.warning("%s does not match the checksums recorded in its %s; not used", folder, RECORD)
@@ -428,8 +452,8 @@ def bundled_copy(digest: str, models_dir: Path | None = None) -> Path | None:
 
 def default_calibration(digest: str) -> Calibration | None:
     """The bundled samples, for the bundled models (the weights in ``models/``, whose shipped copies were
-    calibrated on them); None for any other weights."""
-    if not SAMPLES_DIR.is_dir():
+    calibrated on them); None for any other weights, or outside the source checkout."""
+    if MODELS_DIR is None or SAMPLES_DIR is None or not SAMPLES_DIR.is_dir():
         return None
     for record_path in sorted(MODELS_DIR.glob(f"*_int8_openvino_model/{RECORD}")):
         try:
@@ -437,7 +461,7 @@ def default_calibration(digest: str) -> Calibration | None:
                 return calibration_from(SAMPLES_DIR)
         except ModelError:
             continue
-    if any(sha256_of_file(p) == digest for p in sorted(MODELS_DIR.glob("*.pt"))):
+    if any(file_sha256(p) == digest for p in sorted(MODELS_DIR.glob("*.pt"))):
         return calibration_from(SAMPLES_DIR)
     return None
 
