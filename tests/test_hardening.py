@@ -147,3 +147,98 @@ def test_pruning_skips_an_entry_being_made(tmp_path, monkeypatch):
         assert (busy / "half.bin").exists()
     export_cache.cached(export_cache.entry_path("newer"), "*.xml", lambda entry: (entry / "m.xml").write_text("m"))
     assert not busy.exists() and not export_cache.entry_path("new").exists()  # idle entries are pruned
+
+
+def test_the_guard_measures_a_network_without_touching_the_model(det_model):
+    import torch
+
+    from tiling.models import quantize
+
+    original, seen = det_model.net, []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append((det_model.net is original, det_model.min_input, det_model._lock.locked(), x.shape[-1]))
+            return original(x)
+
+    tiles = [np.zeros((64, 64, 3), np.uint8)] * 2 + [np.full((96, 128, 3), 90, np.uint8)]
+    out = quantize._outputs(det_model, Spy(), tiles)
+    assert len(out) == 3 and all(isinstance(d, tiling.Detections) for d in out)
+    # the model keeps its own network and input floor throughout, and nobody else runs it meanwhile
+    assert seen and all(s[:3] == (True, 0, True) for s in seen)
+    assert {s[3] for s in seen} == {quantize.MIN_INT8_SIDE, 128}  # the probe pads to the 8-bit floor
+    assert det_model.net is original and det_model.min_input == 0 and not det_model._lock.locked()
+
+
+def test_outside_the_checkout_int8_degrades_to_asking_for_calibration(monkeypatch, tmp_path):
+    from tiling.models import loading, quantize
+
+    monkeypatch.setattr(quantize, "MODELS_DIR", None)
+    monkeypatch.setattr(quantize, "SAMPLES_DIR", None)
+    from conftest import DET_WEIGHTS
+
+    digest = quantize.file_sha256(DET_WEIGHTS)
+    assert quantize.bundled_copy(digest) is None and quantize.default_calibration(digest) is None
+    with pytest.raises(tiling.ModelError, match="needs calibration images"):
+        loading._check_calibration(digest, None, "weights.pt")
+
+
+def test_shipped_files_are_hashed_once_per_version_and_calibration_is_resolved_once(monkeypatch, tmp_path):
+    from tiling.models import loading, quantize
+
+    calls = []
+    real = quantize.sha256_of_file
+    monkeypatch.setattr(quantize, "sha256_of_file", lambda p: calls.append(str(p)) or real(p))
+    quantize._file_sha256.cache_clear()
+    image = tmp_path / "a.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((700, 700, 3), np.uint8))
+    first = loading._check_calibration("0" * 64, [image], "m.pt")
+    assert isinstance(first, quantize.Calibration) and quantize.calibration_from(first) is first
+    for _ in range(3):
+        assert quantize.calibration_from([image]).digest == first.digest
+        quantize.default_calibration("0" * 64)
+    assert calls.count(str(image)) == 1 and len(calls) == len(set(calls))  # each file read once
+    cv2.imwrite(str(image), np.full((700, 700, 3), 9, np.uint8))  # a new version is hashed again
+    assert quantize.calibration_from([image]).digest != first.digest
+
+
+def _page_with_uploaded_model(image_sizes):
+    import cv2
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import DET_WEIGHTS, ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    up = at.file_uploader(key="image_upload")
+    for k, (h, w) in enumerate(image_sizes):
+        up.upload(f"img{k}.png", cv2.imencode(".png", np.full((h, w, 3), 60 + k, np.uint8))[1].tobytes(), "image/png")
+    at.run()
+    at.selectbox(key="model_choice").set_value("Upload my own model").run()
+    at.file_uploader(key="model_upload").upload("mine.pt", DET_WEIGHTS.read_bytes(), "application/octet-stream").run()
+    at.radio(key="runtime").set_value("Fast: 8-bit numbers").run()
+    return at
+
+
+def test_an_uploaded_model_that_cannot_be_calibrated_runs_in_full_precision_with_a_note():
+    at = _page_with_uploaded_model([(300, 400), (900, 1300)])  # the first image gives 1 calibration tile
+    assert not at.exception and not at.error  # no fallback to the bundled detector
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "at least 8 are needed" in captions and "runs in full precision" in captions
+    assert "runtime: **openvino**" in captions
+    first = at.session_state["int8_calibration"]
+    assert [item.name for item in first.values()] == ["img0.png"]  # one image, kept for this model
+
+
+def test_uploaded_models_over_the_parameter_cap_are_not_quantized(monkeypatch):
+    from ui import resources as res
+
+    monkeypatch.setattr(res, "INT8_MAX_PARAMS", 1000)
+    called = []
+    monkeypatch.setattr(res, "_calibration_for", lambda *a: called.append(a) or ("", ()))
+    at = _page_with_uploaded_model([(300, 400)])
+    assert not at.exception and not at.error and not called
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "M parameters" in captions and "runs in full precision" in captions

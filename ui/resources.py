@@ -41,8 +41,12 @@ RUNTIME_CHOICES = {"Fast: 8-bit numbers": "auto:int8", "Full precision": "auto",
 FAST, FULL = "Fast: 8-bit numbers", "Full precision"  # the bundled models' default, and everyone else's
 OPTIMIZING = "Loading the model and optimizing it for this CPU (once per model, for everyone)…"
 QUANTIZING = ("Making an 8-bit copy of the model, checked against full precision (about half a minute, once per "
-              "model and set of images, for everyone)…")
-CALIBRATION_IMAGES = 4  # an uploaded model's 8-bit copy is calibrated on up to this many of the visitor's images
+              "model and calibration image, for everyone)…")
+# 8-bit copies of visitors' models (uploaded or official) are made here only up to this many parameters
+# (YOLO11s: 9.4 M; YOLO11m: 20 M): NNCF on a larger one holds a core for minutes.
+INT8_MAX_PARAMS = int(os.environ.get("PATCHWISE_INT8_MAX_PARAMS", 15_000_000))
+_CALIBRATION = "int8_calibration"  # session state: model key -> the image item its 8-bit copy calibrates on
+_QUANTIZING = "int8_quantizing"  # session state: a lock, so a session makes one 8-bit copy at a time
 
 
 @dataclass
@@ -70,18 +74,58 @@ class ImageItem:
 
 def _runtime_args(choice: str, calibration: tuple = ()) -> dict:
     """A RUNTIME_CHOICES value ("auto", "auto:int8", ...) as ``load_model`` keyword arguments; an 8-bit
-    copy is calibrated on ``calibration`` (images), or is the shipped one when that is empty."""
+    copy is calibrated on ``calibration`` (image items, or the samples folder), or is the shipped one
+    when that is empty."""
     runtime, _, precision = choice.partition(":")
     args = {"runtime": runtime, "precision": precision or "fp32"}
     if precision == "int8" and calibration:
-        args["calibration"] = [item.image for item in calibration]
+        args["calibration"] = [c if isinstance(c, Path) else c.image for c in calibration]
     return args
 
 
-def _calibration_key(choice: str, calibration) -> tuple[str, tuple]:
-    """(cache key, images) for an 8-bit copy's calibration: empty unless the choice is 8-bit."""
-    items = tuple(calibration or ())[:CALIBRATION_IMAGES] if choice.endswith(":int8") else ()
-    return ",".join(item.key for item in items), items
+def _calibration_for(model_key: str, items) -> tuple[str, tuple]:
+    """(cache key, calibration) for a visitor's model's 8-bit copy: one image, chosen once per model in
+    a session, so that new uploads never make a new copy: the visitor's first image, or the bundled
+    samples when the page shows those."""
+    chosen = st.session_state.setdefault(_CALIBRATION, {})
+    if model_key not in chosen:
+        first = next(iter(items or ()), None)
+        chosen[model_key] = first if first is not None and not first.sample else None
+    item = chosen[model_key]
+    return (item.key, (item,)) if item is not None else ("samples", (SAMPLES_DIR,))
+
+
+def _param_count(model: tiling.UltralyticsModel) -> int | None:
+    """Parameters of a checkpoint's network; None for an export (it runs as it was exported)."""
+    net = getattr(model.yolo, "model", None)
+    return None if net is None else sum(p.numel() for p in net.parameters())
+
+
+def _with_int8(full, eight, model_key: str, items) -> tuple[tiling.UltralyticsModel, str | None]:
+    """(model, note): ``eight(key, calibration)``, the 8-bit model, when this page makes its copy; else
+    ``full()``, the full-precision one, with a one-line note saying why (too large, calibration images
+    unusable, or this session already making a copy)."""
+    from tiling.models.quantize import CalibrationError
+
+    fp32 = full()
+    params = _param_count(fp32)
+    if params is None:
+        return eight("", ()), None
+    if params > INT8_MAX_PARAMS:
+        return fp32, (f"this model has {params / 1e6:.1f} M parameters; this page makes 8-bit copies of models of up "
+                      f"to {INT8_MAX_PARAMS / 1e6:.0f} M, so it runs in full precision (the command line, "
+                      "python -m tiling predict --precision int8, quantizes any size)")
+    key, calibration = _calibration_for(model_key, items)
+    lock = st.session_state.setdefault(_QUANTIZING, threading.Lock())
+    if not lock.acquire(blocking=False):
+        return fp32, "an 8-bit copy is being made for this page already; full precision runs meanwhile"
+    try:
+        with st.spinner(QUANTIZING):
+            return eight(key, calibration), None
+    except CalibrationError as exc:
+        return fp32, f"{exc}; so the model runs in full precision"
+    finally:
+        lock.release()
 
 
 @st.cache_resource(max_entries=4, show_spinner=OPTIMIZING)
@@ -95,34 +139,42 @@ def _official_model(name: str, runtime: str, calib_key: str = "", _calibration: 
     return tiling.load_model(name, **_runtime_args(runtime, _calibration))
 
 
-def load_model_bytes(data: bytes, label: str, runtime: str = "auto", calibration=None) -> tiling.UltralyticsModel:
-    """Load (once per distinct file, runtime and calibration images, for every session) a checkpoint given as
-    bytes; ``calibration``: the visitor's image items, for an 8-bit copy of a model that ships none."""
+def _check_model_size(data: bytes, label: str) -> None:
     if len(data) > MAX_MODEL_MB * 1024 * 1024:
         raise tiling.ModelError(f"{label} is {len(data) / 1e6:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
-    key, items = _calibration_key(runtime, calibration)
-    if items:
-        with st.spinner(QUANTIZING):
-            return _model_from_bytes(sha256_of(data), runtime, data, label, key, items)
-    return _model_from_bytes(sha256_of(data), runtime, data, label)
+
+
+def load_model_bytes(data: bytes, label: str, runtime: str = "auto",
+                     calibration=None) -> tuple[tiling.UltralyticsModel, str | None]:
+    """(model, note): a visitor's checkpoint given as bytes, loaded once per distinct file, runtime and
+    calibration image for every session. At 8 bits (see :func:`_with_int8`) ``calibration``, the page's
+    image items, gives the one image it calibrates on; the note says why full precision runs instead."""
+    _check_model_size(data, label)
+    digest = sha256_of(data)
+    if not runtime.endswith(":int8"):
+        return _model_from_bytes(digest, runtime, data, label), None
+    return _with_int8(lambda: _model_from_bytes(digest, "auto", data, label),
+                      lambda key, calib: _model_from_bytes(digest, runtime, data, label, key, calib), digest, calibration)
 
 
 def load_bundled(path: Path, runtime: str = "auto") -> tiling.UltralyticsModel:
     """A bundled model; its 8-bit copy ships beside it in ``models/``, so it needs no calibration here."""
     if not path.exists():
         raise tiling.ModelError(f"the bundled model {path.name} is missing from this installation")
-    return load_model_bytes(path.read_bytes(), path.name, runtime)
+    data = path.read_bytes()
+    _check_model_size(data, path.name)
+    return _model_from_bytes(sha256_of(data), runtime, data, path.name)
 
 
-def load_official(name: str, runtime: str = "auto", calibration=None) -> tiling.UltralyticsModel:
+def load_official(name: str, runtime: str = "auto", calibration=None) -> tuple[tiling.UltralyticsModel, str | None]:
+    """(model, note) for an official checkpoint, as :func:`load_model_bytes` for its 8-bit copy."""
     usable, why = official_availability(name)
     if not usable:
         raise tiling.ModelError(f"{name} is {why}")
-    key, items = _calibration_key(runtime, calibration)
-    if items:
-        with st.spinner(QUANTIZING):
-            return _official_model(name, runtime, key, items)
-    return _official_model(name, runtime)
+    if not runtime.endswith(":int8"):
+        return _official_model(name, runtime), None
+    return _with_int8(lambda: _official_model(name, "auto"),
+                      lambda key, calib: _official_model(name, runtime, key, calib), f"official:{name}", calibration)
 
 
 def official_availability(name: str) -> tuple[bool, str]:
