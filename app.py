@@ -58,6 +58,15 @@ def gather_images(image_uploads, label_files) -> list[res.ImageItem]:
     return items
 
 
+def first_image(items: list[res.ImageItem], task: str) -> int:
+    """Where the image list opens: among the bundled samples, the first whose labels are of the model's
+    kind (the apron's oriented boxes for an oriented-box model, an upright sample for the others)."""
+    for i, item in enumerate(items):
+        if item.sample and item.labels is not None and item.labels.has_obb == (task == "obb"):
+            return i
+    return 0
+
+
 def results_for(item: res.ImageItem, model, model_key: str, settings: sidebar.Settings, progress=None):
     """(merged patch-based prediction, filtered full-image detections, seconds of the full pass) for one image.
 
@@ -88,10 +97,15 @@ def main() -> None:
                        f"{plain(', '.join(model.names[k] for k in sorted(model.names)[:12]))}"
                        f"{' …' if len(model.names) > 12 else ''}")
     names = [it.name for it in items]
-    item = items[0]
+    start = first_image(items, model.task)
+    item = items[start]
     if len(items) > 1:
+        oriented = model.task == "obb"
+        if items[start].sample and st.session_state.get("image_kind") != oriented:  # another kind of model
+            st.session_state["image_kind"] = oriented
+            st.session_state["image_choice"] = names[start]  # opens on a sample it was made for
         chosen = st.selectbox("Image", names, key="image_choice", help="Which image to look at; exports cover all.")
-        item = items[names.index(chosen)] if chosen in names else items[0]
+        item = items[names.index(chosen)] if chosen in names else items[start]
     model_key = f"{model.digest}:{model.runtime}"
     with st.sidebar:
         tiles, show_grid = sidebar.tiles_section(lambda: res.suggestion(item.key, model_key, item.image, model))

@@ -73,6 +73,7 @@ def test_default_page_shows_both_results_and_a_table():
     full, tiled = (int(m.value) for m in at.metric[:2])
     assert tiled > 2 * max(full, 1)  # the point of the demo, on the default sample
     assert {"CSV", "JSON", "COCO JSON", "YOLO txt"} <= {d.label for d in at.get("download_button")}
+    assert at.selectbox(key="image_choice").value == "airfield-4000x3000.jpg"  # a sample with upright boxes
 
 
 def test_only_the_open_view_is_drawn_and_the_zoom_keeps_its_place():
@@ -461,3 +462,14 @@ def test_a_rerun_from_the_cache_says_so_instead_of_repeating_the_old_time():
     at.slider(key="conf").set_value(0.3).run()  # re-merged: the tiles' result comes from the cache
     captions = [c.value for c in at.caption]
     assert any(c.startswith("from the cache (no model call); it took") for c in captions), captions
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-obb.pt").exists(), reason="OBB demo model not present")
+def test_each_demo_model_opens_on_a_sample_of_its_kind():
+    """The OBB demo opens on the apron (the detector's default page opens on an upright sample: above)."""
+    at = new_app()
+    at.session_state["runtime"] = "Plain PyTorch"  # no 8-bit copy to make for the OBB demo
+    at.session_state["model_choice"] = "Demo oriented boxes (aerial)"
+    at.session_state["tile_size"], at.session_state["overlap"] = 1280, 0.0  # few tiles: this is about the list
+    at.run()
+    assert not at.exception and at.selectbox(key="image_choice").value == "apron-3200x2400.jpg"
