@@ -1,6 +1,6 @@
 """Make the 8-bit copies of the bundled models that ship in ``models/`` (run from the repository root):
 
-    python -m scripts.make_int8                      # both bundled models
+    python -m scripts.make_int8                      # every bundled model
     python -m scripts.make_int8 models/synth-yolo11n-det.pt
 
 Each copy is what ``tiling.load_model(path, precision="int8")`` would make on first use: NNCF
@@ -23,7 +23,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 from tiling.models import quantize  # noqa: E402
 from tiling.util import sha256_of_file  # noqa: E402
 
-BUNDLED = ("synth-yolo11n-det.pt", "synth-yolo11n-seg.pt")
+BUNDLED = ("synth-yolo11n-det.pt", "synth-yolo11n-seg.pt", "synth-yolo11n-obb.pt")
 
 
 def make(weights: Path) -> dict:

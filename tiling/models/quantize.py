@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..detections import Detections, paste_mask
-from ..evaluate import box_iou
+from ..evaluate import detection_iou
 from ..util import sha256_of_file
 from .base import InferSpec, ModelError
 from .export_cache import cached, entry_path, export
@@ -326,7 +326,7 @@ def _outputs(model, net, tiles: Sequence[np.ndarray]) -> list[Detections]:
 
 def box_f1(reference: Sequence[Detections], test: Sequence[Detections], iou: float = 0.5) -> float:
     """F1 of ``test``'s boxes against ``reference``'s, tile by tile: pairs of the same class overlapping at
-    ``iou`` or more are matched one to one, the best-overlapping first."""
+    ``iou`` or more (rotated IoU for oriented boxes) are matched one to one, the best-overlapping first."""
     n_ref = sum(len(d) for d in reference)
     n_test = sum(len(d) for d in test)
     if n_ref + n_test == 0:
@@ -338,7 +338,7 @@ def box_f1(reference: Sequence[Detections], test: Sequence[Detections], iou: flo
 def _matched_pairs(a: Detections, b: Detections, iou: float) -> int:
     if len(a) == 0 or len(b) == 0:
         return 0
-    overlap = box_iou(a.xyxy, b.xyxy)
+    overlap = detection_iou(a, b)  # of the rotated rectangles for oriented boxes
     overlap[a.class_id[:, None] != b.class_id[None, :]] = 0.0
     rows, cols = np.nonzero(overlap >= iou)
     used_a, used_b = np.zeros(len(a), bool), np.zeros(len(b), bool)
