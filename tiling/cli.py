@@ -65,6 +65,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
                    help="last row/column of tiles: trimmed to the image (default, less work) or full size, shifted back")
     g.add_argument("--max-tiles", type=int, default=tiles.max_tiles,
                    help=f"refuse an image that would need more tiles than this (default {tiles.max_tiles})")
+    g.add_argument("--offset-grid", action="store_true",
+                   help="also run a second grid shifted by half a step: objects cut by the first grid's borders "
+                        "are whole in it (1.2-1.8x the tiles)")
     g = p.add_argument_group("model")
     g.add_argument("--conf", type=float, default=infer.conf, help=f"confidence threshold (default {infer.conf})")
     g.add_argument("--iou", type=float, default=infer.iou, help=f"the model's own NMS IoU inside each tile (default {infer.iou})")
@@ -128,6 +131,7 @@ def settings(args) -> tuple[TileSpec, InferSpec, MergeSpec]:
     try:
         return split_settings(
             tile_size=args.tile_size, overlap=args.overlap, edge=args.edge, max_tiles=args.max_tiles,
+            offset_grid=args.offset_grid,
             conf=args.conf, iou=args.iou, classes=args.classes, max_det=args.max_det, batch_size=args.batch_size,
             imgsz=args.imgsz, include_full=args.include_full, method=args.method, metric=args.metric,
             threshold=args.threshold, class_agnostic=args.class_agnostic)
