@@ -357,3 +357,36 @@ def test_oriented_boxes_get_dota_files_and_angles_in_both_engines(tmp_path, clus
     assert folder.is_done(run[0])
     folder.dota_path(run[0]).unlink()  # an oriented-box image without its DOTA file is done again
     assert not folder.is_done(run[0])
+
+
+# -- the pipeline's stages in this process (no cluster) -------------------------------------------------
+def _bands_in_process(path: Path, tmp_path: Path, tiles, piece_tiles: int, **reading) -> tuple[list, dict]:
+    """The Ray pipeline's cut, detect and finish stages for one image, run here: its band items and its JSON."""
+    import pickle
+
+    from tiling.distributed import _cut, _Detect, _finish_bands
+
+    infer, merge = tiling.InferSpec(), tiling.MergeSpec()
+    run = entries(path.parent, [path])
+    folder = OutputFolder(tmp_path / "out", with_images=False)
+    folder.prepare()
+    rows = list(_cut({"item": pickle.dumps(run[0])}, tiles, infer, piece_tiles, None, reading.get("bands")))
+    items = [pickle.loads(r["item"]) for r in rows]
+    actor = _Detect(SquareFinder(), "squares", {}, 0, tiles, infer, merge)
+    done = [actor._one(pickle.loads(r["item"])) for r in rows]
+    result = _finish_bands(done, folder, tiles, infer, merge, None, reading.get("bands"), reading.get("wgs84", False))
+    assert not result.error, result.error
+    return items, json.loads(folder.json_path(run[0]).read_text())
+
+
+def test_offset_grid_bands_are_a_few_tile_rows_tall_and_merge_as_predict_tiled(tmp_path):
+    img, _ = square_scene(300, 1600, n=40, seed=3)
+    cv2.imwrite(str(tmp_path / "tall.png"), img)
+    tiles = tiling.TileSpec(tile_size=128, offset_grid=True)
+    items, record = _bands_in_process(tmp_path / "tall.png", tmp_path, tiles, piece_tiles=6)
+    assert len(items) > 10
+    assert max(i.image.shape[0] for i in items) <= 2 * 128  # a band is its rows, never the whole image
+    assert sorted(k for i in items for k in i.tiles) == list(range(len(tiles.plan(img.shape))))
+    expected = tiling.predict_tiled(img, tiling.CallableModel(SquareFinder()), tiles).detections
+    got = np.array([[d["x0"], d["y0"], d["x1"], d["y1"]] for d in record["detections"]])
+    assert len(expected) > 20 and np.allclose(got, expected.xyxy.round(1), atol=0.06)

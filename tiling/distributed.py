@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from . import checks  # noqa: E402
 from .detections import Detections  # noqa: E402
-from .grid import TileSpec  # noqa: E402
+from .grid import TileSpec, row_groups  # noqa: E402
 from .merge import MergeSpec, merge as merge_detections, truncated_flags  # noqa: E402
 from .models import InferSpec, ModelError  # noqa: E402
 from .outputs import Entry, OutputFolder, display_name, entries, list_images, run_key  # noqa: E402
@@ -106,8 +106,7 @@ class _Item:
     pieces: int = 1
     shape: tuple[int, int] = (0, 0)
     origin: tuple[int, int] = (0, 0)  # (x, y) of the band's top-left pixel in the image
-    first: int = 0  # the band's tiles: plan[first:last]
-    last: int = 0
+    tiles: tuple[int, ...] = ()  # the band's tiles: their indices in the image's plan
     image: np.ndarray | None = None
     det: Detections | None = None  # merged for a whole image, raw (tile_index set) for a band
     objects: int = 0
@@ -146,23 +145,20 @@ def _cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pix
         return
     h, w = image.shape[:2]
     if len(plan) <= piece_tiles or infer.include_full:  # the full-image pass needs the whole image in one place
-        yield _row(_Item(entry, shape=(h, w), first=0, last=len(plan), image=image))
+        yield _row(_Item(entry, shape=(h, w), image=image))
         return
     spans = _bands(plan, piece_tiles)
-    for k, (first, last, y0, y1) in enumerate(spans):
-        yield _row(_Item(entry, k, len(spans), (h, w), (0, y0), first, last, np.ascontiguousarray(image[y0:y1])))
+    for k, (indices, y0, y1) in enumerate(spans):
+        yield _row(_Item(entry, k, len(spans), (h, w), (0, y0), indices, np.ascontiguousarray(image[y0:y1])))
 
 
-def _bands(plan: list, piece_tiles: int) -> list[tuple[int, int, int, int]]:
-    """(first, last, y0, y1) of each band: consecutive tiles of the plan, whole rows of about
-    ``piece_tiles`` tiles, and the rows of pixels they cover."""
-    per_row = max(1, sum(1 for t in plan if t.row == 0))
-    step = max(1, piece_tiles // per_row) * per_row
-    spans = []
-    for first in range(0, len(plan), step):
-        band = plan[first : first + step]
-        spans.append((first, first + len(band), min(t.y0 for t in band), max(t.y1 for t in band)))
-    return spans
+def _bands(plan: list, piece_tiles: int) -> list[tuple[tuple[int, ...], int, int]]:
+    """(tile indices, y0, y1) of each band: whole rows of tiles (:func:`~tiling.grid.row_groups`, so an
+    offset grid's rows go with the first grid's rows beside them), about ``piece_tiles`` tiles in all,
+    and the rows of pixels they cover."""
+    per_row = max((len(row) for row in row_groups(plan, 1)), default=1)
+    return [(tuple(t.index for t in band), min(t.y0 for t in band), max(t.y1 for t in band))
+            for band in row_groups(plan, max(1, piece_tiles // per_row))]
 
 
 def _is_raster(path: Path, max_pixels: int | None) -> bool:
@@ -188,9 +184,9 @@ def _cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: in
         if max_pixels is not None:
             check_pixels(w, h, entry.shown, max_pixels)
         spans = _bands(tiles.plan((h, w)), piece_tiles)
-        for k, (first, last, y0, y1) in enumerate(spans):
+        for k, (indices, y0, y1) in enumerate(spans):
             image, valid = src.read(Tile(0, y0, w, y1))
-            yield _row(_Item(entry, k, len(spans), (h, w), (0, y0), first, last, image, raster=True, valid=valid))
+            yield _row(_Item(entry, k, len(spans), (h, w), (0, y0), indices, image, raster=True, valid=valid))
 
 
 def _row(item: _Item) -> dict:
@@ -234,7 +230,8 @@ def _band_detections(item: _Item, model, tiles: TileSpec, infer: InferSpec) -> D
     from .models.base import tile_scale
     from .pipeline import tile_batches
 
-    plan = tiles.plan(item.shape)[item.first : item.last]
+    full_plan = tiles.plan(item.shape)
+    plan = [full_plan[i] for i in item.tiles]
     ox, oy = item.origin
 
     def window(array: np.ndarray, t) -> np.ndarray:

@@ -191,6 +191,19 @@ def count_tiles(image_shape, spec: TileSpec | None = None, **changes) -> int:
     return checks.with_changes(spec, TileSpec, changes).count(image_shape)
 
 
+def row_groups(plan: list[Tile], rows_per_group: int) -> list[list[Tile]]:
+    """Rows of tiles (tiles sharing a top edge), ``rows_per_group`` at a time, from the top down. The plan
+    lists an offset grid's tiles after the first grid's (:attr:`TileSpec.offset_grid`); grouped by top
+    edge, the two grids' rows interleave, so each group covers a band of pixels only a few tiles tall
+    and every tile of a later group starts at or below the first row of the next one."""
+    rows: dict[int, list[Tile]] = {}
+    for t in plan:
+        rows.setdefault(t.y0, []).append(t)
+    keys = sorted(rows)
+    step = max(1, int(rows_per_group))
+    return [[t for r in keys[i : i + step] for t in rows[r]] for i in range(0, len(keys), step)]
+
+
 def tiles_array(tiles: list[Tile]) -> np.ndarray:
     """(T, 4) int array of tile boxes."""
     return np.array([t.xyxy for t in tiles], dtype=np.int64).reshape(-1, 4)

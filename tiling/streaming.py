@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .detections import Detections
-from .grid import Tile, TileSpec
+from .grid import Tile, TileSpec, row_groups
 from .merge import MergeSpec, match_edges, merge as merge_detections, truncated_flags
 from .models import InferSpec, as_model
 from .models.base import tile_scale
@@ -61,17 +61,6 @@ def _batch_order(plan: Sequence[Tile], batch_size: int) -> np.ndarray:
             order[t.index] = position
             position += 1
     return order
-
-
-def _regions(plan: Sequence[Tile], rows_per_region: int) -> list[list[Tile]]:
-    """Rows of tiles (tiles sharing a top edge), ``rows_per_region`` at a time, from the top down: every
-    tile of a later region starts at or below the first row of the next one, whichever grid it is
-    from (:attr:`TileSpec.offset_grid` interleaves a second grid's rows with the first's)."""
-    rows: dict[int, list[Tile]] = {}
-    for t in plan:
-        rows.setdefault(t.y0, []).append(t)
-    keys = sorted(rows)
-    return [[t for r in keys[i : i + rows_per_region] for t in rows[r]] for i in range(0, len(keys), rows_per_region)]
 
 
 def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -192,7 +181,7 @@ def iter_raster(source: RasterSource, model, tiles: TileSpec, infer: InferSpec, 
     state = _Run(source, model, plan, infer, tile_scale(model, tiles.size_xy), progress)
     order = _batch_order(plan, infer.batch_size)
     # As many rows per region as tiles per batch: the trimmed last column of a region fills a batch.
-    regions = _regions(plan, infer.batch_size)
+    regions = row_groups(plan, infer.batch_size)
     carried: Detections | None = None
     for k, region in enumerate(regions):
         raw = state.region(region).filter(conf=merge.conf, classes=merge.classes)
