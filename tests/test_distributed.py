@@ -390,3 +390,18 @@ def test_offset_grid_bands_are_a_few_tile_rows_tall_and_merge_as_predict_tiled(t
     expected = tiling.predict_tiled(img, tiling.CallableModel(SquareFinder()), tiles).detections
     got = np.array([[d["x0"], d["y0"], d["x1"], d["y1"]] for d in record["detections"]])
     assert len(expected) > 20 and np.allclose(got, expected.xyxy.round(1), atol=0.06)
+
+
+def test_raster_bands_drop_nodata_boxes_and_merge_as_predict_raster(tmp_path):
+    pytest.importorskip("rasterio")
+    img, _ = square_scene(700, 900, n=50, seed=5)
+    img[img.sum(axis=2) == 0] = 40
+    img[:, :200] = 0
+    write_geotiff(tmp_path / "ortho.tif", img, nodata=0)
+    tiles = tiling.TileSpec(tile_size=128, offset_grid=True)
+    items, record = _bands_in_process(tmp_path / "ortho.tif", tmp_path, tiles, piece_tiles=12)
+    assert len(items) > 3 and all(i.raster for i in items)
+    got = canonical(pd.DataFrame(record["detections"]))
+    want = expected_frame(tmp_path / "ortho.tif", tiles)
+    assert 20 < len(want) and (want["x1"] > 200).all()  # boxes on nodata are gone, as in predict_raster
+    pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)

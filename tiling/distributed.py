@@ -229,6 +229,7 @@ def _band_detections(item: _Item, model, tiles: TileSpec, infer: InferSpec) -> D
     detections for those tiles."""
     from .models.base import tile_scale
     from .pipeline import tile_batches
+    from .streaming import in_raster
 
     full_plan = tiles.plan(item.shape)
     plan = [full_plan[i] for i in item.tiles]
@@ -246,15 +247,9 @@ def _band_detections(item: _Item, model, tiles: TileSpec, infer: InferSpec) -> D
     try:
         for batch in batches:
             for t, det in zip(batch, next(outputs)):
-                if len(det) and item.valid is not None:
-                    from .streaming import drop_in_nodata
-
-                    n = len(det)
-                    det = drop_in_nodata(det, window(item.valid, t))
-                    item.dropped += n - len(det)
+                det, dropped = in_raster(det, t, None if item.valid is None else window(item.valid, t))
+                item.dropped += dropped
                 if len(det):
-                    det = det.shifted(t.x0, t.y0)
-                    det.data["tile_index"] = np.full(len(det), t.index, np.int64)
                     parts.append(det)
     finally:
         outputs.close()
@@ -320,16 +315,14 @@ def _finish_bands(items: list[_Item], folder: OutputFolder, tiles: TileSpec, inf
                   max_pixels: int | None, bands: BandSpec | None, wgs84: bool) -> _Item:
     """Merge one image's bands as predict_tiled merges its tiles (a raster's as predict_raster does), and
     write its files."""
-    from .pipeline import tile_batches
+    from .pipeline import batch_order
 
     first = items[0]
     result = _Item(first.entry, shape=first.shape)
     try:
         plan = tiles.plan(first.shape)
         raw = Detections.concat([i.det for i in sorted(items, key=lambda i: i.piece)])
-        # predict_tiled's order: tiles batched by size, in plan order within a size
-        order = np.empty(len(plan), np.int64)
-        order[[t.index for batch in tile_batches(plan, infer.batch_size) for t in batch]] = np.arange(len(plan))
+        order = batch_order(plan, infer.batch_size)  # predict_tiled's order decides ties in confidence
         raw = raw[np.argsort(order[raw.data["tile_index"]], kind="stable")]
         raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, first.shape)
         raw.data["source"] = np.full(len(raw), "tile")

@@ -117,6 +117,14 @@ def tile_batches(tiles: Sequence[Tile], batch_size: int) -> list[list[Tile]]:
     return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
+def batch_order(plan: Sequence[Tile], batch_size: int) -> np.ndarray:
+    """Each tile's position in :func:`tile_batches` order: the order ``predict_tiled`` sees the tiles in,
+    which decides ties in confidence when parts of a run are merged elsewhere (by region or by band)."""
+    order = np.empty(len(plan), np.int64)
+    order[[t.index for batch in tile_batches(plan, batch_size) for t in batch]] = np.arange(len(plan))
+    return order
+
+
 def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer: InferSpec | None = None,
                   merge: MergeSpec | None = None, *, progress: Progress | None = None, **changes) -> TiledPrediction:
     """Patch-based prediction over an H x W x 3 uint8 BGR image.

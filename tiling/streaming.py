@@ -24,7 +24,7 @@ from .grid import Tile, TileSpec, row_groups
 from .merge import MergeSpec, match_edges, merge as merge_detections, truncated_flags
 from .models import InferSpec, as_model
 from .models.base import tile_scale
-from .pipeline import split_settings, tile_batches
+from .pipeline import batch_order, split_settings, tile_batches
 from .raster import BandSpec, Georef, RasterSource
 
 Progress = Callable[[int, int], None]
@@ -49,18 +49,6 @@ class RasterPrediction:
     merge: MergeSpec
     bands_note: str = ""
     names: dict[int, str] = field(default_factory=dict)
-
-
-def _batch_order(plan: Sequence[Tile], batch_size: int) -> np.ndarray:
-    """Each tile's position in :func:`tile_batches` order: the order ``predict_tiled`` sees the tiles in,
-    which decides ties in confidence."""
-    order = np.empty(len(plan), np.int64)
-    position = 0
-    for batch in tile_batches(plan, batch_size):
-        for t in batch:
-            order[t.index] = position
-            position += 1
-    return order
 
 
 def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -96,6 +84,20 @@ def drop_in_nodata(det: Detections, valid: np.ndarray) -> Detections:
     inside = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
     keep = inside >= NODATA_SHARE * np.maximum((x1 - x0) * (y1 - y0), 1)
     return det if keep.all() else det[keep]
+
+
+def in_raster(det: Detections, tile: Tile, valid: np.ndarray | None) -> tuple[Detections, int]:
+    """One tile's detections (tile coordinates) in raster coordinates with ``tile_index``, without those
+    lying mostly on nodata (``valid``: the tile's valid pixels, None when all are); and how many those were."""
+    dropped = 0
+    if len(det) and valid is not None:
+        n = len(det)
+        det = drop_in_nodata(det, valid)
+        dropped = n - len(det)
+    if len(det):
+        det = det.shifted(tile.x0, tile.y0)
+        det.data["tile_index"] = np.full(len(det), tile.index, np.int64)
+    return det, dropped
 
 
 class _Run:
@@ -142,13 +144,9 @@ class _Run:
                 t1 = time.perf_counter()
                 kept, masks = pending.popleft()
                 for t, det, valid in zip(kept, results, masks):
-                    if len(det) and valid is not None:
-                        n = len(det)
-                        det = drop_in_nodata(det, valid)
-                        self.dropped += n - len(det)
+                    det, dropped = in_raster(det, t, valid)
+                    self.dropped += dropped
                     if len(det):
-                        det = det.shifted(t.x0, t.y0)
-                        det.data["tile_index"] = np.full(len(det), t.index, np.int64)
                         parts.append(det)
                 self.timings["infer"] += (t1 - t0) - (self.timings["read"] - read0)
                 self.timings["map"] += time.perf_counter() - t1
@@ -179,7 +177,7 @@ def iter_raster(source: RasterSource, model, tiles: TileSpec, infer: InferSpec, 
     model = as_model(model)
     plan = tiles.plan(source.shape)
     state = _Run(source, model, plan, infer, tile_scale(model, tiles.size_xy), progress)
-    order = _batch_order(plan, infer.batch_size)
+    order = batch_order(plan, infer.batch_size)
     # As many rows per region as tiles per batch: the trimmed last column of a region fills a batch.
     regions = row_groups(plan, infer.batch_size)
     carried: Detections | None = None
