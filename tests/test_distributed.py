@@ -405,3 +405,45 @@ def test_raster_bands_drop_nodata_boxes_and_merge_as_predict_raster(tmp_path):
     want = expected_frame(tmp_path / "ortho.tif", tiles)
     assert 20 < len(want) and (want["x1"] > 200).all()  # boxes on nodata are gone, as in predict_raster
     pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+
+
+class NothingOriented:
+    """An oriented-box stand-in model that finds nothing."""
+
+    names, task = {0: "plane"}, "obb"
+
+    def __call__(self, images):
+        return [tiling.Detections.empty(self.names, with_obb=True) for _ in images]
+
+
+def test_an_empty_result_keeps_the_columns_of_its_model_kind_in_every_engine(tmp_path):
+    pytest.importorskip("rasterio")
+    img = np.full((300, 400, 3), 40, np.uint8)
+    write_geotiff(tmp_path / "empty.tif", img)
+    model = tiling.CallableModel(NothingOriented())
+    streamed = tiling.predict_raster(tmp_path / "empty.tif", model, tile_size=128).detections
+    tiled = tiling.predict_tiled(img, model, tile_size=128).detections
+    for det in (streamed, tiled):
+        assert det.has_obb and "angle_deg" in det.to_dataframe().columns
+    from tiling.distributed import _band_detections, _Item
+
+    item = _Item(entries(tmp_path, [tmp_path / "empty.tif"])[0], shape=(300, 400), tiles=(0, 1), image=img)
+    assert _band_detections(item, model, tiling.TileSpec(tile_size=128), tiling.InferSpec()).has_obb
+
+
+def test_the_csv_header_is_every_images_columns_and_rows_stay_aligned(tmp_path):
+    paths = scene_folder(tmp_path / "in", 2)
+    run = entries(tmp_path / "in", paths)
+    folder = OutputFolder(tmp_path / "out", with_images=False)
+    folder.prepare()
+    upright = tiling.Detections(np.array([[10, 10, 30, 30]]), np.array([0.9]), np.array([0]), names={0: "plane"})
+    oriented = tiling.Detections.from_obb(np.array([[50, 60, 20, 10, 0.5]]), np.array([0.8]), np.array([0]),
+                                          names={0: "plane"})
+    folder.write(run[0], upright, (400, 600))
+    folder.write(run[1], oriented, (400, 600))
+    assert folder.assemble(run, {0: "plane"}) == (2, 2)
+    frame = pd.read_csv(tmp_path / "out" / "detections.csv")
+    columns = list(frame.columns)
+    assert columns.index("height") + 1 == columns.index("cx") and columns[-1] == "angle_deg"
+    assert frame["angle_deg"].isna().tolist() == [True, False]
+    assert frame["confidence"].tolist() == [0.9, 0.8] and frame["cx"].tolist()[1] == 50.0

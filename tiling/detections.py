@@ -99,6 +99,15 @@ class Detections:
         )
 
     @classmethod
+    def empty_for(cls, model) -> Detections:
+        """No detections, of the kind ``model`` makes (its ``task``: masks, oriented boxes, or its
+        ``kpt_shape`` keypoints), so that an empty result still has that kind's columns."""
+        task = getattr(model, "task", "detect")
+        points = int((getattr(model, "kpt_shape", None) or (0,))[0]) if task == "pose" else 0
+        return cls.empty(getattr(model, "names", None), with_masks=task == "segment", with_obb=task == "obb",
+                         keypoints=points)
+
+    @classmethod
     def from_obb(cls, obb, confidence=None, class_id=None, names: dict[int, str] | None = None,
                  keypoints=None, clip: tuple[int, int] | None = None) -> Detections:
         """Detections from oriented boxes (N, 5); ``xyxy`` becomes their enclosing boxes, clipped to

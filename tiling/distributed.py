@@ -255,7 +255,7 @@ def _band_detections(item: _Item, model, tiles: TileSpec, infer: InferSpec) -> D
         outputs.close()
     if parts:
         return Detections.concat(parts, names=model.names)
-    raw = Detections.empty(model.names, with_masks=model.task == "segment")
+    raw = Detections.empty_for(model)
     raw.data["tile_index"] = np.zeros(0, np.int64)
     return raw
 

@@ -17,7 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -114,6 +114,18 @@ def run_key(tiles, infer, merge, model, precision: str = "fp32", bands=None, wgs
         model_id = model if isinstance(model, str) else (getattr(model, "source", "") or type(model).__name__)
     parts = (tiles, infer, merge, model_id, precision, bands or BandSpec(), bool(wgs84))
     return sha256_of(repr(parts).encode("utf-8"))[:16]
+
+
+def union_columns(column_lists: Iterable[Sequence[str]]) -> list[str]:
+    """Every column of the lists, each once, in a stable order: the first list's order, and a column
+    another list adds placed right after the column it follows there (oriented boxes' ``cx``..``angle_deg``
+    after ``height`` whichever image brings them first)."""
+    out: list[str] = []
+    for columns in column_lists:
+        for k, col in enumerate(columns):
+            if col not in out:
+                out.insert(out.index(columns[k - 1]) + 1 if k else 0, col)
+    return out
 
 
 def _plain(value):
@@ -222,6 +234,16 @@ class OutputFolder:
             write_atomic(self.image_path(entry), encode_jpeg(draw_detections(picture, det.scaled(factor)), 90))
         return OutputFolder(self.out, with_images=False, key=self.key).write(entry, det, image_shape)
 
+    def _records(self, run: Sequence[Entry], with_entries: bool = False) -> Iterator[dict | None]:
+        """Each image's JSON record, read one at a time; images without one are passed over (or None
+        in their place with ``with_entries``)."""
+        for entry in run:
+            try:
+                yield json.loads(self.json_path(entry).read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                if with_entries:
+                    yield None
+
     def assemble(self, run: Iterable[Entry], names: dict[int, str]) -> tuple[int, int]:
         """``detections.csv``, ``coco_results.json`` and ``coco_images.json`` from the per-image JSONs of
         ``run`` (images without one failed and are left out), one image in memory at a time. Returns
@@ -230,27 +252,26 @@ class OutputFolder:
 
         from .export import coco_categories
 
+        run = list(run)
+        columns = union_columns(record["columns"] for record in self._records(run))
         n_images = n_objects = 0
         images_meta = []
         csv_tmp, coco_tmp = self.out / ".detections.csv.tmp", self.out / ".coco_results.json.tmp"
         with open(csv_tmp, "w", newline="", encoding="utf-8") as csv_file, \
                 open(coco_tmp, "w", encoding="utf-8") as coco:
-            writer = None
+            writer = csv.DictWriter(csv_file, columns, restval="")  # an image without a column leaves it empty
+            if columns:
+                writer.writeheader()
             coco.write("[")
             first = True
-            for entry in run:
-                try:
-                    record = json.loads(self.json_path(entry).read_text(encoding="utf-8"))
-                except FileNotFoundError:
+            for entry, record in zip(run, self._records(run, with_entries=True)):
+                if record is None:
                     continue
                 n_images += 1
                 n_objects += len(record["detections"])
                 images_meta.append({"id": entry.image_id, "file_name": record["image"], "height": record["height"],
                                     "width": record["width"]})
-                if writer is None:
-                    writer = csv.writer(csv_file)
-                    writer.writerow(record["columns"])
-                writer.writerows([row[c] for c in record["columns"]] for row in record["detections"])
+                writer.writerows(record["detections"])
                 for rec in record["coco"]:
                     coco.write(("" if first else ",") + "\n" + json.dumps({"image_id": entry.image_id, **rec}))
                     first = False

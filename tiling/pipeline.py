@@ -186,8 +186,7 @@ def _run_tiles(image: np.ndarray, model, plan: list[Tile], infer: InferSpec, sca
     if parts:
         raw = Detections.concat(parts, names=model.names)
     else:
-        raw = Detections.empty(model.names, with_masks=model.task == "segment", with_obb=model.task == "obb",
-                               keypoints=int((getattr(model, "kpt_shape", None) or (0,))[0]) if model.task == "pose" else 0)
+        raw = Detections.empty_for(model)
         raw.data["tile_index"] = np.zeros(0, np.int64)
     t0 = time.perf_counter()
     raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, image.shape)

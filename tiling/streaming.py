@@ -160,7 +160,7 @@ class _Run:
         if parts:
             raw = Detections.concat(parts, names=self.model.names)
         else:
-            raw = Detections.empty(self.model.names, with_masks=self.model.task == "segment")
+            raw = Detections.empty_for(self.model)
             raw.data["tile_index"] = np.zeros(0, np.int64)
         raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], self.plan, self.source.shape)
         raw.data["source"] = np.full(len(raw), "tile")
@@ -229,7 +229,7 @@ def predict_raster(source, model, tiles: TileSpec | None = None, infer: InferSpe
             det = Detections.concat(parts, names=model.names)
             det = det[np.argsort(-det.confidence, kind="stable")]
         else:
-            det = Detections.empty(model.names, with_masks=model.task == "segment")
+            det = Detections.empty_for(model)
         timings = dict(run.get("timings", {}), total=time.perf_counter() - t_start)
         return RasterPrediction(det, src.shape, src.georef, run.get("tiles", 0), run.get("skipped", 0),
                                 run.get("dropped", 0), timings, tile_spec, infer, merge, src.bands_note,
