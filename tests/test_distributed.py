@@ -447,3 +447,26 @@ def test_the_csv_header_is_every_images_columns_and_rows_stay_aligned(tmp_path):
     assert columns.index("height") + 1 == columns.index("cx") and columns[-1] == "angle_deg"
     assert frame["angle_deg"].isna().tolist() == [True, False]
     assert frame["confidence"].tolist() == [0.9, 0.8] and frame["cx"].tolist()[1] == 50.0
+
+
+def test_the_run_key_follows_an_openvino_exports_weights_and_the_8_bit_calibration(tmp_path):
+    specs = tiling.pipeline.split_settings(tile_size=256)
+    export = tmp_path / "m_openvino_model"
+    export.mkdir()
+    (export / "m.xml").write_text("<net/>")
+    (export / "m.bin").write_bytes(b"weights one")
+    before = run_key(*specs, export / "m.xml"), run_key(*specs, export)
+    (export / "m.bin").write_bytes(b"weights two")  # the same graph, other weights
+    assert run_key(*specs, export / "m.xml") != before[0] and run_key(*specs, export) != before[1]
+    assert run_key(*specs, export / "m.xml") == run_key(*specs, export)
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"weights")
+    calib = []
+    for k in range(2):
+        (tmp_path / f"calib{k}").mkdir()
+        cv2.imwrite(str(tmp_path / f"calib{k}" / "a.png"), np.full((64, 64, 3), 60 * k, np.uint8))
+        calib.append(tmp_path / f"calib{k}")
+    int8 = [run_key(*specs, model, "int8", calibration=c) for c in calib]
+    assert int8[0] != int8[1] and int8[0] == run_key(*specs, model, "int8", calibration=str(calib[0]))
+    assert run_key(*specs, model, "fp32", calibration=calib[0]) == run_key(*specs, model, "fp32", calibration=calib[1])
+    assert run_key(*specs, model, "int8", calibration=tmp_path / "nowhere")  # reported where the model loads

@@ -33,7 +33,8 @@ def predict_command(args) -> int:
     tiles, infer, merge = settings(args)
     images = find_images(args.source)
     # Images done by an earlier run with these settings and this model are skipped; others are done again.
-    key = run_key(tiles, infer, merge, args.model, getattr(args, "precision", "fp32"), band_spec(args), args.wgs84)
+    key = run_key(tiles, infer, merge, args.model, getattr(args, "precision", "fp32"), band_spec(args), args.wgs84,
+                  getattr(args, "calibration", None))
     folder = _prepare_out(Path(args.out), not args.no_images, key)  # a bad --out is reported before the model loads
     run = entries(_root(args.source), images)
     streamed = {e.path for e in run if is_streamed(e.path, args)}  # rasters read window by window

@@ -503,7 +503,8 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     if merge.conf < infer.conf - 1e-9:
         raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
     run = list(inputs) if inputs is not None else entries(*list_images(source))
-    folder = OutputFolder(out, with_images, run_key(tiles, infer, merge, model, precision, bands, wgs84))
+    folder = OutputFolder(out, with_images, run_key(tiles, infer, merge, model, precision, bands, wgs84,
+                                                      calibration))
     folder.prepare()
     source_, label = _model_source(model)
     load_options = {"runtime": runtime, "precision": precision}

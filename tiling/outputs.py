@@ -96,24 +96,50 @@ def entries(root: Path, images: Sequence[Path]) -> list[Entry]:
     return out
 
 
-def run_key(tiles, infer, merge, model, precision: str = "fp32", bands=None, wgs84: bool = False) -> str:
-    """What decides an image's files: the three specs, the model's content (a file's or a folder's
-    SHA-256, else its name), its precision, and for rasters the bands and the GeoJSON's CRS. Stored in
-    each image's JSON; a rerun with another key does the image again instead of keeping old files."""
+def run_key(tiles, infer, merge, model, precision: str = "fp32", bands=None, wgs84: bool = False,
+            calibration=None) -> str:
+    """What decides an image's files: the three specs, the model's content (a file's SHA-256; an OpenVINO
+    export's, given as its folder or its ``.xml``, over the folder's model files, so the ``.bin`` weights
+    count; else its name), its precision and at ``int8`` the calibration data's digest, and for rasters
+    the bands and the GeoJSON's CRS. Stored in each image's JSON; a rerun with another key does the image
+    again instead of keeping old files."""
     from .raster import BandSpec
+    from .util import sha256_of
+
+    parts = (tiles, infer, merge, _model_id(model), precision, bands or BandSpec(), bool(wgs84))
+    if precision == "int8" and calibration is not None:
+        parts += (_calibration_id(calibration),)
+    return sha256_of(repr(parts).encode("utf-8"))[:16]
+
+
+def _model_id(model) -> str:
+    """The model's content digest (see :func:`run_key`), or its name when it is not a file."""
+    from .models.archive import EXPORT_FILES
     from .util import sha256_of, sha256_of_file
 
     if isinstance(model, (bytes, bytearray, memoryview)):
-        model_id = sha256_of(bytes(model))
-    elif isinstance(model, (str, os.PathLike)) and Path(model).is_file():
-        model_id = sha256_of_file(model)
-    elif isinstance(model, (str, os.PathLike)) and Path(model).is_dir():
-        model_id = sha256_of("".join(f"{p.name}:{sha256_of_file(p)}" for p in sorted(Path(model).iterdir())
-                                     if p.is_file()).encode())
-    else:  # an official name, or a callable model
-        model_id = model if isinstance(model, str) else (getattr(model, "source", "") or type(model).__name__)
-    parts = (tiles, infer, merge, model_id, precision, bands or BandSpec(), bool(wgs84))
-    return sha256_of(repr(parts).encode("utf-8"))[:16]
+        return sha256_of(bytes(model))
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if path.is_dir() or (path.suffix.lower() == ".xml" and path.is_file()):
+            folder = path if path.is_dir() else path.parent
+            return sha256_of("".join(f"{p.name}:{sha256_of_file(p)}" for p in sorted(folder.iterdir())
+                                     if p.is_file() and p.suffix.lower() in EXPORT_FILES).encode())
+        if path.is_file():
+            return sha256_of_file(path)
+    # an official name, or a callable model
+    return model if isinstance(model, str) else (getattr(model, "source", "") or type(model).__name__)
+
+
+def _calibration_id(calibration) -> str:
+    """The calibration data's digest (its images' content); as given when it cannot be read, which the
+    model's loading then reports in one line."""
+    from .models.quantize import CalibrationError, calibration_from
+
+    try:
+        return calibration_from(calibration).digest
+    except CalibrationError:
+        return repr(calibration)
 
 
 def union_columns(column_lists: Iterable[Sequence[str]]) -> list[str]:
