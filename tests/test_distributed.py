@@ -470,3 +470,23 @@ def test_the_run_key_follows_an_openvino_exports_weights_and_the_8_bit_calibrati
     assert int8[0] != int8[1] and int8[0] == run_key(*specs, model, "int8", calibration=str(calib[0]))
     assert run_key(*specs, model, "fp32", calibration=calib[0]) == run_key(*specs, model, "fp32", calibration=calib[1])
     assert run_key(*specs, model, "int8", calibration=tmp_path / "nowhere")  # reported where the model loads
+
+
+def test_coco_categories_name_the_keypoints_of_a_pose_run(tmp_path):
+    paths = scene_folder(tmp_path / "in", 1)
+    run = entries(tmp_path / "in", paths)
+    folder = OutputFolder(tmp_path / "out", with_images=False)
+    folder.prepare()
+    points = np.array([[[12, 14, 0.9], [20, 22, 0.8], [25, 28, 0.7]]])
+    person = tiling.Detections(np.array([[10, 10, 30, 30]]), np.array([0.9]), np.array([0]), names={0: "person"},
+                               keypoints=points)
+    folder.write(run[0], person, (400, 600))
+    folder.assemble(run, {0: "person"})
+    category = json.loads((tmp_path / "out" / "coco_images.json").read_text())["categories"][0]
+    assert category["keypoints"] == ["kp0", "kp1", "kp2"] and category["skeleton"] == []
+    folder.write(run[0], person[[]], (400, 600))  # a pose model that found nothing still has its points
+    folder.assemble(run, {0: "person"})
+    assert json.loads((tmp_path / "out" / "coco_images.json").read_text())["categories"][0] == category
+    folder.write(run[0], tiling.Detections.empty({0: "person"}), (400, 600))
+    folder.assemble(run, {0: "person"})
+    assert "keypoints" not in json.loads((tmp_path / "out" / "coco_images.json").read_text())["categories"][0]

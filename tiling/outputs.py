@@ -304,6 +304,7 @@ class OutputFolder:
             coco.write("\n]\n")
         os.replace(csv_tmp, self.out / "detections.csv")
         os.replace(coco_tmp, self.out / "coco_results.json")
-        meta = {"images": images_meta, "categories": coco_categories(names)}
+        points = sum(1 for c in columns if c.startswith("kp") and c.endswith("_x") and c[2:-2].isdigit())
+        meta = {"images": images_meta, "categories": coco_categories(names, keypoints=points)}
         write_atomic(self.out / "coco_images.json", json.dumps(meta, indent=1).encode("utf-8"))
         return n_images, n_objects
