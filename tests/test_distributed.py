@@ -490,3 +490,24 @@ def test_coco_categories_name_the_keypoints_of_a_pose_run(tmp_path):
     folder.write(run[0], tiling.Detections.empty({0: "person"}), (400, 600))
     folder.assemble(run, {0: "person"})
     assert "keypoints" not in json.loads((tmp_path / "out" / "coco_images.json").read_text())["categories"][0]
+
+
+def test_a_raster_that_cannot_be_reprojected_fails_when_it_is_cut_before_any_model_runs(tmp_path):
+    pytest.importorskip("rasterio")
+    import pickle
+
+    from tiling.distributed import _cut
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    img, _ = square_scene(400, 300, n=5, seed=1)
+    with rasterio.open(tmp_path / "nocrs.tif", "w", driver="GTiff", width=400, height=300, count=3, dtype="uint8",
+                       transform=from_origin(1000, 2000, 0.5, 0.5)) as ds:  # a pixel grid, but no CRS
+        ds.write(np.ascontiguousarray(np.moveaxis(img, 2, 0)))
+    run = entries(tmp_path, [tmp_path / "nocrs.tif"])
+    cut = [pickle.loads(r["item"]) for r in _cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128),
+                                                 tiling.InferSpec(), 2, None, None, wgs84=True)]
+    assert len(cut) == 1 and "cannot be reprojected to EPSG:4326" in cut[0].error and cut[0].image is None
+    assert len(list(_cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128), tiling.InferSpec(), 2,
+                         None, None, wgs84=False))) > 1  # in its own CRS it runs

@@ -128,13 +128,14 @@ def _describe(exc: BaseException) -> str:
 
 # -- stage 1: cut -----------------------------------------------------------------------------------
 def _cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
-         bands: BandSpec | None) -> Iterator[dict]:
+         bands: BandSpec | None, wgs84: bool = False) -> Iterator[dict]:
     """Read one image and cut it into work items (one, or bands of whole tile rows); a raster is read
-    band by band, each band's window when its item is made."""
+    band by band, each band's window when its item is made, once it is known that its GeoJSON can be
+    written (``wgs84``: it can be reprojected)."""
     entry: Entry = pickle.loads(row["item"])
     try:
         if _is_raster(entry.path, max_pixels):
-            yield from _cut_raster(entry, tiles, infer, piece_tiles, max_pixels, bands)
+            yield from _cut_raster(entry, tiles, infer, piece_tiles, max_pixels, bands, wgs84)
             return
         from .imageio import read_image
 
@@ -171,7 +172,7 @@ def _is_raster(path: Path, max_pixels: int | None) -> bool:
 
 
 def _cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
-                bands: BandSpec | None) -> Iterator[dict]:
+                bands: BandSpec | None, wgs84: bool = False) -> Iterator[dict]:
     """A raster's bands of tile rows, each read as its own window with its valid-pixel mask."""
     from .grid import Tile
     from .imageio import check_pixels
@@ -183,6 +184,8 @@ def _cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: in
         h, w = src.shape
         if max_pixels is not None:
             check_pixels(w, h, entry.shown, max_pixels)
+        if wgs84:  # before any model runs on it, as the single-process run checks
+            src.georef.check_wgs84(src.label)
         spans = _bands(tiles.plan((h, w)), piece_tiles)
         for k, (indices, y0, y1) in enumerate(spans):
             image, valid = src.read(Tile(0, y0, w, y1))
@@ -348,8 +351,6 @@ def _write_raster(item: _Item, det: Detections, folder: OutputFolder, bands: Ban
 
     det = det[np.argsort(-det.confidence, kind="stable")]
     with RasterSource(item.entry.path, bands) as src:
-        if wgs84:
-            src.georef.check_wgs84(src.label)
         preview = src.overview(PREVIEW_SIDE) if folder.with_images else None
         return folder.write_raster(item.entry, det, item.shape, src.georef, wgs84, preview)
 
@@ -546,7 +547,8 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
         ray.data.from_items([{"name": e.rel, "item": pickle.dumps(e)} for e in todo],
                             override_num_blocks=len(todo))  # a block per image: each streams alone
         .flat_map(_cut, fn_kwargs=dict(tiles=tiles, infer=infer, piece_tiles=cluster.piece_tiles,
-                                       max_pixels=reading["max_pixels"], bands=reading["bands"]),
+                                       max_pixels=reading["max_pixels"], bands=reading["bands"],
+                                       wgs84=reading["wgs84"]),
                   num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
         .map_batches(_Detect, batch_size=cluster.images_per_call,
                      fn_constructor_kwargs=dict(source=source, label=label, load_options=load_options,
