@@ -511,3 +511,17 @@ def test_a_raster_that_cannot_be_reprojected_fails_when_it_is_cut_before_any_mod
     assert len(cut) == 1 and "cannot be reprojected to EPSG:4326" in cut[0].error and cut[0].image is None
     assert len(list(_cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128), tiling.InferSpec(), 2,
                          None, None, wgs84=False))) > 1  # in its own CRS it runs
+
+
+def test_the_library_and_the_cli_list_the_same_images_rasters_included(tmp_path):
+    from tiling.cli import CliError, find_images
+
+    for name in ("a.jpg", "b.jp2", "c.vrt", "d.img", "e.tif", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    root, images = list_images(tmp_path)
+    assert [p.name for p in images] == ["a.jpg", "b.jp2", "c.vrt", "d.img", "e.tif"]
+    assert find_images(str(tmp_path)) == (root, images)
+    with pytest.raises(ValueError, match="is not an image .* nor a raster GDAL reads"):
+        list_images(tmp_path / "notes.txt")
+    with pytest.raises(CliError, match="no such file or folder"):
+        find_images(str(tmp_path / "nowhere"))

@@ -13,12 +13,10 @@ from typing import NoReturn, Sequence
 
 from .cli_raster import add_raster_args
 from .grid import EDGES, TileSpec
-from .imageio import IMAGE_SUFFIXES
 from .merge import METHODS, METRICS, MergeSpec
 from .models.base import InferSpec
 from .models.loading import PRECISIONS
-from .outputs import display_name
-from .raster import RASTER_SUFFIXES, should_stream
+from .outputs import display_name, list_images
 
 
 class CliError(Exception):
@@ -31,20 +29,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def find_images(source: str) -> list[Path]:
-    path = Path(source)
-    suffixes = tuple(dict.fromkeys(IMAGE_SUFFIXES + RASTER_SUFFIXES))
-    if path.is_file():
-        if path.suffix.lower() not in suffixes and not should_stream(path):
-            raise CliError(f"{display_name(str(path))} is not an image ({', '.join(IMAGE_SUFFIXES)} expected) "
-                           "nor a raster GDAL reads")
-        return [path]
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-        if not found:
-            raise CliError(f"{display_name(str(path))} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return found
-    raise CliError(f"{display_name(source)}: no such file or folder")
+def find_images(source: str) -> tuple[Path, list[Path]]:
+    """(root, images) of a run, listed as the library lists them (:func:`tiling.outputs.list_images`)."""
+    try:
+        return list_images(source)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _class_list(text: str) -> list[int]:

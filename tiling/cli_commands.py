@@ -9,10 +9,6 @@ from .cli import CliError, display_name, find_images, load, settings
 from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
 
 
-def _root(source: str) -> Path:
-    return Path(source) if Path(source).is_dir() else Path(source).parent
-
-
 def _prepare_out(out: Path, with_images: bool, key: str = ""):
     from .outputs import OutputFolder
 
@@ -31,12 +27,12 @@ def predict_command(args) -> int:
     from tiling.outputs import entries, run_key
 
     tiles, infer, merge = settings(args)
-    images = find_images(args.source)
+    root, images = find_images(args.source)
     # Images done by an earlier run with these settings and this model are skipped; others are done again.
     key = run_key(tiles, infer, merge, args.model, getattr(args, "precision", "fp32"), band_spec(args), args.wgs84,
                   getattr(args, "calibration", None))
     folder = _prepare_out(Path(args.out), not args.no_images, key)  # a bad --out is reported before the model loads
-    run = entries(_root(args.source), images)
+    run = entries(root, images)
     streamed = {e.path for e in run if is_streamed(e.path, args)}  # rasters read window by window
     band_spec(args)  # a bad --bands or --stretch, and a lone bad raster, are reported before the model loads
     if len(run) == 1 and streamed:
@@ -133,8 +129,7 @@ def evaluate_command(args) -> int:
     import tiling
 
     tiles, infer, merge = settings(args)
-    images = find_images(args.source)
-    root = _root(args.source)
+    root, images = find_images(args.source)
     lookup = label_lookup(args.labels, root)
     model = load(args.model, args.precision, args.calibration, images)
     # The model runs to conf 0.001, for the whole precision-recall curve (AP); precision and recall are at --conf.

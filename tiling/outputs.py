@@ -23,6 +23,9 @@ import numpy as np
 
 from .detections import Detections
 from .imageio import IMAGE_SUFFIXES
+from .raster import RASTER_SUFFIXES
+
+INPUT_SUFFIXES = tuple(dict.fromkeys(IMAGE_SUFFIXES + RASTER_SUFFIXES))  # what a folder run picks up
 
 JSON_DIR, LABEL_DIR, IMAGE_DIR, GEOJSON_DIR, DOTA_DIR = "json", "labels", "annotated", "geojson", "dota"
 PREVIEW_SIDE = 4096  # px: long side of a raster's annotated picture (the raster itself may not fit in memory)
@@ -34,10 +37,14 @@ def display_name(path: str) -> str:
 
 
 def list_images(source: str | os.PathLike | Sequence) -> tuple[Path, list[Path]]:
-    """(root, images) for a folder (searched recursively), one image, a glob pattern or a list of paths.
+    """(root, images) for a folder (searched recursively), one image, a glob pattern or a list of paths:
+    the one listing both engines and the CLI use. Photos and rasters (``tiling.raster``: GeoTIFF, JPEG
+    2000, VRT...) are found alike.
 
     Output names are the images' paths relative to ``root``. Raises ``ValueError`` with one line when
     there is nothing to run on."""
+    from .raster import should_stream
+
     if isinstance(source, (list, tuple)):
         paths = [Path(p) for p in source]
         missing = [p for p in paths if not p.is_file()]
@@ -49,15 +56,18 @@ def list_images(source: str | os.PathLike | Sequence) -> tuple[Path, list[Path]]
         return root, [p.resolve() for p in paths]
     path = Path(source)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in INPUT_SUFFIXES and p.is_file())
         if not found:
             raise ValueError(f"{display_name(str(path))} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return path, found
     if path.is_file():
+        if path.suffix.lower() not in INPUT_SUFFIXES and not should_stream(path):
+            raise ValueError(f"{display_name(str(path))} is not an image ({', '.join(IMAGE_SUFFIXES)} expected) "
+                             "nor a raster GDAL reads")
         return path.parent, [path]
     if glob.has_magic(str(source)):
         found = sorted(Path(p) for p in glob.glob(str(source), recursive=True)
-                       if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+                       if Path(p).suffix.lower() in INPUT_SUFFIXES and Path(p).is_file())
         if not found:
             raise ValueError(f"{display_name(str(source))} matches no images ({', '.join(IMAGE_SUFFIXES)})")
         root = Path(os.path.commonpath([str(p.parent) for p in found]))
