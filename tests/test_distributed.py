@@ -525,3 +525,15 @@ def test_the_library_and_the_cli_list_the_same_images_rasters_included(tmp_path)
         list_images(tmp_path / "notes.txt")
     with pytest.raises(CliError, match="no such file or folder"):
         find_images(str(tmp_path / "nowhere"))
+
+
+def test_every_engine_refuses_a_merge_conf_below_the_models(tmp_path):
+    specs = tiling.InferSpec(conf=0.3), tiling.MergeSpec(conf=0.2)
+    model = tiling.CallableModel(SquareFinder())
+    image = np.zeros((64, 64, 3), np.uint8)
+    calls = [lambda: tiling.predict_tiled(image, model, None, *specs),
+             lambda: tiling.predict_raster(tmp_path / "never-read.tif", model, None, *specs),
+             lambda: predict_folder(tmp_path / "never-read", model, tmp_path / "o", None, *specs)]
+    for call in calls:
+        with pytest.raises(ValueError, match="the merge conf 0.2 is below the 0.3 the model runs at"):
+            call()

@@ -491,7 +491,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     spread over the actors, never decoded whole: ``bands`` says how their bands become BGR, ``wgs84``
     writes their GeoJSON (``geojson/<stem>.geojson``) in EPSG:4326 instead of their own CRS.
     """
-    from .pipeline import _SPECS, split_settings
+    from .pipeline import _SPECS, check_merge_conf, split_settings
 
     start = time.perf_counter()
     known = set().union(*(checks.field_names(cls) for cls in (*_SPECS, ClusterSpec)))
@@ -501,8 +501,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     cluster_changes = {k: changes.pop(k) for k in list(changes) if k in checks.field_names(ClusterSpec)}
     cluster = checks.with_changes(cluster, ClusterSpec, cluster_changes)
     tiles, infer, merge = split_settings(tiles, infer, merge, **changes)
-    if merge.conf < infer.conf - 1e-9:
-        raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
+    check_merge_conf(infer, merge)
     run = list(inputs) if inputs is not None else entries(*list_images(source))
     folder = OutputFolder(out, with_images, run_key(tiles, infer, merge, model, precision, bands, wgs84,
                                                       calibration))

@@ -43,6 +43,13 @@ def split_settings(tiles: TileSpec | None = None, infer: InferSpec | None = None
     return out[0], out[1], out[2]
 
 
+def check_merge_conf(infer: InferSpec, merge: MergeSpec) -> None:
+    """Refuse a merge conf below the conf the model runs at: detections under it were never made, so the
+    run would quietly keep fewer than it says."""
+    if merge.conf < infer.conf - 1e-9:
+        raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
+
+
 @dataclass
 class TiledPrediction:
     """Everything one patch-based run produced.
@@ -136,8 +143,7 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     t_start = time.perf_counter()
     image = check_image(image)
     tile_spec, infer, merge = split_settings(tiles, infer, merge, **changes)
-    if merge.conf < infer.conf - 1e-9:
-        raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
+    check_merge_conf(infer, merge)
     h, w = image.shape[:2]
     plan = tile_spec.plan((h, w))
     model = as_model(model)

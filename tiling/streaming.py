@@ -24,7 +24,7 @@ from .grid import Tile, TileSpec, row_groups
 from .merge import MergeSpec, match_edges, merge as merge_detections, truncated_flags
 from .models import InferSpec, as_model
 from .models.base import tile_scale
-from .pipeline import batch_order, split_settings, tile_batches
+from .pipeline import batch_order, check_merge_conf, split_settings, tile_batches
 from .raster import BandSpec, Georef, RasterSource
 
 Progress = Callable[[int, int], None]
@@ -210,8 +210,7 @@ def predict_raster(source, model, tiles: TileSpec | None = None, infer: InferSpe
     """
     t_start = time.perf_counter()
     tile_spec, infer, merge = split_settings(tiles, infer, merge, **changes)
-    if merge.conf < infer.conf - 1e-9:
-        raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
+    check_merge_conf(infer, merge)
     if infer.include_full:
         raise ValueError("include_full is not available for a streamed raster: a full-image pass would "
                          "decode it whole")
