@@ -34,8 +34,7 @@ def predict_command(args) -> int:
     folder = _prepare_out(Path(args.out), not args.no_images, key)  # a bad --out is reported before the model loads
     run = entries(root, images)
     streamed = {e.path for e in run if is_streamed(e.path, args)}  # rasters read window by window
-    band_spec(args)  # a bad --bands or --stretch, and a lone bad raster, are reported before the model loads
-    if len(run) == 1 and streamed:
+    if len(run) == 1 and streamed:  # a lone bad raster is reported before the model loads
         check_single(run[0].path, args)
     if getattr(args, "engine", "local") == "ray":
         return _predict_on_ray(args, folder, run, tiles, infer, merge)

@@ -163,11 +163,9 @@ def _bands(plan: list, piece_tiles: int) -> list[tuple[tuple[int, ...], int, int
 
 
 def _is_raster(path: Path, max_pixels: int | None) -> bool:
-    """A file the raster reader streams (``tiling.raster.should_stream``); False where rasterio is missing."""
-    try:
-        from .raster import should_stream
-    except ImportError:
-        return False
+    """A file the raster reader streams (``tiling.raster.should_stream``)."""
+    from .raster import should_stream
+
     return should_stream(path, max_pixels)
 
 
