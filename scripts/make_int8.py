@@ -4,7 +4,7 @@
     python -m scripts.make_int8 models/synth-yolo11n-det.pt
 
 Each copy is what ``tiling.load_model(path, precision="int8")`` would make on first use: NNCF
-post-training quantization of the model's OpenVINO export, calibrated on tiles of the bundled samples,
+post-training quantization of the model's OpenVINO export, calibrated on tiles of the bundled samples of its kind,
 the head kept in float (:mod:`tiling.models.quantize`). Beside it, ``int8.json`` records the weights'
 SHA-256 (the loader uses the copy only for those weights), every file's SHA-256, and the agreement
 with full precision measured on held-out tiles.
@@ -20,6 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+from tiling.labels import images_for_task  # noqa: E402
 from tiling.models import quantize  # noqa: E402
 from tiling.util import sha256_of_file  # noqa: E402
 
@@ -39,7 +40,8 @@ def make(weights: Path) -> dict:
     def say(fraction: float, message: str) -> None:
         print(f"\r{weights.name}: {fraction:4.0%} {message:<70}", end="", file=sys.stderr, flush=True)
 
-    record = quantize.make_copy(model, fp32_xml, quantize.calibration_from(quantize.SAMPLES_DIR), out, say)
+    samples = images_for_task(quantize.SAMPLES_DIR, model.task)  # the oriented-box sample for the OBB model
+    record = quantize.make_copy(model, fp32_xml, quantize.calibration_from(samples), out, say)
     print(file=sys.stderr)
     record["weights"] = weights.name
     record["calibration"] = f"{record['calibration']} (the bundled samples)"

@@ -178,7 +178,7 @@ def test_outside_the_checkout_int8_degrades_to_asking_for_calibration(monkeypatc
     from conftest import DET_WEIGHTS
 
     digest = quantize.file_sha256(DET_WEIGHTS)
-    assert quantize.bundled_copy(digest) is None and quantize.default_calibration(digest) is None
+    assert quantize.bundled_copy(digest) is None and quantize.default_calibration(digest, "detect") is None
     with pytest.raises(tiling.ModelError, match="needs calibration images"):
         loading._check_calibration(digest, None, "weights.pt")
 
@@ -198,7 +198,7 @@ def test_shipped_files_are_hashed_once_per_version_and_calibration_is_resolved_o
     assert isinstance(first, quantize.Calibration) and quantize.calibration_from(first) is first
     for _ in range(3):
         assert quantize.calibration_from([image]).digest == first.digest
-        quantize.default_calibration("0" * 64)
+        quantize.default_calibration("0" * 64, "detect")
     assert calls.count(str(image)) == 1 and len(calls) == len(set(calls))  # each file read once
     cv2.imwrite(str(image), np.full((700, 700, 3), 9, np.uint8))  # a new version is hashed again
     assert quantize.calibration_from([image]).digest != first.digest
@@ -242,3 +242,31 @@ def test_uploaded_models_over_the_parameter_cap_are_not_quantized(monkeypatch):
     assert not at.exception and not at.error and not called
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "M parameters" in captions and "runs in full precision" in captions
+
+
+def test_bundled_models_calibrate_on_the_samples_of_their_kind():
+    from conftest import DET_WEIGHTS
+
+    from tiling.models import quantize
+
+    obb_weights = DET_WEIGHTS.parent / "synth-yolo11n-obb.pt"
+    if not (DET_WEIGHTS.exists() and obb_weights.exists()) or quantize.SAMPLES_DIR is None:
+        pytest.skip("bundled weights or samples not present")
+    upright = quantize.default_calibration(quantize.file_sha256(DET_WEIGHTS), "detect")
+    oriented = quantize.default_calibration(quantize.file_sha256(obb_weights), "obb")
+    assert [p.name for p in oriented.sources] == ["apron-3200x2400.jpg"]
+    assert upright.sources and "apron-3200x2400.jpg" not in [p.name for p in upright.sources]
+    assert quantize.default_calibration("0" * 64, "obb") is None  # other weights bring their own images
+
+
+def test_a_visitors_model_shown_the_samples_calibrates_on_the_sample_files_of_its_kind():
+    from ui import resources as res
+
+    from tiling.models import quantize
+
+    for task in ("obb", "detect"):
+        key, calibration = res._calibration_for(f"model-{task}", (), task)
+        files = res._runtime_args("auto:int8", calibration)["calibration"]
+        assert key == f"samples-{task}" and all(p.is_file() for p in files)  # image files: the folder was refused
+        assert quantize.calibration_from(files).sources
+        assert (["apron-3200x2400.jpg"] == [p.name for p in files]) == (task == "obb")

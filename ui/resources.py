@@ -74,7 +74,7 @@ class ImageItem:
 
 def _runtime_args(choice: str, calibration: tuple = ()) -> dict:
     """A RUNTIME_CHOICES value ("auto", "auto:int8", ...) as ``load_model`` keyword arguments; an 8-bit
-    copy is calibrated on ``calibration`` (image items, or the samples folder), or is the shipped one
+    copy is calibrated on ``calibration`` (image items, or sample files), or is the shipped one
     when that is empty."""
     runtime, _, precision = choice.partition(":")
     args = {"runtime": runtime, "precision": precision or "fp32"}
@@ -83,16 +83,20 @@ def _runtime_args(choice: str, calibration: tuple = ()) -> dict:
     return args
 
 
-def _calibration_for(model_key: str, items) -> tuple[str, tuple]:
+def _calibration_for(model_key: str, items, task: str) -> tuple[str, tuple]:
     """(cache key, calibration) for a visitor's model's 8-bit copy: one image, chosen once per model in
     a session, so that new uploads never make a new copy: the visitor's first image, or the bundled
-    samples when the page shows those."""
+    samples of the model's kind (``images_for_task``) when the page shows those."""
     chosen = st.session_state.setdefault(_CALIBRATION, {})
     if model_key not in chosen:
         first = next(iter(items or ()), None)
         chosen[model_key] = first if first is not None and not first.sample else None
     item = chosen[model_key]
-    return (item.key, (item,)) if item is not None else ("samples", (SAMPLES_DIR,))
+    if item is not None:
+        return item.key, (item,)
+    from tiling.labels import images_for_task
+
+    return f"samples-{task}", tuple(images_for_task(SAMPLES_DIR, task))
 
 
 def _param_count(model: tiling.UltralyticsModel) -> int | None:
@@ -115,7 +119,7 @@ def _with_int8(full, eight, model_key: str, items) -> tuple[tiling.UltralyticsMo
         return fp32, (f"this model has {params / 1e6:.1f} M parameters; this page makes 8-bit copies of models of up "
                       f"to {INT8_MAX_PARAMS / 1e6:.0f} M, so it runs in full precision (the command line, "
                       "python -m tiling predict --precision int8, quantizes any size)")
-    key, calibration = _calibration_for(model_key, items)
+    key, calibration = _calibration_for(model_key, items, fp32.task)
     lock = st.session_state.setdefault(_QUANTIZING, threading.Lock())
     if not lock.acquire(blocking=False):
         return fp32, "an 8-bit copy is being made for this page already; full precision runs meanwhile"

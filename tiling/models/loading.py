@@ -127,17 +127,14 @@ def _as_exported(model: UltralyticsModel, precision: str) -> UltralyticsModel:
 
 def _check_calibration(digest: str, calibration, label: str) -> quantize.Calibration | None:
     """The calibration data, resolved once (read and hashed) for ``quantize.use_int8``: the caller's, or
-    for a bundled checkpoint None (its shipped copy) or the samples. Needed for any other checkpoint;
-    their problems are found now."""
+    None for a bundled checkpoint (its shipped copy, or the samples of its kind, chosen once its task is
+    known). Needed for any other checkpoint; their problems are found now."""
     if calibration is not None:
         return quantize.calibration_from(calibration)
-    if quantize.bundled_copy(digest) is not None:
+    if quantize.bundled_copy(digest) is not None or quantize.bundled_weights(digest):
         return None
-    found = quantize.default_calibration(digest)
-    if found is None:
-        raise ModelError(f"{label}: precision 'int8' needs calibration images for this model: pass "
-                         "calibration=<a folder or a list of images>, ideally the images to be processed")
-    return found
+    raise ModelError(f"{label}: precision 'int8' needs calibration images for this model: pass "
+                     "calibration=<a folder or a list of images>, ideally the images to be processed")
 
 
 def _kind_of_bytes(data: bytes, label: str) -> str:

@@ -450,20 +450,29 @@ def bundled_copy(digest: str, models_dir: Path | None = None) -> Path | None:
     return None
 
 
-def default_calibration(digest: str) -> Calibration | None:
-    """The bundled samples, for the bundled models (the weights in ``models/``, whose shipped copies were
-    calibrated on them); None for any other weights, or outside the source checkout."""
+def bundled_weights(digest: str) -> bool:
+    """True for the weights of a bundled model (in ``models/``, or those a shipped 8-bit copy was made
+    from): they calibrate on the bundled samples (:func:`default_calibration`)."""
     if MODELS_DIR is None or SAMPLES_DIR is None or not SAMPLES_DIR.is_dir():
-        return None
+        return False
     for record_path in sorted(MODELS_DIR.glob(f"*_int8_openvino_model/{RECORD}")):
         try:
             if read_record(record_path.parent).get("weights_sha256") == digest:
-                return calibration_from(SAMPLES_DIR)
+                return True
         except ModelError:
             continue
-    if any(file_sha256(p) == digest for p in sorted(MODELS_DIR.glob("*.pt"))):
-        return calibration_from(SAMPLES_DIR)
-    return None
+    return any(file_sha256(p) == digest for p in sorted(MODELS_DIR.glob("*.pt")))
+
+
+def default_calibration(digest: str, task: str) -> Calibration | None:
+    """For a bundled model (:func:`bundled_weights`), the bundled samples of its kind
+    (``tiling.labels.images_for_task``: the oriented-box sample for an OBB model, the upright ones for the
+    others), as its shipped copy was calibrated; None for any other weights, or outside the source checkout."""
+    from ..labels import images_for_task
+
+    if not bundled_weights(digest):
+        return None
+    return calibration_from(images_for_task(SAMPLES_DIR, task))
 
 
 def _vetted_net(folder: Path, model, label: str):
@@ -490,7 +499,8 @@ def use_int8(model, weights: bytes, calibration=None, progress: Progress | None 
     shipped = bundled_copy(model.digest) if calibration is None else None
     chosen = None
     if shipped is None:
-        chosen = calibration_from(calibration) if calibration is not None else default_calibration(model.digest)
+        chosen = (calibration_from(calibration) if calibration is not None
+                  else default_calibration(model.digest, model.task))
         if chosen is None:
             raise CalibrationError(f"{model.source}: 8-bit needs calibration images (calibration=a folder or a list "
                                    "of images, ideally the ones to be processed)")
