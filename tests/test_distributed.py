@@ -537,3 +537,16 @@ def test_every_engine_refuses_a_merge_conf_below_the_models(tmp_path):
     for call in calls:
         with pytest.raises(ValueError, match="the merge conf 0.2 is below the 0.3 the model runs at"):
             call()
+
+
+def test_calibration_tiles_go_to_the_workers_once_by_reference(cluster):
+    from tiling.distributed import _by_reference, _resolved
+    from tiling.models.quantize import Calibration
+
+    tile = np.full((640, 640, 3), 7, np.uint8)
+    calibration = Calibration((), "digest", "1 image", ((tile,) * 4, (tile,)))
+    options = _by_reference({"runtime": "auto", "precision": "int8", "calibration": calibration})
+    assert isinstance(options["calibration"], ray.ObjectRef) and options["runtime"] == "auto"
+    fetched = ray.get(ray.remote(num_cpus=0)(_resolved).remote(options))["calibration"]
+    assert fetched.digest == "digest" and np.array_equal(fetched.tiles[0][3], tile)
+    assert _by_reference({"precision": "fp32"}) == {"precision": "fp32"} == _resolved({"precision": "fp32"})

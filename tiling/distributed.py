@@ -399,15 +399,39 @@ def _load(source, label: str, load_options: dict):
     from .models import as_model, load_model
 
     if isinstance(source, (bytes, str)):
-        return load_model(source, name=label, **load_options)
+        return load_model(source, name=label, **_resolved(load_options))
     return as_model(source)
+
+
+def _by_reference(load_options: dict) -> dict:
+    """The load options with the calibration tiles (up to ~100 MB) put in the object store once: the
+    check task and every actor are given a reference, not a copy in their arguments each."""
+    import ray
+
+    from .models.quantize import Calibration
+
+    if isinstance(load_options.get("calibration"), Calibration):
+        return dict(load_options, calibration=ray.put(load_options["calibration"]))
+    return load_options
+
+
+def _resolved(load_options: dict) -> dict:
+    """The load options as ``load_model`` takes them, the calibration fetched where it is a reference."""
+    if "calibration" not in load_options:
+        return load_options
+    import ray
+
+    if isinstance(load_options["calibration"], ray.ObjectRef):
+        return dict(load_options, calibration=ray.get(load_options["calibration"]))
+    return load_options
 
 
 def _calibration(model, calibration, run: Sequence[Entry], max_pixels: int | None, bands: BandSpec | None):
     """The 8-bit copy's calibration as tiles cut here, once (no model, no torch in the driver), or None
     when none is needed. The worker that checks the model makes the copy from them; the actors find it
     in their machine's cache, keyed on the weights and the calibration's digest, or on another machine
-    make the same one from the same tiles: no worker needs the images on its disk."""
+    make the same one from the same tiles: no worker needs the images on its disk. The tiles are put in
+    Ray's object store once (:func:`_by_reference`)."""
     from .models import quantize
 
     chosen = quantize.run_calibration(model, calibration, [e.path for e in run],
@@ -513,6 +537,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     written = 0
     started = _connect(cluster.address)
     try:
+        load_options = _by_reference(load_options)
         names = _model_names(source_, label, load_options)  # a bad model is one error here, before any image
         if todo:
             written = _run(todo, source_, label, load_options, folder, tiles, infer, merge, cluster,
