@@ -86,6 +86,23 @@ def square_scene(width=1000, height=800, n=60, seed=0, size=(16, 40)):
     return img, gt
 
 
+def untrained_checkpoint(yaml: str, folder: Path) -> Path:
+    """An untrained Ultralytics model built offline from ``yaml`` whose class-0 scores sit around 0.5, so
+    it finds boxes everywhere (the Ultralytics plumbing of OBB and pose heads, with no download), saved
+    as a .pt in ``folder``."""
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    yolo = YOLO(yaml)
+    for seq in yolo.model.model[-1].cv3:
+        seq[-1].bias.data[:] = -6.0
+        seq[-1].bias.data[0] = 0.0
+    path = folder / yaml.replace(".yaml", ".pt")
+    yolo.save(str(path))
+    return path
+
+
 @pytest.fixture
 def finder():
     return SquareFinder()

@@ -15,6 +15,8 @@ from tiling import rotated
 from tiling.detections import Detections, enclosing_boxes, obb_corners
 from tiling.export import results_zip, to_coco_dataset, to_dota_txt
 
+from conftest import untrained_checkpoint
+
 NAMES = {0: "plane", 1: "car"}
 
 
@@ -319,18 +321,7 @@ def test_rotated_boxes_are_drawn_at_their_angle(dashed):
 # -- Ultralytics OBB models ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def obb_checkpoint(tmp_path_factory):
-    """An untrained YOLO11n-OBB whose class-0 scores sit around 0.5, so it finds boxes everywhere."""
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    yolo = YOLO("yolo11n-obb.yaml")
-    for seq in yolo.model.model[-1].cv3:
-        seq[-1].bias.data[:] = -6.0
-        seq[-1].bias.data[0] = 0.0
-    path = tmp_path_factory.mktemp("obb") / "yolo11n-obb.pt"
-    yolo.save(str(path))
-    return path
+    return untrained_checkpoint("yolo11n-obb.yaml", tmp_path_factory.mktemp("obb"))
 
 
 def test_obb_checkpoint_passes_the_safe_loader(obb_checkpoint):
@@ -350,7 +341,7 @@ def test_obb_fast_path_matches_ultralytics_predict(obb_checkpoint):
     a, b = fast[np.argsort(-fast.confidence)], general[np.argsort(-general.confidence)]
     np.testing.assert_allclose(a.obb, b.obb, atol=1e-3)
     np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
-    pred = tiling.predict_tiled(np.tile(image, (2, 3, 1)), model, tile_size=128, overlap=0.2, conf=0.45, max_det=20)
+    pred = tiling.predict_tiled(np.tile(image, (2, 3, 1)), model, tile_size=128, overlap=0.2, conf=0.3, max_det=20)
     assert pred.raw.has_obb and pred.detections.has_obb and len(pred.detections) > 0
     assert set(pred.raw.data["tile_index"]) == set(range(len(pred.tiles)))  # every tile found boxes
     inside = (pred.detections.xyxy >= 0).all() and (pred.detections.xyxy[:, 2] <= 384).all()

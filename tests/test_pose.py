@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SquareFinder, square_scene
+from conftest import SquareFinder, square_scene, untrained_checkpoint
 
 import tiling
 from tiling.detections import Detections
@@ -111,18 +111,7 @@ def test_keypoints_are_exported_and_drawn(tmp_path):
 # -- Ultralytics pose models ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pose_checkpoint(tmp_path_factory):
-    """An untrained YOLO11n-pose whose class-0 scores sit at 0.5, so it finds boxes everywhere."""
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    yolo = YOLO("yolo11n-pose.yaml")
-    for seq in yolo.model.model[-1].cv3:
-        seq[-1].bias.data[:] = -6.0
-        seq[-1].bias.data[0] = 0.0
-    path = tmp_path_factory.mktemp("pose") / "yolo11n-pose.pt"
-    yolo.save(str(path))
-    return path
+    return untrained_checkpoint("yolo11n-pose.yaml", tmp_path_factory.mktemp("pose"))
 
 
 def test_pose_fast_path_matches_ultralytics_predict(pose_checkpoint):
