@@ -35,6 +35,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import tiling  # noqa: E402
+from bench.peers import sahi_sliced  # noqa: E402
 from tiling.rotated import quads_to_obb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,17 +74,12 @@ def build_methods(p: argparse.Namespace) -> dict[str, Method]:
 
     try:
         from sahi import AutoDetectionModel
-        from sahi.predict import get_sliced_prediction
 
         sahi_model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(p.model),
                                                         confidence_threshold=p.conf, device="cpu", image_size=p.tile)
 
         def sahi(path):
-            res = get_sliced_prediction(str(path), sahi_model, slice_height=p.tile, slice_width=p.tile,
-                                        overlap_height_ratio=p.overlap, overlap_width_ratio=p.overlap,
-                                        perform_standard_pred=False, postprocess_type="NMS",
-                                        postprocess_match_metric="IOS", postprocess_match_threshold=0.5,
-                                        postprocess_class_agnostic=False, batch_size=p.batch, verbose=0)
+            res = sahi_sliced(sahi_model, path, p.tile, p.overlap, p.batch)
             preds = res.object_prediction_list
             quads = [np.asarray(o.mask.segmentation[0], np.float64)[:8] for o in preds]
             return oriented(quads, [o.score.value for o in preds], [o.category.id for o in preds], names)

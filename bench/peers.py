@@ -77,6 +77,18 @@ class PeakRSS:
         self.growth = (self.peak - self.base) / 1e6
 
 
+
+def sahi_sliced(sahi_model, path, tile: int, overlap: float, batch: int):
+    """SAHI's sliced prediction as the benches run it: no full-image pass, class-aware NMS over IoS 0.5
+    (the merge Patchwise and patched_yolo_infer use), ``batch`` slices per model call."""
+    from sahi.predict import get_sliced_prediction
+
+    return get_sliced_prediction(str(path), sahi_model, slice_height=tile, slice_width=tile,
+                                 overlap_height_ratio=overlap, overlap_width_ratio=overlap,
+                                 perform_standard_pred=False, postprocess_type="NMS", postprocess_match_metric="IOS",
+                                 postprocess_match_threshold=0.5, postprocess_class_agnostic=False,
+                                 batch_size=batch, verbose=0)
+
 def to_dets(boxes, scores, classes, names) -> tiling.Detections:
     return tiling.Detections(xyxy=np.asarray(boxes, np.float32).reshape(-1, 4), confidence=np.asarray(scores),
                              class_id=np.asarray(classes), names=names)
@@ -134,18 +146,13 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
 
     try:
         from sahi import AutoDetectionModel
-        from sahi.predict import get_sliced_prediction
         from sahi.slicing import get_slice_bboxes
 
         sahi_model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(model_path),
                                                         confidence_threshold=p.conf, device="cpu", image_size=p.tile)
 
         def sahi(path):
-            res = get_sliced_prediction(str(path), sahi_model, slice_height=p.tile, slice_width=p.tile,
-                                        overlap_height_ratio=p.overlap, overlap_width_ratio=p.overlap,
-                                        perform_standard_pred=False, postprocess_type="NMS",
-                                        postprocess_match_metric="IOS", postprocess_match_threshold=0.5,
-                                        postprocess_class_agnostic=False, batch_size=p.batch, verbose=0)
+            res = sahi_sliced(sahi_model, path, p.tile, p.overlap, p.batch)
             preds = res.object_prediction_list
             h, w = res.image_height, res.image_width
             n = len(get_slice_bboxes(h, w, p.tile, p.tile, overlap_height_ratio=p.overlap, overlap_width_ratio=p.overlap))

@@ -103,6 +103,25 @@ def untrained_checkpoint(yaml: str, folder: Path) -> Path:
     return path
 
 
+def page_with_uploaded_model(model_name: str, model_bytes: bytes, image: np.ndarray, labels: str | None = None):
+    """The page on its table view, in plain PyTorch, after a visitor uploads a model, one PNG and optionally
+    its YOLO labels (the OBB and pose page tests)."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui.views import TABLE
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["view"] = TABLE
+    at.run()
+    at.radio(key="runtime").set_value("Plain PyTorch").run()
+    at.selectbox(key="model_choice").set_value("Upload my own model").run()
+    at.file_uploader(key="model_upload").upload(model_name, model_bytes, "application/octet-stream")
+    at.file_uploader(key="image_upload").upload("scene.png", cv2.imencode(".png", image)[1].tobytes(), "image/png")
+    if labels is not None:
+        at.file_uploader(key="label_upload").upload("scene.txt", labels.encode(), "text/plain")
+    return at.run()
+
+
 @pytest.fixture
 def finder():
     return SquareFinder()

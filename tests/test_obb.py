@@ -15,7 +15,7 @@ from tiling import rotated
 from tiling.detections import Detections, enclosing_boxes, obb_corners
 from tiling.export import results_zip, to_coco_dataset, to_dota_txt
 
-from conftest import untrained_checkpoint
+from conftest import page_with_uploaded_model, untrained_checkpoint
 
 NAMES = {0: "plane", 1: "car"}
 
@@ -367,22 +367,11 @@ def test_obb_onnx_export_loads_and_agrees(obb_checkpoint, tmp_path):
 # -- the page ------------------------------------------------------------------------------------
 def test_every_view_of_the_page_works_with_rotated_boxes(obb_checkpoint):
     """An uploaded OBB checkpoint on an uploaded image with YOLO-OBB labels, through each tab."""
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import ROOT
-    from ui.views import SCORES, STEPS, TABLE, ZOOM
+    from ui.views import SCORES, STEPS, ZOOM
 
     image, gt = rotated_scene(width=256, height=192, n=4, seed=2)
     labels = tiling.to_yolo_txt(Detections.from_obb(gt.obb, class_id=gt.class_id), image.shape)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.session_state["view"] = TABLE
-    at.run()
-    at.radio(key="runtime").set_value("Plain PyTorch").run()
-    at.selectbox(key="model_choice").set_value("Upload my own model").run()
-    at.file_uploader(key="model_upload").upload("obb.pt", obb_checkpoint.read_bytes(), "application/octet-stream")
-    at.file_uploader(key="image_upload").upload("scene.png", cv2.imencode(".png", image)[1].tobytes(), "image/png")
-    at.file_uploader(key="label_upload").upload("scene.txt", labels.encode(), "text/plain")
-    at.run()
+    at = page_with_uploaded_model("obb.pt", obb_checkpoint.read_bytes(), image, labels)
     assert not at.exception and not at.error
     assert "obb" in " ".join(c.value for c in at.sidebar.caption)
     table = at.dataframe[0].value

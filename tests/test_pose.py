@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SquareFinder, square_scene, untrained_checkpoint
+from conftest import SquareFinder, page_with_uploaded_model, square_scene, untrained_checkpoint
 
 import tiling
 from tiling.detections import Detections
@@ -157,21 +157,8 @@ def test_a_pose_onnx_export_loads_with_its_keypoint_shape(pose_checkpoint):
 
 
 def test_the_page_takes_an_uploaded_pose_checkpoint(pose_checkpoint):
-    import cv2
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import ROOT
-    from ui.views import TABLE
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.session_state["view"] = TABLE
-    at.run()
-    at.radio(key="runtime").set_value("Plain PyTorch").run()
-    at.selectbox(key="model_choice").set_value("Upload my own model").run()
-    at.file_uploader(key="model_upload").upload("pose.pt", pose_checkpoint.read_bytes(), "application/octet-stream")
     image = (np.random.default_rng(2).random((192, 256, 3)) * 255).astype(np.uint8)
-    at.file_uploader(key="image_upload").upload("people.png", cv2.imencode(".png", image)[1].tobytes(), "image/png")
-    at.run()
+    at = page_with_uploaded_model("pose.pt", pose_checkpoint.read_bytes(), image)
     assert not at.exception and not at.error
     assert "pose" in " ".join(c.value for c in at.sidebar.caption)
     table = at.dataframe[0].value
