@@ -83,7 +83,7 @@ def measure(engine: str, images: Path, n: int, actors: int = 1) -> dict:
            "--actors", str(actors), "--out", str(out)]
     began = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peaks = {"driver": 0, "worker": 0, "workers": 0}
+    peaks = {"driver": 0, "worker": 0, "workers": 0, "worker_uss": 0, "workers_uss": 0}
     stop = threading.Event()
 
     def sample() -> None:
@@ -94,14 +94,21 @@ def measure(engine: str, images: Path, n: int, actors: int = 1) -> dict:
                 rss = {}
                 for p in procs:
                     try:
-                        rss[p.pid] = (p.memory_info().rss, p.cmdline()[:1])
+                        cmd = p.cmdline()[:1]
+                        # RSS counts the pages of Ray's shared object store a worker has touched; USS is
+                        # the worker's own memory (read from smaps, so only for Ray's workers).
+                        ray_worker = bool(cmd) and cmd[0].startswith("ray::")
+                        uss = p.memory_full_info().uss if ray_worker else 0
+                        rss[p.pid] = (p.memory_info().rss, cmd, uss)
                     except psutil.Error:
                         continue
                 peaks["driver"] = max(peaks["driver"], rss.get(proc.pid, (0,))[0])
-                workers = [r for pid, (r, cmd) in rss.items() if cmd and cmd[0].startswith("ray::")]
+                workers = [(r, u) for pid, (r, cmd, u) in rss.items() if cmd and cmd[0].startswith("ray::")]
                 if workers:
-                    peaks["worker"] = max(peaks["worker"], max(workers))
-                    peaks["workers"] = max(peaks["workers"], sum(workers))
+                    peaks["worker"] = max(peaks["worker"], max(r for r, _ in workers))
+                    peaks["workers"] = max(peaks["workers"], sum(r for r, _ in workers))
+                    peaks["worker_uss"] = max(peaks["worker_uss"], max(u for _, u in workers))
+                    peaks["workers_uss"] = max(peaks["workers_uss"], sum(u for _, u in workers))
             except psutil.Error:
                 pass
             stop.wait(0.2)
@@ -127,6 +134,7 @@ def measure(engine: str, images: Path, n: int, actors: int = 1) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="6 small scenes, 6 vs 12 for memory")
+    parser.add_argument("--memory", action="store_true", help="only the memory rows: 2 actors over 50 and 200 images")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="local", help=argparse.SUPPRESS)
     parser.add_argument("--images", help=argparse.SUPPRESS)
@@ -139,20 +147,24 @@ def main() -> None:
     images = make_images(ROOT / "bench" / "data" / f"scale-{size[0]}x{size[1]}", n_large, size)
     print(f"{size[0]}x{size[1]} scenes, bundled detector, 640 px tiles, overlap 0.25, "
           f"{os.cpu_count()} cores; Ray {__import__('ray').__version__}")
-    rows = [measure("local", images, n_speed), measure("ray", images, n_speed, 1), measure("ray", images, n_speed, 2)]
+    rows = [measure("local", images, n_speed)]
+    if not args.memory:
+        rows += [measure("ray", images, n_speed, 1), measure("ray", images, n_speed, 2)]
     rows += [measure("ray", images, n, 2) for n in (n_small, n_large)]
     local = rows[0]
     header = (f"{'run':<9} {'images':>6} {'done':>5} {'img/s':>6} {'ms/img':>7} {'+ms/img':>8} {'wall s':>7} "
-              f"{'start s':>7} {'driver MB':>9} {'worker MB':>9} {'workers MB':>10}")
+              f"{'start s':>7} {'driver MB':>9} {'worker MB':>9} {'workers MB':>10} {'worker USS':>10} {'workers USS':>11}")
     print(header)
     for r in rows:
         ms = 1000 / r["img_s"]
         print(f"{r['engine']:<9} {r['images']:>6} {r['done']:>5} {r['img_s']:>6.2f} {ms:>7.0f} "
               f"{ms - 1000 / local['img_s']:>8.0f} {r['seconds']:>7.1f} {r['cluster_start']:>7.1f} "
-              f"{r['driver_mb']:>9.0f} {r['worker_mb']:>9.0f} {r['workers_mb']:>10.0f}")
+              f"{r['driver_mb']:>9.0f} {r['worker_mb']:>9.0f} {r['workers_mb']:>10.0f} {r['worker_uss_mb']:>10.0f} "
+              f"{r['workers_uss_mb']:>11.0f}")
     print("img/s: steady state (first to last image finished); +ms/img: over the single-process CLI per image "
           "(for ray x2, per image of the pair's combined rate); start s: the local cluster's start; "
-          "worker MB: the largest Ray worker; workers MB: all Ray workers together (peak of the sum).")
+          "worker MB: the largest Ray worker's RSS; workers MB: all Ray workers' RSS together (peak of the sum); "
+          "USS: the same without shared pages (RSS counts the pages of Ray's shared object store a worker touched).")
 
 
 if __name__ == "__main__":
