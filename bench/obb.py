@@ -35,7 +35,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import tiling  # noqa: E402
-from bench.peers import sahi_sliced  # noqa: E402
+from bench.peers import add_method_args, sahi_sliced  # noqa: E402
 from tiling.rotated import quads_to_obb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,12 +135,7 @@ def scenes(p: argparse.Namespace) -> list[tuple[Path, tiling.Detections]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "synth-yolo11n-obb.pt")
-    ap.add_argument("--tile", type=int, default=640)
-    ap.add_argument("--overlap", type=float, default=0.25)
-    ap.add_argument("--conf", type=float, default=0.25)
-    ap.add_argument("--iou", type=float, default=0.7)
-    ap.add_argument("--batch", type=int, default=8)
+    add_method_args(ap, model=ROOT / "models" / "synth-yolo11n-obb.pt")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     p = ap.parse_args()

@@ -239,9 +239,9 @@ def scenes(p) -> list[Path]:
     return paths + (samples[:1] if p.quick else samples)
 
 
-def add_method_args(ap: argparse.ArgumentParser) -> None:
-    """The parameters every method gets alike (shared with bench.worker)."""
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "synth-yolo11n-det.pt")
+def add_method_args(ap: argparse.ArgumentParser, model: Path = ROOT / "models" / "synth-yolo11n-det.pt") -> None:
+    """The parameters every method gets alike (shared with bench.worker and bench.obb)."""
+    ap.add_argument("--model", type=Path, default=model)
     ap.add_argument("--tile", type=int, default=640)
     ap.add_argument("--overlap", type=float, default=0.25)
     ap.add_argument("--conf", type=float, default=0.25)
