@@ -64,6 +64,9 @@ def _lines(text: str, name: str) -> list[str]:
     return text.split("\n")
 
 
+OBB_FIELDS = 9  # fields of a YOLO-OBB row: the class and four corners
+
+
 def _yolo_tables(text: str, name: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[int, str]]]:
     """(line numbers, float rows) per field count, and the problems found reading them.
 
@@ -143,13 +146,13 @@ def parse_yolo_labels(data: bytes | str, image_shape: Sequence[int], name: str =
     tables, problems = _yolo_tables(_text(data, name, "load_yolo_labels"), name)
     for lines, values in tables:
         _yolo_check(lines, values, problems)
-        if obb and values.shape[1] != 9:
+        if obb and values.shape[1] != OBB_FIELDS:
             problems.append((int(lines[0]), f"{values.shape[1] - 1} values after the class; an oriented box "
                                             "(YOLO-OBB) has 8: x1 y1 x2 y2 x3 y3 x4 y4"))
     if problems:
         line, message = min(problems, key=lambda p: p[0])  # the first line; on it, the first check failed
         raise LabelError(f"{name} line {line}: {message}")
-    oriented = obb if obb is not None else bool(tables) and all(t[1].shape[1] == 9 for t in tables)
+    oriented = obb if obb is not None else bool(tables) and all(t[1].shape[1] == OBB_FIELDS for t in tables)
     if not tables:
         return Detections.empty(names, with_obb=bool(obb))
     lines = np.concatenate([t[0] for t in tables])
@@ -184,7 +187,7 @@ def is_oriented_label_file(path: str | os.PathLike) -> bool:
     data, name = _read_label_file(path, "parse_yolo_labels")
     rows = [line.split() for line in _lines(_text(data, name, "parse_yolo_labels"), name)]
     rows = [r for r in rows if r]
-    return bool(rows) and all(len(r) == 9 for r in rows)
+    return bool(rows) and all(len(r) == OBB_FIELDS for r in rows)
 
 
 def images_for_task(folder: str | os.PathLike, task: str) -> list:
