@@ -22,6 +22,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from tiling.labels import images_for_task  # noqa: E402
 from tiling.models import quantize  # noqa: E402
+from tiling.models.calibration import calibration_from  # noqa: E402
 from tiling.util import sha256_of_file  # noqa: E402
 
 BUNDLED = ("synth-yolo11n-det.pt", "synth-yolo11n-seg.pt", "synth-yolo11n-obb.pt")
@@ -41,7 +42,7 @@ def make(weights: Path) -> dict:
         print(f"\r{weights.name}: {fraction:4.0%} {message:<70}", end="", file=sys.stderr, flush=True)
 
     samples = images_for_task(quantize.SAMPLES_DIR, model.task)  # the oriented-box sample for the OBB model
-    record = quantize.make_copy(model, fp32_xml, quantize.calibration_from(samples), out, say)
+    record = quantize.make_copy(model, fp32_xml, calibration_from(samples), out, say)
     print(file=sys.stderr)
     record["weights"] = weights.name
     record["calibration"] = f"{record['calibration']} (the bundled samples)"

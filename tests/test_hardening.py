@@ -152,7 +152,7 @@ def test_pruning_skips_an_entry_being_made(tmp_path, monkeypatch):
 def test_the_guard_measures_a_network_without_touching_the_model(det_model):
     import torch
 
-    from tiling.models import quantize
+    from tiling.models import agreement, runtimes
 
     original, seen = det_model.net, []
 
@@ -162,46 +162,46 @@ def test_the_guard_measures_a_network_without_touching_the_model(det_model):
             return original(x)
 
     tiles = [np.zeros((64, 64, 3), np.uint8)] * 2 + [np.full((96, 128, 3), 90, np.uint8)]
-    out = quantize._outputs(det_model, Spy(), tiles)
+    out = agreement.outputs(det_model, Spy(), tiles)
     assert len(out) == 3 and all(isinstance(d, tiling.Detections) for d in out)
     # the model keeps its own network and input floor throughout, and nobody else runs it meanwhile
     assert seen and all(s[:3] == (True, 0, True) for s in seen)
-    assert {s[3] for s in seen} == {quantize.MIN_INT8_SIDE, 128}  # the probe pads to the 8-bit floor
+    assert {s[3] for s in seen} == {runtimes.MIN_INT8_SIDE, 128}  # the probe pads to the 8-bit floor
     assert det_model.net is original and det_model.min_input == 0 and not det_model._lock.locked()
 
 
 def test_outside_the_checkout_int8_degrades_to_asking_for_calibration(monkeypatch, tmp_path):
-    from tiling.models import loading, quantize
+    from tiling.models import calibration, loading, quantize
 
     monkeypatch.setattr(quantize, "MODELS_DIR", None)
     monkeypatch.setattr(quantize, "SAMPLES_DIR", None)
     from conftest import DET_WEIGHTS
 
-    digest = quantize.file_sha256(DET_WEIGHTS)
+    digest = calibration.file_sha256(DET_WEIGHTS)
     assert quantize.bundled_copy(digest) is None and quantize.default_calibration(digest, "detect") is None
     with pytest.raises(tiling.ModelError, match="needs calibration images"):
         loading._check_calibration(digest, None, "weights.pt")
 
 
 def test_shipped_files_are_hashed_once_per_version_and_calibration_is_resolved_once(monkeypatch, tmp_path):
-    from tiling.models import loading, quantize
+    from tiling.models import calibration, loading, quantize
 
     calls = []
-    real = quantize.sha256_of_file
-    monkeypatch.setattr(quantize, "sha256_of_file", lambda p: calls.append(str(p)) or real(p))
-    quantize._file_sha256.cache_clear()
+    real = calibration.sha256_of_file
+    monkeypatch.setattr(calibration, "sha256_of_file", lambda p: calls.append(str(p)) or real(p))
+    calibration._file_sha256.cache_clear()
     image = tmp_path / "a.png"
     import cv2
 
     cv2.imwrite(str(image), np.zeros((700, 700, 3), np.uint8))
     first = loading._check_calibration("0" * 64, [image], "m.pt")
-    assert isinstance(first, quantize.Calibration) and quantize.calibration_from(first) is first
+    assert isinstance(first, calibration.Calibration) and calibration.calibration_from(first) is first
     for _ in range(3):
-        assert quantize.calibration_from([image]).digest == first.digest
+        assert calibration.calibration_from([image]).digest == first.digest
         quantize.default_calibration("0" * 64, "detect")
     assert calls.count(str(image)) == 1 and len(calls) == len(set(calls))  # each file read once
     cv2.imwrite(str(image), np.full((700, 700, 3), 9, np.uint8))  # a new version is hashed again
-    assert quantize.calibration_from([image]).digest != first.digest
+    assert calibration.calibration_from([image]).digest != first.digest
 
 
 def _page_with_uploaded_model(image_sizes):
@@ -247,13 +247,13 @@ def test_uploaded_models_over_the_parameter_cap_are_not_quantized(monkeypatch):
 def test_bundled_models_calibrate_on_the_samples_of_their_kind():
     from conftest import DET_WEIGHTS
 
-    from tiling.models import quantize
+    from tiling.models import calibration, quantize
 
     obb_weights = DET_WEIGHTS.parent / "synth-yolo11n-obb.pt"
     if not (DET_WEIGHTS.exists() and obb_weights.exists()) or quantize.SAMPLES_DIR is None:
         pytest.skip("bundled weights or samples not present")
-    upright = quantize.default_calibration(quantize.file_sha256(DET_WEIGHTS), "detect")
-    oriented = quantize.default_calibration(quantize.file_sha256(obb_weights), "obb")
+    upright = quantize.default_calibration(calibration.file_sha256(DET_WEIGHTS), "detect")
+    oriented = quantize.default_calibration(calibration.file_sha256(obb_weights), "obb")
     assert [p.name for p in oriented.sources] == ["apron-3200x2400.jpg"]
     assert upright.sources and "apron-3200x2400.jpg" not in [p.name for p in upright.sources]
     assert quantize.default_calibration("0" * 64, "obb") is None  # other weights bring their own images
@@ -262,11 +262,11 @@ def test_bundled_models_calibrate_on_the_samples_of_their_kind():
 def test_a_visitors_model_shown_the_samples_calibrates_on_the_sample_files_of_its_kind():
     from ui import resources as res
 
-    from tiling.models import quantize
+    from tiling.models.calibration import calibration_from
 
     for task in ("obb", "detect"):
         key, calibration = res._calibration_for(f"model-{task}", (), task)
         files = res._runtime_args("auto:int8", calibration)["calibration"]
         assert key == f"samples-{task}" and all(p.is_file() for p in files)  # image files: the folder was refused
-        assert quantize.calibration_from(files).sources
+        assert calibration_from(files).sources
         assert (["apron-3200x2400.jpg"] == [p.name for p in files]) == (task == "obb")

@@ -9,7 +9,7 @@ import pytest
 
 import tiling
 from conftest import DET_WEIGHTS, ROOT, SAMPLES, SEG_WEIGHTS
-from tiling.models import quantize
+from tiling.models import agreement, calibration, quantize, runtimes
 from tiling.util import sha256_of_file
 
 pytest.importorskip("openvino")
@@ -35,11 +35,11 @@ def crop():
 
 def test_box_f1_pairs_boxes_one_to_one_by_class():
     ref = [det([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 1])]
-    assert quantize.box_f1(ref, ref) == 1.0
-    assert quantize.box_f1(ref, [det([[0, 0, 10, 11]], [0])]) == pytest.approx(2 / 3)
-    assert quantize.box_f1(ref, [det([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 0])]) == pytest.approx(0.5)  # class
-    assert quantize.box_f1(ref, [det([[0, 0, 10, 10], [0, 0, 10, 10]], [0, 0])]) == pytest.approx(0.5)  # one each
-    assert quantize.box_f1([det([])], [det([])]) == 1.0
+    assert agreement.box_f1(ref, ref) == 1.0
+    assert agreement.box_f1(ref, [det([[0, 0, 10, 11]], [0])]) == pytest.approx(2 / 3)
+    assert agreement.box_f1(ref, [det([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 0])]) == pytest.approx(0.5)  # class
+    assert agreement.box_f1(ref, [det([[0, 0, 10, 10], [0, 0, 10, 10]], [0, 0])]) == pytest.approx(0.5)  # one each
+    assert agreement.box_f1([det([])], [det([])]) == 1.0
 
 
 def test_mask_iou_counts_pixels_over_all_tiles():
@@ -48,8 +48,8 @@ def test_mask_iou_counts_pixels_over_all_tiles():
     half[:, 5:] = False
     a = [det([[0, 0, 10, 10]], masks=[full])]
     b = [det([[0, 0, 10, 10]], masks=[half])]
-    assert quantize.mask_iou(a, a, [(20, 20, 3)]) == 1.0
-    assert quantize.mask_iou(a, b, [(20, 20, 3)]) == pytest.approx(0.5)
+    assert agreement.mask_iou(a, a, [(20, 20, 3)]) == 1.0
+    assert agreement.mask_iou(a, b, [(20, 20, 3)]) == pytest.approx(0.5)
 
 
 @needs_weights
@@ -59,7 +59,7 @@ def test_shipped_copies_match_their_weights_and_load_without_quantizing(weights,
                                                                         request):
     record = quantize.read_record(folder)
     assert record["weights_sha256"] == sha256_of_file(weights)
-    assert record["agreement"] >= quantize.AGREEMENT_BAR and record["held_out_tiles"] >= 16
+    assert record["agreement"] >= agreement.AGREEMENT_BAR and record["held_out_tiles"] >= 16
     assert quantize.bundled_copy(record["weights_sha256"]) == folder
 
     def refuse(*args, **kwargs):
@@ -72,7 +72,7 @@ def test_shipped_copies_match_their_weights_and_load_without_quantizing(weights,
     piece = crop[:640, :640]  # one tile
     fast = tiling.predict_tiled(piece, model, tile_size=640).detections
     exact = tiling.predict_tiled(piece, full, tile_size=640).detections
-    assert len(exact) > 10 and quantize.box_f1([exact], [fast]) >= 0.9
+    assert len(exact) > 10 and agreement.box_f1([exact], [fast]) >= 0.9
     # inputs of 64 x 64 px and less crashed OpenVINO's 8-bit CPU kernels: they are padded instead
     for shape in ((64, 64, 3), (40, 50, 3), (32, 96, 3)):
         assert len(model.predict([np.full(shape, 90, np.uint8)])) == 1
@@ -113,7 +113,7 @@ def test_a_tampered_copy_is_not_used(tmp_path):
 
 @needs_weights
 def test_the_guard_refuses_a_copy_under_the_bar(monkeypatch):
-    monkeypatch.setattr(quantize, "AGREEMENT_BAR", 1.01)
+    monkeypatch.setattr(agreement, "AGREEMENT_BAR", 1.01)
     model = tiling.load_model(DET_WEIGHTS, precision="int8")
     assert model.runtime == "openvino" and model.agreement is not None and model.agreement < 1.01
     assert "not used" in model.runtime_note and "held-out tiles" in model.runtime_note and "101%" in model.runtime_note
@@ -131,8 +131,8 @@ def test_quantizing_runs_once_for_concurrent_loads_and_is_cached(det_model, crop
     entry = fp32.parent.parent if fp32.parent.name.endswith("_openvino_model") else fp32.parent
     monkeypatch.setenv("PATCHWISE_CACHE", str(tmp_path / "cache"))  # a fresh cache holding only the float export
     shutil.copytree(entry, export_cache.entry_path(entry.name))
-    monkeypatch.setattr(quantize, "CALIBRATION_TILES", 6)
-    monkeypatch.setattr(quantize, "HELD_OUT_TILES", 3)
+    monkeypatch.setattr(calibration, "CALIBRATION_TILES", 6)
+    monkeypatch.setattr(calibration, "HELD_OUT_TILES", 3)
     made = []
     real = quantize.quantize_ir
     monkeypatch.setattr(quantize, "quantize_ir", lambda *a, **k: made.append(1) or real(*a, **k))
@@ -188,7 +188,7 @@ def test_bad_precision_and_calibration_values_are_one_line_errors(tmp_path, monk
 def test_an_export_asked_for_8_bits_runs_as_exported():
     model = tiling.load_model(DET_COPY, precision="int8")
     assert model.runtime == "openvino" and "runs as it was exported" in model.runtime_note
-    assert model.min_input == quantize.MIN_INT8_SIDE  # an 8-bit export is padded like a copy made here
+    assert model.min_input == runtimes.MIN_INT8_SIDE  # an 8-bit export is padded like a copy made here
     assert len(model.predict([np.zeros((48, 48, 3), np.uint8)])) == 1
 
 
@@ -268,11 +268,11 @@ def test_the_cli_calibrates_on_the_images_and_on_windows_of_a_raster_never_decod
     paths = [s for s in seen[0] if not isinstance(s, np.ndarray)]
     windows = [s for s in seen[0] if isinstance(s, np.ndarray)]
     assert paths == [tmp_path / "in" / "photo.jpg"]  # the raster itself is never handed over
-    assert len(windows) == quantize.MAX_IMAGES - 1 and {w.shape for w in windows} == {(1280, 1280, 3)}
+    assert len(windows) == calibration.MAX_IMAGES - 1 and {w.shape for w in windows} == {(1280, 1280, 3)}
     spots = [(y, x) for y in range(0, 641, 160) for x in range(0, 1281, 320)]  # a 5 x 5 grid over the raster
     assert all(any(np.array_equal(w, big[y : y + 1280, x : x + 1280]) for y, x in spots) for w in windows)
-    calibration = quantize.calibration_from(seen[0])
-    assert len(calibration.sources) == quantize.MAX_IMAGES
-    shipped = quantize.run_calibration(DET_WEIGHTS, None, [tmp_path / "in" / "photo.jpg"])
-    assert shipped is None and quantize.run_calibration(tmp_path / "x.onnx", None, [tmp_path]) is None
-    assert quantize.run_calibration(tmp_path / "m.pt", "folder/", []) == "folder/"
+    chosen = calibration.calibration_from(seen[0])
+    assert len(chosen.sources) == calibration.MAX_IMAGES
+    shipped = calibration.run_calibration(DET_WEIGHTS, None, [tmp_path / "in" / "photo.jpg"])
+    assert shipped is None and calibration.run_calibration(tmp_path / "x.onnx", None, [tmp_path]) is None
+    assert calibration.run_calibration(tmp_path / "m.pt", "folder/", []) == "folder/"

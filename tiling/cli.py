@@ -135,12 +135,12 @@ def load(model_path: str, precision: str = "fp32", calibration: str | None = Non
     ``--calibration`` folder, else on ``images`` (the ones to process; of a raster that ``streamed(path)``
     says is read window by window, a few windows only), unless it is a bundled model with its copy shipped."""
     import tiling
-    from tiling.models import quantize
+    from tiling.models.calibration import run_calibration
 
     if precision == "int8" and calibration is not None and not Path(calibration).is_dir():
         raise CliError(f"--calibration {display_name(calibration)}: no such folder")
     if precision == "int8":
-        calibration = quantize.run_calibration(model_path, calibration, images, streamed, bands)
+        calibration = run_calibration(model_path, calibration, images, streamed, bands)
 
     if not Path(model_path).exists() and Path(model_path).name == model_path and not model_path.endswith(".pt"):
         raise CliError(f"{model_path}: no such model file")

@@ -144,7 +144,7 @@ def _model_id(model) -> str:
 def _calibration_id(calibration) -> str:
     """The calibration data's digest (its images' content); as given when it cannot be read, which the
     model's loading then reports in one line."""
-    from .models.quantize import CalibrationError, calibration_from
+    from .models.calibration import CalibrationError, calibration_from
 
     try:
         return calibration_from(calibration).digest

@@ -109,7 +109,7 @@ def _with_int8(full, eight, model_key: str, items) -> tuple[tiling.UltralyticsMo
     """(model, note): ``eight(key, calibration)``, the 8-bit model, when this page makes its copy; else
     ``full()``, the full-precision one, with a one-line note saying why (too large, calibration images
     unusable, or this session already making a copy)."""
-    from tiling.models.quantize import CalibrationError
+    from tiling.models.calibration import CalibrationError
 
     fp32 = full()
     params = _param_count(fp32)

@@ -87,7 +87,7 @@ def _speed_chosen() -> None:
 
 def precision_caption(model: tiling.UltralyticsModel) -> str | None:
     """What the sidebar says about an 8-bit copy (its agreement with full precision), or a runtime fallback."""
-    from tiling.models.quantize import AGREEMENT_BAR
+    from tiling.models.agreement import AGREEMENT_BAR
 
     if model.agreement is not None:
         found = (f"the 8-bit copy finds the same objects as full precision {model.agreement:.1%} of the time on "

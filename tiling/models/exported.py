@@ -169,8 +169,8 @@ def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
     """An export as a model on the lean path, checked by running one blank tile through it."""
     import numpy as np
 
-    from .quantize import MIN_INT8_SIDE, is_quantized
-    from .runtimes import ONNXNet, OpenVINONet
+    from .quantize import is_quantized
+    from .runtimes import MIN_INT8_SIDE, ONNXNet, OpenVINONet
     from .ultralytics_model import PROBE_SPEC, UltralyticsModel
 
     export = read_export(path, label)

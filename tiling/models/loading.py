@@ -12,6 +12,7 @@ from ..util import sha256_of
 from . import quantize, runtimes
 from .archive import MAX_ENTRIES, unpack_export_zip
 from .base import CallableModel, Model, ModelError
+from .calibration import Calibration, calibration_from
 from .exported import EXPORT_SUFFIXES, load_export
 from .guard import sealed
 from .official import OFFICIAL_NAMES, is_official, prefetched
@@ -40,7 +41,7 @@ def load_model(source, runtime: str = "auto", name: str | None = None, precision
     models' shipped copies, or one made once (~30 s, cached) by NNCF from tiles of ``calibration`` (a
     folder, an image file, or a list of files or arrays: ideally the images to be processed), with
     ``progress(fraction, message)`` called meanwhile. The copy is used only if, on held-out tiles, it
-    agrees with full precision to ``quantize.AGREEMENT_BAR`` (0.97, box F1 at IoU 0.5 and mask IoU);
+    agrees with full precision to :data:`.agreement.AGREEMENT_BAR` (0.97, box F1 at IoU 0.5 and mask IoU);
     ``model.agreement`` holds the figure, and ``model.runtime`` is ``"openvino-int8"`` when it runs,
     else ``model.runtime_note`` says why not.
     """
@@ -125,12 +126,12 @@ def _as_exported(model: UltralyticsModel, precision: str) -> UltralyticsModel:
     return model
 
 
-def _check_calibration(digest: str, calibration, label: str) -> quantize.Calibration | None:
+def _check_calibration(digest: str, calibration, label: str) -> Calibration | None:
     """The calibration data, resolved once (read and hashed) for ``quantize.use_int8``: the caller's, or
     None for a bundled checkpoint (its shipped copy, or the samples of its kind, chosen once its task is
     known). Needed for any other checkpoint; their problems are found now."""
     if calibration is not None:
-        return quantize.calibration_from(calibration)
+        return calibration_from(calibration)
     if quantize.bundled_copy(digest) is not None or quantize.bundled_weights(digest):
         return None
     raise ModelError(f"{label}: precision 'int8' needs calibration images for this model: pass "

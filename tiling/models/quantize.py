@@ -6,10 +6,8 @@ detection head's own operations stay float, as in Ultralytics' INT8 export: box 
 every Sigmoid and, for segmentation, the mask prototypes and coefficients. Quantizing those too was
 measured here to drop AP50 from 0.90 to 0.14.
 
-Calibration data are tiles as ``predict_tiled`` feeds them (640 and 320 px windows at their own
-resolution) cut from images: the ones being processed, or a folder the caller names. A share of them
-is held out; after quantizing, the float and the 8-bit network run on those and their outputs are
-compared (:func:`agreement`). Below :data:`AGREEMENT_BAR` the 8-bit copy is not used.
+A copy is calibrated on tiles of images (:mod:`.calibration`), then checked against the float network on
+held-out tiles (:mod:`.agreement`); below :data:`.agreement.AGREEMENT_BAR` it is not used.
 
 Copies are cached like exports (:mod:`.export_cache`), keyed on the weights' SHA-256, the calibration
 data's digest and the versions, with the agreement measured when they were made (``int8.json``). The
@@ -18,40 +16,31 @@ bundled models ship theirs in ``models/`` (``scripts/make_int8.py``), found by t
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
-import hashlib
 import io
 import json
 import logging
-import os
 import shutil
-import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from ..detections import Detections, paste_mask
-from ..evaluate import detection_iou
-from ..util import sha256_of_file
-from .base import InferSpec, ModelError
+from . import agreement
+from .base import ModelError
+from .calibration import (
+    SETTINGS,
+    Calibration,
+    CalibrationError,
+    calibration_from,
+    calibration_tiles,
+    cut_calibration,
+    file_sha256,
+    run_calibration,
+)
 from .export_cache import cached, entry_path, export
+from .runtimes import MIN_INT8_SIDE
 
 LOG = logging.getLogger(__name__)
-AGREEMENT_BAR = 0.97  # box F1 (and mask IoU) of the 8-bit copy against the float model on held-out tiles
-CALIBRATION_TILES = 64  # tiles NNCF calibrates on (at most): they quantize in ~25 s on 2 cores
-HELD_OUT_TILES = 24
-TILE_SIZES = (640, 320)
-MAX_IMAGES = 12  # calibration images read, evenly spread over a longer list
-MIN_TILES = 8
-RASTER_WINDOW = 1280  # px: side of the windows a streamed raster gives to calibration
-SETTINGS = "int8-headfloat-v1"  # changes when how copies are made changes: older cache entries go unused
-GUARD_SPEC = InferSpec(conf=0.25, iou=0.7, max_det=300)
-# OpenVINO 2026.4's CPU plugin crashed (SIGSEGV) on 8-bit YOLO graphs given inputs of 64x64, 32x96 or less;
-# 64x96 and larger ran. Such graphs get every input padded to at least this size a side.
-MIN_INT8_SIDE = 96
 RECORD = "int8.json"
 # The bundled models, their shipped 8-bit copies and the samples sit beside the package in the source
 # checkout and are not installed with it: elsewhere none is found, and 8-bit needs calibration images.
@@ -60,194 +49,8 @@ _CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "tiling" / "models")
 MODELS_DIR: Path | None = ROOT / "models" if _CHECKOUT else None
 SAMPLES_DIR: Path | None = ROOT / "samples" if _CHECKOUT else None
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
-
-
-class CalibrationError(ModelError):
-    """Calibration data that cannot be used: the caller's to fix, so it is raised, never worked around."""
-
-
-def file_sha256(path) -> str:
-    """A file's SHA-256, computed once per process for each version of it (path, mtime, size): shipped
-    copies and samples are checked on every load without being read again."""
-    stat = os.stat(path)
-    return _file_sha256(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=512)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    return sha256_of_file(path)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Where calibration tiles come from: image files or arrays, and a digest of their content; or the
-    tiles themselves, cut once (:func:`cut_calibration`), with the digest of the sources they came from."""
-
-    sources: tuple  # Path or np.ndarray (H x W x 3 uint8 BGR)
-    digest: str
-    described: str  # e.g. "4 images in samples"
-    tiles: tuple | None = None  # (tiles to calibrate on, held-out tiles), when already cut
-
-
-def calibration_from(source) -> Calibration:
-    """A folder, an image file, or a list of files or H x W x 3 uint8 arrays, as calibration data;
-    a ``CalibrationError`` that says what is wrong otherwise."""
-    from ..imageio import IMAGE_SUFFIXES
-
-    if isinstance(source, Calibration):
-        return source
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if path.is_dir():
-            items = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not items:
-                raise CalibrationError(f"calibration: {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            described = f"{len(items)} image{'s' * (len(items) > 1)} in {path.name or path}"
-        elif path.is_file():
-            items, described = [path], path.name
-        else:
-            raise CalibrationError(f"calibration: {path}: no such file or folder")
-    elif isinstance(source, np.ndarray):
-        items, described = [source], "1 image"
-    else:
-        try:
-            items = list(source)
-        except TypeError:
-            raise CalibrationError("calibration must be a folder, an image file, or a list of image files or arrays, "
-                             f"got {type(source).__name__}") from None
-        if not items:
-            raise CalibrationError("calibration: the list of images is empty")
-        described = f"{len(items)} image{'s' * (len(items) > 1)}"
-    if len(items) > MAX_IMAGES:
-        items = [items[i] for i in np.linspace(0, len(items) - 1, MAX_IMAGES).round().astype(int)]
-    digest = hashlib.sha256(SETTINGS.encode())
-    sources = []
-    for item in items:
-        if isinstance(item, np.ndarray):
-            if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
-                raise CalibrationError(f"calibration: arrays must be H x W x 3 uint8 (BGR), got {item.dtype} "
-                                       f"{item.shape}")
-            digest.update(repr(item.shape).encode())
-            digest.update(np.ascontiguousarray(item).data)
-            sources.append(item)
-        elif isinstance(item, (str, Path)) and Path(item).is_file():
-            digest.update(file_sha256(item).encode())
-            sources.append(Path(item))
-        else:
-            shown = item if isinstance(item, (str, Path)) else type(item).__name__
-            raise CalibrationError(f"calibration: {shown} is not an image file or an array")
-    return Calibration(tuple(sources), digest.hexdigest(), described)
-
-
-def calibration_tiles(calibration: Calibration) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(tiles to calibrate on, held-out tiles to check on): full-size 640 and 320 px windows of the
-    images, drawn in a fixed pseudo-random order; each image is decoded once, on its own."""
-    from ..grid import plan_tiles
-    from ..imageio import ImageError, image_size, read_image
-
-    if calibration.tiles is not None:
-        return list(calibration.tiles[0]), list(calibration.tiles[1])
-
-    def shape_of(src) -> tuple[int, int]:
-        if isinstance(src, np.ndarray):
-            return src.shape[:2]
-        try:
-            w, h = image_size(src)
-        except ImageError as exc:
-            raise CalibrationError(f"calibration: {exc}") from None
-        return h, w
-
-    windows = []  # (image index, y0, x0, height, width)
-    for i, src in enumerate(calibration.sources):
-        h, w = shape_of(src)
-        found = [(i, t.y0, t.x0, size, size) for size in TILE_SIZES if min(h, w) >= size
-                 for t in plan_tiles((h, w), tile_size=size, overlap=0.0)
-                 if t.y1 - t.y0 == size and t.x1 - t.x0 == size]
-        if not found and min(h, w) >= MIN_INT8_SIDE:  # a small image: all of it, cut to a multiple of 32
-            found = [(i, 0, 0, h // 32 * 32, w // 32 * 32)]
-        windows += found
-    if len(windows) < MIN_TILES:
-        raise CalibrationError(f"calibration: {calibration.described} give{'s' * (len(calibration.sources) == 1)} "
-                         f"{len(windows)} tiles; at least {MIN_TILES} are needed (more or larger images)")
-    order = np.random.default_rng(0).permutation(len(windows))[: CALIBRATION_TILES + HELD_OUT_TILES]
-    n_held = max(2, round(len(order) * HELD_OUT_TILES / (CALIBRATION_TILES + HELD_OUT_TILES)))
-    chosen = [windows[k] for k in order]
-    tiles: list[np.ndarray | None] = [None] * len(chosen)
-    for i, src in enumerate(calibration.sources):
-        wanted = [j for j, win in enumerate(chosen) if win[0] == i]
-        if not wanted:
-            continue
-        try:
-            image = src if isinstance(src, np.ndarray) else read_image(src)
-        except ImageError as exc:
-            raise CalibrationError(f"calibration: {exc}") from None
-        for j in wanted:
-            _, y, x, th, tw = chosen[j]
-            tiles[j] = np.ascontiguousarray(image[y : y + th, x : x + tw])
-        del image
-    return tiles[n_held:], tiles[:n_held]
-
-
-def cut_calibration(source) -> Calibration:
-    """``source`` (as :func:`calibration_from` takes it) with its tiles cut now, keeping its digest: what a
-    cluster's workers are sent, so that each makes, or finds in its cache, the copy a local run with the
-    same images makes, without the images being on its disk."""
-    calibration = calibration_from(source)
-    calib, held = calibration_tiles(calibration)
-    return Calibration((), calibration.digest, calibration.described, (tuple(calib), tuple(held)))
-
-
-def calibration_inputs(images: Sequence, streamed: Callable[[Path], bool] | None = None, bands=None,
-                       window: int = RASTER_WINDOW) -> list:
-    """Calibration data from a run's ``images``: up to :data:`MAX_IMAGES` of them, spread over the list,
-    each as its path, except rasters read window by window (``streamed(path)``), which give a few
-    ``window`` px windows read through :mod:`tiling.raster` (never decoded whole; :data:`MAX_IMAGES`
-    windows at most in all). A raster that cannot be read is left out: its own run reports it."""
-    paths = [Path(p) for p in images]
-    if len(paths) > MAX_IMAGES:
-        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, MAX_IMAGES).round().astype(int)]
-    rasters = [p for p in paths if streamed is not None and streamed(p)]
-    per_raster = max(1, (MAX_IMAGES - len(paths) + len(rasters)) // max(1, len(rasters)))
-    out: list = []
-    for path in paths:
-        if path not in rasters:
-            out.append(path)
-            continue
-        from ..imageio import ImageError
-        from ..raster import RasterSource
-
-        try:
-            with RasterSource(path, bands) as src:
-                out += src.sample_windows(per_raster, window)
-        except ImageError as exc:
-            LOG.warning("calibration: %s left out (%s)", path.name, exc)
-    return out
-
-
-def run_calibration(model, calibration, images: Sequence, streamed: Callable[[Path], bool] | None = None,
-                    bands=None):
-    """What a run at ``precision="int8"`` calibrates on: ``calibration`` when given; None for an export
-    (it runs as it was exported) or for weights whose 8-bit copy ships; else :func:`calibration_inputs`
-    of the run's ``images``. ``model``: a checkpoint's path or bytes, an export, or an official name."""
-    if calibration is not None:
-        return calibration
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        from ..util import sha256_of
-        from .loading import _kind_of_bytes
-
-        if _kind_of_bytes(bytes(model), "model.pt") != "pt":
-            return None
-        digest = sha256_of(bytes(model))
-    else:
-        from .exported import EXPORT_SUFFIXES
-
-        path = Path(model)
-        if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:
-            return None
-        digest = sha256_of_file(path) if path.is_file() else ""
-    if digest and bundled_copy(digest) is not None:
-        return None
-    return calibration_inputs(images, streamed, bands) or None
+# tiling.distributed imports these two from here; this module does not use them itself
+_USED_BY_DISTRIBUTED = (cut_calibration, run_calibration)
 
 
 def network_input(tile: np.ndarray) -> np.ndarray:
@@ -306,78 +109,6 @@ def quantize_ir(fp32_xml: Path, task: str, tiles: Sequence[np.ndarray], out_dir:
     return out_dir / "model.xml"
 
 
-def _outputs(model, net, tiles: Sequence[np.ndarray]) -> list[Detections]:
-    """``model``'s detections on each tile with ``net`` as its forward pass (tiles of a size run together),
-    measured on a copy of ``model``: the model itself is never changed, and its lock is held meanwhile,
-    since ``net`` may be the network it runs."""
-    probe = copy.copy(model)
-    probe._lock = threading.Lock()
-    probe.net, probe.min_input = net, MIN_INT8_SIDE  # both networks see the same inputs
-    out: list[Detections | None] = [None] * len(tiles)
-    with model._lock:
-        for shape in {t.shape for t in tiles}:
-            idx = [i for i, t in enumerate(tiles) if t.shape == shape]
-            for k in range(0, len(idx), 8):
-                part = idx[k : k + 8]
-                for i, det in zip(part, probe.predict([tiles[i] for i in part], GUARD_SPEC)):
-                    out[i] = det
-    return out
-
-
-def box_f1(reference: Sequence[Detections], test: Sequence[Detections], iou: float = 0.5) -> float:
-    """F1 of ``test``'s boxes against ``reference``'s, tile by tile: pairs of the same class overlapping at
-    ``iou`` or more (rotated IoU for oriented boxes) are matched one to one, the best-overlapping first."""
-    n_ref = sum(len(d) for d in reference)
-    n_test = sum(len(d) for d in test)
-    if n_ref + n_test == 0:
-        return 1.0
-    pairs = sum(_matched_pairs(a, b, iou) for a, b in zip(reference, test))
-    return 2 * pairs / (n_ref + n_test)
-
-
-def _matched_pairs(a: Detections, b: Detections, iou: float) -> int:
-    if len(a) == 0 or len(b) == 0:
-        return 0
-    overlap = detection_iou(a, b)  # of the rotated rectangles for oriented boxes
-    overlap[a.class_id[:, None] != b.class_id[None, :]] = 0.0
-    rows, cols = np.nonzero(overlap >= iou)
-    used_a, used_b = np.zeros(len(a), bool), np.zeros(len(b), bool)
-    count = 0
-    for k in np.argsort(-overlap[rows, cols], kind="stable"):
-        i, j = rows[k], cols[k]
-        if not (used_a[i] or used_b[j]):
-            used_a[i] = used_b[j] = True
-            count += 1
-    return count
-
-
-def mask_iou(reference: Sequence[Detections], test: Sequence[Detections], shapes: Sequence[tuple]) -> float:
-    """Pixel IoU of the two outputs' masks, each tile's instances pasted together, summed over tiles."""
-    inter = union = 0
-    for a, b, shape in zip(reference, test, shapes):
-        canvases = []
-        for det in (a, b):
-            canvas = np.zeros(shape[:2], bool)
-            for mask, box in zip(det.masks or [], det.mask_boxes if det.masks else []):
-                paste_mask(canvas, mask, box)
-            canvases.append(canvas)
-        inter += int(np.count_nonzero(canvases[0] & canvases[1]))
-        union += int(np.count_nonzero(canvases[0] | canvases[1]))
-    return 1.0 if union == 0 else inter / union
-
-
-def agreement(model, fp32_net, int8_net, tiles: Sequence[np.ndarray]) -> dict:
-    """How closely the 8-bit network reproduces the float one on ``tiles``: box F1 at IoU 0.5 (and for
-    segmentation the masks' pixel IoU); ``agreement`` is the lower of the two."""
-    reference = _outputs(model, fp32_net, tiles)
-    test = _outputs(model, int8_net, tiles)
-    record = {"box_f1": round(box_f1(reference, test), 4), "held_out_tiles": len(tiles),
-              "boxes_fp32": sum(len(d) for d in reference), "boxes_int8": sum(len(d) for d in test)}
-    if model.task == "segment":
-        record["mask_iou"] = round(mask_iou(reference, test, [t.shape for t in tiles]), 4)
-    record["agreement"] = min(record["box_f1"], record.get("mask_iou", 1.0))
-    return record
-
 
 def versions() -> dict[str, str]:
     import nncf
@@ -400,7 +131,8 @@ def make_copy(model, fp32_xml: Path, calibration: Calibration, out_dir: Path,
     say(0.85, f"Checking the 8-bit copy against full precision on {len(held)} held-out tiles")
     record = {"weights_sha256": model.digest, "calibration": calibration.described,
               "calibration_sha256": calibration.digest, "calibration_tiles": len(calib),
-              **agreement(model, model.net, OpenVINONet(xml), held), "settings": SETTINGS, "versions": versions()}
+              **agreement.agreement(model, model.net, OpenVINONet(xml), held), "settings": SETTINGS,
+              "versions": versions()}
     (out_dir / RECORD).write_text(json.dumps(record, indent=1) + "\n")
     say(1.0, "8-bit copy ready")
     return record
@@ -489,7 +221,7 @@ def _vetted_net(folder: Path, model, label: str):
 
 def use_int8(model, weights: bytes, calibration=None, progress: Progress | None = None) -> None:
     """Run ``model`` (on the float OpenVINO runtime) on its 8-bit copy when that agrees with it to at least
-    :data:`AGREEMENT_BAR`; otherwise it stays in float and ``model.runtime_note`` says why. Either way
+    :data:`.agreement.AGREEMENT_BAR`; otherwise it stays in float and ``model.runtime_note`` says why. Either way
     ``model.agreement`` holds the measured figure. ``calibration``: as :func:`calibration_from` takes;
     None for the bundled models' shipped copies (or their samples)."""
     if model.runtime != "openvino":
@@ -508,10 +240,10 @@ def use_int8(model, weights: bytes, calibration=None, progress: Progress | None 
         folder = shipped or cached_copy(model, weights, chosen, progress).parent
         record = read_record(folder)
         model.agreement = float(record["agreement"])
-        if model.agreement < AGREEMENT_BAR:
+        if model.agreement < agreement.AGREEMENT_BAR:
             model.runtime_note = (f"the 8-bit copy was not used: on {record.get('held_out_tiles', '?')} held-out tiles "
                                   f"it agreed with full precision at {model.agreement:.1%} (the bar is "
-                                  f"{AGREEMENT_BAR:.0%}), so the model runs in full precision")
+                                  f"{agreement.AGREEMENT_BAR:.0%}), so the model runs in full precision")
             LOG.warning("%s: %s", model.source, model.runtime_note)
             return
         int8_net = _vetted_net(folder, model, f"the 8-bit copy of {model.source}")
