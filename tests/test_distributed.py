@@ -174,12 +174,12 @@ def test_cluster_settings_are_checked():
 
 
 def test_an_openvino_folder_travels_to_the_workers_zipped():
-    from tiling.distributed import _model_source
+    from tiling.distributed.shipping import model_source
 
     folder = DET_WEIGHTS.parent / "synth-yolo11n-det_int8_openvino_model"
     if not folder.is_dir():
         pytest.skip("bundled OpenVINO export not present")
-    data, label = _model_source(folder)
+    data, label = model_source(folder)
     assert isinstance(data, bytes) and label == folder.name
     shipped, local = tiling.load_model(data, name=label), tiling.load_model(folder)
     assert shipped.runtime == local.runtime and shipped.names == local.names
@@ -192,6 +192,24 @@ def test_cli_ray_options_are_checked_before_any_cluster_starts(tmp_path):
     out = cli("predict", SAMPLES, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--engine", "ray", "--actors", "0")
     assert out.returncode == 2 and "--actors must be between 1" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_cluster_options_reach_the_cluster_spec_and_are_refused_without_the_ray_engine(tmp_path):
+    from argparse import Namespace
+
+    from tiling.cli_commands import CliError, cluster_spec
+
+    args = Namespace(engine="ray", ray_address="head:6379", actors=3, cpus_per_actor=2.0, gpus_per_actor=0.5)
+    assert cluster_spec(args) == ClusterSpec(address="head:6379", actors=3, cpus_per_actor=2.0, gpus_per_actor=0.5)
+    assert cluster_spec(Namespace(engine="ray", ray_address=None, actors=None, cpus_per_actor=None,
+                                  gpus_per_actor=None)) == ClusterSpec()
+    with pytest.raises(CliError, match=r"--cpus-per-actor must be in \[0, 1024\]"):
+        cluster_spec(Namespace(engine="ray", ray_address=None, actors=None, cpus_per_actor=-1.0, gpus_per_actor=None))
+    out = cli("predict", SAMPLES, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--actors", "4",
+              "--gpus-per-actor", "1")
+    assert out.returncode == 2 and "--actors, --gpus-per-actor are for --engine ray" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
@@ -284,7 +302,7 @@ def test_an_8_bit_run_is_calibrated_once_from_tiles_sent_with_the_model(tmp_path
     pytest.importorskip("nncf")
     from ultralytics import YOLO
 
-    from tiling.models import quantize
+    from tiling.models import calibration, quantize
     from tiling.util import sha256_of_file
 
     weights = tmp_path / "resaved.pt"
@@ -293,8 +311,8 @@ def test_an_8_bit_run_is_calibrated_once_from_tiles_sent_with_the_model(tmp_path
     (tmp_path / "in").mkdir()
     image = np.ascontiguousarray(tiling.read_image(SAMPLES / "depot-2400x1800.jpg")[:640, :1280])
     cv2.imwrite(str(tmp_path / "in" / "piece.png"), image)
-    monkeypatch.setattr(quantize, "CALIBRATION_TILES", 6)  # the tiles are cut here, so this is what is sent
-    monkeypatch.setattr(quantize, "HELD_OUT_TILES", 3)
+    monkeypatch.setattr(calibration, "CALIBRATION_TILES", 6)  # the tiles are cut here, so this is what is sent
+    monkeypatch.setattr(calibration, "HELD_OUT_TILES", 3)
     run = predict_folder(tmp_path / "in", weights, tmp_path / "out", tile_size=640, precision="int8",
                          with_images=False, cluster=ClusterSpec(address=cluster, actors=1))
     assert (run.written, run.failed) == (1, {})
@@ -364,17 +382,19 @@ def _bands_in_process(path: Path, tmp_path: Path, tiles, piece_tiles: int, **rea
     """The Ray pipeline's cut, detect and finish stages for one image, run here: its band items and its JSON."""
     import pickle
 
-    from tiling.distributed import _cut, _Detect, _finish_bands
+    from tiling.distributed.cut import cut
+    from tiling.distributed.detect import Detect
+    from tiling.distributed.write import finish_bands
 
     infer, merge = tiling.InferSpec(), tiling.MergeSpec()
     run = entries(path.parent, [path])
     folder = OutputFolder(tmp_path / "out", with_images=False)
     folder.prepare()
-    rows = list(_cut({"item": pickle.dumps(run[0])}, tiles, infer, piece_tiles, None, reading.get("bands")))
+    rows = list(cut({"item": pickle.dumps(run[0])}, tiles, infer, piece_tiles, None, reading.get("bands")))
     items = [pickle.loads(r["item"]) for r in rows]
-    actor = _Detect(SquareFinder(), "squares", {}, 0, tiles, infer, merge)
+    actor = Detect(SquareFinder(), "squares", {}, 0, tiles, infer, merge)
     done = [actor._one(pickle.loads(r["item"])) for r in rows]
-    result = _finish_bands(done, folder, tiles, infer, merge, None, reading.get("bands"), reading.get("wgs84", False))
+    result = finish_bands(done, folder, tiles, infer, merge, None, reading.get("bands"), reading.get("wgs84", False))
     assert not result.error, result.error
     return items, json.loads(folder.json_path(run[0]).read_text())
 
@@ -425,10 +445,11 @@ def test_an_empty_result_keeps_the_columns_of_its_model_kind_in_every_engine(tmp
     tiled = tiling.predict_tiled(img, model, tile_size=128).detections
     for det in (streamed, tiled):
         assert det.has_obb and "angle_deg" in det.to_dataframe().columns
-    from tiling.distributed import _band_detections, _Item
+    from tiling.distributed.detect import band_detections
+    from tiling.distributed.items import Item
 
-    item = _Item(entries(tmp_path, [tmp_path / "empty.tif"])[0], shape=(300, 400), tiles=(0, 1), image=img)
-    assert _band_detections(item, model, tiling.TileSpec(tile_size=128), tiling.InferSpec()).has_obb
+    item = Item(entries(tmp_path, [tmp_path / "empty.tif"])[0], shape=(300, 400), tiles=(0, 1), image=img)
+    assert band_detections(item, model, tiling.TileSpec(tile_size=128), tiling.InferSpec()).has_obb
 
 
 def test_the_csv_header_is_every_images_columns_and_rows_stay_aligned(tmp_path):
@@ -496,7 +517,7 @@ def test_a_raster_that_cannot_be_reprojected_fails_when_it_is_cut_before_any_mod
     pytest.importorskip("rasterio")
     import pickle
 
-    from tiling.distributed import _cut
+    from tiling.distributed.cut import cut
 
     import rasterio
     from rasterio.transform import from_origin
@@ -506,10 +527,10 @@ def test_a_raster_that_cannot_be_reprojected_fails_when_it_is_cut_before_any_mod
                        transform=from_origin(1000, 2000, 0.5, 0.5)) as ds:  # a pixel grid, but no CRS
         ds.write(np.ascontiguousarray(np.moveaxis(img, 2, 0)))
     run = entries(tmp_path, [tmp_path / "nocrs.tif"])
-    cut = [pickle.loads(r["item"]) for r in _cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128),
+    items = [pickle.loads(r["item"]) for r in cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128),
                                                  tiling.InferSpec(), 2, None, None, wgs84=True)]
-    assert len(cut) == 1 and "cannot be reprojected to EPSG:4326" in cut[0].error and cut[0].image is None
-    assert len(list(_cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128), tiling.InferSpec(), 2,
+    assert len(items) == 1 and "cannot be reprojected to EPSG:4326" in items[0].error and items[0].image is None
+    assert len(list(cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128), tiling.InferSpec(), 2,
                          None, None, wgs84=False))) > 1  # in its own CRS it runs
 
 
@@ -540,13 +561,13 @@ def test_every_engine_refuses_a_merge_conf_below_the_models(tmp_path):
 
 
 def test_calibration_tiles_go_to_the_workers_once_by_reference(cluster):
-    from tiling.distributed import _by_reference, _resolved
-    from tiling.models.quantize import Calibration
+    from tiling.distributed.shipping import by_reference, resolved
+    from tiling.models.calibration import Calibration
 
     tile = np.full((640, 640, 3), 7, np.uint8)
     calibration = Calibration((), "digest", "1 image", ((tile,) * 4, (tile,)))
-    options = _by_reference({"runtime": "auto", "precision": "int8", "calibration": calibration})
+    options = by_reference({"runtime": "auto", "precision": "int8", "calibration": calibration})
     assert isinstance(options["calibration"], ray.ObjectRef) and options["runtime"] == "auto"
-    fetched = ray.get(ray.remote(num_cpus=0)(_resolved).remote(options))["calibration"]
+    fetched = ray.get(ray.remote(num_cpus=0)(resolved).remote(options))["calibration"]
     assert fetched.digest == "digest" and np.array_equal(fetched.tiles[0][3], tile)
-    assert _by_reference({"precision": "fp32"}) == {"precision": "fp32"} == _resolved({"precision": "fp32"})
+    assert by_reference({"precision": "fp32"}) == {"precision": "fp32"} == resolved({"precision": "fp32"})

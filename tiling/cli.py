@@ -103,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ray-address", default=None,
                    help="the cluster to join with --engine ray (default: RAY_ADDRESS if set, else a local cluster here)")
     g.add_argument("--actors", type=int, default=None,
-                   help="model copies with --engine ray, one CPU each (default: the cluster's CPUs)")
+                   help="model copies with --engine ray (default: the cluster's CPUs over --cpus-per-actor)")
+    g.add_argument("--cpus-per-actor", type=float, default=None,
+                   help="CPUs each model copy holds with --engine ray (default 1; its threads run on that many cores)")
+    g.add_argument("--gpus-per-actor", type=float, default=None,
+                   help="GPUs each model copy holds with --engine ray (default 0; e.g. 0.5 puts two copies on a GPU)")
     ev = sub.add_parser("evaluate", help="score full-image vs patch-based inference against labels",
                         description="Compare full-image and patch-based precision, recall, AP50 and AP50-95 "
                                     "against ground truth: a folder of YOLO .txt files named like the images, "

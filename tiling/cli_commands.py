@@ -27,6 +27,7 @@ def predict_command(args) -> int:
     from tiling.outputs import entries, run_key
 
     tiles, infer, merge = settings(args)
+    cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
     root, images = find_images(args.source)
     # Images done by an earlier run with these settings and this model are skipped; others are done again.
     key = run_key(tiles, infer, merge, args.model, getattr(args, "precision", "fp32"), band_spec(args), args.wgs84,
@@ -67,17 +68,36 @@ def _summary(n_run: int, n_before: int, failures: int, n_objects: int, out: Path
     return 1 if failures == n_run else 0
 
 
+_CLUSTER_FLAGS = {"ray_address": "address", "actors": "actors", "cpus_per_actor": "cpus_per_actor",
+                  "gpus_per_actor": "gpus_per_actor"}
+
+
+def cluster_spec(args):
+    """The ``ClusterSpec`` of ``--engine ray``'s options (None for a local run, which refuses them: they
+    would be silently ignored there)."""
+    given = {flag: getattr(args, flag, None) for flag in _CLUSTER_FLAGS if getattr(args, flag, None) is not None}
+    if getattr(args, "engine", "local") != "ray":
+        if given:
+            shown = ", ".join(f"--{flag.replace('_', '-')}" for flag in given)
+            raise CliError(f"{shown} {'is' if len(given) == 1 else 'are'} for --engine ray; add --engine ray, "
+                           "or leave them out to run in this process")
+        return None
+    from tiling.distributed import ClusterSpec
+
+    try:
+        return ClusterSpec(**{_CLUSTER_FLAGS[flag]: value for flag, value in given.items()})
+    except ValueError as exc:
+        raise CliError(f"--{str(exc).replace('_', '-')}") from None
+
+
 def _predict_on_ray(args, folder, run, tiles, infer, merge) -> int:
     """The same run on a Ray cluster (``--engine ray``): same files, written by the cluster's workers."""
     from tqdm import tqdm
 
     import tiling
-    from tiling.distributed import ClusterError, ClusterSpec, predict_folder
+    from tiling.distributed import ClusterError, predict_folder
 
-    try:
-        cluster = ClusterSpec(address=args.ray_address, actors=args.actors)
-    except ValueError as exc:
-        raise CliError(f"--{str(exc).replace('_', '-')}") from None
+    cluster = cluster_spec(args)
     bars = []  # the bar appears when the pipeline starts, after the cluster and the model are ready
 
     def progress(done: int, total: int) -> None:
@@ -128,6 +148,7 @@ def evaluate_command(args) -> int:
     import tiling
 
     tiles, infer, merge = settings(args)
+    cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
     root, images = find_images(args.source)
     lookup = label_lookup(args.labels, root)
     model = load(args.model, args.precision, args.calibration, images)

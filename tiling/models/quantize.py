@@ -33,9 +33,7 @@ from .calibration import (
     CalibrationError,
     calibration_from,
     calibration_tiles,
-    cut_calibration,
     file_sha256,
-    run_calibration,
 )
 from .export_cache import cached, entry_path, export
 from .runtimes import MIN_INT8_SIDE
@@ -49,8 +47,6 @@ _CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "tiling" / "models")
 MODELS_DIR: Path | None = ROOT / "models" if _CHECKOUT else None
 SAMPLES_DIR: Path | None = ROOT / "samples" if _CHECKOUT else None
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
-# tiling.distributed imports these two from here; this module does not use them itself
-_USED_BY_DISTRIBUTED = (cut_calibration, run_calibration)
 
 
 def network_input(tile: np.ndarray) -> np.ndarray:

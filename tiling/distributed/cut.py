@@ -1,0 +1,80 @@
+"""Stage 1 (Ray tasks): read an image, or a raster window by window, and cut it into work items: the
+whole image, or bands of whole tile rows that spread its tiles over the actors."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from ..grid import TileSpec, row_groups
+from ..models import InferSpec
+from ..outputs import Entry
+from .items import Item, describe, to_row
+
+if TYPE_CHECKING:
+    from ..raster import BandSpec
+
+
+def cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
+         bands: BandSpec | None, wgs84: bool = False) -> Iterator[dict]:
+    """Read one image and cut it into work items (one, or bands of whole tile rows); a raster is read
+    band by band, each band's window when its item is made, once it is known that its GeoJSON can be
+    written (``wgs84``: it can be reprojected)."""
+    entry: Entry = pickle.loads(row["item"])
+    try:
+        if is_raster(entry.path, max_pixels):
+            yield from cut_raster(entry, tiles, infer, piece_tiles, max_pixels, bands, wgs84)
+            return
+        from ..imageio import read_image
+
+        image = read_image(entry.path, max_pixels=max_pixels)
+        plan = tiles.plan(image.shape)
+    except Exception as exc:  # reported for this image; the run goes on
+        yield to_row(Item(entry, error=describe(exc)))
+        return
+    h, w = image.shape[:2]
+    if len(plan) <= piece_tiles or infer.include_full:  # the full-image pass needs the whole image in one place
+        yield to_row(Item(entry, shape=(h, w), image=image))
+        return
+    spans = tile_row_bands(plan, piece_tiles)
+    for k, (indices, y0, y1) in enumerate(spans):
+        yield to_row(Item(entry, k, len(spans), (h, w), (0, y0), indices, np.ascontiguousarray(image[y0:y1])))
+
+
+def tile_row_bands(plan: list, piece_tiles: int) -> list[tuple[tuple[int, ...], int, int]]:
+    """(tile indices, y0, y1) of each band: whole rows of tiles (:func:`~tiling.grid.row_groups`, so an
+    offset grid's rows go with the first grid's rows beside them), about ``piece_tiles`` tiles in all,
+    and the rows of pixels they cover."""
+    per_row = max((len(row) for row in row_groups(plan, 1)), default=1)
+    return [(tuple(t.index for t in band), min(t.y0 for t in band), max(t.y1 for t in band))
+            for band in row_groups(plan, max(1, piece_tiles // per_row))]
+
+
+def is_raster(path: Path, max_pixels: int | None) -> bool:
+    """A file the raster reader streams (``tiling.raster.should_stream``)."""
+    from ..raster import should_stream
+
+    return should_stream(path, max_pixels)
+
+
+def cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
+                bands: BandSpec | None, wgs84: bool = False) -> Iterator[dict]:
+    """A raster's bands of tile rows, each read as its own window with its valid-pixel mask."""
+    from ..grid import Tile
+    from ..imageio import check_pixels
+    from ..raster import RasterSource
+
+    if infer.include_full:
+        raise ValueError("include_full is not available for a raster: a full-image pass would decode it whole")
+    with RasterSource(entry.path, bands) as src:
+        h, w = src.shape
+        if max_pixels is not None:
+            check_pixels(w, h, entry.shown, max_pixels)
+        if wgs84:  # before any model runs on it, as the single-process run checks
+            src.georef.check_wgs84(src.label)
+        spans = tile_row_bands(tiles.plan((h, w)), piece_tiles)
+        for k, (indices, y0, y1) in enumerate(spans):
+            image, valid = src.read(Tile(0, y0, w, y1))
+            yield to_row(Item(entry, k, len(spans), (h, w), (0, y0), indices, image, raster=True, valid=valid))

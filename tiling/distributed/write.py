@@ -1,0 +1,76 @@
+"""Stage 3: each image's files (:mod:`tiling.outputs`) as soon as it is done: whole images in Ray tasks
+of the pipeline; an image cut into bands in one task once all its bands are in, merging them first."""
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..detections import Detections
+from ..grid import TileSpec
+from ..merge import MergeSpec, merge as merge_detections, truncated_flags
+from ..models import InferSpec
+from ..outputs import OutputFolder
+from .items import Item, describe
+
+if TYPE_CHECKING:
+    from ..raster import BandSpec
+
+
+def write(batch: dict, folder: OutputFolder) -> dict:
+    """Write whole images' files; bands pass on to the driver, their pixels dropped."""
+    names, blobs = [], []
+    for blob in batch["item"]:
+        item: Item = pickle.loads(blob)
+        if item.pieces == 1 and not item.raster and not item.error:
+            try:
+                item.objects = folder.write(item.entry, item.det, item.shape, item.image)
+            except Exception as exc:
+                item.error = describe(exc)
+            item.det = None
+        item.image = None
+        names.append(item.entry.rel)
+        blobs.append(pickle.dumps(item, protocol=5))
+    return {"name": names, "item": blobs}
+
+
+def finish_bands(items: list[Item], folder: OutputFolder, tiles: TileSpec, infer: InferSpec, merge: MergeSpec,
+                  max_pixels: int | None, bands: BandSpec | None, wgs84: bool) -> Item:
+    """Merge one image's bands as predict_tiled merges its tiles (a raster's as predict_raster does), and
+    write its files."""
+    from ..pipeline import batch_order
+
+    first = items[0]
+    result = Item(first.entry, shape=first.shape)
+    try:
+        plan = tiles.plan(first.shape)
+        raw = Detections.concat([i.det for i in sorted(items, key=lambda i: i.piece)])
+        order = batch_order(plan, infer.batch_size)  # predict_tiled's order decides ties in confidence
+        raw = raw[np.argsort(order[raw.data["tile_index"]], kind="stable")]
+        raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, first.shape)
+        raw.data["source"] = np.full(len(raw), "tile")
+        det = merge_detections(raw, merge)
+        if first.raster:
+            result.objects = write_raster(first, det, folder, bands, wgs84)
+        else:
+            image = None
+            if folder.with_images:
+                from ..imageio import read_image
+
+                image = read_image(first.entry.path, max_pixels=max_pixels)
+            result.objects = folder.write(first.entry, det, first.shape, image)
+    except Exception as exc:
+        result.error = describe(exc)
+    return result
+
+
+def write_raster(item: Item, det: Detections, folder: OutputFolder, bands: BandSpec | None, wgs84: bool) -> int:
+    """A raster's files, its detections most confident first as ``predict_raster`` gives them."""
+    from ..outputs import PREVIEW_SIDE
+    from ..raster import RasterSource
+
+    det = det[np.argsort(-det.confidence, kind="stable")]
+    with RasterSource(item.entry.path, bands) as src:
+        preview = src.overview(PREVIEW_SIDE) if folder.with_images else None
+        return folder.write_raster(item.entry, det, item.shape, src.georef, wgs84, preview)
