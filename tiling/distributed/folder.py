@@ -14,11 +14,11 @@ from ..merge import MergeSpec
 from ..models import InferSpec
 from ..outputs import Entry, OutputFolder, entries, list_images, run_key
 from .cluster import ClusterError, ClusterSpec, actor_count, connect
-from .cut import cut
+from .cut import Cutter
 from .detect import Detect
 from .items import Item, describe
 from .shipping import by_reference, calibration_for, model_names, model_source
-from .write import finish_bands, write
+from .write import Writer, finish_bands
 
 if TYPE_CHECKING:
     from ..raster import BandSpec
@@ -108,28 +108,31 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
     """The pipeline over the images still to do; returns how many were written. ``reading``: the
     ``max_pixels``, ``bands`` and ``wgs84`` of the run."""
     import ray
-    from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
+    from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
     saved = ctx.enable_progress_bars, ctx.verbose_stats_logs
     ctx.enable_progress_bars, ctx.verbose_stats_logs = False, False
     n_actors = actor_count(cluster)
+    # Readers and writers hold no CPU: reading and cutting an image, or writing its files, takes a
+    # tenth of what detecting on it does, so one of each per two model actors keeps them fed.
+    n_io = max(1, (n_actors + 1) // 2)
     # Ray Data restarts its actors and retries their calls without limit by default (-1); other limits are passed on.
     restarts = {k: getattr(cluster, k) for k in ("max_restarts", "max_task_retries") if getattr(cluster, k) != -1}
     ds = (
         ray.data.from_items([{"name": e.rel, "item": pickle.dumps(e)} for e in todo],
                             override_num_blocks=len(todo))  # a block per image: each streams alone
-        .flat_map(cut, fn_kwargs=dict(tiles=tiles, infer=infer, piece_tiles=cluster.piece_tiles,
-                                       max_pixels=reading["max_pixels"], bands=reading["bands"],
-                                       wgs84=reading["wgs84"]),
-                  num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
+        .flat_map(Cutter, fn_constructor_kwargs=dict(tiles=tiles, infer=infer, piece_tiles=cluster.piece_tiles,
+                                                     max_pixels=reading["max_pixels"], bands=reading["bands"],
+                                                     wgs84=reading["wgs84"]),
+                  num_cpus=0, compute=ActorPoolStrategy(size=n_io, max_tasks_in_flight_per_actor=2))
         .map_batches(Detect, batch_size=cluster.images_per_call,
                      fn_constructor_kwargs=dict(source=source, label=label, load_options=load_options,
                                                 cpus=cluster.cpus_per_actor, tiles=tiles, infer=infer, merge=merge),
                      compute=ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=2),
                      num_cpus=cluster.cpus_per_actor, num_gpus=cluster.gpus_per_actor or None, **restarts)
-        .map_batches(write, batch_size=1, fn_kwargs=dict(folder=folder),
-                     num_cpus=0, compute=TaskPoolStrategy(size=n_actors + 1))
+        .map_batches(Writer, batch_size=1, fn_constructor_kwargs=dict(folder=folder),
+                     num_cpus=0, compute=ActorPoolStrategy(size=n_io, max_tasks_in_flight_per_actor=2))
     )
     finish = ray.remote(num_cpus=0, max_retries=3, scheduling_strategy="SPREAD")(finish_bands)
     bands: dict[str, list[Item]] = {}

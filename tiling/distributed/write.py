@@ -1,5 +1,6 @@
-"""Stage 3: each image's files (:mod:`tiling.outputs`) as soon as it is done: whole images in Ray tasks
-of the pipeline; an image cut into bands in one task once all its bands are in, merging them first."""
+"""Stage 3: each image's files (:mod:`tiling.outputs`) as soon as it is done: whole images in the
+pipeline's writer actors; an image cut into bands in one Ray task once all its bands are in, merging
+them first."""
 from __future__ import annotations
 
 import pickle
@@ -33,6 +34,16 @@ def write(batch: dict, folder: OutputFolder) -> dict:
         names.append(item.entry.rel)
         blobs.append(pickle.dumps(item, protocol=5))
     return {"name": names, "item": blobs}
+
+
+class Writer:
+    """The write stage in a long-lived actor, for the reason :class:`~.cut.Cutter` gives."""
+
+    def __init__(self, folder: OutputFolder):
+        self.folder = folder
+
+    def __call__(self, batch: dict) -> dict:
+        return write(batch, self.folder)
 
 
 def finish_bands(items: list[Item], folder: OutputFolder, tiles: TileSpec, infer: InferSpec, merge: MergeSpec,
