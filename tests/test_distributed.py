@@ -384,6 +384,7 @@ def _bands_in_process(path: Path, tmp_path: Path, tiles, piece_tiles: int, **rea
 
     from tiling.distributed.cut import cut
     from tiling.distributed.detect import Detect
+    from tiling.distributed.shipping import Shipment
     from tiling.distributed.write import finish_bands
 
     infer, merge = tiling.InferSpec(), tiling.MergeSpec()
@@ -392,7 +393,7 @@ def _bands_in_process(path: Path, tmp_path: Path, tiles, piece_tiles: int, **rea
     folder.prepare()
     rows = list(cut({"item": pickle.dumps(run[0])}, tiles, infer, piece_tiles, None, reading.get("bands")))
     items = [pickle.loads(r["item"]) for r in rows]
-    actor = Detect(SquareFinder(), "squares", {}, 0, tiles, infer, merge)
+    actor = Detect(Shipment(SquareFinder(), "squares", {}), 0, tiles, infer, merge)
     done = [actor._one(pickle.loads(r["item"])) for r in rows]
     result = finish_bands(done, folder, tiles, infer, merge, None, reading.get("bands"), reading.get("wgs84", False))
     assert not result.error, result.error
@@ -560,14 +561,16 @@ def test_every_engine_refuses_a_merge_conf_below_the_models(tmp_path):
             call()
 
 
-def test_calibration_tiles_go_to_the_workers_once_by_reference(cluster):
-    from tiling.distributed.shipping import by_reference, resolved
+def test_the_model_and_the_calibration_tiles_go_to_the_workers_once_by_reference(cluster):
+    from tiling.distributed.shipping import fetched, ship
     from tiling.models.calibration import Calibration
 
     tile = np.full((640, 640, 3), 7, np.uint8)
     calibration = Calibration((), "digest", "1 image", ((tile,) * 4, (tile,)))
-    options = by_reference({"runtime": "auto", "precision": "int8", "calibration": calibration})
-    assert isinstance(options["calibration"], ray.ObjectRef) and options["runtime"] == "auto"
-    fetched = ray.get(ray.remote(num_cpus=0)(resolved).remote(options))["calibration"]
-    assert fetched.digest == "digest" and np.array_equal(fetched.tiles[0][3], tile)
-    assert by_reference({"precision": "fp32"}) == {"precision": "fp32"} == resolved({"precision": "fp32"})
+    shipment = ship(b"weights" * 1000, "m.pt", {"runtime": "auto", "precision": "int8", "calibration": calibration})
+    assert isinstance(shipment.source, ray.ObjectRef) and isinstance(shipment.options["calibration"], ray.ObjectRef)
+    assert shipment.options["runtime"] == "auto" and shipment.label == "m.pt"
+    source, options = ray.get(ray.remote(num_cpus=0)(fetched).remote(shipment))  # on a worker
+    assert source == b"weights" * 1000 and options["calibration"].digest == "digest"
+    assert np.array_equal(options["calibration"].tiles[0][3], tile)
+    assert fetched(ship("yolo11n.pt", "yolo11n.pt", {"precision": "fp32"})) == ("yolo11n.pt", {"precision": "fp32"})

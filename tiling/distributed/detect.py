@@ -12,16 +12,15 @@ from ..merge import MergeSpec
 from ..models import InferSpec
 from .cluster import claim_cores
 from .items import Item, describe, to_row
-from .shipping import load
+from .shipping import Shipment, load
 
 
 class Detect:
     """The actor: loads the model once, then detects on the items it is given."""
 
-    def __init__(self, source, label: str, load_options: dict, cpus: float, tiles: TileSpec, infer: InferSpec,
-                 merge: MergeSpec):
+    def __init__(self, shipment: Shipment, cpus: float, tiles: TileSpec, infer: InferSpec, merge: MergeSpec):
         self._cores = claim_cores(cpus)
-        self.model = load(source, label, load_options)
+        self.model = load(shipment)
         self.tiles, self.infer, self.merge = tiles, infer, merge
 
     def __call__(self, batch: dict) -> dict:

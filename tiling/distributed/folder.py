@@ -17,7 +17,7 @@ from .cluster import ClusterError, ClusterSpec, actor_count, connect
 from .cut import Cutter
 from .detect import Detect
 from .items import Item, describe
-from .shipping import by_reference, calibration_for, model_names, model_source
+from .shipping import Shipment, calibration_for, model_names, model_source, ship
 from .write import Writer, finish_bands
 
 if TYPE_CHECKING:
@@ -88,10 +88,10 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     written = 0
     started = connect(cluster.address)
     try:
-        load_options = by_reference(load_options)
-        names = model_names(source_, label, load_options)  # a bad model is one error here, before any image
+        shipment = ship(source_, label, load_options)
+        names = model_names(shipment)  # a bad model is one error here, before any image
         if todo:
-            written = _run(todo, source_, label, load_options, folder, tiles, infer, merge, cluster,
+            written = _run(todo, shipment, folder, tiles, infer, merge, cluster,
                            dict(max_pixels=max_pixels, bands=bands, wgs84=wgs84), failed, progress, log)
     finally:
         if started:
@@ -102,7 +102,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     return FolderRun(len(run), len(run) - len(todo), written, failed, objects, time.perf_counter() - start)
 
 
-def _run(todo: list[Entry], source, label: str, load_options: dict, folder: OutputFolder, tiles: TileSpec,
+def _run(todo: list[Entry], shipment: Shipment, folder: OutputFolder, tiles: TileSpec,
          infer: InferSpec, merge: MergeSpec, cluster: ClusterSpec, reading: dict, failed: dict[str, str],
          progress: Progress | None, log: Callable[[str], None] | None) -> int:
     """The pipeline over the images still to do; returns how many were written. ``reading``: the
@@ -127,7 +127,7 @@ def _run(todo: list[Entry], source, label: str, load_options: dict, folder: Outp
                                                      wgs84=reading["wgs84"]),
                   num_cpus=0, compute=ActorPoolStrategy(size=n_io, max_tasks_in_flight_per_actor=2))
         .map_batches(Detect, batch_size=cluster.images_per_call,
-                     fn_constructor_kwargs=dict(source=source, label=label, load_options=load_options,
+                     fn_constructor_kwargs=dict(shipment=shipment,
                                                 cpus=cluster.cpus_per_actor, tiles=tiles, infer=infer, merge=merge),
                      compute=ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=2),
                      num_cpus=cluster.cpus_per_actor, num_gpus=cluster.gpus_per_actor or None, **restarts)

@@ -4,6 +4,7 @@ calibration tiles, cut once here and shared through the object store."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -56,35 +57,51 @@ def zip_export(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def load(source, label: str, load_options: dict):
-    from ..models import as_model, load_model
+@dataclass(frozen=True)
+class Shipment:
+    """What every worker is given to load the model. The model's bytes and the 8-bit calibration tiles
+    (up to ~100 MB) are put in Ray's object store once by the driver and travel as references held
+    inside this object (Ray only fetches references given as whole arguments): no actor's arguments
+    carry a copy, and a restarted actor fetches them again from the store."""
 
-    if isinstance(source, (bytes, str)):
-        return load_model(source, name=label, **resolved(load_options))
-    return as_model(source)
+    source: object  # an ObjectRef of the model's bytes or of a callable model, or an official name
+    label: str
+    options: dict  # load_model's keyword arguments; "calibration" may be an ObjectRef
 
 
-def by_reference(load_options: dict) -> dict:
-    """The load options with the calibration tiles (up to ~100 MB) put in the object store once: the
-    check task and every actor are given a reference, not a copy in their arguments each."""
+def ship(source, label: str, load_options: dict) -> Shipment:
+    """The model as the workers will load it (:class:`Shipment`); call once Ray is connected."""
     import ray
 
     from ..models.calibration import Calibration
 
+    if not isinstance(source, str):  # bytes or a callable; an official name is a few characters
+        source = ray.put(source)
     if isinstance(load_options.get("calibration"), Calibration):
-        return dict(load_options, calibration=ray.put(load_options["calibration"]))
-    return load_options
+        load_options = dict(load_options, calibration=ray.put(load_options["calibration"]))
+    return Shipment(source, label, load_options)
 
 
-def resolved(load_options: dict) -> dict:
-    """The load options as ``load_model`` takes them, the calibration fetched where it is a reference."""
-    if "calibration" not in load_options:
-        return load_options
+def fetched(shipment: Shipment) -> tuple[object, dict]:
+    """The shipment's model source and load options, with what is in the object store fetched."""
     import ray
 
-    if isinstance(load_options["calibration"], ray.ObjectRef):
-        return dict(load_options, calibration=ray.get(load_options["calibration"]))
-    return load_options
+    source, options = shipment.source, shipment.options
+    if isinstance(source, ray.ObjectRef):
+        source = ray.get(source)
+    if isinstance(options.get("calibration"), ray.ObjectRef):
+        options = dict(options, calibration=ray.get(options["calibration"]))
+    return source, options
+
+
+def load(shipment: Shipment):
+    """The model on this worker, through ``tiling.load_model``'s safe loading (a callable as it is)."""
+    from ..models import as_model, load_model
+
+    source, options = fetched(shipment)
+    if isinstance(source, (bytes, str)):
+        return load_model(source, name=shipment.label, **options)
+    return as_model(source)
 
 
 def calibration_for(model, calibration, run: Sequence[Entry], max_pixels: int | None, bands: BandSpec | None):
@@ -92,7 +109,7 @@ def calibration_for(model, calibration, run: Sequence[Entry], max_pixels: int | 
     when none is needed. The worker that checks the model makes the copy from them; the actors find it
     in their machine's cache, keyed on the weights and the calibration's digest, or on another machine
     make the same one from the same tiles: no worker needs the images on its disk. The tiles are put in
-    Ray's object store once (:func:`by_reference`)."""
+    Ray's object store once (:func:`ship`)."""
     from ..models import calibration as calibrations
 
     chosen = calibrations.run_calibration(model, calibration, [e.path for e in run],
@@ -100,21 +117,21 @@ def calibration_for(model, calibration, run: Sequence[Entry], max_pixels: int | 
     return None if chosen is None else calibrations.cut_calibration(chosen)
 
 
-def check_model(source, label: str, load_options: dict) -> dict[int, str] | str:
+def check_model(shipment: Shipment) -> dict[int, str] | str:
     """The model's class names, or the one-line reason it cannot be used."""
     try:
-        return dict(load(source, label, load_options).names)
+        return dict(load(shipment).names)
     except ModelError as exc:
         return str(exc)
 
 
-def model_names(source, label: str, load_options: dict) -> dict[int, str]:
+def model_names(shipment: Shipment) -> dict[int, str]:
     """Load the model once on a worker, in a process that ends afterwards: a bad model is one
     ``ModelError`` before any image is read, the driver never holds a model, and the worker's
     machine has the export cached for the actors."""
     import ray
 
-    names = ray.get(ray.remote(num_cpus=0, max_calls=1)(check_model).remote(source, label, load_options))
+    names = ray.get(ray.remote(num_cpus=0, max_calls=1)(check_model).remote(shipment))
     if isinstance(names, str):
         raise ModelError(names)
     return names
