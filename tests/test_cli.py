@@ -102,22 +102,21 @@ def test_a_file_name_that_is_not_utf8_is_written_readably(tmp_path):
 
 
 @needs_weights
-@pytest.mark.parametrize("content, message", [
-    ("0 0.5 0.5 0.1 inf\n", "inf"),
-    ("1e308 0.5 0.5 0.1 0.1\n", "class"),
-    ("0 nan 0.5 0.1 0.1\n", "nan"),
-])
-def test_evaluate_with_hostile_yolo_labels_says_which_file_and_goes_on(tmp_path, content, message):
+def test_evaluate_with_hostile_yolo_labels_says_which_file_and_goes_on(tmp_path):
     import shutil
 
-    shutil.copy(SAMPLES / "depot-2400x1800.jpg", tmp_path / "a.jpg")
+    hostile = {"a": ("0 0.5 0.5 0.1 inf\n", "inf"), "c": ("1e308 0.5 0.5 0.1 0.1\n", "class"),
+               "d": ("0 nan 0.5 0.1 0.1\n", "nan")}
+    for stem, (content, _) in hostile.items():
+        shutil.copy(SAMPLES / "depot-2400x1800.jpg", tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.txt").write_text(content)
     shutil.copy(SAMPLES / "depot-2400x1800.jpg", tmp_path / "b.jpg")
-    (tmp_path / "a.txt").write_text(content)
     shutil.copy(SAMPLES / "depot-2400x1800.txt", tmp_path / "b.txt")
     out = run("evaluate", tmp_path, "--labels", tmp_path, "--model", DET_WEIGHTS)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
-    skipped = [line for line in out.stderr.splitlines() if line.startswith("skipped a.jpg")]
-    assert skipped and "a.txt" in skipped[0] and message in skipped[0].lower()
+    for stem, (_, message) in hostile.items():  # each bad file named, with what is wrong in it
+        skipped = [line for line in out.stderr.splitlines() if line.startswith(f"skipped {stem}.jpg")]
+        assert len(skipped) == 1 and f"{stem}.txt" in skipped[0] and message in skipped[0].lower(), out.stderr
     assert "1 images" in out.stdout
 
 

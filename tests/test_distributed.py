@@ -574,3 +574,26 @@ def test_the_model_and_the_calibration_tiles_go_to_the_workers_once_by_reference
     assert source == b"weights" * 1000 and options["calibration"].digest == "digest"
     assert np.array_equal(options["calibration"].tiles[0][3], tile)
     assert fetched(ship("yolo11n.pt", "yolo11n.pt", {"precision": "fp32"})) == ("yolo11n.pt", {"precision": "fp32"})
+
+
+def test_ray_datas_console_shows_only_problems_during_a_run_and_is_restored_after():
+    import logging
+
+    import ray.data  # noqa: F401  (configures its console handler)
+
+    from tiling.distributed.folder import _quiet_console
+
+    console = next(h for h in logging.getLogger("ray.data").handlers
+                   if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler))
+
+    def shown(level: int, text: str) -> bool:
+        return bool(console.filter(logging.LogRecord("ray.data.x", level, __file__, 1, text, None, None)))
+
+    undo = _quiet_console()
+    try:
+        assert not shown(logging.INFO, "Starting execution of Dataset")
+        assert not shown(logging.WARNING, "Progress bars disabled. To enable, set ...")
+        assert shown(logging.WARNING, "No available node to schedule the actor pool")
+    finally:
+        undo()
+    assert shown(logging.INFO, "Starting execution of Dataset")  # the caller's own setup is back

@@ -3,6 +3,7 @@ backpressure, per-image failures reported, finished images skipped, and the file
 single-process ``patchwise predict``."""
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from dataclasses import dataclass
@@ -153,6 +154,7 @@ def _run(todo: list[Entry], shipment: Shipment, folder: OutputFolder, tiles: Til
 
     if progress is not None:
         progress(0, len(todo))
+    quiet = _quiet_console()
     try:
         for row in ds.iter_rows():
             item: Item = pickle.loads(row["item"])
@@ -183,4 +185,29 @@ def _run(todo: list[Entry], shipment: Shipment, folder: OutputFolder, tiles: Til
         raise ClusterError(f"the Ray pipeline stopped: {describe(exc)}") from exc
     finally:
         ctx.enable_progress_bars, ctx.verbose_stats_logs = saved
+        quiet()
     return written
+
+
+class _OnlyProblems(logging.Filter):
+    """Ray Data's console lines that are news to the caller: warnings and errors, but not the one saying
+    its progress bars are off (the caller shows its own progress)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING and "Progress bars" not in record.getMessage()
+
+
+def _quiet_console() -> Callable[[], None]:
+    """Keep Ray Data's plan/start/finish lines off the console for this run (they stay in the session's
+    ray-data.log); returns what undoes it."""
+    consoles = [h for h in logging.getLogger("ray.data").handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    only = _OnlyProblems()
+    for handler in consoles:
+        handler.addFilter(only)
+
+    def undo() -> None:
+        for handler in consoles:
+            handler.removeFilter(only)
+
+    return undo
