@@ -199,12 +199,16 @@ def test_cluster_options_reach_the_cluster_spec_and_are_refused_without_the_ray_
 
     from tiling.cli_commands import CliError, cluster_spec
 
-    args = Namespace(engine="ray", ray_address="head:6379", actors=3, cpus_per_actor=2.0, gpus_per_actor=0.5)
-    assert cluster_spec(args) == ClusterSpec(address="head:6379", actors=3, cpus_per_actor=2.0, gpus_per_actor=0.5)
-    assert cluster_spec(Namespace(engine="ray", ray_address=None, actors=None, cpus_per_actor=None,
-                                  gpus_per_actor=None)) == ClusterSpec()
+    args = Namespace(engine="ray", ray_address="head:6379", actors=3, cpus_per_actor=2.0, gpus_per_actor=0.5,
+                     io_actors=4)
+    assert cluster_spec(args) == ClusterSpec(address="head:6379", actors=3, cpus_per_actor=2.0, gpus_per_actor=0.5,
+                                             io_actors=4)
+    unset = dict(ray_address=None, actors=None, cpus_per_actor=None, gpus_per_actor=None, io_actors=None)
+    assert cluster_spec(Namespace(engine="ray", **unset)) == ClusterSpec()
     with pytest.raises(CliError, match=r"--cpus-per-actor must be in \[0, 1024\]"):
-        cluster_spec(Namespace(engine="ray", ray_address=None, actors=None, cpus_per_actor=-1.0, gpus_per_actor=None))
+        cluster_spec(Namespace(engine="ray", **dict(unset, cpus_per_actor=-1.0)))
+    with pytest.raises(CliError, match="--io-actors must be between 1"):
+        cluster_spec(Namespace(engine="ray", **dict(unset, io_actors=0)))
     out = cli("predict", SAMPLES, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--actors", "4",
               "--gpus-per-actor", "1")
     assert out.returncode == 2 and "--actors, --gpus-per-actor are for --engine ray" in out.stderr
@@ -235,7 +239,7 @@ def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, 
     with ThreadPoolExecutor(2) as pool:  # both at once: each spends most of its time starting up
         local = pool.submit(cli, "predict", src, *common, "--out", tmp_path / "local")
         on_ray = pool.submit(cli, "predict", src, *common, "--out", tmp_path / "ray", "--engine", "ray",
-                             "--ray-address", cluster, "--actors", 2)
+                             "--ray-address", cluster, "--actors", 2, "--io-actors", 2)
         local, on_ray = local.result(), on_ray.result()
     assert local.returncode == 0, local.stderr
     assert on_ray.returncode == 0, on_ray.stderr

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPUs each model copy holds with --engine ray (default 1; its threads run on that many cores)")
     g.add_argument("--gpus-per-actor", type=float, default=None,
                    help="GPUs each model copy holds with --engine ray (default 0; e.g. 0.5 puts two copies on a GPU)")
+    g.add_argument("--io-actors", type=int, default=None,
+                   help="reader and writer processes each with --engine ray (default: one per two model copies; "
+                        "raise it when the model outpaces reading, as on GPUs)")
     ev = sub.add_parser("evaluate", help="score full-image vs patch-based inference against labels",
                         description="Compare full-image and patch-based precision, recall, AP50 and AP50-95 "
                                     "against ground truth: a folder of YOLO .txt files named like the images, "

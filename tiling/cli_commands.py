@@ -69,7 +69,7 @@ def _summary(n_run: int, n_before: int, failures: int, n_objects: int, out: Path
 
 
 _CLUSTER_FLAGS = {"ray_address": "address", "actors": "actors", "cpus_per_actor": "cpus_per_actor",
-                  "gpus_per_actor": "gpus_per_actor"}
+                  "gpus_per_actor": "gpus_per_actor", "io_actors": "io_actors"}
 
 
 def cluster_spec(args):

@@ -26,7 +26,9 @@ class ClusterSpec:
     ``address``: a running cluster (``ray://host:10001`` or ``host:6379``); None joins ``RAY_ADDRESS``
     when set, else starts a local cluster on this machine. ``actors``: model copies (default: the
     cluster's CPUs over ``cpus_per_actor``), each holding ``cpus_per_actor`` CPUs and ``gpus_per_actor``
-    GPUs; ``images_per_call`` work items per actor call. ``piece_tiles``: an image with more tiles is
+    GPUs; ``images_per_call`` work items per actor call. ``io_actors``: reader actors, and as many
+    writer actors, holding no CPU (default: one per two model actors; more when a model actor detects on
+    an image much faster than one reads it, as on a GPU). ``piece_tiles``: an image with more tiles is
     cut into bands spread over the actors. ``max_restarts`` / ``max_task_retries``: how often Ray
     restarts a dead actor and retries its work (-1: always).
     """
@@ -36,6 +38,7 @@ class ClusterSpec:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
     images_per_call: int = 1
+    io_actors: int | None = None
     piece_tiles: int = 256
     max_restarts: int = -1
     max_task_retries: int = -1
@@ -48,6 +51,8 @@ class ClusterSpec:
         object.__setattr__(self, "cpus_per_actor", checks.number("cpus_per_actor", self.cpus_per_actor, 0.0, 1024.0))
         object.__setattr__(self, "gpus_per_actor", checks.number("gpus_per_actor", self.gpus_per_actor, 0.0, 64.0))
         object.__setattr__(self, "images_per_call", checks.whole("images_per_call", self.images_per_call, 1, 1024))
+        if self.io_actors is not None:
+            object.__setattr__(self, "io_actors", checks.whole("io_actors", self.io_actors, 1, 100_000))
         object.__setattr__(self, "piece_tiles", checks.whole("piece_tiles", self.piece_tiles, 1, 10_000_000))
         object.__setattr__(self, "max_restarts", checks.whole("max_restarts", self.max_restarts, -1, 1_000_000))
         object.__setattr__(self, "max_task_retries",

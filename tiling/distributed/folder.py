@@ -115,9 +115,9 @@ def _run(todo: list[Entry], shipment: Shipment, folder: OutputFolder, tiles: Til
     saved = ctx.enable_progress_bars, ctx.verbose_stats_logs
     ctx.enable_progress_bars, ctx.verbose_stats_logs = False, False
     n_actors = actor_count(cluster)
-    # Readers and writers hold no CPU: reading and cutting an image, or writing its files, takes a
-    # tenth of what detecting on it does, so one of each per two model actors keeps them fed.
-    n_io = max(1, (n_actors + 1) // 2)
+    # Readers and writers hold no CPU: on a CPU, reading and cutting an image, or writing its files, takes
+    # a tenth of what detecting on it does, so one of each per two model actors keeps them fed.
+    n_io = cluster.io_actors or max(1, (n_actors + 1) // 2)
     # Ray Data restarts its actors and retries their calls without limit by default (-1); other limits are passed on.
     restarts = {k: getattr(cluster, k) for k in ("max_restarts", "max_task_retries") if getattr(cluster, k) != -1}
     ds = (
