@@ -601,3 +601,31 @@ def test_ray_datas_console_shows_only_problems_during_a_run_and_is_restored_afte
     finally:
         undo()
     assert shown(logging.INFO, "Starting execution of Dataset")  # the caller's own setup is back
+
+
+def test_images_given_by_uri_are_read_by_the_workers_and_give_the_files_paths_give(tmp_path, cluster):
+    """A folder's URI (here file://, read through pyarrow's filesystems as s3:// or gs:// are) lists and
+    reads like the folder: the same files, in both engines; a URI in a list that cannot be read fails alone."""
+    scene_folder(tmp_path / "in" / "sub", 3, big=1)  # the big scene goes to the actors in bands
+    tiles = tiling.TileSpec(tile_size=256, overlap=0.2)
+    spec = ClusterSpec(address=cluster, actors=1, piece_tiles=8)
+    by_path = predict_folder(tmp_path / "in", SquareFinder(), tmp_path / "paths", tiles, cluster=spec)
+    uri = (tmp_path / "in").as_uri()
+    by_uri = predict_folder(uri, SquareFinder(), tmp_path / "uris", tiles, cluster=spec)
+    assert (by_uri.written, by_uri.failed) == (by_path.written, {}) == (4, {})
+    assert files_of(tmp_path / "uris") == files_of(tmp_path / "paths")  # names relative to the folder, as for paths
+    local = cli("predict", uri, "--model", DET_WEIGHTS, "--tile-size", 256, "--out", tmp_path / "cli", "--no-images")
+    assert local.returncode == 0 and "4 images" in local.stdout, local.stderr
+
+    listed = [f"{uri}/sub/scene-00.png", f"{uri}/sub/missing.png"]
+    lines = []
+    run = predict_folder(listed, SquareFinder(), tmp_path / "list", tiles, cluster=spec, log=lines.append)
+    assert run.written == 1 and list(run.failed) == ["missing.png"] and "no such file" in run.failed["missing.png"]
+    assert lines == [f"skipped missing.png: {run.failed['missing.png']}"]
+
+
+@pytest.mark.parametrize("source, message", [("nope://bucket/x", "cannot be opened"),
+                                             (["file:///a.png", "b.png"], "either all paths or all URIs")])
+def test_bad_uris_are_one_line(source, message):
+    with pytest.raises(ValueError, match=message):
+        list_images(source)

@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="run patch-based inference and write annotated images and labels",
                         description="Run patch-based inference on an image or a folder of images. Writes "
                                     "annotated images, COCO results JSON, YOLO txt labels and a CSV to --out.")
-    pr.add_argument("source", help="an image file or a folder of images (searched recursively)")
+    pr.add_argument("source", help="an image file or a folder of images (searched recursively), or its URI "
+                                   "(s3://, gs://, hdfs://, file://: read through pyarrow's filesystems)")
     _settings_args(pr)
     pr.add_argument("--out", "-o", default="patchwise-output", help="output folder (default patchwise-output)")
     pr.add_argument("--no-images", action="store_true", help="do not write annotated images")

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 from .cli import CliError, display_name, find_images, load, settings
 from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
+from .uris import read_input
 
 
 def _prepare_out(out: Path, with_images: bool, key: str = ""):
@@ -48,7 +49,7 @@ def predict_command(args) -> int:
             if entry.path in streamed:
                 predict_raster_entry(entry, model, tiles, infer, merge, args, folder)
                 continue
-            image = tiling.read_image(entry.path, max_pixels=args.max_pixels)
+            image = read_input(entry.path, max_pixels=args.max_pixels)
             det = tiling.predict_tiled(image, model, tiles, infer, merge).detections
         except (tiling.ImageError, ValueError) as exc:
             tqdm.write(f"skipped {entry.shown}: {display_name(str(exc))}", file=sys.stderr)

@@ -36,16 +36,24 @@ def display_name(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def list_images(source: str | os.PathLike | Sequence) -> tuple[Path, list[Path]]:
+def list_images(source: str | os.PathLike | Sequence) -> tuple[Path | str, list]:
     """(root, images) for a folder (searched recursively), one image, a glob pattern or a list of paths:
     the one listing both engines and the CLI use. Photos and rasters (``tiling.raster``: GeoTIFF, JPEG
-    2000, VRT...) are found alike.
+    2000, VRT...) are found alike. A folder's or a file's URI, or a list of URIs (``s3://``, ``gs://``,
+    ``file://``...: :mod:`tiling.uris`), gives URIs, kept as text.
 
     Output names are the images' paths relative to ``root``. Raises ``ValueError`` with one line when
     there is nothing to run on."""
     from .raster import should_stream
+    from .uris import common_root, is_uri, list_uri
 
+    if is_uri(source):
+        return list_uri(source, INPUT_SUFFIXES)
+    if isinstance(source, (list, tuple)) and source and all(is_uri(u) for u in source):
+        return common_root(source), list(source)  # each is read on a worker; a missing one fails alone
     if isinstance(source, (list, tuple)):
+        if any(is_uri(u) for u in source):
+            raise ValueError("a list of images is either all paths or all URIs, not both")
         paths = [Path(p) for p in source]
         missing = [p for p in paths if not p.is_file()]
         if missing:
@@ -80,7 +88,7 @@ class Entry:
     """One input image of a run: its path, its name relative to the run's root, the stem its output
     files are named by, and its COCO image id (its position in the input list, from 1)."""
 
-    path: Path
+    path: Path | str  # text for a URI (tiling.uris)
     rel: str
     stem: str
     image_id: int
@@ -93,16 +101,18 @@ class Entry:
 def entries(root: Path, images: Sequence[Path]) -> list[Entry]:
     """The run's inputs with output stems that never collide: ``a.jpg`` and ``a.png`` in one folder
     become ``a`` and ``a-png`` (the first in sorted order keeps the plain stem)."""
+    from .uris import is_uri, relative
+
     out, taken = [], set()
     for image_id, path in enumerate(images, 1):
-        rel = Path(path).relative_to(root).as_posix()
+        rel = relative(path, str(root)) if is_uri(path) else Path(path).relative_to(root).as_posix()
         stem = base = Path(rel).with_suffix("").as_posix()
         k = 2
         while stem.casefold() in taken:
             stem = f"{base}-{Path(rel).suffix[1:]}" if k == 2 else f"{base}-{Path(rel).suffix[1:]}-{k - 1}"
             k += 1
         taken.add(stem.casefold())
-        out.append(Entry(Path(path), rel, stem, image_id))
+        out.append(Entry(path if is_uri(path) else Path(path), rel, stem, image_id))
     return out
 
 

@@ -27,9 +27,9 @@ def cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixe
         if is_raster(entry.path, max_pixels):
             yield from cut_raster(entry, tiles, infer, piece_tiles, max_pixels, bands, wgs84)
             return
-        from ..imageio import read_image
+        from ..uris import read_input
 
-        image = read_image(entry.path, max_pixels=max_pixels)
+        image = read_input(entry.path, max_pixels=max_pixels)
         plan = tiles.plan(image.shape)
     except Exception as exc:  # reported for this image; the run goes on
         yield to_row(Item(entry, error=describe(exc)))
@@ -67,8 +67,9 @@ def tile_row_bands(plan: list, piece_tiles: int) -> list[tuple[tuple[int, ...], 
 def is_raster(path: Path, max_pixels: int | None) -> bool:
     """A file the raster reader streams (``tiling.raster.should_stream``)."""
     from ..raster import should_stream
+    from ..uris import is_uri
 
-    return should_stream(path, max_pixels)
+    return not is_uri(path) and should_stream(path, max_pixels)
 
 
 def cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,

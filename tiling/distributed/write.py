@@ -67,9 +67,9 @@ def finish_bands(items: list[Item], folder: OutputFolder, tiles: TileSpec, infer
         else:
             image = None
             if folder.with_images:
-                from ..imageio import read_image
+                from ..uris import read_input
 
-                image = read_image(first.entry.path, max_pixels=max_pixels)
+                image = read_input(first.entry.path, max_pixels=max_pixels)
             result.objects = folder.write(first.entry, det, first.shape, image)
     except Exception as exc:
         result.error = describe(exc)

@@ -174,7 +174,9 @@ def calibration_inputs(images: Sequence, streamed: Callable[[Path], bool] | None
     each as its path, except rasters read window by window (``streamed(path)``), which give a few
     ``window`` px windows read through :mod:`tiling.raster` (never decoded whole; :data:`MAX_IMAGES`
     windows at most in all). A raster that cannot be read is left out: its own run reports it."""
-    paths = [Path(p) for p in images]
+    from ..uris import is_uri
+
+    paths = [Path(p) for p in images if not is_uri(p)]  # calibration reads from this machine's disk only
     if len(paths) > MAX_IMAGES:
         paths = [paths[i] for i in np.linspace(0, len(paths) - 1, MAX_IMAGES).round().astype(int)]
     rasters = [p for p in paths if streamed is not None and streamed(p)]

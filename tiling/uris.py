@@ -1,0 +1,117 @@
+"""Inputs given as URIs (``s3://bucket/survey/``, ``gs://...``, ``hdfs://...``, ``file:///...``): listed and
+read through pyarrow's filesystems, which Ray Data installs with itself, so that a cluster's workers read
+a bucket directly instead of needing the images on a shared disk. Photos only: a raster given by URI is
+decoded whole, within the pixel limit, like any other image."""
+from __future__ import annotations
+
+import io
+import re
+from typing import Sequence
+
+import numpy as np
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+MAX_BYTES = 1 << 30  # an image file read whole through a filesystem; larger ones are refused unread
+
+
+def is_uri(source) -> bool:
+    """True for text such as ``s3://bucket/key`` (a scheme and ``://``); paths are never URIs."""
+    return isinstance(source, str) and bool(_SCHEME.match(source))
+
+
+def _shown(uri: str) -> str:
+    from .outputs import display_name
+
+    return display_name(uri.split("?", 1)[0])
+
+
+def _filesystem(uri: str):
+    """(pyarrow filesystem, path in it) for ``uri``, or a one-line ``ValueError``."""
+    try:
+        import pyarrow.fs as pafs
+    except ImportError:
+        raise ValueError(f"{_shown(uri)}: reading URIs needs pyarrow (pip install \"patchwise[ray]\")") from None
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # unknown scheme, no credentials, a malformed URI...
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{_shown(uri)}: cannot be opened ({text[:200]})") from None
+
+
+def _join(base: str, rel: str) -> str:
+    """``base`` (a folder's URI, perhaps with a ``?query``) with ``rel`` appended to its path."""
+    head, sep, query = base.partition("?")
+    return f"{head.rstrip('/')}/{rel}{sep}{query}"
+
+
+def list_uri(source: str, suffixes: Sequence[str]) -> tuple[str, list[str]]:
+    """(root, images) for a folder's URI (searched recursively for ``suffixes``) or one file's, as
+    ``tiling.outputs.list_images`` gives them for paths; a one-line ``ValueError`` otherwise."""
+    import pyarrow.fs as pafs
+
+    fs, path = _filesystem(source)
+    try:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
+            found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            rels = sorted(f.path[len(path.rstrip("/")):].lstrip("/") for f in found
+                          if f.type == pafs.FileType.File and f.path.lower().endswith(tuple(suffixes)))
+            if not rels:
+                raise ValueError(f"{_shown(source)} holds no images ({', '.join(suffixes)})")
+            return source, [_join(source, rel) for rel in rels]
+    except OSError as exc:
+        raise ValueError(f"{_shown(source)}: cannot be listed ({str(exc).splitlines()[0][:200]})") from None
+    if info.type == pafs.FileType.File:
+        return uri_parent(source), [source]
+    raise ValueError(f"{_shown(source)}: no such file or folder")
+
+
+def uri_parent(uri: str) -> str:
+    head, sep, query = uri.partition("?")
+    return head.rstrip("/").rsplit("/", 1)[0] + sep + query
+
+
+def common_root(uris: Sequence[str]) -> str:
+    """The longest folder URI that every one of ``uris`` lies in."""
+    heads = [u.partition("?")[0] for u in uris]
+    prefix = heads[0].rsplit("/", 1)[0]
+    for head in heads[1:]:
+        while not head.startswith(prefix + "/"):
+            prefix = prefix.rsplit("/", 1)[0]
+    return prefix
+
+
+def relative(uri: str, root: str) -> str:
+    """``uri``'s path below ``root`` (both without their queries), as an output name."""
+    return uri.partition("?")[0][len(root.partition("?")[0].rstrip("/")):].lstrip("/")
+
+
+def read_bytes(uri: str) -> bytes:
+    """The whole file at ``uri`` (at most :data:`MAX_BYTES`), or an ``ImageError`` naming it."""
+    from .imageio import ImageError
+
+    try:
+        fs, path = _filesystem(uri)
+        size = fs.get_file_info(path).size
+        if size is None:
+            raise ImageError(f"{_shown(uri)}: no such file")
+        if size > MAX_BYTES:
+            raise ImageError(f"{_shown(uri)} is {size / 2**20:.0f} MB; image files above "
+                             f"{MAX_BYTES / 2**20:.0f} MB are not read")
+        with fs.open_input_stream(path) as stream:
+            return stream.read()
+    except ValueError as exc:  # ImageError is a ValueError too
+        raise ImageError(str(exc)) from None
+    except OSError as exc:
+        raise ImageError(f"{_shown(uri)}: cannot be read ({str(exc).splitlines()[0][:200]})") from None
+
+
+def read_input(source, max_pixels: int | None = None) -> np.ndarray:
+    """``tiling.read_image`` for a path or a URI (fetched whole first, then decoded with the same checks)."""
+    from .imageio import read_image
+
+    if not is_uri(source):
+        return read_image(source, max_pixels=max_pixels)
+    data = io.BytesIO(read_bytes(source))
+    data.name = source.partition("?")[0].rsplit("/", 1)[-1]
+    return read_image(data, max_pixels=max_pixels)
