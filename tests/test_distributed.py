@@ -629,3 +629,10 @@ def test_images_given_by_uri_are_read_by_the_workers_and_give_the_files_paths_gi
 def test_bad_uris_are_one_line(source, message):
     with pytest.raises(ValueError, match=message):
         list_images(source)
+
+
+def test_evaluate_refuses_a_uri_in_one_line(tmp_path):
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    out = cli("evaluate", (tmp_path / "in").as_uri(), "--labels", tmp_path, "--model", "never-loaded.pt")
+    assert out.returncode == 2 and "copy them here first" in out.stderr and "Traceback" not in out.stderr

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 from .cli import CliError, display_name, find_images, load, settings
 from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
-from .uris import read_input
+from .uris import is_uri, read_input
 
 
 def _prepare_out(out: Path, with_images: bool, key: str = ""):
@@ -149,8 +149,10 @@ def evaluate_command(args) -> int:
     import tiling
 
     tiles, infer, merge = settings(args)
-    cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
     root, images = find_images(args.source)
+    if is_uri(str(root)):
+        raise CliError("evaluate reads images and labels from this machine's disk; copy them here first "
+                       "(predict takes URIs)")
     lookup = label_lookup(args.labels, root)
     model = load(args.model, args.precision, args.calibration, images)
     # The model runs to conf 0.001, for the whole precision-recall curve (AP); precision and recall are at --conf.

@@ -44,9 +44,9 @@ def cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixe
 
 
 class Cutter:
-    """The cut stage in a long-lived actor. As tasks it cost more than the work: Ray stops idle task
-    workers beyond its soft limit (one per CPU, already taken by the model actors) after a second, so
-    most images got a freshly started worker (~2 CPU-s of imports for ~0.03 s of reading)."""
+    """The cut stage in a long-lived actor rather than in Ray tasks: Ray stops idle task workers beyond
+    its soft limit (one per CPU, which the model actors take) after a second, so a task would often run
+    in a freshly started worker, whose imports (~2 CPU-s) cost far more than reading an image (~0.03 s)."""
 
     def __init__(self, **settings):
         self.settings = settings  # cut()'s keyword arguments
