@@ -625,7 +625,8 @@ def test_images_given_by_uri_are_read_by_the_workers_and_give_the_files_paths_gi
 
 
 @pytest.mark.parametrize("source, message", [("nope://bucket/x", "cannot be opened"),
-                                             (["file:///a.png", "b.png"], "either all paths or all URIs")])
+                                             (["file:///a.png", "b.png"], "either all paths or all URIs"),
+                                             (["s3://bucket/a.png", "gs://bucket/b.png"], "one scheme")])
 def test_bad_uris_are_one_line(source, message):
     with pytest.raises(ValueError, match=message):
         list_images(source)
@@ -636,3 +637,12 @@ def test_evaluate_refuses_a_uri_in_one_line(tmp_path):
     cv2.imwrite(str(tmp_path / "in" / "a.png"), np.zeros((64, 64, 3), np.uint8))
     out = cli("evaluate", (tmp_path / "in").as_uri(), "--labels", tmp_path, "--model", "never-loaded.pt")
     assert out.returncode == 2 and "copy them here first" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_uris_in_different_buckets_are_named_below_their_common_root():
+    from tiling.uris import common_root, relative
+
+    uris = ["s3://one/survey/a.jpg", "s3://two/b.jpg?versionId=3"]
+    root = common_root(uris)
+    assert root == "s3:/" and [relative(u, root) for u in uris] == ["one/survey/a.jpg", "two/b.jpg"]
+    assert common_root(["s3://one/x/a.jpg", "s3://one/x/y/b.jpg"]) == "s3://one/x"

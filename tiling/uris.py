@@ -74,9 +74,12 @@ def uri_parent(uri: str) -> str:
 def common_root(uris: Sequence[str]) -> str:
     """The longest folder URI that every one of ``uris`` lies in."""
     heads = [u.partition("?")[0] for u in uris]
+    scheme = heads[0].split("://", 1)[0] + "://"
+    if any(not head.startswith(scheme) for head in heads):
+        raise ValueError(f"the URIs of one run use one scheme ({scheme}...), not several")
     prefix = heads[0].rsplit("/", 1)[0]
     for head in heads[1:]:
-        while not head.startswith(prefix + "/"):
+        while not head.startswith(prefix + "/"):  # ends by "s3:/" at the latest, which every head extends
             prefix = prefix.rsplit("/", 1)[0]
     return prefix
 
