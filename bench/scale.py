@@ -96,9 +96,10 @@ def _rollup(pid: int) -> dict[str, int]:
 
 
 def measure(engine: str, images: Path, n: int, actors: int = 1) -> dict:
-    """One fresh run, sampled every 0.5 s: peak RSS of the driver; peak own memory (anonymous pages: the
+    """One fresh run: peak RSS of the driver (sampled every 0.5 s); peak own memory (anonymous pages: the
     heap, not the object store) of the largest Ray worker and of all workers together; peak object-store
-    pages in memory (shared pages of every process in the run, counted once)."""
+    pages in memory (shared pages of every process in the run, driver included, counted once); these
+    three from smaps_rollup every 2 s."""
     import psutil
 
     work = Path(tempfile.mkdtemp(prefix="patchwise-scale-"))
@@ -122,7 +123,7 @@ def measure(engine: str, images: Path, n: int, actors: int = 1) -> dict:
             try:
                 peaks["driver"] = max(peaks["driver"], me.memory_info().rss)
                 # smaps_rollup walks every mapping: read every 2 s only, or the sampling itself slows the run
-                procs = me.children(recursive=True) if tick % 4 == 0 else []
+                procs = [me, *me.children(recursive=True)] if tick % 4 == 0 else []  # the driver maps the store too
             except psutil.Error:
                 procs = []
             tick += 1
@@ -205,7 +206,7 @@ def main() -> None:
           "driver MB: its RSS; worker MB: the largest Ray worker's own memory (anonymous pages: its heap, not the "
           "object store); workers MB: all Ray workers' own memory together (peak of the sum); store MB: the shared "
           "object store's pages in memory (proportional shares of every process, summed). Peaks over the run; "
-          "past the 200 generated scenes the same scenes repeat under other names. sampler: this script's own CPU "
+          f"past the {n_memory[1]} generated scenes the same scenes repeat under other names. sampler: this script's own CPU "
           "(one core = 100%), which the run shares its cores with.")
 
 

@@ -646,3 +646,23 @@ def test_uris_in_different_buckets_are_named_below_their_common_root():
     root = common_root(uris)
     assert root == "s3:/" and [relative(u, root) for u in uris] == ["one/survey/a.jpg", "two/b.jpg"]
     assert common_root(["s3://one/x/a.jpg", "s3://one/x/y/b.jpg"]) == "s3://one/x"
+
+
+def test_uri_names_with_spaces_hashes_and_percents_are_listed_read_and_named_as_they_are(tmp_path):
+    from tiling.uris import read_input
+
+    folder = tmp_path / "a b"
+    folder.mkdir()
+    names = ["x y#1.png", "p%41.png", "plain.png"]
+    for k, name in enumerate(names):
+        cv2.imwrite(str(folder / name), np.full((40, 60, 3), k * 50, np.uint8))
+    root, uris = list_images(folder.as_uri())
+    assert sorted(e.rel for e in entries(root, uris)) == sorted(names)  # output names as the files are named
+    for uri, name in zip(uris, sorted(names)):
+        assert read_input(uri)[0, 0, 0] == names.index(name) * 50  # each URI reads its own file
+
+
+def test_uris_without_pyarrow_are_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.fs", None)  # as where the [ray] extra is not installed
+    with pytest.raises(ValueError, match="reading URIs needs pyarrow"):
+        list_images("s3://bucket/survey/")

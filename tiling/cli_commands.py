@@ -28,7 +28,7 @@ def predict_command(args) -> int:
     from tiling.outputs import entries, run_key
 
     tiles, infer, merge = settings(args)
-    cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
+    cluster = cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
     root, images = find_images(args.source)
     # Images done by an earlier run with these settings and this model are skipped; others are done again.
     key = run_key(tiles, infer, merge, args.model, getattr(args, "precision", "fp32"), band_spec(args), args.wgs84,
@@ -39,7 +39,7 @@ def predict_command(args) -> int:
     if len(run) == 1 and streamed:  # a lone bad raster is reported before the model loads
         check_single(run[0].path, args)
     if getattr(args, "engine", "local") == "ray":
-        return _predict_on_ray(args, folder, run, tiles, infer, merge)
+        return _predict_on_ray(args, cluster, folder, run, tiles, infer, merge)
     todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
     model = load(args.model, args.precision, args.calibration, [e.path for e in run],
                  streamed=lambda path: path in streamed, bands=band_spec(args))
@@ -91,14 +91,13 @@ def cluster_spec(args):
         raise CliError(f"--{str(exc).replace('_', '-')}") from None
 
 
-def _predict_on_ray(args, folder, run, tiles, infer, merge) -> int:
+def _predict_on_ray(args, cluster, folder, run, tiles, infer, merge) -> int:
     """The same run on a Ray cluster (``--engine ray``): same files, written by the cluster's workers."""
     from tqdm import tqdm
 
     import tiling
     from tiling.distributed import ClusterError, predict_folder
 
-    cluster = cluster_spec(args)
     bars = []  # the bar appears when the pipeline starts, after the cluster and the model are ready
 
     def progress(done: int, total: int) -> None:
@@ -149,10 +148,10 @@ def evaluate_command(args) -> int:
     import tiling
 
     tiles, infer, merge = settings(args)
-    root, images = find_images(args.source)
-    if is_uri(str(root)):
+    if is_uri(args.source):
         raise CliError("evaluate reads images and labels from this machine's disk; copy them here first "
                        "(predict takes URIs)")
+    root, images = find_images(args.source)
     lookup = label_lookup(args.labels, root)
     model = load(args.model, args.precision, args.calibration, images)
     # The model runs to conf 0.001, for the whole precision-recall curve (AP); precision and recall are at --conf.

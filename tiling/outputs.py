@@ -47,8 +47,8 @@ def list_images(source: str | os.PathLike | Sequence) -> tuple[Path | str, list]
     from .raster import should_stream
     from .uris import common_root, is_uri, list_uri
 
-    if is_uri(source):
-        return list_uri(source, INPUT_SUFFIXES)
+    if is_uri(source):  # photos: a raster by URI could not be read window by window
+        return list_uri(source, IMAGE_SUFFIXES)
     if isinstance(source, (list, tuple)) and source and all(is_uri(u) for u in source):
         return common_root(source), list(source)  # each is read on a worker; a missing one fails alone
     if isinstance(source, (list, tuple)):

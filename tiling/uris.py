@@ -39,17 +39,20 @@ def _filesystem(uri: str):
 
 
 def _join(base: str, rel: str) -> str:
-    """``base`` (a folder's URI, perhaps with a ``?query``) with ``rel`` appended to its path."""
+    """``base`` (a folder's URI, perhaps with a ``?query``) with the file path ``rel`` appended, quoted:
+    a name with a space, ``#``, ``?`` or ``%`` in it stays one path."""
+    from urllib.parse import quote
+
     head, sep, query = base.partition("?")
-    return f"{head.rstrip('/')}/{rel}{sep}{query}"
+    return f"{head.rstrip('/')}/{quote(rel)}{sep}{query}"
 
 
 def list_uri(source: str, suffixes: Sequence[str]) -> tuple[str, list[str]]:
     """(root, images) for a folder's URI (searched recursively for ``suffixes``) or one file's, as
     ``tiling.outputs.list_images`` gives them for paths; a one-line ``ValueError`` otherwise."""
+    fs, path = _filesystem(source)  # first: without pyarrow, this is the one-line error
     import pyarrow.fs as pafs
 
-    fs, path = _filesystem(source)
     try:
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.Directory:
@@ -72,7 +75,8 @@ def uri_parent(uri: str) -> str:
 
 
 def common_root(uris: Sequence[str]) -> str:
-    """The longest folder URI that every one of ``uris`` lies in."""
+    """The longest folder URI that every one of ``uris`` lies in; for different buckets or hosts, the
+    scheme's root (``s3:/``), below which their names then start with the bucket."""
     heads = [u.partition("?")[0] for u in uris]
     scheme = heads[0].split("://", 1)[0] + "://"
     if any(not head.startswith(scheme) for head in heads):
@@ -85,8 +89,10 @@ def common_root(uris: Sequence[str]) -> str:
 
 
 def relative(uri: str, root: str) -> str:
-    """``uri``'s path below ``root`` (both without their queries), as an output name."""
-    return uri.partition("?")[0][len(root.partition("?")[0].rstrip("/")):].lstrip("/")
+    """``uri``'s path below ``root`` (both without their queries), unquoted, as an output name."""
+    from urllib.parse import unquote
+
+    return unquote(uri.partition("?")[0][len(root.partition("?")[0].rstrip("/")):].lstrip("/"))
 
 
 def read_bytes(uri: str) -> bytes:
@@ -102,7 +108,10 @@ def read_bytes(uri: str) -> bytes:
             raise ImageError(f"{_shown(uri)} is {size / 2**20:.0f} MB; image files above "
                              f"{MAX_BYTES / 2**20:.0f} MB are not read")
         with fs.open_input_stream(path) as stream:
-            return stream.read()
+            data = stream.read(MAX_BYTES + 1)  # never more, whatever size the listing gave
+        if len(data) > MAX_BYTES:
+            raise ImageError(f"{_shown(uri)} is larger than {MAX_BYTES / 2**20:.0f} MB; it is not read")
+        return data
     except ValueError as exc:  # ImageError is a ValueError too
         raise ImageError(str(exc)) from None
     except OSError as exc:
@@ -116,5 +125,7 @@ def read_input(source, max_pixels: int | None = None) -> np.ndarray:
     if not is_uri(source):
         return read_image(source, max_pixels=max_pixels)
     data = io.BytesIO(read_bytes(source))
-    data.name = source.partition("?")[0].rsplit("/", 1)[-1]
+    from urllib.parse import unquote
+
+    data.name = unquote(source.partition("?")[0].rsplit("/", 1)[-1])
     return read_image(data, max_pixels=max_pixels)

@@ -152,6 +152,16 @@ def _run(todo: list[Entry], shipment: Shipment, folder: OutputFolder, tiles: Til
         if progress is not None:
             progress(done, len(todo))
 
+    entry_of: dict = {}  # a merge task's image
+
+    def finished(ref) -> Item:
+        """A merge task's result; one that failed for good (its retries spent) fails its image only."""
+        entry = entry_of.pop(ref)
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            return Item(entry, error=f"its parts could not be merged ({describe(exc)})")
+
     if progress is not None:
         progress(0, len(todo))
     quiet = _quiet_console()
@@ -173,12 +183,14 @@ def _run(todo: list[Entry], shipment: Shipment, folder: OutputFolder, tiles: Til
             if broken:
                 settle(Item(item.entry, error=broken))
                 continue
-            pending.append(finish.remote(group, folder, tiles, infer, merge, **reading))
+            ref = finish.remote(group, folder, tiles, infer, merge, **reading)
+            entry_of[ref] = item.entry
+            pending.append(ref)
             while len(pending) > 2 * n_actors:  # backpressure on the merges too
                 ready, pending = ray.wait(pending, num_returns=1)
-                settle(ray.get(ready[0]))
+                settle(finished(ready[0]))
         for ref in pending:
-            settle(ray.get(ref))
+            settle(finished(ref))
         for group in bands.values():  # cannot happen unless rows were lost: said, never passed over
             settle(Item(group[0].entry, error=f"only {len(group)} of its {group[0].pieces} parts came back"))
     except Exception as exc:
