@@ -1,8 +1,12 @@
-"""Small helpers more than one stage needs: content hashes and the number of usable cores."""
+"""Small helpers more than one stage needs: content hashes, the number of usable cores, the progress callback type."""
 from __future__ import annotations
 
 import hashlib
 import os
+from typing import Callable
+
+#: ``progress(done, total)``: called as work is done; if it raises, the work stops there.
+Progress = Callable[[int, int], None]
 
 
 def sha256_of(data: bytes) -> str:
