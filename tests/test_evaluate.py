@@ -6,7 +6,7 @@ import pytest
 import tiling
 from tiling.evaluate import evaluate, matched
 from tiling.labels import LabelError, load_coco_labels, load_yolo_labels, parse_coco_labels, parse_yolo_labels
-from tiling.export import coco_categories
+from tiling.formats import coco_categories
 
 
 def random_case(seed, n_images=3):

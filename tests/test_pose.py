@@ -10,7 +10,7 @@ from conftest import SquareFinder, page_with_uploaded_model, square_scene, untra
 
 import tiling
 from tiling.detections import Detections
-from tiling.export import to_coco_dataset
+from tiling.formats import to_coco_dataset
 
 
 def corner_keypoints(xyxy: np.ndarray) -> np.ndarray:

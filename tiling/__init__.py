@@ -13,7 +13,7 @@ from .detections import Detections
 from .draw import class_color, draw_detections, draw_tiles
 from .evaluate import Evaluation, evaluate, matched
 from .labels import LabelError, load_coco_labels, load_yolo_labels, parse_coco_labels, parse_yolo_labels
-from .export import encode_png, to_coco, to_coco_json, to_csv, to_json, to_yolo_txt
+from .formats import encode_png, to_coco, to_coco_json, to_csv, to_json, to_yolo_txt
 from .grid import Tile, TileSpec, count_tiles, plan_tiles
 from .imageio import ImageError, read_image
 from .merge import MergeSpec, merge

@@ -239,7 +239,7 @@ class OutputFolder:
     def write(self, entry: Entry, det: Detections, image_shape: Sequence[int], image: np.ndarray | None = None) -> int:
         """Write one image's files (the JSON last); returns its number of detections. ``image`` (BGR) is
         needed for the annotated picture when the folder has them."""
-        from .export import encode_jpeg, to_coco, to_dota_txt, to_yolo_txt
+        from .formats import encode_jpeg, to_coco, to_dota_txt, to_yolo_txt
 
         h, w = int(image_shape[0]), int(image_shape[1])
         write_atomic(self.label_path(entry), to_yolo_txt(det, (h, w)).encode("utf-8"))
@@ -268,7 +268,7 @@ class OutputFolder:
         annotated picture drawn on ``preview`` = (overview image, its scale) when the folder has pictures,
         then the label and the JSON (last). Returns its number of detections."""
         from .draw import draw_detections
-        from .export import encode_jpeg
+        from .formats import encode_jpeg
         from .geojson import write_geojson
 
         self.geojson_path(entry).parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +296,7 @@ class OutputFolder:
         (images, detections)."""
         import csv
 
-        from .export import coco_categories
+        from .formats import coco_categories
 
         run = list(run)
         columns = union_columns(record["columns"] for record in self._records(run))

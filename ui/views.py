@@ -80,7 +80,7 @@ def show(target, image: np.ndarray, caption: str) -> None:
     Given an array, Streamlit encodes a quality-100 JPEG, decodes it again and re-encodes it when it is
     wider than its content width: three codec passes per picture on every rerun. This is one.
     """
-    target.image(tiling.export.encode_jpeg(image, 85), caption=caption, width="stretch", output_format="JPEG")
+    target.image(tiling.formats.encode_jpeg(image, 85), caption=caption, width="stretch", output_format="JPEG")
 
 
 def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, patch_only: np.ndarray,
@@ -184,7 +184,7 @@ def _overview_chart(item: ImageItem, det: tiling.Detections, region: tuple[int, 
     h, w = item.image.shape[:2]
     preview = annotate(item.image, det, max_side=OVERVIEW_SIDE)
     ph, pw = preview.shape[:2]
-    url = "data:image/jpeg;base64," + base64.b64encode(tiling.export.encode_jpeg(preview, 80)).decode()
+    url = "data:image/jpeg;base64," + base64.b64encode(tiling.formats.encode_jpeg(preview, 80)).decode()
     xs = alt.Scale(domain=[0, w], nice=False, zero=False)
     ys = alt.Scale(domain=[h, 0], nice=False, zero=False)
     picture = alt.Chart(pd.DataFrame({"x": [w / 2], "y": [h / 2], "url": [url]})).mark_image(
@@ -277,7 +277,7 @@ def detections_frame(tiled: tiling.Detections, patch_only: np.ndarray) -> pd.Dat
     frame = tiled.to_dataframe()
     frame.insert(2, "found by", np.where(patch_only, "patches only", "both"))
     if tiled.keypoints is not None:  # one column, not three per point: how many of the points the model saw
-        seen = (tiled.keypoints[..., 2] >= tiling.export.KEYPOINT_VISIBLE).sum(axis=1)
+        seen = (tiled.keypoints[..., 2] >= tiling.formats.KEYPOINT_VISIBLE).sum(axis=1)
         frame["keypoints seen"] = [f"{int(k)} of {tiled.keypoints.shape[1]}" for k in seen]
     keep = [c for c in ("class", "found by", "confidence", "x0", "y0", "x1", "y1", "width", "height", "cx", "cy",
                         "obb_w", "obb_h", "angle_deg", "keypoints seen", "mask_area", "truncated") if c in frame.columns]
@@ -286,8 +286,8 @@ def detections_frame(tiled: tiling.Detections, patch_only: np.ndarray) -> pd.Dat
 
 def export_zip(results: dict[str, tuple[ImageItem, tiling.Detections, tiling.Detections]], png: bool = False,
                progress=None) -> bytes:
-    """The zip of every image's results (``tiling.export.results_zip``), from the page's items."""
-    return tiling.export.results_zip({name: (item.image, full, det) for name, (item, full, det) in results.items()},
+    """The zip of every image's results (``tiling.formats.results_zip``), from the page's items."""
+    return tiling.formats.results_zip({name: (item.image, full, det) for name, (item, full, det) in results.items()},
                                      png=png, progress=progress)
 
 
@@ -300,7 +300,7 @@ def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections
                             icon=":material/download:", key="dl_csv")
     cols[1].download_button("JSON", tiling.to_json(tiled), f"{stem}.json", "application/json", on_click="ignore",
                             icon=":material/download:", key="dl_json")
-    coco = tiling.export.to_coco_dataset({item.name: (item.shape, tiled)}, tiled.names)
+    coco = tiling.formats.to_coco_dataset({item.name: (item.shape, tiled)}, tiled.names)
     cols[2].download_button("COCO JSON", json.dumps(coco), f"{stem}_coco.json", "application/json",
                             on_click="ignore", icon=":material/download:", key="dl_coco",
                             help="A whole COCO file (images, categories, annotations with scores) that pycocotools "
@@ -309,7 +309,7 @@ def downloads(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections
                             on_click="ignore", icon=":material/download:", key="dl_yolo",
                             help="YOLO-OBB corner lines for oriented boxes" if tiled.obb is not None else None)
     if tiled.obb is not None:
-        cols[6].download_button("DOTA txt", tiling.export.to_dota_txt(tiled, with_conf=True), f"{stem}_dota.txt",
+        cols[6].download_button("DOTA txt", tiling.formats.to_dota_txt(tiled, with_conf=True), f"{stem}_dota.txt",
                                 "text/plain", on_click="ignore", icon=":material/download:", key="dl_dota",
                                 help="One oriented box a line: four corners in pixels, class, difficulty 0, "
                                      "confidence.")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import tiling
-from tiling.export import coco_categories, mask_polygons
+from tiling.formats import coco_categories, mask_polygons
 
 
 @pytest.fixture
