@@ -29,6 +29,7 @@ import numpy as np
 from . import checks
 from .grid import Tile
 from .imageio import ImageError
+from .optional import installed, require
 
 # File name suffixes always read through GDAL: GeoTIFF and the formats Pillow does not read.
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtif", ".jp2", ".j2k", ".vrt", ".img", ".ntf", ".nitf")
@@ -110,7 +111,7 @@ class Georef:
 
 def _env():
     """GDAL settings for every open and read: a bounded block cache."""
-    import rasterio
+    rasterio = require("rasterio", "geo")
 
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
 
@@ -136,6 +137,8 @@ def should_stream(path, max_pixels: int | None = None) -> bool:
     suffix = path.suffix.lower()
     if (suffix in IMAGE_SUFFIXES and suffix not in TIFF_SUFFIXES) or not path.is_file():
         return False
+    if not installed("rasterio"):  # without patchwise[geo]: a TIFF is a photo, another raster says what to install
+        return suffix in RASTER_SUFFIXES and suffix not in TIFF_SUFFIXES
     import rasterio
 
     try:
@@ -155,7 +158,7 @@ class RasterSource:
     H x W x 3 uint8 BGR. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, path, bands: BandSpec | None = None):
-        import rasterio
+        rasterio = require("rasterio", "geo")
         from rasterio.errors import NotGeoreferencedWarning
 
         self.path = Path(path)
