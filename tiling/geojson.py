@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .detections import Detections
+from .optional import require
 from .raster import Georef
 
 
@@ -31,7 +32,7 @@ def _digits(georef: Georef, to_wgs84: bool) -> int:
 
 
 def _affine(georef: Georef):
-    from affine import Affine
+    Affine = require("affine", "geo").Affine  # installed with rasterio (patchwise[geo])
 
     return georef.transform if georef.transform is not None else Affine.identity()
 

@@ -17,6 +17,7 @@ FEATURES: dict[str, str] = {
     "onnx": "reading ONNX models",
     "nncf": "making 8-bit copies",
     "rasterio": "reading rasters (GeoTIFF, COG, JPEG 2000, VRT)",
+    "affine": "writing GeoJSON",
     "ray": "the Ray engine",
     "pyarrow": "reading URIs",
 }
