@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .optional import MissingExtra, require
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 MAX_BYTES = 1 << 30  # an image file read whole through a filesystem; larger ones are refused unread
 
@@ -28,9 +30,9 @@ def _shown(uri: str) -> str:
 def _filesystem(uri: str):
     """(pyarrow filesystem, path in it) for ``uri``, or a one-line ``ValueError``."""
     try:
-        import pyarrow.fs as pafs
-    except ImportError:
-        raise ValueError(f"{_shown(uri)}: reading URIs needs pyarrow (pip install \"patchwise[ray]\")") from None
+        pafs = require("pyarrow.fs", "ray")
+    except MissingExtra as exc:
+        raise ValueError(f"{_shown(uri)}: {exc}") from None
     try:
         return pafs.FileSystem.from_uri(uri)
     except Exception as exc:  # unknown scheme, no credentials, a malformed URI...
