@@ -221,7 +221,7 @@ def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
             f"sys.exit(main(['predict', {str(SAMPLES)!r}, '--model', {str(DET_WEIGHTS)!r}, '--out', "
             f"{str(tmp_path / 'o')!r}, '--engine', 'ray']))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and 'pip install "patchwise[ray]"' in out.stderr
+    assert out.returncode == 2 and "pip install 'patchwise[ray]'" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 

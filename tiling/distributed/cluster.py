@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import checks
+from ..optional import MissingExtra, require
 from ..outputs import display_name
 from .items import describe
 
@@ -62,10 +63,10 @@ class ClusterSpec:
 def connect(address: str | None) -> bool:
     """Join the cluster (or start a local one); True when this call started Ray and must stop it."""
     try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise ClusterError('Ray Data is not installed here: pip install "patchwise[ray]"') from None
+        ray = require("ray", "ray")
+        require("ray.data", "ray")
+    except MissingExtra as exc:
+        raise ClusterError(str(exc)) from None
 
     if ray.is_initialized():
         return False
