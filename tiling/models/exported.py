@@ -11,6 +11,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..optional import require
 from .base import ModelError
 from .vetting import SUPPORTED_TASKS, keypoint_shape
 
@@ -97,7 +98,7 @@ def _metadata(path: Path, runtime: str, label: str, proto=None) -> dict:
 
 def _onnx_proto(path: Path, label: str):
     """The ONNX graph without its weights' external files, which are refused: they could name any file."""
-    import onnx
+    onnx = require("onnx", "onnx")
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
@@ -147,7 +148,7 @@ def read_export(path: Path, label: str) -> Export:
 def _input_shape(path: Path, runtime: str, label: str, proto=None) -> tuple[int | None, tuple[int, int] | None]:
     """(fixed batch or None, fixed (h, w) or None) from the model's first input."""
     if runtime == "openvino":
-        import openvino as ov
+        ov = require("openvino", "openvino")
 
         try:
             shape = ov.Core().read_model(str(path)).inputs[0].partial_shape

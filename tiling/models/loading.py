@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..optional import MissingExtra
 from ..util import sha256_of
 from . import quantize, runtimes
 from .archive import MAX_ENTRIES, unpack_export_zip
@@ -51,6 +52,8 @@ def load_model(source, runtime: str = "auto", name: str | None = None, precision
         return _load(source, runtime, label, precision, calibration, progress)
     except ModelError:
         raise
+    except MissingExtra as exc:  # an optional package this model needs: the line says which extra installs it
+        raise ModelError(f"{label}: {exc}") from None
     except Exception as exc:  # whatever a hostile or broken file provokes, the caller is promised a ModelError
         raise ModelError(f"{label} could not be loaded: {_describe(exc)}") from exc
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..optional import require
 from . import agreement
 from .base import ModelError
 from .calibration import (
@@ -136,7 +137,7 @@ def make_copy(model, fp32_xml: Path, calibration: Calibration, out_dir: Path,
 
 def cached_copy(model, weights: bytes, calibration: Calibration, progress: Progress | None = None) -> Path:
     """The 8-bit IR for ``model`` calibrated on ``calibration``, made once per cache (see :mod:`.export_cache`)."""
-    import nncf
+    nncf = require("nncf", "int8")
     import ultralytics
 
     fp32_xml = export(weights, model.digest, "openvino")  # made when the float runtime was set up: found again
