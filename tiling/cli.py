@@ -16,6 +16,7 @@ from .grid import EDGES, TileSpec
 from .merge import METHODS, METRICS, MergeSpec
 from .models.base import InferSpec
 from .models.loading import PRECISIONS
+from .optional import MissingExtra
 from .outputs import display_name, list_images
 
 
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return predict_command(args) if args.command == "predict" else evaluate_command(args)
-    except CliError as exc:
+    except (CliError, MissingExtra) as exc:  # MissingExtra: an optional package, named with its pip extra
         print(f"patchwise {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
