@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 import tiling  # noqa: E402
 from tiling.models.base import torch_threads  # noqa: E402
-from tiling.pipeline import tile_batches  # noqa: E402
+from tiling.tile_run import tile_batches  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -43,7 +43,7 @@ from scripts.scenes import render_scene, write_scene  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
 from tiling.labels import images_for_task  # noqa: E402
 from tiling.models.base import torch_threads  # noqa: E402
-from tiling.pipeline import tile_batches  # noqa: E402
+from tiling.tile_run import tile_batches  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR_BATCHES = (1, 4, 8, 16)

@@ -150,14 +150,14 @@ def test_a_rerun_with_other_settings_or_another_model_does_the_images_again(tmp_
     paths = scene_folder(tmp_path / "in", 1)
     model = tmp_path / "m.pt"
     model.write_bytes(b"weights one")
-    specs = tiling.pipeline.split_settings(tile_size=256)
+    specs = tiling.settings.split_settings(tile_size=256)
     key = run_key(*specs, model)
-    assert key == run_key(*specs, str(model)) == run_key(*tiling.pipeline.split_settings(tile_size=256), model)
+    assert key == run_key(*specs, str(model)) == run_key(*tiling.settings.split_settings(tile_size=256), model)
     entry = entries(tmp_path / "in", paths)[0]
     blank = np.zeros((400, 600, 3), np.uint8)
     OutputFolder(tmp_path / "out", key=key).write(entry, tiling.Detections.empty(), blank.shape, blank)
     assert OutputFolder(tmp_path / "out", key=key).is_done(entry)
-    other_tiles = tiling.pipeline.split_settings(tile_size=320)
+    other_tiles = tiling.settings.split_settings(tile_size=320)
     assert not OutputFolder(tmp_path / "out", key=run_key(*other_tiles, model)).is_done(entry)
     assert not OutputFolder(tmp_path / "out", key=run_key(*specs, model, precision="int8")).is_done(entry)
     model.write_bytes(b"weights two")  # the same file name, other weights
@@ -261,7 +261,7 @@ def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster)
     assert (tmp_path / "killed").exists()  # an actor really was killed mid-run
     assert run.images == 21 and run.written == 20 and list(run.failed) == ["broken.png"]
     assert lines == [f"skipped broken.png: {run.failed['broken.png']}"] and "not an image" in lines[0]
-    folder = OutputFolder(tmp_path / "out", key=run_key(*tiling.pipeline.split_settings(tiles), KillOnce("")))
+    folder = OutputFolder(tmp_path / "out", key=run_key(*tiling.settings.split_settings(tiles), KillOnce("")))
     for entry in entries(tmp_path / "in", paths):
         assert folder.is_done(entry)
         record = json.loads(folder.json_path(entry).read_text())
@@ -361,7 +361,7 @@ def test_oriented_boxes_get_dota_files_and_angles_in_both_engines(tmp_path, clus
     tiles = tiling.TileSpec(tile_size=256, overlap=0.25)
     predict_folder(tmp_path / "in", model, tmp_path / "ray", tiles, with_images=False,
                    cluster=ClusterSpec(address=cluster, actors=1))
-    folder = OutputFolder(tmp_path / "local", with_images=False, key=run_key(*tiling.pipeline.split_settings(tiles),
+    folder = OutputFolder(tmp_path / "local", with_images=False, key=run_key(*tiling.settings.split_settings(tiles),
                                                                               model))
     folder.prepare()
     run = entries(*list_images(tmp_path / "in"))
@@ -476,7 +476,7 @@ def test_the_csv_header_is_every_images_columns_and_rows_stay_aligned(tmp_path):
 
 
 def test_the_run_key_follows_an_openvino_exports_weights_and_the_8_bit_calibration(tmp_path):
-    specs = tiling.pipeline.split_settings(tile_size=256)
+    specs = tiling.settings.split_settings(tile_size=256)
     export = tmp_path / "m_openvino_model"
     export.mkdir()
     (export / "m.xml").write_text("<net/>")

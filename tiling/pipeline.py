@@ -10,44 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 import numpy as np
 
 from . import checks
 from .detections import Detections
 from .grid import Tile, TileSpec, tiles_array
-from .merge import MergeSpec, merge as merge_detections, truncated_flags
+from .merge import MergeSpec, merge as merge_detections
 from .models import InferSpec, as_model
-from .models.base import tile_scale
-
-Progress = Callable[[int, int], None]
-_SPECS = (TileSpec, InferSpec, MergeSpec)
-
-
-def split_settings(tiles: TileSpec | None = None, infer: InferSpec | None = None, merge: MergeSpec | None = None,
-                   **changes) -> tuple[TileSpec, InferSpec, MergeSpec]:
-    """The three specs, each with the keyword settings that name one of its fields changed.
-
-    A name several specs share (``conf``, ``classes``) changes each of them: ``conf=0.25`` runs the
-    model at 0.25 and keeps what it finds at 0.25.
-    """
-    known = set().union(*(checks.field_names(cls) for cls in _SPECS))
-    unknown = set(changes) - known
-    if unknown:
-        raise TypeError(f"unknown setting {', '.join(sorted(unknown))}; the settings are {', '.join(sorted(known))}")
-    out = []
-    for spec, cls in zip((tiles, infer, merge), _SPECS):
-        mine = {k: v for k, v in changes.items() if k in checks.field_names(cls)}
-        out.append(checks.with_changes(spec, cls, mine))
-    return out[0], out[1], out[2]
-
-
-def check_merge_conf(infer: InferSpec, merge: MergeSpec) -> None:
-    """Refuse a merge conf below the conf the model runs at: detections under it were never made, so the
-    run would quietly keep fewer than it says."""
-    if merge.conf < infer.conf - 1e-9:
-        raise ValueError(f"the merge conf {merge.conf} is below the {infer.conf} the model runs at")
+from .settings import check_merge_conf, check_run
+from .tile_run import TileRun, array_reader
+from .util import Progress
 
 
 @dataclass
@@ -76,9 +49,7 @@ class TiledPrediction:
         spec = checks.with_changes(merge or self.merge, MergeSpec, changes)
         if spec == self.merge:
             return self
-        if spec.conf < self.infer.conf - 1e-9:
-            raise ValueError(f"conf {spec.conf} is below the {self.infer.conf} the model ran at; "
-                             "run predict_tiled again with a lower infer conf")
+        check_merge_conf(self.infer, spec)
         start = time.perf_counter()
         merged = merge_detections(self.raw, spec)
         timings = dict(self.timings, merge=time.perf_counter() - start)
@@ -115,23 +86,6 @@ def predict_full(image: np.ndarray, model, infer: InferSpec | None = None, **cha
     return det
 
 
-def tile_batches(tiles: Sequence[Tile], batch_size: int) -> list[list[Tile]]:
-    """Tiles in batches of one size each (edge tiles may be smaller), in plan order within a size:
-    a batch of mixed sizes would have to run tile by tile."""
-    by_size: dict[tuple[int, int], list[Tile]] = {}
-    for t in tiles:
-        by_size.setdefault((t.height, t.width), []).append(t)
-    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
-
-
-def batch_order(plan: Sequence[Tile], batch_size: int) -> np.ndarray:
-    """Each tile's position in :func:`tile_batches` order: the order ``predict_tiled`` sees the tiles in,
-    which decides ties in confidence when parts of a run are merged elsewhere (by region or by band)."""
-    order = np.empty(len(plan), np.int64)
-    order[[t.index for batch in tile_batches(plan, batch_size) for t in batch]] = np.arange(len(plan))
-    return order
-
-
 def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer: InferSpec | None = None,
                   merge: MergeSpec | None = None, *, progress: Progress | None = None, **changes) -> TiledPrediction:
     """Patch-based prediction over an H x W x 3 uint8 BGR image.
@@ -142,13 +96,13 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     """
     t_start = time.perf_counter()
     image = check_image(image)
-    tile_spec, infer, merge = split_settings(tiles, infer, merge, **changes)
-    check_merge_conf(infer, merge)
+    tile_spec, infer, merge = check_run(tiles, infer, merge, **changes)
     h, w = image.shape[:2]
-    plan = tile_spec.plan((h, w))
     model = as_model(model)
-    timings = {"plan": time.perf_counter() - t_start, "infer": 0.0, "map": 0.0}
-    raw = _run_tiles(image, model, plan, infer, tile_scale(model, tile_spec.size_xy), progress, timings)
+    run = TileRun.start(model, tile_spec, (h, w), infer, progress)
+    plan_seconds = time.perf_counter() - t_start
+    raw = run.detect(array_reader(image))
+    timings = dict(run.timings, plan=plan_seconds)
     if infer.include_full:
         t0 = time.perf_counter()
         full = predict_full(image, model, infer)
@@ -160,42 +114,4 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     merged = merge_detections(raw, merge)
     timings["merge"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    return TiledPrediction(plan, raw, merged, timings, (h, w), tile_spec, infer, merge, dict(model.names))
-
-
-def _run_tiles(image: np.ndarray, model, plan: list[Tile], infer: InferSpec, scale: float | None,
-               progress: Progress | None, timings: dict[str, float]) -> Detections:
-    """Every tile's detections in image coordinates, with ``tile_index``, ``truncated`` and ``source``."""
-    parts: list[Detections] = []
-    done = 0
-    batches = tile_batches(plan, infer.batch_size)
-    crops = ([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch] for batch in batches)
-    # The model may run the next batch while this loop maps the last one; it stays locked until closed.
-    outputs = model.predict_batches(crops, infer, imgsz=None, scale=scale)
-    try:
-        for batch in batches:
-            t0 = time.perf_counter()
-            results = next(outputs)
-            t1 = time.perf_counter()
-            for t, det in zip(batch, results):
-                if len(det):
-                    det = det.shifted(t.x0, t.y0)
-                    det.data["tile_index"] = np.full(len(det), t.index, np.int64)
-                    parts.append(det)
-            timings["infer"] += t1 - t0
-            timings["map"] += time.perf_counter() - t1
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(plan))
-    finally:
-        outputs.close()  # also when the progress callback stops the run (Streamlit does on a rerun)
-    if parts:
-        raw = Detections.concat(parts, names=model.names)
-    else:
-        raw = Detections.empty_for(model)
-        raw.data["tile_index"] = np.zeros(0, np.int64)
-    t0 = time.perf_counter()
-    raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, image.shape)
-    raw.data["source"] = np.full(len(raw), "tile")
-    timings["map"] += time.perf_counter() - t0
-    return raw
+    return TiledPrediction(run.plan, raw, merged, timings, (h, w), tile_spec, infer, merge, dict(model.names))

@@ -10,11 +10,12 @@ import numpy as np
 
 from ..grid import TileSpec, row_groups
 from ..models import InferSpec
-from ..outputs import Entry
+from ..inputs import Entry
+from ..settings import refuse_full_pass
 from .items import Item, describe, to_row
 
 if TYPE_CHECKING:
-    from ..raster import BandSpec
+    from ..bands import BandSpec
 
 
 def cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
@@ -79,8 +80,7 @@ def cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int
     from ..imageio import check_pixels
     from ..raster import RasterSource
 
-    if infer.include_full:
-        raise ValueError("include_full is not available for a raster: a full-image pass would decode it whole")
+    refuse_full_pass(infer)
     with RasterSource(entry.path, bands) as src:
         h, w = src.shape
         if max_pixels is not None:

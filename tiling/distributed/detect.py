@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pickle
 
-import numpy as np
-
 from ..detections import Detections
 from ..grid import TileSpec
 from ..merge import MergeSpec
 from ..models import InferSpec
+from ..pipeline import predict_tiled
+from ..tile_run import TileRun, array_reader
 from .cluster import claim_cores
 from .items import Item, describe, to_row
 from .shipping import Shipment, load
@@ -32,8 +32,6 @@ class Detect:
             return item
         try:
             if item.pieces == 1 and not item.raster:
-                from ..pipeline import predict_tiled
-
                 item.det = predict_tiled(item.image, self.model, self.tiles, self.infer, self.merge).detections
             else:
                 item.det = band_detections(item, self.model, self.tiles, self.infer)
@@ -44,36 +42,9 @@ class Detect:
 
 
 def band_detections(item: Item, model, tiles: TileSpec, infer: InferSpec) -> Detections:
-    """The model on one band's tiles, in image coordinates with ``tile_index``: predict_tiled's raw
-    detections for those tiles."""
-    from ..models.base import tile_scale
-    from ..pipeline import tile_batches
-    from ..streaming import in_raster
-
-    full_plan = tiles.plan(item.shape)
-    plan = [full_plan[i] for i in item.tiles]
-    ox, oy = item.origin
-
-    def window(array: np.ndarray, t) -> np.ndarray:
-        return array[t.y0 - oy : t.y1 - oy, t.x0 - ox : t.x1 - ox]
-
-    if item.valid is not None:  # a raster's tiles that are all nodata are not run
-        plan = [t for t in plan if window(item.valid, t).any()]
-    batches = tile_batches(plan, infer.batch_size)
-    crops = ([window(item.image, t) for t in batch] for batch in batches)
-    parts = []
-    outputs = model.predict_batches(crops, infer, imgsz=None, scale=tile_scale(model, tiles.size_xy))
-    try:
-        for batch in batches:
-            for t, det in zip(batch, next(outputs)):
-                det, dropped = in_raster(det, t, None if item.valid is None else window(item.valid, t))
-                item.dropped += dropped
-                if len(det):
-                    parts.append(det)
-    finally:
-        outputs.close()
-    if parts:
-        return Detections.concat(parts, names=model.names)
-    raw = Detections.empty_for(model)
-    raw.data["tile_index"] = np.zeros(0, np.int64)
+    """The model on one band's tiles, in image coordinates with ``tile_index``, ``truncated`` and
+    ``source``: predict_tiled's raw detections for those tiles."""
+    run = TileRun.start(model, tiles, item.shape, infer)
+    raw = run.detect(array_reader(item.image, item.valid, item.origin), [run.plan[i] for i in item.tiles])
+    item.dropped += run.dropped
     return raw

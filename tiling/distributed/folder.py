@@ -13,7 +13,9 @@ from .. import checks
 from ..grid import TileSpec
 from ..merge import MergeSpec
 from ..models import InferSpec
-from ..outputs import Entry, OutputFolder, entries, list_images, run_key
+from ..settings import check_run, known_settings, refuse_unknown
+from ..inputs import Entry, entries, list_images, run_key
+from ..outputs import OutputFolder
 from .cluster import ClusterError, ClusterSpec, actor_count, connect
 from .cut import Cutter
 from .detect import Detect
@@ -22,7 +24,7 @@ from .shipping import Shipment, calibration_for, model_names, model_source, ship
 from .write import Writer, finish_bands
 
 if TYPE_CHECKING:
-    from ..raster import BandSpec
+    from ..bands import BandSpec
 
 Progress = Callable[[int, int], None]
 
@@ -65,17 +67,11 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     spread over the actors, never decoded whole: ``bands`` says how their bands become BGR, ``wgs84``
     writes their GeoJSON (``geojson/<stem>.geojson``) in EPSG:4326 instead of their own CRS.
     """
-    from ..pipeline import _SPECS, check_merge_conf, split_settings
-
     start = time.perf_counter()
-    known = set().union(*(checks.field_names(cls) for cls in (*_SPECS, ClusterSpec)))
-    if set(changes) - known:
-        raise TypeError(f"unknown setting {', '.join(sorted(set(changes) - known))}; "
-                        f"the settings are {', '.join(sorted(known))}")
+    refuse_unknown(changes, known_settings(ClusterSpec))
     cluster_changes = {k: changes.pop(k) for k in list(changes) if k in checks.field_names(ClusterSpec)}
     cluster = checks.with_changes(cluster, ClusterSpec, cluster_changes)
-    tiles, infer, merge = split_settings(tiles, infer, merge, **changes)
-    check_merge_conf(infer, merge)
+    tiles, infer, merge = check_run(tiles, infer, merge, **changes)
     run = list(inputs) if inputs is not None else entries(*list_images(source))
     folder = OutputFolder(out, with_images, run_key(tiles, infer, merge, model, precision, bands, wgs84,
                                                       calibration))

@@ -10,13 +10,14 @@ import numpy as np
 
 from ..detections import Detections
 from ..grid import TileSpec
-from ..merge import MergeSpec, merge as merge_detections, truncated_flags
+from ..merge import MergeSpec, merge as merge_detections
 from ..models import InferSpec
+from ..tile_run import batch_order, in_run_order
 from ..outputs import OutputFolder
 from .items import Item, describe
 
 if TYPE_CHECKING:
-    from ..raster import BandSpec
+    from ..bands import BandSpec
 
 
 def write(batch: dict, folder: OutputFolder) -> dict:
@@ -50,18 +51,12 @@ def finish_bands(items: list[Item], folder: OutputFolder, tiles: TileSpec, infer
                   max_pixels: int | None, bands: BandSpec | None, wgs84: bool) -> Item:
     """Merge one image's bands as predict_tiled merges its tiles (a raster's as predict_raster does), and
     write its files."""
-    from ..pipeline import batch_order
-
     first = items[0]
     result = Item(first.entry, shape=first.shape)
     try:
         plan = tiles.plan(first.shape)
         raw = Detections.concat([i.det for i in sorted(items, key=lambda i: i.piece)])
-        order = batch_order(plan, infer.batch_size)  # predict_tiled's order decides ties in confidence
-        raw = raw[np.argsort(order[raw.data["tile_index"]], kind="stable")]
-        raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], plan, first.shape)
-        raw.data["source"] = np.full(len(raw), "tile")
-        det = merge_detections(raw, merge)
+        det = merge_detections(in_run_order(raw, batch_order(plan, infer.batch_size)), merge)
         if first.raster:
             result.objects = write_raster(first, det, folder, bands, wgs84)
         else:
