@@ -123,8 +123,12 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
 
 
 def test_requirements_pin_the_torch_builds_on_disk():
+    import tomllib
+
     req = (ROOT / "requirements.txt").read_text()
-    assert "torch==2.14.1" in req and "torchvision==0.29.1" in req and "streamlit" in req
+    assert "torch==2.14.1" in req and "torchvision==0.29.1" in req and "-e .[app]" in req.splitlines()
+    app = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["app"]
+    assert any(dep.startswith("streamlit") for dep in app)
 
 
 def test_the_web_server_gets_the_c_http_parser_and_event_loop():
