@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .base import ModelError
 from .pickle_scan import Report, Scanner
+from .zip_layout import check_layout, directory_bounds
 
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # read by Ultralytics at import
 SUPPORTED_TASKS = ("detect", "segment", "obb", "pose")
@@ -76,24 +79,26 @@ def vet_checkpoint(path: Path, label: str) -> Vetted:
 
 
 def _read_archive(path: Path, label: str) -> tuple[bytes, dict[str, int]]:
-    """data.pkl (read with a bound) and each storage record's size, from an archive that cannot inflate."""
+    """data.pkl (read with a bound) and each storage record's size, from one archive that cannot inflate."""
     if not zipfile.is_zipfile(path):
         raise ModelError(
             f"{label} is not a PyTorch checkpoint (a .pt file is a zip archive); it may be truncated or another format"
         )
-    _check_directory(path, label)
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            prefix = _archive_prefix([i.filename for i in infos], label)
-            _check_inflation(infos, label)
-            pkl = zf.getinfo(f"{prefix}data.pkl")
-            if pkl.file_size > MAX_PICKLE_MB * MB:
-                raise ModelError(f"{label} was refused: its pickle is {pkl.file_size / MB:.0f} MB, "
-                                 f"over the {MAX_PICKLE_MB} MB a model's structure needs")
-            with zf.open(pkl) as f:
-                data = f.read(MAX_PICKLE_MB * MB + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, KeyError) as exc:
+        with open(path, "rb") as f:
+            _check_directory(f, label)
+            with zipfile.ZipFile(f) as zf:
+                check_layout(f, zf, label)  # what zipfile reads here is what torch's reader loads
+                infos = zf.infolist()
+                prefix = _archive_prefix([i.filename for i in infos], label)
+                _check_inflation(infos, label)
+                pkl = zf.getinfo(f"{prefix}data.pkl")
+                if pkl.file_size > MAX_PICKLE_MB * MB:
+                    raise ModelError(f"{label} was refused: its pickle is {pkl.file_size / MB:.0f} MB, "
+                                     f"over the {MAX_PICKLE_MB} MB a model's structure needs")
+                with zf.open(pkl) as member:
+                    data = member.read(MAX_PICKLE_MB * MB + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, KeyError, struct.error) as exc:
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"{label} is not a loadable checkpoint: the file is truncated or corrupted ({exc})") from None
@@ -111,15 +116,11 @@ def _archive_prefix(names: list[str], label: str) -> str:
     return prefix
 
 
-def _check_directory(path: Path, label: str) -> None:
+def _check_directory(f: BinaryIO, label: str) -> None:
     """The archive's entry count from its end record, before ``ZipFile`` builds an object per entry."""
-    end_record = getattr(zipfile, "_EndRecData", None)  # private, but the stdlib's own parser of it
-    if end_record is None:
-        return
-    with open(path, "rb") as f:
-        end = end_record(f)
-    if end and (end[zipfile._ECD_ENTRIES_TOTAL] > MAX_RECORDS or end[zipfile._ECD_SIZE] > 64 * MB):
-        raise ModelError(f"{label} was refused: its archive lists {end[zipfile._ECD_ENTRIES_TOTAL]} files "
+    entries, cd_off, cd_end = directory_bounds(f, f.seek(0, 2), label)
+    if entries > MAX_RECORDS or cd_end - cd_off > 64 * MB:
+        raise ModelError(f"{label} was refused: its archive lists {entries} files "
                          f"(a model has a few thousand at most)")
 
 
