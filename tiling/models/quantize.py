@@ -3,8 +3,8 @@
 Post-training quantization (``nncf.quantize``) turns the network's convolutions into 8-bit integer
 ones, which OpenVINO runs on the CPU's integer dot-product units (AVX2, AVX-512 VNNI, AMX). The
 detection head's own operations stay float, as in Ultralytics' INT8 export: box decoding, the DFL,
-every Sigmoid and, for segmentation, the mask prototypes and coefficients. Quantizing those too was
-measured here to drop AP50 from 0.90 to 0.14.
+every Sigmoid and, for segmentation, the mask prototypes and coefficients: quantized too, they take the
+bundled detector's AP50 from 0.90 to 0.14.
 
 A copy is calibrated on tiles of images (:mod:`.calibration`), then checked against the float network on
 held-out tiles (:mod:`.agreement`); below :data:`.agreement.AGREEMENT_BAR` it is not used.
