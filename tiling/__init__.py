@@ -1,4 +1,4 @@
-"""Patchwise: patch-based (sliced, tiled) inference for detection and segmentation models.
+"""Patchwise: patch-based (sliced, tiled) inference for detection, segmentation, oriented-box and pose models.
 
     import tiling
     image = tiling.read_image("samples/airfield-4000x3000.jpg")

@@ -31,8 +31,8 @@ def load_model(source, runtime: str = "auto", name: str | None = None, precision
     input (e.g. 1x3x640x640) is met by padding each tile (or shrinking a larger one) to it.
 
     The checkpoint is vetted before anything in it runs (:mod:`.vetting`): its pickle may call no
-    constructor, its tensors must fit the limits here, and it must be a detection or segmentation
-    model that runs a test tile; anything else is a :class:`ModelError`, never another exception.
+    constructor, its tensors must fit the limits here, and it must be a detection, segmentation,
+    oriented-box or pose model that runs a test tile; anything else is a :class:`ModelError`, never another exception.
     Only then is it exported for ``runtime``: ``"auto"`` takes the fastest one installed (OpenVINO,
     then ONNX Runtime, then torch on a CPU; torch on a GPU); ``model.runtime`` says which one runs,
     and ``model.runtime_note`` why another was not used. ``precision="bf16"`` lets OpenVINO use the
