@@ -1,12 +1,17 @@
 """OpenVINO / ONNX Runtime: exported once, cached, and giving the same results as torch."""
+import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tiling
 from tiling.models import runtimes
+from tiling.models.runtimes import Precision, Runtime
 from conftest import DET_WEIGHTS, SAMPLES, SEG_WEIGHTS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -23,6 +28,51 @@ def test_resolve_and_bad_names():
         tiling.load_model(DET_WEIGHTS, runtime="tensorrt")
     with pytest.raises(tiling.ModelError, match="precision must be one of"):
         tiling.load_model(DET_WEIGHTS, precision="int4")
+    with pytest.raises(tiling.ModelError, match="precision 'bf16' runs on OpenVINO; use runtime 'auto' or 'openvino'"):
+        tiling.load_model(DET_WEIGHTS, runtime="onnx", precision="bf16")
+
+
+def test_runtime_and_precision_from_value_take_members_and_names_and_refuse_the_rest_in_one_line():
+    assert Runtime.from_value("onnx") is Runtime.ONNX and Runtime.from_value(Runtime.AUTO) is Runtime.AUTO
+    assert Precision.from_value("int8") is Precision.INT8 and Precision.from_value(Precision.BF16) is Precision.BF16
+    for kind, bad in ((Runtime, "tensorrt"), (Runtime, "OpenVINO"), (Runtime, None), (Precision, "int4"),
+                      (Precision, "openvino-int8"), (Precision, 8)):
+        with pytest.raises(ValueError) as info:
+            kind.from_value(bad)
+        text = str(info.value)
+        assert "\n" not in text and repr(bad) in text and all(m.value in text for m in kind)
+    assert Precision.INT8.exported is Precision.FP32 and Precision.BF16.exported is Precision.BF16
+
+
+def test_the_registry_says_what_each_runtime_runs():
+    assert set(runtimes.BACKENDS) == {Runtime.OPENVINO, Runtime.ONNX, Runtime.TORCH}
+    assert runtimes.backend("openvino").supports(Precision.INT8) and runtimes.backend("openvino").supports(Precision.BF16)
+    assert not runtimes.backend(Runtime.ONNX).supports(Precision.INT8)
+    assert runtimes.backend(Runtime.TORCH).supports(Precision.FP32) and runtimes.backend(Runtime.TORCH).installed()
+    assert runtimes.available_runtimes()[-1] is Runtime.TORCH
+    with pytest.raises(ValueError, match="resolve"):
+        runtimes.backend("auto")
+    with pytest.raises(ValueError, match="nothing to export"):
+        runtimes.backend("torch").export(b"", "0" * 64)
+    assert runtimes.requested("auto", "int8") == (Runtime.AUTO, Precision.INT8)
+    with pytest.raises(ValueError, match="precision 'int8' runs on OpenVINO; use runtime 'auto' or 'openvino', not 'torch'"):
+        runtimes.requested("torch", "int8")
+
+
+def test_no_module_reaches_into_a_models_private_state_or_compares_runtime_names():
+    """Runtimes and precisions are asked as types (the registry), and a model changes only through its
+    own methods (run_on, predict_with, probe); the behaviour is tested beside (swap, guard, export probe)."""
+    private = re.compile(r"(?<!self)\._lock\b|\._prepare\(|\._finish\(|\._predict_fast\(|\.net\s*=[^=]"
+                         r"|\.min_input\s*=[^=]")
+    names = re.compile(r"""(==|!=|endswith\()\s*["'](openvino|onnx|torch|int8|bf16|fp32)["']|:int8""")
+    found = []
+    for path in [*(ROOT / "tiling").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), ROOT / "app.py"]:
+        if path.name == "ultralytics_model.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if private.search(line) or names.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
 
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
@@ -31,7 +81,8 @@ def test_bf16_is_opt_in_and_keeps_the_accuracy():
     image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
     gt = tiling.load_yolo_labels(SAMPLES / "depot-2400x1800.txt", image.shape)
     fast = tiling.load_model(DET_WEIGHTS, precision="bf16")
-    assert fast.runtime == "openvino-bf16" and tiling.load_model(DET_WEIGHTS).runtime == "openvino"
+    assert fast.runtime is Runtime.OPENVINO and fast.precision is Precision.BF16 and fast.runtime_label == "openvino-bf16"
+    assert tiling.load_model(DET_WEIGHTS).runtime_label == "openvino"
     exact = tiling.load_model(DET_WEIGHTS, runtime="torch")
     a = tiling.predict_tiled(image, exact, tile_size=640, conf=0.05).detections
     b = tiling.predict_tiled(image, fast, tile_size=640, conf=0.05).detections
@@ -46,7 +97,8 @@ def test_exported_runtime_matches_torch(runtime):
     gt = tiling.load_yolo_labels(SAMPLES / "depot-2400x1800.txt", image.shape)
     torch_model = tiling.load_model(DET_WEIGHTS, runtime="torch")
     fast = tiling.load_model(DET_WEIGHTS, runtime=runtime)
-    assert fast.runtime == runtime and torch_model.runtime == "torch"
+    assert fast.runtime is Runtime(runtime) and torch_model.runtime is Runtime.TORCH
+    assert fast.precision is torch_model.precision is Precision.FP32 and fast.runtime_label == runtime
     a = tiling.predict_tiled(image, torch_model, tile_size=640, conf=0.05).detections
     b = tiling.predict_tiled(image, fast, tile_size=640, conf=0.05).detections
     assert abs(len(a) - len(b)) <= 2
@@ -218,3 +270,84 @@ def test_an_export_fixed_at_one_shape_is_never_compiled_again():
     net._dynamic, net._static, net._uses, net._reshapeable = "as exported", {}, {}, False
     net._streams = lambda model: pytest.fail("a fixed-shape export was compiled again")
     assert [net._requests_for((640, 640), 8) for _ in range(5)] == ["as exported"] * 5
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.skipif("onnx" not in runtimes.available_runtimes(), reason="onnxruntime not installed")
+def test_cli_runtime_onnx_writes_the_boxes_of_the_python_call(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    image = SAMPLES / "depot-2400x1800.jpg"
+    out = subprocess.run([sys.executable, "-m", "tiling", "predict", str(image), "--model", str(DET_WEIGHTS),
+                          "--runtime", "onnx", "--out", str(tmp_path / "o"), "--no-images"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    coco = json.loads((tmp_path / "o" / "coco_results.json").read_text())
+    model = tiling.load_model(DET_WEIGHTS, runtime="onnx")
+    assert model.runtime is Runtime.ONNX
+    want = tiling.predict_tiled(tiling.read_image(image), model).detections
+    got = np.array([r["bbox"] for r in coco], np.float64).reshape(-1, 4)
+    assert len(got) == len(want) > 100
+    xywh = np.column_stack([want.xyxy[:, :2], want.xyxy[:, 2:] - want.xyxy[:, :2]])
+    assert np.allclose(np.sort(got, axis=0), np.sort(xywh, axis=0), atol=0.01)
+    assert sorted(r["score"] for r in coco) == pytest.approx(sorted(want.confidence.tolist()), abs=1e-4)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--runtime", "tensorrt"], "argument --runtime: invalid choice: 'tensorrt'"),
+    (["--precision", "int4"], "argument --precision: invalid choice: 'int4'"),
+    (["--runtime", "torch", "--precision", "int8"], "--runtime torch with --precision int8: precision 'int8' runs "
+                                                    "on OpenVINO"),
+])
+def test_a_bad_runtime_or_precision_is_one_line_naming_the_flag(options, message, capsys, tmp_path):
+    from tiling.cli import main
+
+    (tmp_path / "a.jpg").write_bytes(b"never read: the options are refused first")
+    try:
+        code = main(["predict", str(tmp_path / "a.jpg"), "--model", "never-loaded.pt", "--out", str(tmp_path / "o"),
+                     *options])
+    except SystemExit as exit_:  # argparse refuses a name itself
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+def test_run_on_swaps_the_network_only_when_it_runs_and_predict_with_leaves_the_model_alone():
+    """The public ways in to a model's network: run_on (8-bit copies, exported runtimes), predict_with (the
+    8-bit guard) and probe (an export's check)."""
+    model = tiling.load_model(DET_WEIGHTS, runtime="openvino")
+    det_model = tiling.load_model(DET_WEIGHTS, runtime="torch")
+    assert (model.runtime, model.precision, model.min_input) == (Runtime.OPENVINO, Precision.FP32, 0)
+    float_net = model.net
+
+    class Broken:
+        def __call__(self, x):
+            raise RuntimeError("no such graph")
+
+    with pytest.raises(RuntimeError, match="no such graph"):
+        model.run_on(Broken(), Runtime.ONNX, Precision.FP32)
+    assert model.net is float_net and model.runtime is Runtime.OPENVINO and model.min_input == 0
+    tile = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")[:320, :320]
+    torch_dets = det_model.predict([tile])[0]
+    borrowed = det_model.predict_with(float_net, [tile], tiling.InferSpec(), min_input=runtimes.MIN_INT8_SIDE)[0]
+    assert det_model.net is not float_net and det_model.runtime is Runtime.TORCH  # only borrowed
+    assert len(borrowed) == len(torch_dets) and np.allclose(borrowed.xyxy, torch_dets.xyxy, atol=0.5)
+    seen = []
+    assert len(model.probe(lambda out: seen.append(out[0].shape))) == 1 and seen and seen[0][0] == 1
+    model.run_on(det_model.net, Runtime.TORCH, Precision.FP32)  # back on a torch network, once it has run
+    assert model.runtime is Runtime.TORCH and model.runtime_label == "torch" and model.net is det_model.net
+
+
+@pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+def test_an_export_says_its_runtime_and_precision(tmp_path):
+    model = tiling.load_model(DET_WEIGHTS, runtime="torch")
+    assert (model.runtime, model.precision, model.runtime_label) == (Runtime.TORCH, Precision.FP32, "torch")
+    for runtime in runtimes.available_runtimes()[:-1]:
+        path = runtimes.backend(runtime).export(DET_WEIGHTS.read_bytes(), model.digest)
+        exported = tiling.load_model(path.parent if runtime is Runtime.OPENVINO else path)
+        assert exported.runtime is runtime and exported.precision is Precision.FP32
+        assert exported.names == model.names and len(exported.probe()) == 1

@@ -6,8 +6,6 @@ segmentation the masks' pixel IoU. Below :data:`AGREEMENT_BAR` the 8-bit copy is
 """
 from __future__ import annotations
 
-import copy
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,20 +20,16 @@ GUARD_SPEC = InferSpec(conf=0.25, iou=0.7, max_det=300)
 
 
 def outputs(model, net, tiles: Sequence[np.ndarray]) -> list[Detections]:
-    """``model``'s detections on each tile with ``net`` as its forward pass (tiles of a size run together),
-    measured on a copy of ``model``: the model itself is never changed, and its lock is held meanwhile,
-    since ``net`` may be the network it runs."""
-    probe = copy.copy(model)
-    probe._lock = threading.Lock()
-    probe.net, probe.min_input = net, MIN_INT8_SIDE  # both networks see the same inputs
+    """``model``'s detections on each tile with ``net`` as its forward pass (tiles of a size run together,
+    padded to the 8-bit floor, so both networks see the same inputs); the model itself is not changed
+    (``UltralyticsModel.predict_with``)."""
     out: list[Detections | None] = [None] * len(tiles)
-    with model._lock:
-        for shape in {t.shape for t in tiles}:
-            idx = [i for i, t in enumerate(tiles) if t.shape == shape]
-            for k in range(0, len(idx), 8):
-                part = idx[k : k + 8]
-                for i, det in zip(part, probe.predict([tiles[i] for i in part], GUARD_SPEC)):
-                    out[i] = det
+    for shape in {t.shape for t in tiles}:
+        idx = [i for i, t in enumerate(tiles) if t.shape == shape]
+        for k in range(0, len(idx), 8):
+            part = idx[k : k + 8]
+            for i, det in zip(part, model.predict_with(net, [tiles[i] for i in part], GUARD_SPEC, MIN_INT8_SIDE)):
+                out[i] = det
     return out
 
 

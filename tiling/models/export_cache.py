@@ -76,24 +76,25 @@ def _prune(keep: Path) -> None:
             sizes.pop(p)
 
 
-def export(weights: bytes, digest: str, fmt: str) -> Path:
-    """The exported model file for these weights, made now if no process made it before."""
+def export(weights: bytes, digest: str, fmt: str, pattern: str, **options) -> Path:
+    """The file matching ``pattern`` that Ultralytics' export to ``fmt`` (with ``options``) makes of these
+    weights, made now if no process made it before. Which runtime needs which export is
+    :mod:`.runtimes`' to say."""
 
     def build(entry: Path) -> None:
         (entry / "model.pt").write_bytes(weights)
         from ultralytics import YOLO
         from ultralytics.utils import LOGGER
 
-        kwargs = {"simplify": True} if fmt == "onnx" else {}
         level = LOGGER.level
         LOGGER.setLevel(logging.WARNING)  # the exporter's banner is not the caller's output
         try:
-            YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False, **kwargs)
+            YOLO(str(entry / "model.pt")).export(format=fmt, dynamic=True, imgsz=640, verbose=False, **options)
         finally:
             LOGGER.setLevel(level)
         (entry / "model.pt").unlink()
 
-    return cached(_entry(digest, fmt), "**/*.xml" if fmt == "openvino" else "*.onnx", build)
+    return cached(_entry(digest, fmt), pattern, build)
 
 
 def cached(entry: Path, pattern: str, build: Callable[[Path], None]) -> Path:

@@ -1,18 +1,20 @@
 """Ultralytics exports as people deploy them: an ONNX file or an OpenVINO IR folder, with its metadata.
 
 Names, task, stride and input size come from Ultralytics' ``metadata.yaml`` (OpenVINO) or the ONNX
-file's metadata properties; nothing in either is executed (YAML is read with the safe loader, ONNX
-values with ``ast.literal_eval``). An ONNX file that points at external data files is refused: its
-"weights" could be any file on the server.
+file's metadata properties; nothing in either is executed and both are bounded before they are parsed
+(:mod:`.declared`: YAML without aliases, ONNX values size-checked, ``literal_eval`` for 'names' alone).
+An ONNX file that points at external data files is refused: its "weights" could be any file on the server.
 """
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..optional import require
 from .base import ModelError
+from .declared import MAX_CLASSES, check_names, check_output_size, onnx_value, read_yaml
+from .runtimes import Precision, Runtime, backend
+from .ultralytics_model import NetInfo, UltralyticsModel
 from .vetting import SUPPORTED_TASKS, keypoint_shape
 
 EXPORT_SUFFIXES = (".onnx", ".xml")
@@ -24,7 +26,7 @@ class Export:
     """What an exported model is: its file, format, task, class names, stride and fixed input (or None)."""
 
     path: Path
-    runtime: str  # "onnx" or "openvino"
+    runtime: Runtime  # the runtime that opens it
     task: str
     names: dict[int, str]
     stride: int
@@ -32,8 +34,14 @@ class Export:
     batch: int | None  # fixed batch size, or None when dynamic
     kpt_shape: tuple[int, int] | None = None  # a pose model's (points, values per point)
 
+    @property
+    def info(self) -> NetInfo:
+        """What the lean path needs to know of this network; a fixed input stands for the training size."""
+        return NetInfo(self.task, self.names, self.stride, self.input_hw, self.kpt_shape,
+                       int(max(self.input_hw)) if self.input_hw else 640)
 
-def find_export(path: Path, label: str) -> tuple[Path, str]:
+
+def find_export(path: Path, label: str) -> tuple[Path, Runtime]:
     """(model file, runtime) for an ONNX file, an IR ``.xml`` or an ``*_openvino_model`` folder."""
     if path.is_dir():
         xmls = sorted(path.glob("*.xml"))
@@ -47,19 +55,10 @@ def find_export(path: Path, label: str) -> tuple[Path, str]:
     if suffix == ".xml":
         if not path.with_suffix(".bin").is_file():
             raise ModelError(f"{label}: {path.name} has no weights file beside it ({path.with_suffix('.bin').name})")
-        return path, "openvino"
+        return path, Runtime.OPENVINO
     if suffix == ".onnx":
-        return path, "onnx"
+        return path, Runtime.ONNX
     raise ModelError(f"{label}: expected an Ultralytics .pt, an .onnx file or an OpenVINO folder")
-
-
-def _literal(value: str, key: str, label: str):
-    if len(value) > MAX_METADATA_CHARS:
-        raise ModelError(f"{label}: its metadata '{key}' is too large to read")
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return value
 
 
 def _names(raw, label: str) -> dict[int, str]:
@@ -72,28 +71,23 @@ def _names(raw, label: str) -> dict[int, str]:
         names = {int(k): str(v) for k, v in raw.items()}
     except (TypeError, ValueError):
         raise ModelError(f"{label}: its class names are not numbered (got keys like {list(raw)[:3]})") from None
-    if min(names) < 0 or len(names) > 10_000:
-        raise ModelError(f"{label}: its class names are not a list of 1 to 10,000 classes")
+    if set(names) != set(range(len(names))) or len(names) > MAX_CLASSES:
+        raise ModelError(f"{label}: its class names are not a list of 1 to {MAX_CLASSES:,} classes numbered from 0")
+    check_names(names, label)
+    check_output_size(len(names), label)
     return names
 
 
-def _metadata(path: Path, runtime: str, label: str, proto=None) -> dict:
-    if runtime == "openvino":
+def _metadata(path: Path, runtime: Runtime, label: str, proto=None) -> dict:
+    if runtime is Runtime.OPENVINO:
         meta_path = path.parent / "metadata.yaml"
         if not meta_path.is_file():
             raise ModelError(f"{label}: no metadata.yaml beside {path.name}, so its classes and task are unknown; "
                              "export with Ultralytics (format='openvino'), which writes it")
-        import yaml
-
-        text = meta_path.read_text(errors="replace")
-        if len(text) > MAX_METADATA_CHARS:
+        if meta_path.stat().st_size > MAX_METADATA_CHARS:
             raise ModelError(f"{label}: metadata.yaml is too large to read")
-        try:
-            meta = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ModelError(f"{label}: metadata.yaml is not valid YAML ({str(exc).splitlines()[0]})") from None
-        return meta if isinstance(meta, dict) else {}
-    return {p.key: _literal(p.value, p.key, label) for p in proto.metadata_props}
+        return read_yaml(meta_path.read_text(errors="replace"), label)
+    return {p.key: onnx_value(p.key, p.value, label) for p in proto.metadata_props}
 
 
 def _onnx_proto(path: Path, label: str):
@@ -121,7 +115,7 @@ def _int(value, default: int) -> int:
 def read_export(path: Path, label: str) -> Export:
     """The export at ``path`` described from its metadata and its input shape, or a ``ModelError`` saying why not."""
     path, runtime = find_export(path, label)
-    proto = _onnx_proto(path, label) if runtime == "onnx" else None  # parsed once, read twice
+    proto = _onnx_proto(path, label) if runtime is Runtime.ONNX else None  # parsed once, read twice
     meta = _metadata(path, runtime, label, proto)
     task = str(meta.get("task", "detect"))
     if task not in SUPPORTED_TASKS:
@@ -145,9 +139,9 @@ def read_export(path: Path, label: str) -> Export:
     return Export(path, runtime, task, names, stride, input_hw, batch, kpt_shape)
 
 
-def _input_shape(path: Path, runtime: str, label: str, proto=None) -> tuple[int | None, tuple[int, int] | None]:
+def _input_shape(path: Path, runtime: Runtime, label: str, proto=None) -> tuple[int | None, tuple[int, int] | None]:
     """(fixed batch or None, fixed (h, w) or None) from the model's first input."""
-    if runtime == "openvino":
+    if runtime is Runtime.OPENVINO:
         ov = require("openvino", "openvino")
 
         try:
@@ -166,31 +160,23 @@ def _input_shape(path: Path, runtime: str, label: str, proto=None) -> tuple[int 
     return dims[0], hw
 
 
-def load_export(path: Path, label: str, digest: str, precision: str = "fp32"):
-    """An export as a model on the lean path, checked by running one blank tile through it."""
-    import numpy as np
-
-    from .quantize import is_quantized
-    from .runtimes import MIN_INT8_SIDE, ONNXNet, OpenVINONet
-    from .ultralytics_model import PROBE_SPEC, UltralyticsModel
-
+def load_export(path: Path, label: str, digest: str, precision: Precision = Precision.FP32) -> UltralyticsModel:
+    """An export as a model on the lean path, checked by running one blank tile through it. It runs at
+    ``precision`` where its runtime can (bf16 on OpenVINO), else at the precision it was exported at."""
     export = read_export(path, label)
+    entry = backend(export.runtime)
+    run_at = precision if entry.supports(precision) and precision is not Precision.INT8 else Precision.FP32
     try:
-        net = OpenVINONet(export.path, precision) if export.runtime == "openvino" else ONNXNet(export.path)
+        net = entry.open(export.path, run_at)
     except Exception as exc:
-        raise ModelError(f"{label} could not be opened by {export.runtime} ({str(exc).splitlines()[0][:200]})") from None
-    model = UltralyticsModel.from_export(net, export.task, export.names, export.stride, export.input_hw,
-                                         export.runtime, label, digest, export.kpt_shape)
-    if export.runtime == "openvino" and is_quantized(net._model):
-        model.min_input = MIN_INT8_SIDE  # smaller inputs crash 8-bit graphs on OpenVINO's CPU plugin
-    probe = np.zeros((64, 64, 3), np.uint8)
-    x, layout = model._prepare([probe], None)
-    try:
-        out = net(x)
+        raise ModelError(f"{label} could not be opened by {entry.title} ({str(exc).splitlines()[0][:200]})") from None
+    model = UltralyticsModel.from_export(net, export.info, export.runtime, label, digest, run_at)
+    try:  # the raw outputs are checked, then go through the model's NMS and mask decoding
+        model.probe(lambda out: _check_outputs(out, export, label))
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(f"{label} failed on a blank tile ({str(exc).splitlines()[0][:200]})") from None
-    _check_outputs(out, export, label)
-    model._finish(out, layout, PROBE_SPEC)  # the same outputs through the model's NMS and mask decoding
     return model
 
 

@@ -1,201 +1,147 @@
-"""Fast CPU runtimes: the forward pass of an exported checkpoint on OpenVINO or ONNX Runtime.
+"""Runtimes and precisions as types, and the registry of runtimes a model's forward pass can run on.
 
-The exported network replaces only the forward pass of the lean batch path: tiling, padding,
-Ultralytics' NMS and box-cropped mask decoding stay the same, so results match torch. Exports come
-from :mod:`tiling.models.export_cache`.
+A checkpoint's forward pass may run on torch, or on an export of it run by OpenVINO or ONNX Runtime
+(:mod:`.nets`): tiling, padding, Ultralytics' NMS and box-cropped mask decoding stay the same, so results
+match torch. Each runtime is one :class:`Backend` in :data:`BACKENDS`: the package it needs, how a
+checkpoint is exported for it (cached by :mod:`.export_cache`), how the export is opened and which
+precisions it runs. Callers ask the registry (:func:`backend`) instead of comparing names; a new runtime is
+one more entry here.
 """
 from __future__ import annotations
 
-import importlib.util
-import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-import numpy as np
-
-from ..util import usable_cpus
+from ..optional import installed
 from .export_cache import export
+from .nets import MIN_INT8_SIDE, ONNXNet, OpenVINONet
 
-LOG = logging.getLogger(__name__)
-RUNTIMES = ("auto", "torch", "openvino", "onnx")
-# OpenVINO 2026.4's CPU plugin crashed (SIGSEGV) on 8-bit YOLO graphs given inputs of 64x64, 32x96 or less;
-# 64x96 and larger ran. Such graphs get every input padded to at least this size a side.
-MIN_INT8_SIDE = 96
+__all__ = ["BACKENDS", "MIN_INT8_SIDE", "Backend", "Precision", "Runtime", "available_runtimes", "backend",
+           "requested", "resolve"]
 
 
-def available_runtimes() -> list[str]:
-    """Runtimes usable here, fastest first on a CPU."""
-    found = [name for name, module in (("openvino", "openvino"), ("onnx", "onnxruntime"))
-             if importlib.util.find_spec(module) is not None]
-    return [*found, "torch"]
+class Runtime(StrEnum):
+    """Where a model's forward pass runs. ``AUTO`` is a request only: the fastest one installed."""
+
+    AUTO = "auto"
+    TORCH = "torch"
+    OPENVINO = "openvino"
+    ONNX = "onnx"
+
+    @classmethod
+    def from_value(cls, value: object) -> Runtime:
+        """``value`` (a Runtime or its name) as a Runtime, or a one-line ``ValueError`` listing the names."""
+        return _member(cls, value, "runtime")
 
 
-def resolve(runtime: str) -> list[str]:
-    """The runtimes to try, in order, for a requested ``runtime``."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
-    if runtime == "auto":
+class Precision(StrEnum):
+    """The numbers a model's forward pass computes with. ``INT8`` runs an 8-bit copy of the float
+    network (:mod:`.quantize`); ``BF16`` lets OpenVINO use the CPU's bfloat16 units."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+    @classmethod
+    def from_value(cls, value: object) -> Precision:
+        """``value`` (a Precision or its name) as a Precision, or a one-line ``ValueError`` listing the names."""
+        return _member(cls, value, "precision")
+
+    @property
+    def exported(self) -> Precision:
+        """What the exported float network runs at: an 8-bit copy is made from (and checked against) FP32."""
+        return Precision.FP32 if self is Precision.INT8 else self
+
+
+def _member(cls, value: object, what: str):
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        names = tuple(m.value for m in cls)
+        raise ValueError(f"{what} must be one of {names}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One runtime: the package it needs, how a checkpoint is exported for it and opened, what it runs at."""
+
+    runtime: Runtime
+    title: str  # its name in messages
+    package: str | None  # the module that must be importable; None: always here
+    precisions: frozenset[Precision]
+    export_format: str | None = None  # Ultralytics' export format; None: runs the checkpoint itself
+    artifact: str = ""  # the exported model file inside its cache folder (a glob)
+    export_options: tuple[tuple[str, object], ...] = ()
+    opener: Callable[[Path, Precision], object] | None = None
+
+    def installed(self) -> bool:
+        return self.package is None or installed(self.package)
+
+    def supports(self, precision: Precision) -> bool:
+        return precision in self.precisions
+
+    def export(self, weights: bytes, digest: str) -> Path:
+        """This runtime's export of the checkpoint ``weights`` (SHA-256 ``digest``), made once per cache."""
+        if self.export_format is None:
+            raise ValueError(f"runtime {self.runtime} runs checkpoints as they are; there is nothing to export")
+        return export(weights, digest, self.export_format, self.artifact, **dict(self.export_options))
+
+    def open(self, path: Path, precision: Precision = Precision.FP32):
+        """The exported network at ``path``, run at ``precision`` (one of :attr:`precisions`)."""
+        if self.opener is None:
+            raise ValueError(f"runtime {self.runtime} opens no exported files")
+        return self.opener(Path(path), precision)
+
+    def exported_net(self, weights: bytes, digest: str, precision: Precision = Precision.FP32):
+        """The checkpoint exported and opened. ``Precision.BF16`` (OpenVINO) trades exactness for speed: on a
+        CPU with bf16 units it ran 1.6x faster here with the same AP50, 99% of boxes within 0.35 px and the
+        worst within 2.2 px."""
+        return self.open(self.export(weights, digest), precision)
+
+
+BACKENDS: dict[Runtime, Backend] = {
+    Runtime.OPENVINO: Backend(
+        Runtime.OPENVINO, "OpenVINO", "openvino", frozenset(Precision), "openvino", "**/*.xml",
+        opener=lambda path, precision: OpenVINONet(path, bf16=precision is Precision.BF16)),
+    Runtime.ONNX: Backend(
+        Runtime.ONNX, "ONNX Runtime", "onnxruntime", frozenset({Precision.FP32}), "onnx", "*.onnx", (("simplify", True),),
+        opener=lambda path, precision: ONNXNet(path)),
+    Runtime.TORCH: Backend(Runtime.TORCH, "PyTorch", None, frozenset({Precision.FP32})),
+}
+
+
+def backend(runtime: Runtime | str) -> Backend:
+    """The registry's entry for a runtime (not ``AUTO``, which :func:`resolve` turns into runtimes)."""
+    runtime = Runtime.from_value(runtime)
+    if runtime is Runtime.AUTO:
+        raise ValueError("runtime 'auto' is a request, not a runtime: resolve() it first")
+    return BACKENDS[runtime]
+
+
+def available_runtimes() -> list[Runtime]:
+    """Runtimes usable here, fastest first on a CPU (the registry's order, torch last)."""
+    return [r for r, b in BACKENDS.items() if b.installed() and r is not Runtime.TORCH] + [Runtime.TORCH]
+
+
+def resolve(runtime: Runtime | str) -> list[Runtime]:
+    """The runtimes to try, in order, for a requested ``runtime``; torch, always there, ends the list."""
+    runtime = Runtime.from_value(runtime)
+    if runtime is Runtime.AUTO:
         import torch
 
-        return ["torch"] if torch.cuda.is_available() else available_runtimes()
-    return [runtime] if runtime == "torch" else [runtime, "torch"]
+        return [Runtime.TORCH] if torch.cuda.is_available() else available_runtimes()
+    return [runtime] if runtime is Runtime.TORCH else [runtime, Runtime.TORCH]
 
 
-class OpenVINONet:
-    """An exported network with the torch forward's output shape: ``(preds,)`` or ``((preds, proto),)``.
-
-    A batch of tiles runs as single-tile requests spread over OpenVINO's throughput streams (one per
-    core group): on 2 cores that took 46.6 ms per 640 px tile against 52.0 ms for one 2-thread request
-    of 8 tiles. ``submit`` returns at once, so the caller can prepare the next batch and run NMS on the
-    last one while the streams work (``UltralyticsModel.predict_batches``). A lone image (the
-    full-image pass) goes through a latency-tuned compile instead, made on first use, since one
-    request on one stream would use only part of the cores.
-
-    A tile shape met a second time gets its own compile with that shape fixed (two at most, see
-    ``_requests_for``). In interleaved A/Bs of ``predict_tiled`` that ran 7-10% faster than the
-    dynamic-shape model with 320 px tiles, and 3.5-9% with 640 px tiles (fp32 and bf16 alike; one
-    earlier A/B at 640 was within noise). A compile's buffers grow with the tile (~26 MB at 320 px,
-    ~100 MB at 640), so tiles above 640x640 stay on the dynamic model. The first use stays dynamic
-    too, so a new tile size costs no compile (~0.3 s) until it is used again: a slider moved once in
-    the app pays nothing, a folder of images gains from the second one on.
-    """
-
-    STATIC_SHAPES = 2  # fixed-shape compiles kept
-    USE_DECAY = 0.98  # per call: a shape's count halves after ~35 calls without it
-    STATIC_MAX_PIXELS = 640 * 640
-
-    def __init__(self, xml: Path, precision: str = "fp32"):
-        import openvino as ov
-
-        self._core = ov.Core()
-        self._model = self._core.read_model(str(xml))
-        # fp32 by default: some CPUs default to bf16, which moves a few boxes by 1-2 px.
-        self._config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-                        "INFERENCE_NUM_THREADS": usable_cpus()}
-        self._dynamic = self._streams(self._model)
-        self._reshapeable = self._model.is_dynamic()  # an export fixed at one shape has nothing to specialise
-        self._static: dict[tuple[int, int], object] = {}
-        self._uses: dict[tuple[int, int], float] = {}  # tiles run per shape, decaying
-        self._single = None
-
-    def _streams(self, model) -> "_Requests":
-        """Infer requests over a throughput-tuned compile of ``model`` (its streams run them in parallel)."""
-        return _Requests(self._core.compile_model(model, "CPU", {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"}))
-
-    def _requests_for(self, shape: tuple[int, int], tiles: int) -> "_Requests":
-        """The fixed-shape compile for ``shape`` if it has (or now earns) one, else the dynamic model.
-
-        The slots go to the shapes that ran the most tiles lately (counts decay by ``USE_DECAY`` per
-        call): with trimmed edge tiles an image has up to four shapes, and a least-recently-used choice
-        recompiled (~0.3 s) on every image. A shape takes a slot from another only with twice its count.
-        """
-        seen = shape in self._uses
-        self._uses = {k: v * self.USE_DECAY for k, v in self._uses.items()
-                      if v * self.USE_DECAY > 0.01 or k in self._static or k == shape}
-        self._uses[shape] = self._uses.get(shape, 0.0) + tiles
-        if shape in self._static:
-            return self._static[shape]
-        if shape[0] * shape[1] > self.STATIC_MAX_PIXELS or not seen or not self._reshapeable:
-            # a first use never waits for a compile, and a fixed-shape export is already compiled for its shape
-            return self._dynamic
-        if len(self._static) >= self.STATIC_SHAPES:
-            weakest = min(self._static, key=lambda k: self._uses[k])
-            if self._uses[shape] < 2 * self._uses[weakest]:
-                return self._dynamic
-            del self._static[weakest]
-        fixed = self._model.clone()
-        fixed.reshape([1, 3, *shape])
-        self._static[shape] = requests = self._streams(fixed)
-        return requests
-
-    def submit(self, x) -> "_Running":
-        """Start a batch and return at once; ``collect`` gives its outputs. Several batches may be in
-        flight: the caller prepares the next while the streams run this one."""
-        batch = np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x)
-        if len(batch) == 1:
-            if self._single is None:
-                self._single = self._core.compile_model(self._model, "CPU",
-                                                        {**self._config, "PERFORMANCE_HINT": "LATENCY"})
-                self._single_request = self._single.create_infer_request()
-            self._single_request.infer({0: batch})
-            return _Running(None, [], batch, [t.data.copy() for t in self._single_request.output_tensors])
-        pool = self._requests_for(tuple(batch.shape[2:]), len(batch))
-        requests = pool.take(len(batch))
-        for i, request in enumerate(requests):
-            request.start_async({0: batch[i : i + 1]}, share_inputs=True)  # no copy: the handle keeps batch
-        return _Running(pool, requests, batch, None)
-
-    def collect(self, running: "_Running"):
-        """The outputs of a submitted batch, in input order, shaped like the torch forward's."""
-        import torch
-
-        outs = running.outputs
-        if outs is None:
-            try:
-                for request in running.requests:
-                    request.wait()
-                outs = [np.concatenate([r.get_output_tensor(k).data for r in running.requests])
-                        for k in range(len(running.requests[0].output_tensors))]
-            finally:
-                running.pool.give_back(running.requests)
-                running.requests = []
-            running.outputs = outs
-        outs = [torch.from_numpy(o) for o in outs]
-        return ((outs[0], outs[1]),) if len(outs) > 1 else (outs[0],)
-
-    def __call__(self, x):
-        return self.collect(self.submit(x))
-
-
-class _Requests:
-    """A compiled model's infer requests, reused: made as batches need them, one per tile in flight."""
-
-    def __init__(self, compiled):
-        self.compiled = compiled
-        self.free: list = []
-
-    def take(self, n: int) -> list:
-        while len(self.free) < n:
-            self.free.append(self.compiled.create_infer_request())
-        taken, self.free = self.free[:n], self.free[n:]
-        return taken
-
-    def give_back(self, requests: list) -> None:
-        self.free.extend(requests)
-
-
-class _Running:
-    """A submitted batch: its requests (or, for a lone image, its outputs) and the input they read."""
-
-    def __init__(self, pool, requests, batch, outputs):
-        self.pool, self.requests, self.batch, self.outputs = pool, requests, batch, outputs
-
-
-class ONNXNet:
-    def __init__(self, path: Path):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = usable_cpus()
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        first = self.session.get_inputs()[0]
-        self.input = first.name
-        self.fixed_batch = first.shape[0] if isinstance(first.shape[0], int) and first.shape[0] > 0 else None
-
-    def __call__(self, x):
-        import torch
-
-        x = np.ascontiguousarray(x.numpy() if hasattr(x, "numpy") else x)
-        step = self.fixed_batch or len(x)  # an export fixed at batch 1 runs one tile per call
-        parts = [self.session.run(None, {self.input: x[i : i + step]}) for i in range(0, len(x), step)]
-        outs = [torch.from_numpy(np.concatenate([p[k] for p in parts])) for k in range(len(parts[0]))]
-        return ((outs[0], outs[1]),) if len(outs) > 1 else (outs[0],)
-
-
-PRECISIONS = ("fp32", "bf16")  # what an exported network runs at (loading.check_precision checks it)
-
-
-def exported_net(weights: bytes, digest: str, runtime: str, precision: str = "fp32"):
-    """``precision="bf16"`` (OpenVINO only) trades exactness for speed: on a CPU with bf16 units it ran
-    1.6x faster here with the same AP50, 99% of boxes within 0.35 px and the worst within 2.2 px."""
-    path = export(weights, digest, runtime)
-    return OpenVINONet(path, precision) if runtime == "openvino" else ONNXNet(path)
+def requested(runtime: Runtime | str, precision: Precision | str) -> tuple[Runtime, Precision]:
+    """A request as types, or a one-line ``ValueError``: a bad name, or a precision its runtime cannot run."""
+    runtime, precision = Runtime.from_value(runtime), Precision.from_value(precision)
+    if runtime is not Runtime.AUTO and not backend(runtime).supports(precision):
+        able = [b for b in BACKENDS.values() if b.supports(precision)]
+        raise ValueError(f"precision '{precision}' runs on {' or '.join(b.title for b in able)}; use runtime 'auto' "
+                         f"or {' or '.join(repr(str(b.runtime)) for b in able)}, not {str(runtime)!r}")
+    return runtime, precision

@@ -5,21 +5,24 @@ YOLOv8/11 seg, -obb and -pose, FastSAM) run this way: tiles are stacked as one t
 bottom/right only (so boxes, masks and keypoints need no letterbox shift), run through the network,
 filtered by Ultralytics' own NMS (its rotated NMS for oriented boxes), and masks are decoded only
 inside each box. Other heads (RT-DETR, YOLO26-seg, ...) go through Ultralytics
-``predict``, un-letterboxed the same way. The forward pass may be swapped for an exported runtime
+``predict``, un-letterboxed the same way (:mod:`.decoding`). The forward pass may be swapped for an exported runtime
 (:mod:`tiling.models.runtimes`); everything around it stays the same, so results match torch.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
-from typing import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..detections import Detections
-from .base import InferSpec, Model, torch_threads
-from .masks import attach_masks, proto_logits, slice_map
+from .base import InferSpec, Model, ModelError, torch_threads
+from .runtimes import MIN_INT8_SIDE, Precision, Runtime, backend
+from .decoding import decode_rows, predict_general
 
 LOG = logging.getLogger(__name__)
 PAD_VALUE = 114  # Ultralytics' letterbox grey
@@ -27,46 +30,66 @@ FAST_HEADS = ("Detect", "Segment", "v10Detect", "OBB", "OBB26", "Pose", "Pose26"
 PROBE_SPEC = InferSpec(conf=0.5, iou=0.7, max_det=10)  # one dummy tile proves a layout runs
 
 
-class UltralyticsModel(Model):
-    """An Ultralytics model with a lock (they are not thread-safe) and the lean batch path."""
+@dataclass(frozen=True)
+class NetInfo:
+    """What the lean path knows of a network besides its weights: an export says it in its metadata, a
+    checkpoint in its model object (:meth:`of`)."""
 
-    def __init__(self, yolo, source: str = "", digest: str = ""):
-        self.yolo = yolo
-        self.task = yolo.task
-        self.names = {int(k): str(v) for k, v in yolo.names.items()}
-        self.source = source
-        self.digest = digest
-        self.runtime = "torch"
-        self.runtime_note = ""
-        self.agreement: float | None = None  # an 8-bit copy's agreement with full precision (quantize.use_int8)
-        self.min_input = 0  # inputs are padded to at least this many pixels a side (8-bit OpenVINO graphs need 96)
-        train_args = getattr(getattr(yolo, "model", None), "args", None)
-        imgsz = train_args.get("imgsz", 640) if isinstance(train_args, dict) else 640
-        self.train_imgsz = int(imgsz if isinstance(imgsz, (int, float)) else max(imgsz))
-        self._lock = threading.Lock()
-        self.net = None
-        self.stride = 32
-        self.input_hw: tuple[int, int] | None = None  # an export's fixed input size; None: any multiple of stride
-        self._end2end = False
-        head = getattr(getattr(yolo, "model", None), "model", [None])[-1]
-        self.kpt_shape = tuple(getattr(head, "kpt_shape", ())) if self.task == "pose" else None
-        self._fast = self._prepare_fast_path()
+    task: str
+    names: dict[int, str]
+    stride: int = 32
+    input_hw: tuple[int, int] | None = None  # a fixed input (height, width); None: any multiple of stride
+    kpt_shape: tuple[int, int] | None = None  # a pose model's (points, values per point)
+    train_imgsz: int = 640
 
     @classmethod
-    def from_export(cls, net, task: str, names: dict[int, str], stride: int, input_hw: tuple[int, int] | None,
-                    runtime: str, source: str, digest: str,
-                    kpt_shape: tuple[int, int] | None = None) -> UltralyticsModel:
-        """A deployed export (ONNX, OpenVINO IR) on the same lean path: its network, described by its metadata."""
-        self = cls.__new__(cls)
-        self.yolo, self.task, self.names, self.source, self.digest = None, task, dict(names), source, digest
-        self.runtime, self.runtime_note = runtime, ""
-        self.agreement, self.min_input = None, 0
-        self.train_imgsz = int(max(input_hw)) if input_hw else 640
+    def of(cls, yolo) -> NetInfo:
+        """An Ultralytics model object's task, names, training size and keypoint shape."""
+        train_args = getattr(getattr(yolo, "model", None), "args", None)
+        imgsz = train_args.get("imgsz", 640) if isinstance(train_args, dict) else 640
+        head = getattr(getattr(yolo, "model", None), "model", [None])[-1]
+        kpt = tuple(getattr(head, "kpt_shape", ())) if yolo.task == "pose" else None
+        return cls(yolo.task, {int(k): str(v) for k, v in yolo.names.items()}, kpt_shape=kpt,
+                   train_imgsz=int(imgsz if isinstance(imgsz, (int, float)) else max(imgsz)))
+
+
+class UltralyticsModel(Model):
+    """An Ultralytics model with a lock (they are not thread-safe) and the lean batch path.
+
+    ``runtime`` and ``precision`` say what its forward pass runs on; :meth:`run_on` is the one way to
+    change them. ``agreement``: an 8-bit copy's agreement with full precision (:mod:`.quantize`).
+    """
+
+    def __init__(self, yolo=None, source: str = "", digest: str = "", *, net=None, info: NetInfo | None = None,
+                 runtime: Runtime = Runtime.TORCH, precision: Precision = Precision.FP32):
+        """From an Ultralytics model object ``yolo`` (its torch network set up for the lean path when its
+        head allows, else run through Ultralytics ``predict``), or from an exported ``net`` and its ``info``."""
+        if (yolo is None) == (net is None):
+            raise TypeError("UltralyticsModel takes an Ultralytics model or an exported net with its info")
+        info = info or NetInfo.of(yolo)
+        self.yolo, self.source, self.digest = yolo, source, digest
+        self.task, self.names, self.kpt_shape = info.task, dict(info.names), info.kpt_shape
+        self.stride, self.input_hw, self.train_imgsz = int(info.stride), info.input_hw, info.train_imgsz
+        self.runtime, self.precision = runtime, precision
+        self.runtime_note = ""
+        self.agreement: float | None = None
+        self.net = net
+        self.min_input = MIN_INT8_SIDE if getattr(net, "quantized", False) else 0  # 8-bit graphs need 96 a side
         self._lock = threading.Lock()
-        self.net, self.stride, self.input_hw = net, int(stride), input_hw
-        self._end2end, self._fast = False, True
-        self.kpt_shape = tuple(kpt_shape) if kpt_shape else None
-        return self
+        self._end2end = False
+        self._fast = net is not None or self._prepare_fast_path()
+
+    @classmethod
+    def from_export(cls, net, info: NetInfo, runtime: Runtime, source: str, digest: str,
+                    precision: Precision = Precision.FP32) -> UltralyticsModel:
+        """A deployed export (ONNX, OpenVINO IR) on the same lean path; an 8-bit graph runs at ``INT8``."""
+        precision = Precision.INT8 if getattr(net, "quantized", False) else precision
+        return cls(source=source, digest=digest, net=net, info=info, runtime=runtime, precision=precision)
+
+    @property
+    def runtime_label(self) -> str:
+        """The runtime as shown to people: ``openvino``, or ``openvino-int8`` when not at full precision."""
+        return str(self.runtime) if self.precision is Precision.FP32 else f"{self.runtime}-{self.precision}"
 
     # -- set-up ------------------------------------------------------------------------------
     def _prepare_fast_path(self) -> bool:
@@ -84,41 +107,69 @@ class UltralyticsModel(Model):
             self.net = net
             self.stride = max(32, int(max(getattr(net, "stride", torch.tensor([32])).tolist())))
             self._end2end = bool(getattr(head, "end2end", False))
-            probe = np.zeros((64, 64, 3), np.uint8)
-            self._predict_fast([probe], PROBE_SPEC, None)
+            self.probe()
             return True
         except Exception as exc:  # unknown layout: the general path is always correct
             LOG.info("falling back to Ultralytics predict for %s: %s", self.source, exc)
             self.net = None
             return False
 
-    def use_runtime(self, candidates: Sequence[str], weights: bytes, precision: str = "fp32") -> str:
-        """Swap the forward pass for the first of ``candidates`` that exports and loads here."""
-        from . import runtimes
+    def probe(self, inspect: Callable[[object], None] | None = None) -> list[Detections]:
+        """One blank 64 px tile through the lean path, to prove the network runs; ``inspect`` sees the
+        network's raw outputs before NMS (an export's are checked to be an Ultralytics head's)."""
+        import torch
 
+        x, layout = self._prepare([np.zeros((64, 64, 3), np.uint8)], None)
+        with torch.inference_mode():
+            out = self.net(x)
+        if inspect is not None:
+            inspect(out)
+        return self._finish(out, layout, PROBE_SPEC)
+
+    def run_on(self, net, runtime: Runtime, precision: Precision) -> None:
+        """Swap the forward pass for ``net`` (an exported network, :mod:`.nets`), kept only if it runs a blank
+        tile: on an error the model keeps its network and the error propagates."""
+        if not self._fast:
+            raise ModelError(f"{self.source}: this architecture runs through Ultralytics predict, on torch only")
+        with self._lock:
+            kept = self.net, self.min_input
+            self.net, self.min_input = net, MIN_INT8_SIDE if getattr(net, "quantized", False) else 0
+            try:
+                self.probe()
+            except Exception:
+                self.net, self.min_input = kept
+                raise
+            self.runtime, self.precision = runtime, precision
+
+    def use_runtime(self, candidates: Sequence[Runtime], weights: bytes, precision: Precision = Precision.FP32) -> Runtime:
+        """Swap the forward pass for the first of ``candidates`` that exports and loads here; ``runtime_note``
+        says why the others were not used. A precision a runtime cannot run leaves it at full precision."""
         notes = []
-        for name in candidates:
-            if name == "torch":
+        for runtime in candidates:
+            if runtime is Runtime.TORCH:
                 break
             if not self._fast:
-                notes.append(f"{name}: this architecture runs through Ultralytics predict, kept on torch")
+                notes.append(f"{runtime}: this architecture runs through Ultralytics predict, kept on torch")
                 break
+            entry = backend(runtime)
+            run_at = precision if entry.supports(precision) else Precision.FP32
             try:
-                net = runtimes.exported_net(weights, self.digest, name, precision)
-                with self._lock:
-                    torch_net, self.net = self.net, net
-                    try:
-                        self._predict_fast([np.zeros((64, 64, 3), np.uint8)], PROBE_SPEC, None)
-                    except Exception:
-                        self.net = torch_net
-                        raise
-                self.runtime = name if precision == "fp32" or name != "openvino" else f"{name}-{precision}"
+                self.run_on(entry.exported_net(weights, self.digest, run_at), runtime, run_at)
                 break
             except Exception as exc:  # a failed export must never stop the model from working
-                notes.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
-                LOG.warning("runtime %s unavailable for %s, falling back: %s", name, self.source, notes[-1])
+                notes.append(f"{runtime}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+                LOG.warning("runtime %s unavailable for %s, falling back: %s", runtime, self.source, notes[-1])
         self.runtime_note = "; ".join(notes)
         return self.runtime
+
+    def predict_with(self, net, images: Sequence[np.ndarray], spec: InferSpec, min_input: int = 0) -> list[Detections]:
+        """``images`` (of one size) through ``net`` in place of this model's network, padded to at least
+        ``min_input`` a side, the rest of the lean path unchanged. The model itself is not changed, and
+        its lock is held meanwhile, since ``net`` may be the network it runs."""
+        stand_in = copy.copy(self)
+        stand_in._lock, stand_in.net, stand_in.min_input = threading.Lock(), net, min_input
+        with self._lock:
+            return stand_in.predict(images, spec)
 
     # -- inference ---------------------------------------------------------------------------
     def predict(self, images, spec=None, imgsz=None, scale=None):
@@ -129,7 +180,7 @@ class UltralyticsModel(Model):
         with self._lock, torch_threads():
             if self._fast:
                 return self._predict_fast(images, spec, imgsz, scale)
-            return self._predict_ultralytics(images, spec, imgsz)
+            return predict_general(self.yolo, images, spec, imgsz, self.names, self.kpt_shape)
 
     def predict_batches(self, batches, spec=None, imgsz=None, scale=None):
         """Batches of equal-sized images, pipelined where the runtime runs asynchronously (OpenVINO):
@@ -221,7 +272,6 @@ class UltralyticsModel(Model):
         import torchvision  # noqa: F401  Ultralytics' NMS uses its C++ kernel only once it is imported
         from ultralytics.utils.nms import non_max_suppression
 
-        h, w, nh, nw, ph, pw = layout
         with torch.inference_mode():
             preds, proto = out[0] if isinstance(out[0], (tuple, list)) else (out[0], None)
             if isinstance(preds, (tuple, list)):
@@ -231,74 +281,5 @@ class UltralyticsModel(Model):
                 max_det=spec.max_det, nc=0 if self.task == "detect" else len(self.names),
                 end2end=self._end2end, rotated=self.task == "obb",
             )
-        sx, sy = nw / w, nh / h
-        results = []
-        for i, d in enumerate(dets):
-            d = d.numpy()
-            if self.task in ("obb", "pose"):
-                results.append(self._decode_extra(d, sx, sy, w, h))
-                continue
-            xyxy = d[:, :4] / np.array([sx, sy, sx, sy], np.float32)
-            xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
-            det = Detections(xyxy=xyxy, confidence=d[:, 4], class_id=d[:, 5], names=self.names)
-            if proto is not None:
-                maps = proto[i].numpy()  # (nm, ph/4, pw/4) prototype masks
-                coef = d[:, 6:]
-                ratio_x, ratio_y = maps.shape[2] / pw, maps.shape[1] / ph
-                det = attach_masks(det, (w, h), lambda k, r: proto_logits(maps, coef[k], r),
-                                    sx * ratio_x, sy * ratio_y, 0.0, 0.0, threshold=0.0)
-            results.append(det)
-        return results
-
-    def _decode_extra(self, d: np.ndarray, sx: float, sy: float, w: int, h: int) -> Detections:
-        """Rows of an OBB head (cx, cy, w, h, conf, class, angle) or a pose head (x0, y0, x1, y1, conf,
-        class, keypoints) after NMS, mapped from network input pixels to the image's."""
-        if self.task == "obb":
-            obb = np.concatenate([d[:, 0:1] / sx, d[:, 1:2] / sy, d[:, 2:4] / ((sx + sy) / 2), d[:, 6:7]], axis=1)
-            return Detections.from_obb(obb, d[:, 4], d[:, 5], self.names, clip=(w, h))
-        xyxy = np.clip(d[:, :4] / np.array([sx, sy, sx, sy], np.float32), 0, [w, h, w, h]).astype(np.float32)
-        kp = keypoints_from(d[:, 6:], self.kpt_shape, sx, sy)
-        kp[..., 0] = np.clip(kp[..., 0], 0, w)  # clipped to the image, as Ultralytics does
-        kp[..., 1] = np.clip(kp[..., 1], 0, h)
-        return Detections(xyxy=xyxy, confidence=d[:, 4], class_id=d[:, 5], names=self.names, keypoints=kp)
-
-    def _predict_ultralytics(self, images, spec: InferSpec, imgsz: int | None) -> list[Detections]:
-        h, w = images[0].shape[:2]
-        res = self.yolo.predict(
-            list(images), imgsz=imgsz or max(h, w), conf=spec.conf, iou=spec.iou,
-            classes=list(spec.classes) if spec.classes is not None else None, max_det=spec.max_det, verbose=False, batch=len(images), device="cpu",
-        )
-        out = []
-        for r, im in zip(res, images):
-            ih, iw = im.shape[:2]
-            b = r.boxes
-            if r.obb is not None:
-                o = r.obb
-                out.append(Detections.from_obb(o.xywhr.numpy(), o.conf.numpy(), o.cls.numpy(), self.names, clip=(iw, ih)))
-                continue
-            kp = None
-            if self.task == "pose":
-                data = r.keypoints.data.numpy() if r.keypoints is not None else np.zeros((0, *self.kpt_shape))
-                kp = keypoints_from(data.reshape(len(b), -1), self.kpt_shape, 1.0, 1.0)  # already in image pixels
-            det = Detections(xyxy=b.xyxy.numpy(), confidence=b.conf.numpy(), class_id=b.cls.numpy(), names=self.names,
-                             keypoints=kp)
-            if r.masks is not None and len(det):
-                maps = r.masks.data.numpy().astype(np.float32)  # letterboxed input size, centre-padded
-                mh, mw = maps.shape[1:]
-                gain = min(mh / ih, mw / iw)
-                pad_x, pad_y = (mw - iw * gain) / 2, (mh - ih * gain) / 2
-                det = attach_masks(det, (iw, ih), lambda k, r_: slice_map(maps[k], r_), gain, gain, pad_x, pad_y,
-                                    threshold=0.5)
-            out.append(det)
-        return out
-
-
-def keypoints_from(flat: np.ndarray, kpt_shape, sx: float, sy: float) -> np.ndarray:
-    """(N, K, 3) keypoints from a head's flat (N, K * D) rows in network pixels; D = 2 gets visibility 1."""
-    k, dims = (int(v) for v in kpt_shape)
-    kp = np.asarray(flat, np.float32).reshape(len(flat), k, dims)
-    out = np.ones((len(kp), k, 3), np.float32)
-    out[..., :dims] = kp[..., :3]
-    out[..., 0] /= sx
-    out[..., 1] /= sy
-    return out
+        return [decode_rows(d.numpy(), None if proto is None else proto[i].numpy(), self.task, self.names,
+                            self.kpt_shape, layout) for i, d in enumerate(dets)]
