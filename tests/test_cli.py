@@ -124,3 +124,73 @@ def test_evaluate_with_a_broken_coco_file_is_one_line_before_the_model_loads(tmp
     (tmp_path / "gt.json").write_text("[[[[[[[[" * 20000)
     out = run("evaluate", SAMPLES, "--labels", tmp_path / "gt.json", "--model", "never-loaded.pt")
     assert out.returncode == 2 and "gt.json" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_parser_has_an_option_for_every_spec_field_with_its_default():
+    from dataclasses import fields
+
+    from tiling.cli import build_parser
+    from tiling.cli_specs import HELP, SPECS
+
+    parser = build_parser()
+    for command in (["predict", "x.jpg"], ["evaluate", "x.jpg", "--labels", "l"]):
+        args = parser.parse_args([*command, "--model", "m.pt"])
+        for cls in SPECS:
+            spec = cls()
+            for f in fields(cls):
+                assert f.name in HELP, f"no help text for {cls.__name__}.{f.name}"
+                assert getattr(args, f.name) == getattr(spec, f.name), f.name
+    flags = {s for action in parser._subparsers._group_actions[0].choices["predict"]._actions
+             for s in action.option_strings}
+    assert {"--" + f.name.replace("_", "-") for cls in SPECS for f in fields(cls)} <= flags
+
+
+def test_spec_options_reach_the_specs_by_name():
+    from tiling.cli import build_parser, settings
+
+    args = build_parser().parse_args(["predict", "x.jpg", "--model", "m.pt", "--tile-size", "320", "--overlap", "0.1",
+                                      "--edge", "shift", "--conf", "0.4", "--classes", "2,0", "--method", "nmm",
+                                      "--threshold", "0.6", "--class-agnostic", "--include-full", "--max-tiles", "7"])
+    tiles, infer, merge = settings(args)
+    assert (tiles.tile_size, tiles.overlap, tiles.edge, tiles.max_tiles) == (320, 0.1, "shift", 7)
+    assert (infer.conf, infer.classes, infer.include_full) == (0.4, (0, 2), True)
+    assert (merge.conf, merge.classes, merge.method, merge.threshold, merge.class_agnostic) == (
+        0.4, (0, 2), "nmm", 0.6, True)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--overlap", "2", "--overlap must be in [0, 0.9), got 2"),
+    ("--threshold", "1.5", "--threshold must be in [0, 1], got 1.5"),
+    ("--batch-size", "0", "--batch-size must be between 1 and"),
+    ("--max-tiles", "0", "--max-tiles must be between 1 and"),
+    ("--iou", "-1", "--iou must be in [0, 1]"),
+    ("--classes", "-3", "--classes must be between 0 and"),
+    ("--bands", "1,2", "--bands must be one band (grey) or three"),
+    ("--bands", "0", "--bands must be between 1 and"),
+])
+def test_a_bad_value_names_its_option(option, value, message, capsys, tmp_path):
+    from tiling.cli import main
+
+    (tmp_path / "a.jpg").write_bytes(b"never read: the options are refused first")
+    assert main(["predict", str(tmp_path), "--model", "never-loaded.pt", "--out", str(tmp_path / "o"),
+                 option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"patchwise predict: error: {message}"), err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_the_cli_modules_import_downwards_only():
+    """No cycle among the CLI's modules and no import inside a function (which would hide one)."""
+    import ast
+
+    lower = {"cli_common": set(), "cli_specs": {"cli_common"}, "cli_raster": {"cli_common"},
+             "cli_commands": {"cli_common", "cli_specs", "cli_raster"},
+             "cli": {"cli_common", "cli_specs", "cli_raster", "cli_commands"}}
+    for name, allowed in lower.items():
+        tree = ast.parse((ROOT / "tiling" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner = [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+                assert not inner, f"{name}.{node.name} imports inside the function"
+        used = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1}
+        assert {m for m in used if m.startswith("cli")} <= allowed, name

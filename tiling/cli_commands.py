@@ -2,17 +2,31 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .cli import CliError, display_name, find_images, load, settings
+import pandas as pd
+from tqdm import tqdm
+
+from .checks import SettingError
+from .cli_common import CliError, find_images, flag_of, load
 from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
+from .cli_specs import settings
+from .distributed import ClusterError, ClusterSpec, predict_folder
+from .evaluate import evaluate
+from .imageio import ImageError, read_image
+from .labels import LabelError, load_coco_labels, load_yolo_labels
+from .models import ModelError
+from .models.bundled import BundledAssets
+from .inputs import entries, run_key
+from .names import display_name
+from .outputs import OutputFolder
+from .pipeline import predict_full, predict_tiled
 from .uris import is_uri, read_input
 
 
-def _prepare_out(out: Path, with_images: bool, key: str = ""):
-    from .outputs import OutputFolder
-
+def _prepare_out(out: Path, with_images: bool, key: str = "") -> OutputFolder:
     folder = OutputFolder(out, with_images, key)
     try:
         folder.prepare()
@@ -22,11 +36,6 @@ def _prepare_out(out: Path, with_images: bool, key: str = ""):
 
 
 def predict_command(args) -> int:
-    from tqdm import tqdm
-
-    import tiling
-    from tiling.outputs import entries, run_key
-
     tiles, infer, merge = settings(args)
     cluster = cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
     root, images = find_images(args.source)
@@ -42,7 +51,7 @@ def predict_command(args) -> int:
         return _predict_on_ray(args, cluster, folder, run, tiles, infer, merge)
     todo = [e for e in run if not folder.is_done(e)]  # a rerun skips the images an earlier run finished
     model = load(args.model, args.precision, args.calibration, [e.path for e in run],
-                 streamed=lambda path: path in streamed, bands=band_spec(args))
+                 streamed=lambda path: path in streamed, bands=band_spec(args), runtime=args.runtime)
     failures = 0
     for entry in tqdm(todo, desc="images", unit="img", file=sys.stderr):
         try:
@@ -50,8 +59,8 @@ def predict_command(args) -> int:
                 predict_raster_entry(entry, model, tiles, infer, merge, args, folder)
                 continue
             image = read_input(entry.path, max_pixels=args.max_pixels)
-            det = tiling.predict_tiled(image, model, tiles, infer, merge).detections
-        except (tiling.ImageError, ValueError) as exc:
+            det = predict_tiled(image, model, tiles, infer, merge).detections
+        except (ImageError, ValueError) as exc:
             tqdm.write(f"skipped {entry.shown}: {display_name(str(exc))}", file=sys.stderr)
             failures += 1
             continue
@@ -79,25 +88,18 @@ def cluster_spec(args):
     given = {flag: getattr(args, flag, None) for flag in _CLUSTER_FLAGS if getattr(args, flag, None) is not None}
     if getattr(args, "engine", "local") != "ray":
         if given:
-            shown = ", ".join(f"--{flag.replace('_', '-')}" for flag in given)
+            shown = ", ".join(flag_of(flag) for flag in given)
             raise CliError(f"{shown} {'is' if len(given) == 1 else 'are'} for --engine ray; add --engine ray, "
                            "or leave them out to run in this process")
         return None
-    from tiling.distributed import ClusterSpec
-
     try:
         return ClusterSpec(**{_CLUSTER_FLAGS[flag]: value for flag, value in given.items()})
-    except ValueError as exc:
-        raise CliError(f"--{str(exc).replace('_', '-')}") from None
+    except SettingError as exc:
+        raise CliError.of_setting(exc, {field: flag_of(flag) for flag, field in _CLUSTER_FLAGS.items()}) from None
 
 
 def _predict_on_ray(args, cluster, folder, run, tiles, infer, merge) -> int:
     """The same run on a Ray cluster (``--engine ray``): same files, written by the cluster's workers."""
-    from tqdm import tqdm
-
-    import tiling
-    from tiling.distributed import ClusterError, predict_folder
-
     bars = []  # the bar appears when the pipeline starts, after the cluster and the model are ready
 
     def progress(done: int, total: int) -> None:
@@ -108,10 +110,11 @@ def _predict_on_ray(args, cluster, folder, run, tiles, infer, merge) -> int:
     try:
         result = predict_folder([e.path for e in run], args.model, folder.out, tiles, infer, merge, cluster=cluster,
                                 with_images=folder.with_images, max_pixels=args.max_pixels, bands=band_spec(args),
-                                wgs84=args.wgs84, precision=getattr(args, "precision", "fp32"),
-                                calibration=getattr(args, "calibration", None), inputs=run,
+                                wgs84=args.wgs84, runtime=args.runtime, precision=getattr(args, "precision", "fp32"),
+                                calibration=getattr(args, "calibration", None),
+                                bundled=BundledAssets.beside(args.model), inputs=run,
                                 progress=progress, log=lambda line: tqdm.write(line, file=sys.stderr))
-    except (tiling.ModelError, ClusterError) as exc:
+    except (ModelError, ClusterError) as exc:
         raise CliError(str(exc)) from None
     finally:
         for bar in bars:
@@ -121,55 +124,47 @@ def _predict_on_ray(args, cluster, folder, run, tiles, infer, merge) -> int:
 
 def label_lookup(labels: str, root: Path) -> Callable[[Path, tuple], object]:
     """A function (image path, image shape) -> ground truth ``Detections`` or None; checked before any model loads."""
-    import tiling
-
     path = Path(labels)
     if path.is_file() and path.suffix.lower() == ".json":
         try:
-            by_name = tiling.load_coco_labels(path)
-        except tiling.LabelError as exc:
+            by_name = load_coco_labels(path)
+        except LabelError as exc:
             raise CliError(display_name(str(exc))) from None
         return lambda p, shape: by_name.get(p.relative_to(root).as_posix(), by_name.get(p.name))
     if path.is_dir():
         def yolo(p: Path, shape: tuple):
             for cand in (path / p.relative_to(root).with_suffix(".txt"), path / f"{p.stem}.txt"):
                 if cand.exists():
-                    return tiling.load_yolo_labels(cand, shape)
+                    return load_yolo_labels(cand, shape)
             return None
         return yolo
     raise CliError(f"{display_name(labels)}: expected a folder of YOLO .txt files or a COCO .json file")
 
 
 def evaluate_command(args) -> int:
-    from dataclasses import replace
-
-    from tqdm import tqdm
-
-    import tiling
-
     tiles, infer, merge = settings(args)
     if is_uri(args.source):
         raise CliError("evaluate reads images and labels from this machine's disk; copy them here first "
                        "(predict takes URIs)")
     root, images = find_images(args.source)
     lookup = label_lookup(args.labels, root)
-    model = load(args.model, args.precision, args.calibration, images)
+    model = load(args.model, args.precision, args.calibration, images, runtime=args.runtime)
     # The model runs to conf 0.001, for the whole precision-recall curve (AP); precision and recall are at --conf.
     curve_infer, curve_merge = replace(infer, conf=0.001), replace(merge, conf=0.001)
     full_preds, tiled_preds, gts = [], [], []
     for path in tqdm(images, desc="images", unit="img", file=sys.stderr):
         shown = display_name(path.name)
         try:
-            image = tiling.read_image(path, max_pixels=args.max_pixels)
+            image = read_image(path, max_pixels=args.max_pixels)
             gt = lookup(path, image.shape)
-        except (tiling.ImageError, tiling.LabelError) as exc:
+        except (ImageError, LabelError) as exc:
             tqdm.write(f"skipped {shown}: {display_name(str(exc))}", file=sys.stderr)
             continue
         if gt is None:
             tqdm.write(f"skipped {shown}: no labels found for it", file=sys.stderr)
             continue
-        full_preds.append(tiling.predict_full(image, model, curve_infer))
-        tiled_preds.append(tiling.predict_tiled(image, model, tiles, curve_infer, curve_merge).detections)
+        full_preds.append(predict_full(image, model, curve_infer))
+        tiled_preds.append(predict_tiled(image, model, tiles, curve_infer, curve_merge).detections)
         gts.append(gt)
     if not gts:
         raise CliError("no image had labels: check that label files are named like the images")
@@ -181,14 +176,10 @@ def evaluate_command(args) -> int:
 
 def score_table(full_preds: Sequence, tiled_preds: Sequence, gts: Sequence, conf: float):
     """Precision and recall at ``conf``, AP50 and AP50-95 over the whole curve, overall and per class."""
-    import pandas as pd
-
-    import tiling
-
     rows = []
     for mode, preds in (("full image", full_preds), ("patches", tiled_preds)):
-        at_conf = tiling.evaluate([p.filter(conf=conf) for p in preds], gts)
-        curve = tiling.evaluate(preds, gts)
+        at_conf = evaluate([p.filter(conf=conf) for p in preds], gts)
+        curve = evaluate(preds, gts)
         rows.append({"mode": mode, "class": "all", "precision": at_conf.precision, "recall": at_conf.recall,
                      "AP50": curve.ap50, "AP50-95": curve.ap50_95})
         per = at_conf.per_class.set_index("class_id")

@@ -7,7 +7,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .raster import STRETCHES, BandSpec
+from tqdm import tqdm
+
+from .bands import STRETCHES, BandSpec
+from .checks import SettingError
+from .cli_common import CliError
+from .imageio import ImageError, check_pixels
+from .names import display_name
+from .outputs import PREVIEW_SIDE
+from .raster import RasterSource, should_stream
+from .streaming import predict_raster
 
 
 def _bands(text: str) -> tuple[int, ...]:
@@ -28,27 +37,23 @@ def add_raster_args(parser: argparse.ArgumentParser) -> None:
                         "(default), or none (clip to 0-255)")
     g.add_argument("--wgs84", action="store_true",
                    help="write the GeoJSON in EPSG:4326 longitude/latitude instead of the raster's own CRS")
+    g.add_argument("--allow-vrt", action="store_true",
+                   help="read VRT files and GDAL virtual paths (/vsicurl/, /vsizip/...); refused by default, as "
+                        "they can name any file on this machine or a URL")
 
 
 def band_spec(args) -> BandSpec:
     """The options' :class:`BandSpec`, or a one-line error naming the bad option."""
-    from .cli import CliError
-
     try:
         return BandSpec(bands=getattr(args, "bands", None), stretch=getattr(args, "stretch", "percentile"))
-    except ValueError as exc:
-        raise CliError(f"--bands: {exc}" if "band" in str(exc) else f"--stretch: {exc}") from None
+    except SettingError as exc:
+        raise CliError.of_setting(exc) from None
 
 
 def check_single(path: Path, args) -> None:
     """A lone raster input is opened before the model loads, so a bad file or option costs nothing."""
-    from .cli import CliError
-    from .imageio import ImageError
-    from .outputs import display_name
-    from .raster import RasterSource
-
     try:
-        with RasterSource(path, band_spec(args)) as src:
+        with RasterSource(path, band_spec(args), allow_vrt=args.allow_vrt) as src:
             if args.wgs84:
                 src.georef.check_wgs84(src.label)
     except ImageError as exc:
@@ -61,14 +66,7 @@ def predict_raster_entry(entry, model, tiles, infer, merge, args, folder) -> int
     Raises :class:`~tiling.imageio.ImageError` (one line) for a raster that cannot be read; files of
     earlier images are untouched. The files are the Ray engine's (``folder.write_raster``, with the
     run's key), so a rerun with other settings does the raster again."""
-    from tqdm import tqdm
-
-    from .imageio import check_pixels
-    from .outputs import PREVIEW_SIDE, display_name
-    from .raster import RasterSource
-    from .streaming import predict_raster
-
-    with RasterSource(entry.path, band_spec(args)) as src:
+    with RasterSource(entry.path, band_spec(args), allow_vrt=args.allow_vrt) as src:
         h, w = src.shape
         if args.max_pixels is not None:
             check_pixels(w, h, entry.shown, args.max_pixels)
@@ -99,7 +97,5 @@ def predict_raster_entry(entry, model, tiles, infer, merge, args, folder) -> int
 
 
 def is_streamed(path: Path, args) -> bool:
-    from .raster import should_stream
-
     return should_stream(path, args.max_pixels)
 

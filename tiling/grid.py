@@ -39,12 +39,13 @@ EDGES: tuple[str, ...] = get_args(Edge)
 MAX_TILE_SIDE = 16_384  # px: far beyond any network input; keeps a typo from asking for gigabytes
 
 
-def _pair(name: str, value: Any, check) -> tuple:
+def _pair(field: str, value: Any, check) -> tuple:
+    """(x, y) of a number or a pair; ``check(value, name)`` checks one, named as its message says it."""
     if isinstance(value, (tuple, list, np.ndarray)):
         if len(value) != 2:
-            raise ValueError(f"{name} must be a number or a pair (x, y), got {value!r}")
-        return check(f"{name} (x)", value[0]), check(f"{name} (y)", value[1])
-    v = check(name, value)
+            raise checks.SettingError(field, f"must be a number or a pair (x, y), got {value!r}")
+        return check(value[0], f"{field} (x)"), check(value[1], f"{field} (y)")
+    v = check(value, field)
     return v, v
 
 
@@ -63,8 +64,9 @@ class TileSpec:
     offset_grid: bool = False
 
     def __post_init__(self) -> None:
-        size = _pair("tile_size", self.tile_size, lambda n, v: checks.whole(n, v, 1, MAX_TILE_SIDE))
-        overlap = _pair("overlap", self.overlap, lambda n, v: checks.number(n, v, 0.0, 0.9, hi_open=True))
+        size = _pair("tile_size", self.tile_size, lambda v, n: checks.whole("tile_size", v, 1, MAX_TILE_SIDE, name=n))
+        overlap = _pair("overlap", self.overlap,
+                        lambda v, n: checks.number("overlap", v, 0.0, 0.9, hi_open=True, name=n))
         object.__setattr__(self, "tile_size", size[0] if size[0] == size[1] else size)
         object.__setattr__(self, "overlap", overlap[0] if overlap[0] == overlap[1] else overlap)
         object.__setattr__(self, "edge", checks.choice("edge", self.edge, EDGES))

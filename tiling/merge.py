@@ -54,9 +54,10 @@ class MergeSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conf", checks.number("conf", self.conf, 0.0, 1.0))
-        object.__setattr__(self, "method", checks.choice("merge method", self.method, METHODS))
-        object.__setattr__(self, "metric", checks.choice("merge metric", self.metric, METRICS))
-        object.__setattr__(self, "threshold", checks.number("merge threshold", self.threshold, 0.0, 1.0))
+        object.__setattr__(self, "method", checks.choice("method", self.method, METHODS, name="merge method"))
+        object.__setattr__(self, "metric", checks.choice("metric", self.metric, METRICS, name="merge metric"))
+        object.__setattr__(self, "threshold",
+                           checks.number("threshold", self.threshold, 0.0, 1.0, name="merge threshold"))
         object.__setattr__(self, "class_agnostic", checks.flag("class_agnostic", self.class_agnostic))
         object.__setattr__(self, "classes", checks.class_ids("classes", self.classes))
 

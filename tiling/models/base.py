@@ -4,7 +4,7 @@ the library is not tied to Ultralytics."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -50,7 +50,7 @@ class InferSpec:
     @property
     def full_pass(self) -> InferSpec:
         """The settings the full-image pass depends on (a cache key that ignores the rest)."""
-        return InferSpec(self.conf, self.iou, self.classes, self.max_det, 1, self.imgsz, False)
+        return replace(self, batch_size=1, include_full=False)
 
 
 @contextlib.contextmanager
@@ -96,7 +96,7 @@ class Model:
             yield self.predict(images, spec, imgsz, scale)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(task={self.task!r}, classes={len(self.names)}, runtime={self.runtime!r})"
+        return f"{type(self).__name__}(task={self.task!r}, classes={len(self.names)}, runtime={str(self.runtime)!r})"
 
 
 def keep_best(det: Detections, max_det: int) -> Detections:
