@@ -38,13 +38,13 @@ def suggest_tile_size(image: np.ndarray, model, infer: InferSpec | None = None,
     if len(full) == 0:
         tile = _round(min(trained, max(h, w)))
         overlap = 0.25 if max(h, w) > tile else 0.0
-        return TileSuggestion(TileSpec(tile, overlap, base.edge, base.max_tiles),
+        return TileSuggestion(TileSpec(tile_size=tile, overlap=overlap, edge=base.edge, max_tiles=base.max_tiles),
                               f"no object seen in a full-image pass; tiles at the model's training size {trained} px "
                               f"for a {w}x{h} image")
     sizes = np.maximum(full.xyxy[:, 2] - full.xyxy[:, 0], full.xyxy[:, 3] - full.xyxy[:, 1])
     big = float(np.percentile(sizes, 90))
     tile = _round(max(trained, 4 * big))
     overlap = float(np.clip(round(1.2 * big / tile, 2), 0.1, 0.5)) if max(h, w) > tile else 0.0
-    return TileSuggestion(TileSpec(tile, overlap, base.edge, base.max_tiles),
+    return TileSuggestion(TileSpec(tile_size=tile, overlap=overlap, edge=base.edge, max_tiles=base.max_tiles),
                           f"{len(full)} objects seen in a full-image pass, 90% under {big:.0f} px: tiles of {tile} px "
                           f"with {overlap:.0%} overlap hold them whole")
