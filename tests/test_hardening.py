@@ -11,7 +11,7 @@ from affine import Affine
 
 import tiling
 from tiling.geojson import feature_collection
-from tiling.raster import Georef
+from tiling.georef import Georef
 
 
 def _signed_area(ring) -> float:
@@ -54,7 +54,7 @@ def test_tiff_size_comes_from_the_header_without_gdal_and_refuses_anything_odd(t
     import subprocess
     import sys
 
-    from tiling.raster import raster_size
+    from tiling.tiff_header import raster_size
 
     assert raster_size(_tiff("<", [(256, 3, 1, 70), (257, 4, 1, 50)])) == (70, 50)
     assert raster_size(_tiff(">", [(256, 4, 1, 123_456), (257, 3, 1, 9)])) == (123_456, 9)  # big-endian
@@ -79,7 +79,7 @@ def test_tiff_size_comes_from_the_header_without_gdal_and_refuses_anything_odd(t
         with rasterio.open(tmp_path / name, "w", driver="GTiff", width=70, height=50, count=4, dtype="uint16",
                            BIGTIFF=bigtiff):
             pass
-    code = ("import sys; from pathlib import Path; from tiling.raster import raster_size; "
+    code = ("import sys; from pathlib import Path; from tiling.tiff_header import raster_size; "
             f"print([raster_size(Path(r'{tmp_path}', n).read_bytes()) for n in ('deep.tif', 'deep-big.tif')], "
             "'rasterio' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

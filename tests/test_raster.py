@@ -12,9 +12,12 @@ from rasterio.transform import from_origin
 
 import tiling
 from conftest import DET_WEIGHTS, ROOT, SquareFinder, square_scene
+from tiling.bands import BandSpec
 from tiling.geojson import GeoJSONWriter, feature_collection
-from tiling.raster import BandSpec, RasterError, RasterSource, raster_size, should_stream
+from tiling.raster import RasterSource, should_stream
+from tiling.raster_open import RasterError
 from tiling.streaming import predict_raster
+from tiling.tiff_header import raster_size
 
 ORIGIN, RES = (500_000.0, 4_000_000.0), 0.5  # UTM 33N metres, half a metre per pixel
 UTM = "EPSG:32633"
@@ -269,6 +272,79 @@ def test_which_files_stream_and_the_upload_size_of_a_tiff(tmp_path):
     assert raster_size(b"\x89PNG....") is None and raster_size(b"II*\x00broken") is None
 
 
+def vrt_of(source: str, size: int) -> str:
+    """A VRT whose one band is band 1 of ``source``, a file anywhere or a URL."""
+    return (f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><VRTRasterBand dataType="Byte" band="1">'
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{source}</SourceFilename><SourceBand>1</SourceBand>'
+            "</SimpleSource></VRTRasterBand></VRTDataset>")
+
+
+def test_a_vrt_naming_another_file_is_refused_and_read_only_when_allowed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    secret = write_tif(elsewhere / "secret.tif", np.full((1, 32, 32), 77, np.uint8), crs=None)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "pointer.vrt").write_text(vrt_of(secret, 32))
+    (inputs / "disguised.tif").write_text(vrt_of(secret, 32))  # a VRT under a GeoTIFF's name
+    for name, match in (("pointer.vrt", "pointer.vrt is a VRT"), ("disguised.tif", "disguised.tif is a VRT")):
+        assert should_stream(inputs / name)  # it takes the raster path, whose opener says why it refuses
+        with pytest.raises(RasterError, match=match) as info:
+            RasterSource(inputs / name)
+        assert "--allow-vrt" in str(info.value) and "\n" not in str(info.value)
+        with RasterSource(inputs / name, allow_vrt=True) as src:
+            image, valid = src.read(tiling.Tile(0, 0, 32, 32))
+        assert (image == 77).all() and valid is None
+    (inputs / "wms.tif").write_text("<GDAL_WMS><Service name='TMS'/></GDAL_WMS>")  # another description
+    with pytest.raises(RasterError, match="XML or JSON"):
+        RasterSource(inputs / "wms.tif")
+
+
+def test_the_driver_gdal_chose_is_checked_after_opening(tmp_path, monkeypatch):
+    secret = write_tif(tmp_path / "secret.tif", np.full((1, 16, 16), 5, np.uint8), crs=None)
+    (tmp_path / "pointer.vrt").write_text(vrt_of(secret, 16))
+    monkeypatch.setattr("tiling.raster_open.pointer_reason", lambda path: None)  # past the name and byte checks
+    with pytest.raises(RasterError, match="GDAL's VRT driver"):
+        RasterSource(tmp_path / "pointer.vrt")
+
+
+def test_gdal_virtual_paths_are_refused_before_gdal_sees_them(tmp_path, monkeypatch):
+    import http.server
+    import threading
+    import zipfile
+
+    requests = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (the standard library's name)
+            requests.append(self.path)
+            self.send_error(404)
+
+        do_HEAD = do_GET  # noqa: N815
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/scene.tif"
+    (tmp_path / "remote.vrt").write_text(vrt_of(f"/vsicurl/{url}", 16))
+    opened = []
+    real_open = rasterio.open
+    monkeypatch.setattr(rasterio, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    try:
+        for path, match in ((f"/vsicurl/{url}", "GDAL virtual path"), (tmp_path / "remote.vrt", "is a VRT"),
+                            (f"/vsizip/{tmp_path}/a.zip/a.tif", "GDAL virtual path"), ("vrt://" + url, "virtual")):
+            with pytest.raises(RasterError, match=match):
+                RasterSource(path)
+        assert should_stream(tmp_path / "remote.vrt")  # listing a folder opens nothing either
+    finally:
+        server.shutdown()
+    assert requests == [] and opened == []
+    write_tif(tmp_path / "a.tif", np.full((1, 16, 16), 9, np.uint8), crs=None)
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+        archive.write(tmp_path / "a.tif", "a.tif")
+    with RasterSource(f"/vsizip/{tmp_path}/a.zip/a.tif", allow_vrt=True) as src:  # allowed: read as written
+        assert src.shape == (16, 16) and (src.read(tiling.Tile(0, 0, 16, 16))[0] == 9).all()
+
+
 def test_geojson_writer_leaves_nothing_behind_when_a_run_fails(tmp_path):
     image, _ = square_scene(300, 300, n=4, seed=3)
     path = write_tif(tmp_path / "a.tif", rgb_bands(image))
@@ -290,8 +366,10 @@ def test_cli_refuses_bad_rasters_in_one_line_before_the_model_loads(tmp_path):
     write_tif(tmp_path / "twenty.tif", np.zeros((20, 16, 16), np.uint8))
     write_tif(tmp_path / "nocrs.tif", np.zeros((3, 16, 16), np.uint8), crs=None, transform=from_origin(0, 16, 1, 1))
     (tmp_path / "scan.jp2").write_text("not a raster")
+    (tmp_path / "pointer.vrt").write_text(vrt_of(str(tmp_path / "nocrs.tif"), 16))
     for args, match in [(["twenty.tif"], "has 20 bands"), (["nocrs.tif", "--wgs84"], "unknown"),
-                        (["scan.jp2"], "not a raster GDAL can read"), (["nocrs.tif", "--bands", "1,2"], "--bands")]:
+                        (["scan.jp2"], "not a raster GDAL can read"), (["nocrs.tif", "--bands", "1,2"], "--bands"),
+                        (["pointer.vrt"], "refused unless allow_vrt=True (--allow-vrt)")]:
         out = run_cli(tmp_path / args[0], *args[1:], "--model", DET_WEIGHTS, "--out", tmp_path / "o")
         assert out.returncode == 2, out.stderr
         lines = out.stderr.strip().splitlines()

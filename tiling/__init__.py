@@ -20,7 +20,9 @@ from .merge import MergeSpec, merge
 from .models import CallableModel, InferSpec, Model, ModelError, UltralyticsModel, as_model, load_model
 from .pipeline import TiledPrediction, predict_full, predict_tiled
 from .geojson import feature_collection, write_geojson
-from .raster import BandSpec, RasterError, RasterSource, open_raster
+from .bands import BandSpec
+from .raster import RasterSource, open_raster
+from .raster_open import RasterError
 from .streaming import RasterPrediction, predict_raster
 from .stitch import dense_class_map, stitch_dense
 from .suggest import TileSuggestion, suggest_tile_size

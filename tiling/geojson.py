@@ -21,7 +21,7 @@ import numpy as np
 
 from .detections import Detections
 from .optional import require
-from .raster import Georef
+from .georef import Georef
 
 
 def _digits(georef: Georef, to_wgs84: bool) -> int:

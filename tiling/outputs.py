@@ -123,7 +123,7 @@ def run_key(tiles, infer, merge, model, precision: str = "fp32", bands=None, wgs
     count; else its name), its precision and at ``int8`` the calibration data's digest, and for rasters
     the bands and the GeoJSON's CRS. Stored in each image's JSON; a rerun with another key does the image
     again instead of keeping old files."""
-    from .raster import BandSpec
+    from .bands import BandSpec
     from .util import sha256_of
 
     parts = (tiles, infer, merge, _model_id(model), precision, bands or BandSpec(), bool(wgs84))

@@ -50,7 +50,7 @@ def _raster_hint(message: str, data: bytes, name: str) -> str:
     """For a TIFF this page cannot decode (4 bands of 16 bits, a GDAL-only codec, too many pixels), where
     it can be used instead: the command line, which streams it window by window. Its size comes from the
     TIFF header, read in pure Python: no native parser runs on an upload this page refused."""
-    from tiling.raster import raster_size
+    from tiling.tiff_header import raster_size
 
     size = raster_size(data)
     if size is None:

@@ -13,7 +13,7 @@ from ..outputs import Entry, display_name
 from .cut import is_raster
 
 if TYPE_CHECKING:
-    from ..raster import BandSpec
+    from ..bands import BandSpec
 
 
 def model_source(model) -> tuple[object, str]:
