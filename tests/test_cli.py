@@ -180,17 +180,21 @@ def test_a_bad_value_names_its_option(option, value, message, capsys, tmp_path):
 
 
 def test_the_cli_modules_import_downwards_only():
-    """No cycle among the CLI's modules and no import inside a function (which would hide one)."""
+    """No cycle among the CLI's modules, none imports the parser's module (cli.py, the top), and no import
+    inside a function (which would hide a cycle)."""
     import ast
+    from graphlib import TopologicalSorter
 
-    lower = {"cli_common": set(), "cli_specs": {"cli_common"}, "cli_raster": {"cli_common"},
-             "cli_commands": {"cli_common", "cli_specs", "cli_raster"},
-             "cli": {"cli_common", "cli_specs", "cli_raster", "cli_commands"}}
-    for name, allowed in lower.items():
-        tree = ast.parse((ROOT / "tiling" / f"{name}.py").read_text())
+    graph = {}
+    for path in sorted((ROOT / "tiling").glob("cli*.py")):
+        tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 inner = [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
-                assert not inner, f"{name}.{node.name} imports inside the function"
-        used = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1}
-        assert {m for m in used if m.startswith("cli")} <= allowed, name
+                assert not inner, f"{path.stem}.{node.name} imports inside the function"
+        used = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+        graph[path.stem] = {m for m in used if m.startswith("cli")}
+    assert {"cli", "cli_common", "cli_specs", "cli_commands", "cli_raster"} <= set(graph)
+    assert not any("cli" in deps for deps in graph.values())
+    order = list(TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+    assert order[-1] == "cli" and order.index("cli_common") < order.index("cli_specs")
