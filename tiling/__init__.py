@@ -26,6 +26,7 @@ from .raster_open import RasterError
 from .streaming import RasterPrediction, predict_raster
 from .stitch import dense_class_map, stitch_dense
 from .suggest import TileSuggestion, suggest_tile_size
+from .dataset import DatasetError, SliceSpec, slice_dataset
 from .sweep import sweep_tile_sizes
 
 __all__ = [
@@ -36,6 +37,6 @@ __all__ = [
     "read_image", "stitch_dense", "suggest_tile_size", "sweep_tile_sizes", "to_coco", "to_coco_json", "to_csv", "to_json",
     "to_yolo_txt",
     "BandSpec", "RasterError", "RasterPrediction", "RasterSource", "feature_collection", "open_raster", "predict_raster",
-    "write_geojson",
+    "write_geojson", "DatasetError", "SliceSpec", "slice_dataset",
 ]
 __version__ = "0.2.0"

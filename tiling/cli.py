@@ -14,6 +14,7 @@ from typing import NoReturn, Sequence
 from .cli_commands import evaluate_command, predict_command
 from .cli_common import CliError, find_images, load
 from .cli_raster import add_raster_args
+from .cli_slice import add_slice_parser, slice_command
 from .cli_specs import add_spec_args, settings
 from .models import InferSpec
 from .models.runtimes import Precision, Runtime
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("source", help="an image file or a folder of images")
     ev.add_argument("--labels", "-l", required=True, help="folder of YOLO .txt labels, or a COCO .json file")
     _settings_args(ev)
+    add_slice_parser(sub)
     return parser
 
 
@@ -88,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "slice-dataset":
+            return slice_command(args)
         return predict_command(args) if args.command == "predict" else evaluate_command(args)
     except (CliError, MissingExtra) as exc:  # MissingExtra: an optional package, named with its pip extra
         print(f"patchwise {args.command}: error: {exc}", file=sys.stderr)
