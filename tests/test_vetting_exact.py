@@ -80,3 +80,144 @@ def test_a_genuine_checkpoint_and_a_rewritten_one_still_load(tmp_path):
     assert tiling.load_model(DET, runtime="torch").names
     copy = forged(tmp_path, lambda ckpt, model: None)  # torch.save of this torch: data descriptors, zip64 end
     assert tiling.load_model(copy, runtime="torch").names
+
+
+# -- a child process with a memory ceiling and a deadline, for what the old code blew up on ----------------
+LIMITED = r"""
+import resource, sys
+{imports}
+with open("/proc/self/status") as f:  # the ceiling sits above what the imports already mapped
+    mapped = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (mapped + {extra_mb} * 2**20, resource.RLIM_INFINITY))
+{body}
+"""
+
+
+def run_limited(imports: str, body: str, extra_mb: int = 1024, timeout: float = 60) -> str:
+    """``body`` run in a child process allowed ``extra_mb`` more address space than its imports took, and
+    ``timeout`` seconds; returns its output. A child that needed more fails the test, it cannot hang CI."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = LIMITED.format(imports=textwrap.dedent(imports), extra_mb=extra_mb, body=textwrap.dedent(body))
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=DET.parent.parent, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child took over {timeout} s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+# -- 3. class names measured as spelled out, each reference counted ---------------------------------------
+def _named(tmp_path, names: dict, nc: int | None = None):
+    def change(ckpt, model):
+        model.names = names
+        if nc is not None:
+            model.model[-1].nc = nc
+    return forged(tmp_path, change)
+
+
+def test_a_long_class_name_stored_once_is_refused(tmp_path):
+    long = "x" * 400_000  # one string in the pickle, three references: 1.2 MB spelled out
+    message = refused(_named(tmp_path, {0: long, 1: long, 2: long}), "class 0's name is 400,000 bytes")
+    assert "\n" not in message and len(message) < 300
+
+
+def test_class_names_are_measured_per_reference(tmp_path, monkeypatch):
+    from tiling.models import declared
+
+    monkeypatch.setattr(declared, "MAX_NAMES_BYTES", 600)
+    shared = "n" * 250  # 250 bytes stored once, 750 spelled out
+    refused(_named(tmp_path, {0: shared, 1: shared, 2: shared}), "spell out to over")
+    monkeypatch.setattr(declared, "MAX_NAMES_BYTES", 800)
+    assert tiling.load_model(_named(tmp_path, {0: shared, 1: shared, 2: shared}), runtime="torch").names[2] == shared
+
+
+# -- 7. classes capped by one tile's output ------------------------------------------------------------------
+def test_ten_thousand_classes_are_refused_by_their_output_per_tile(tmp_path):
+    names = {i: f"c{i}" for i in range(10_000)}
+    message = refused(_named(tmp_path, names, nc=10_000), "10,000 classes make 320 MB of output for each 640 px")
+    assert "PATCHWISE_MAX_TILE_OUTPUT_MB" in message and "\n" not in message
+
+
+def test_the_output_budget_is_per_reference_tile():
+    from tiling.models.declared import anchors_per_tile, check_output_size
+
+    assert anchors_per_tile() == 8400 and anchors_per_tile((8, 16, 32, 64)) == 8500
+    check_output_size(1203, "lvis.pt")  # LVIS's classes fit
+    with pytest.raises(ModelError, match="at most 1,997 classes fit"):
+        check_output_size(2000, "big.pt")
+
+
+# -- 4. YAML aliases ("billion laughs") in metadata.yaml -------------------------------------------------------
+OPENVINO = DET.parent / "synth-yolo11n-det_int8_openvino_model"
+LAUGHS = "\n".join(["lol0: &lol0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                   + [f"lol{i}: &lol{i} [{', '.join([f'*lol{i - 1}'] * 9)}]" for i in range(1, 9)]
+                   + ["names: {0: *lol8, 1: b, 2: c}"]) + "\n"
+
+
+@pytest.mark.slow
+def test_yaml_aliases_in_metadata_are_refused_before_anything_is_built(tmp_path):
+    import shutil
+
+    folder = tmp_path / "laughs_openvino_model"
+    shutil.copytree(OPENVINO, folder)
+    meta = folder / "metadata.yaml"
+    meta.write_text(meta.read_text().split("names:")[0] + LAUGHS.split("names:")[0] + "names:"
+                    + LAUGHS.split("names:")[1])
+    assert len(LAUGHS) < 1000
+    out = run_limited("from pathlib import Path\nfrom tiling.models.exported import read_export\n"
+                      "from tiling import ModelError", f"""
+        try:
+            read_export(Path({str(folder)!r}), "laughs.zip")
+            print("loaded")
+        except ModelError as exc:
+            print(exc)
+        """, extra_mb=512, timeout=30)
+    assert out.startswith("laughs.zip: metadata.yaml is not valid YAML (aliases (*lol0) are not accepted)")
+
+
+def test_plain_metadata_still_reads():
+    from tiling.models.exported import read_export
+
+    export = read_export(OPENVINO, "synth")
+    assert export.names == {0: "car", 1: "truck", 2: "plane"} and export.task == "detect"
+
+
+# -- 8. ONNX metadata bounded before parsing; literal_eval for 'names' only ------------------------------------
+def _tiny_onnx(path, metadata: dict[str, str]):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])
+    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 64, 64])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["images"], ["output0"])], "g", [x], [y]))
+    helper.set_model_props(model, metadata)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_metadata_is_parsed_as_values_and_literal_eval_only_reads_names(tmp_path, monkeypatch):
+    import ast
+
+    from tiling.models.exported import read_export
+
+    seen = []
+    real = ast.literal_eval
+    monkeypatch.setattr(ast, "literal_eval", lambda text: seen.append(text[:20]) or real(text))
+    path = _tiny_onnx(tmp_path / "m.onnx", {"task": "pose", "stride": "32", "names": "{0: 'person'}",
+                                            "kpt_shape": "[17, 3]", "end2end": "False", "args": "{'batch': 1}",
+                                            "description": "(" * 1000 + ")" * 1000 + "?"})
+    export = read_export(path, "m.onnx")
+    assert export.names == {0: "person"} and export.kpt_shape == (17, 3) and export.task == "pose"
+    assert seen == ["{0: 'person'}"]
+
+
+def test_a_large_onnx_metadata_value_is_refused_in_one_line(tmp_path):
+    from tiling.models.exported import read_export
+
+    path = _tiny_onnx(tmp_path / "big.onnx", {"names": "{0: 'a'}", "args": "[" + "1," * 400_000 + "]"})
+    with pytest.raises(ModelError, match=r"^big.onnx: its metadata 'args' is 800,002 characters long, over the 4,096"):
+        read_export(path, "big.onnx")

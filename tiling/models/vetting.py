@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .base import ModelError
+from .declared import MAX_CLASSES, anchors_per_tile, check_names, check_output_size
 from .pickle_scan import Report, Scanner
 from .zip_layout import check_layout, directory_bounds
 
@@ -27,7 +28,6 @@ MAX_PARAMS = int(os.environ.get("PATCHWISE_MAX_PARAMS", 100_000_000))  # tensor 
 MAX_PICKLE_MB = 4  # data.pkl: YOLOv9e's is 0.46 MB
 MAX_RECORDS = 100_000  # files in the archive (RT-DETR-l: 950)
 MAX_ZIP_RATIO = 20  # inflated / compressed, for records over 1 MB (torch.save stores them uncompressed)
-MAX_CLASSES = 10_000
 MAX_KEYPOINTS = 1_000  # per detection (COCO people: 17)
 STRIDES = (4, 8, 16, 32, 64, 128)  # P2 to P7 feature maps
 REFUSED = "(a checkpoint can hide code that runs when it is opened). Nothing from it was run."
@@ -182,8 +182,11 @@ def _check_model(ckpt: dict, label: str) -> tuple[str, bool]:
     if task == "pose":
         _check_keypoints(model, label)
     _check_names(model, label)
-    _check_strides(model, label)
-    return task, isinstance(model, RTDETRDetectionModel)
+    strides = _check_strides(model, label)
+    rtdetr = isinstance(model, RTDETRDetectionModel)
+    anchors = getattr(model.model[-1], "num_queries", 300) if rtdetr else anchors_per_tile(strides)
+    check_output_size(len(model.names), label, anchors if type(anchors) is int and anchors > 0 else None)
+    return task, rtdetr
 
 
 def _head_task(model, ckpt: dict, label: str) -> str:
@@ -247,12 +250,15 @@ def _check_names(model, label: str) -> None:
     if not 1 <= len(names) <= MAX_CLASSES or type(head_nc) is not int or set(names) != set(range(head_nc)):
         raise ModelError(f"{label} names {len(names)} classes but its head predicts {head_nc} "
                          f"(1 to {MAX_CLASSES} allowed, numbered from 0)")
+    check_names(names, label)
 
 
-def _check_strides(model, label: str) -> None:
-    """Strides are how far apart the head's cells are: a forged 4096 pads every tile to 4096 px."""
+def _check_strides(model, label: str) -> list[float]:
+    """Strides are how far apart the head's cells are: a forged 4096 pads every tile to 4096 px. Returns
+    the head's (or the model's) strides."""
     import torch
 
+    found: list[float] = []
     for owner in (model, model.model[-1]):
         stride = getattr(owner, "stride", None)
         if stride is None and owner is not model:
@@ -261,3 +267,5 @@ def _check_strides(model, label: str) -> None:
         if not values or any(v not in STRIDES for v in values):
             raise ModelError(f"{label} has strides {values if values else stride!r}; "
                              f"an Ultralytics model's are among {STRIDES}")
+        found = values
+    return found
