@@ -321,3 +321,23 @@ def test_clipped_dashes_look_the_same():
         for start, end in dash_segments((x0, y0), p1, new.shape, lw, 3 * lw):
             cv2.line(new, start, end, (0, 0, 255), lw, cv2.LINE_AA)
         assert (old == new).all()
+
+
+HUGE = "9" * 5000  # past Python's 4,300-digit limit for int(str)
+
+
+@pytest.mark.parametrize("doc, field", [
+    ('{"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": %s, "name": "a"}]}' % HUGE,
+     "categories[0].id"),
+    ('{"images": [{"id": %s, "file_name": "a.png"}]}' % HUGE, "images[0].id"),
+    ('{"images": [{"id": 1, "file_name": "a.png", "height": %s}]}' % ("9" * 400), "images[0].height"),
+    ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "category_id": 1, '
+     '"bbox": [%s, 0, 1, 1]}]}' % HUGE, "annotations[0].bbox"),
+    ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "category_id": %s, '
+     '"bbox": [0, 0, 1, 1]}]}' % ("9" * 30), "annotations[0].category_id"),
+], ids=["category_id", "image_id", "height", "bbox", "annotation_category"])
+def test_numbers_out_of_range_are_label_errors_naming_the_field(doc, field):
+    with pytest.raises(LabelError) as info:
+        parse_coco_labels(doc, name="huge.json")
+    message = str(info.value)
+    assert message.startswith(f"huge.json: {field}") and "\n" not in message and len(message) < 200

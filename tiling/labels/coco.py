@@ -23,6 +23,24 @@ from .base import (
 )
 
 
+class _OutOfRange:
+    """An integer literal too long for any field (ids fit 32 bits, sizes and coordinates float32): kept as
+    its length, so the field's own check names it, instead of Python's 4,300-digit limit on ``int(str)``
+    failing inside the JSON parser, or a float conversion overflowing later."""
+
+    MAX_DIGITS = 39  # float32's largest value has 39 digits
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits:,} digits>"
+
+    @classmethod
+    def parse(cls, text: str) -> "int | _OutOfRange":
+        return int(text) if len(text.lstrip("-")) <= cls.MAX_DIGITS else cls(len(text.lstrip("-")))
+
+
 def _json_type(value: object) -> str:
     kinds = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
     return "null" if value is None else kinds.get(type(value), type(value).__name__)
@@ -35,7 +53,7 @@ def _json_document(text: str, name: str) -> dict:
         raise LabelError(f"{name}: {containers:,} JSON objects and arrays is over the limit of {limit:,} "
                          f"({_JSON_CONTAINERS_PER_ITEM} per item at PATCHWISE_MAX_LABEL_ITEMS={base.MAX_LABEL_ITEMS:,})")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=_OutOfRange.parse)
     except json.JSONDecodeError as exc:
         raise LabelError(f"{name} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
     except RecursionError:
