@@ -1,0 +1,157 @@
+"""The worker process: ``python -m tiling.worker.child FOLDER``, started by :mod:`.process`.
+
+Before it reads a byte from its parent it imports its libraries, sets its OS limits (:mod:`.limits`)
+and installs its audit hook (:mod:`.jail`). Then it answers requests on stdin/stdout (:mod:`.protocol`):
+``load`` opens a visitor's model (vetting, export, test tile, 8-bit copy: all of ``load_model``) and keeps
+it under a key; ``predict`` runs tiles through a kept model. Anything the libraries print goes to stderr,
+so the protocol's pipe carries only messages. A failure is one line back, never a traceback.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import traceback
+
+import numpy as np
+
+from . import jail, limits as limits_mod
+from .protocol import decode, encode
+from .wire import to_wire
+
+MAX_REQUEST_BYTES = 1 << 31
+MEMORY_WORDS = re.compile(r"alloc|out of memory|MemoryError|cannot allocate|bad_alloc", re.IGNORECASE)
+PRELOAD = ("torch", "torchvision", "cv2", "ultralytics", "ultralytics.utils.nms", "onnx", "onnxruntime", "openvino",
+           "yaml", "tiling.models.loading", "tiling.models.runtimes", "tiling.models.quantize")
+
+
+def _preload() -> None:
+    """Import every library a model may need now, while imports are free to map and open what they need."""
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # an optional runtime not installed here: loading says so when a model needs it
+
+
+def _read_exact(fd: int, n: int) -> bytearray:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise EOFError
+        got += k
+    return buf
+
+
+def _write_all(fd: int, parts) -> None:
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while view:
+            view = view[os.write(fd, view):]
+
+
+class Worker:
+    """The models this process holds, by key, and what each request does with them."""
+
+    def __init__(self, probes: bool):
+        self.models: dict[str, object] = {}
+        self.probes = probes
+
+    def handle(self, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+        op = header.get("op")
+        if op == "load":
+            return self.load(header, arrays), []
+        if op == "predict":
+            return self.predict(header, arrays)
+        if op == "probe" and self.probes:
+            exec(compile(str(header["code"]), "<probe>", "exec"), {"np": np})  # tests only: see tests/test_worker.py
+            return {"ok": True}, []
+        return {"ok": False, "kind": "error", "error": f"unknown request {str(op)[:40]!r}"}, []
+
+    def load(self, header: dict, arrays: list[np.ndarray]) -> dict:
+        import tiling
+
+        data, calibration = arrays[0].tobytes(), [np.ascontiguousarray(a) for a in arrays[1:]]
+        args = {"runtime": header["runtime"], "precision": header["precision"]}
+        if calibration:
+            args["calibration"] = calibration
+        model = tiling.load_model(data, name=header["label"], **args)
+        self.models[header["key"]] = model
+        return {"ok": True, "info": describe(model)}
+
+    def predict(self, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+        from ..models import InferSpec
+
+        model = self.models[header["key"]]
+        spec = InferSpec(**header["spec"])
+        dets = model.predict([np.ascontiguousarray(a) for a in arrays], spec, imgsz=header.get("imgsz"),
+                             scale=header.get("scale"))
+        items, out = to_wire(dets)
+        return {"ok": True, "items": items}, out
+
+
+def _plain(value):
+    """An enum as its value, a tuple as a list: what JSON carries."""
+    value = getattr(value, "value", value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def describe(model) -> dict:
+    """What the server needs to know about a loaded model to stand in for it (:class:`.RemoteModel`)."""
+    net = getattr(getattr(model, "yolo", None), "model", None)
+    params = None if net is None else int(sum(p.numel() for p in net.parameters()))
+    return {"task": str(model.task), "names": {str(k): v for k, v in model.names.items()},
+            "runtime": str(_plain(model.runtime)), "runtime_note": str(model.runtime_note)[:2000],
+            "precision": _plain(getattr(model, "precision", None)), "digest": str(model.digest),
+            "agreement": getattr(model, "agreement", None), "input_hw": _plain(model.input_hw),
+            "kpt_shape": _plain(getattr(model, "kpt_shape", None)), "params": params,
+            "train_imgsz": int(getattr(model, "train_imgsz", 640))}
+
+
+def failure(exc: BaseException) -> dict:
+    """One line for the parent: what failed, and whether it was memory (the parent words that itself)."""
+    text = f"{exc}".splitlines()[0][:400] if str(exc) else type(exc).__name__
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 8:
+        chain.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    memory = isinstance(exc, MemoryError) or any(MEMORY_WORDS.search(c) for c in chain)
+    return {"ok": False, "kind": "memory" if memory else "error", "error": text}
+
+
+def serve(inp: int, out: int, worker: Worker) -> None:
+    while True:
+        try:
+            header, arrays = decode(lambda n: _read_exact(inp, n), MAX_REQUEST_BYTES)
+        except EOFError:
+            return
+        if header.get("op") == "quit":
+            return
+        try:
+            reply, result = worker.handle(header, arrays)
+        except BaseException as exc:  # noqa: BLE001  a hostile model may raise anything; one line goes back
+            traceback.print_exc(limit=3, file=sys.stderr)
+            reply, result = failure(exc), []
+        del arrays
+        _write_all(out, encode(reply, result))
+
+
+def main(argv: list[str]) -> int:
+    folder = os.path.realpath(argv[1])
+    limits = limits_mod.WorkerLimits.from_env()
+    jail.install(folder)  # first: the imports below may not reach the network or write outside the folder
+    _preload()
+    out = os.dup(1)  # the protocol's pipe; fd 1 becomes stderr so stray prints cannot corrupt it
+    os.dup2(2, 1)
+    limits_mod.apply(limits)
+    jail.seal()
+    serve(0, out, Worker(probes=os.environ.get("PATCHWISE_WORKER_PROBES") == "1"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

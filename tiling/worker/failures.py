@@ -1,0 +1,44 @@
+"""What a visitor reads when their model's worker fails: one plain sentence, never a traceback."""
+from __future__ import annotations
+
+from ..models.base import ModelError
+from .limits import WorkerLimits
+from .process import WorkerFailure
+
+LOADING = "loading it and running a 64 px test tile"
+LIMIT_KINDS = frozenset({"memory", "deadline", "died", "protocol"})  # the worker was killed or broke down
+
+
+class WorkerError(ModelError):
+    """A visitor's model stopped by its worker's limits, or failing in it; the message is the sentence to show."""
+
+
+def work_text(shapes: list[tuple[int, int]], full_pass: bool = False) -> str:
+    """The call in words: "one 640 px tile", "a batch of 8 tiles of 640x480 px", "the whole image at 1280 px"."""
+    if not shapes:
+        return LOADING
+    h, w = shapes[0]
+    size = f"{w} px" if h == w else f"{w}x{h} px"
+    if full_pass:
+        return f"the whole image at {max(h, w)} px"
+    return f"one {size} tile" if len(shapes) == 1 else f"a batch of {len(shapes)} tiles of {size}"
+
+
+def sentence(label: str, failure: WorkerFailure, limits: WorkerLimits, what: str, seconds: float) -> str:
+    """The one sentence for ``failure`` of ``label``'s worker while doing ``what`` under a ``seconds`` deadline."""
+    if failure.kind == "memory":
+        return f"{label} needed more than {limits.memory_text} of memory for {what}."
+    if failure.kind == "deadline":
+        return f"{label} took longer than {seconds:.0f} s for {what}, so it was stopped."
+    if failure.kind == "protocol":
+        return f"{label} sent back something that is not a detection result for {what}, so it was stopped."
+    if failure.kind == "died":
+        if "SIGXCPU" in failure.detail:
+            return f"{label} used more than {limits.cpu_seconds} s of CPU time, so it was stopped."
+        return f"{label} stopped unexpectedly during {what} ({failure.detail or 'no reason given'})."
+    return failure.detail or f"{label} failed during {what}."
+
+
+def is_limit(failure: WorkerFailure) -> bool:
+    """Whether the worker was stopped (a limit, a crash, a broken reply) rather than reporting an error itself."""
+    return failure.kind in LIMIT_KINDS

@@ -1,0 +1,101 @@
+"""The worker's wall inside Python: one process-wide audit hook, installed before the model's bytes are read.
+
+It acts in every thread (a thread the model's code starts included) and refuses: the network (sockets
+of any kind), new processes (subprocess, os.system, fork, exec, posix_spawn, ``_posixsubprocess``),
+loading or looking up native code through ctypes once sealed (``ctypes.CDLL(None).system`` would run a
+shell), signals to other processes, changing directory, sqlite3 databases, and writing, creating,
+moving or removing any file outside the worker's private folder. The OS limits (:mod:`.limits`)
+bound what native code can use; this hook bounds what Python code can reach.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+NETWORK = ("socket.", "urllib.Request", "http.client.", "ftplib.", "smtplib.", "imaplib.", "poplib.", "nntplib.",
+           "telnetlib.", "webbrowser.open")
+PROCESSES = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+                       "os.forkpty", "pty.spawn", "os.startfile", "_posixsubprocess.fork_exec", "os.popen"})
+REFUSED = frozenset({"os.kill", "os.killpg", "signal.pthread_kill", "os.chdir", "os.fchdir", "os.chroot",
+                     "sqlite3.connect", "sqlite3.connect/handle", "sqlite3.enable_load_extension",
+                     "sqlite3.load_extension", "os.setuid", "os.setgid", "sys.setprofile", "sys.settrace", "sys.monitoring.register_callback"})
+NATIVE = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.addressof", "ctypes.cdata",
+                    "ctypes.call_function", "ctypes.seh_exception", "resource.setrlimit", "resource.prlimit"})
+FILE_CHANGES = frozenset({"os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.truncate", "os.link", "os.symlink",
+                          "os.chmod", "os.chown", "os.utime", "shutil.copyfile", "shutil.copytree", "shutil.move",
+                          "shutil.rmtree", "shutil.unpack_archive", "shutil.make_archive", "os.mkfifo", "os.mknod"})
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+refused: list[str] = []  # the first 100 refusals, for the worker's log
+_folder = ""
+_sealed = False
+
+
+class Refused(PermissionError):
+    """Something the worker may not do, raised inside the model's code."""
+
+
+def _writes(args: tuple) -> bool:
+    mode = args[1] if len(args) > 1 else None
+    flags = args[2] if len(args) > 2 else 0
+    return bool((isinstance(flags, int) and flags & WRITE_FLAGS) or any(c in str(mode or "") for c in "wax+"))
+
+
+def _inside(path) -> bool:
+    if isinstance(path, int):  # an already open descriptor
+        return True
+    try:
+        real = os.path.realpath(os.fsdecode(path))
+    except (TypeError, ValueError):
+        return False
+    return real == _folder or real.startswith(_folder + os.sep)
+
+
+def refusal(event: str, args: tuple) -> str | None:
+    """What ``event`` would do that the worker may not, or None."""
+    if event.startswith(NETWORK):
+        return f"network access ({event})"
+    if event in PROCESSES:
+        return f"starting a process ({event})"
+    if event in REFUSED:
+        return event
+    if event in NATIVE and _sealed:
+        return f"native code or limits ({event})"
+    if event == "open" and _writes(args) and not _inside(args[0]) and args[0] != os.devnull:
+        return f"writing {args[0]!r} outside the worker's folder"
+    if event in FILE_CHANGES:
+        paths = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
+        if not all(_inside(p) for p in paths):
+            return f"changing files outside the worker's folder ({event})"
+    return None
+
+
+def _hook(event: str, args: tuple) -> None:
+    what = refusal(event, args)
+    if what is not None:
+        if len(refused) < 100:
+            refused.append(f"{what} from {_caller()}")
+        raise Refused(f"refused in the model's worker: {what}")
+
+
+def _caller() -> str:
+    """file:line of the code that asked, outside this module."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
+
+
+def install(folder: str) -> None:
+    """Install the hook for the life of the process; file writes are allowed only under ``folder``."""
+    global _folder
+    _folder = os.path.realpath(folder)
+    sys.dont_write_bytecode = True  # an import after this point caches nothing outside the folder
+    sys.addaudithook(_hook)
+
+
+def seal() -> None:
+    """From now on ctypes may load and look up nothing more (the libraries the worker needs are loaded), and
+    the OS limits, set by now, may not be changed (root could raise them)."""
+    global _sealed
+    _sealed = True

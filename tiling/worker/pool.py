@@ -1,0 +1,229 @@
+"""A bounded pool of worker processes, one per visitor model (by its bytes' digest), shared by sessions.
+
+At most ``limits.workers`` run at once; a new model takes the place of the least recently used idle
+one. A worker is killed when it has been idle for ``limits.idle_seconds``, when the last session that
+asked for it ends (its owner object is collected), or when it passes a limit: then the model is
+remembered as refused, so the page does not start it again on its next rerun. Thread-safe: Streamlit
+runs each session in its own thread.
+"""
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..util import sha256_of
+from .failures import LOADING, WorkerError, is_limit, sentence
+from .limits import WorkerLimits
+from .process import WorkerFailure, WorkerProcess
+from .remote_model import RemoteModel
+
+BUSY_WAIT = 10.0  # seconds a request waits for a worker to come free when all are busy
+REMEMBERED = 64  # refused models remembered
+LOAD_REPLY = 4 << 20
+
+
+@dataclass
+class _Entry:
+    process: WorkerProcess
+    loaded: dict[str, dict] = field(default_factory=dict)  # variant -> the model's description
+    owners: set[int] = field(default_factory=set)
+
+
+class WorkerPool:
+    """Workers by model digest. :meth:`load` gives a :class:`~.remote_model.RemoteModel`; its calls come
+    back through :meth:`call`."""
+
+    def __init__(self, limits: WorkerLimits | None = None, probes: bool = False):
+        self.limits = limits or WorkerLimits.from_env()
+        self.probes = probes  # test-only: workers accept probe code (tests/test_worker.py)
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
+        self._refused: OrderedDict[tuple, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._closed = threading.Event()
+        threading.Thread(target=self._reap, name="patchwise-worker-reaper", daemon=True).start()
+
+    # -- the models --------------------------------------------------------------------------
+    def load(self, data: bytes, label: str, runtime: str = "auto", precision: str = "fp32",
+             calibration=(), calib_key: str = "", owner: object | None = None):
+        """A visitor's model (checkpoint bytes, ONNX, zipped OpenVINO folder) loaded in its worker, as a
+        model the pipeline takes. ``owner``: an object whose collection (the session ending) releases it."""
+        digest = sha256_of(data)
+        variant = f"{runtime}:{precision}:{calib_key}"
+        request = {"op": "load", "key": variant, "label": label, "runtime": str(runtime),
+                   "precision": str(precision)}
+        arrays = [np.frombuffer(data, np.uint8), *(np.ascontiguousarray(c, np.uint8) for c in calibration)]
+        info = self._ensure_loaded(digest, variant, label, request, arrays)
+        try:
+            model = RemoteModel(self, digest, variant, label, info, (request, arrays))
+        except ValueError as exc:  # ProtocolError included: a description no real model gives
+            raise self._failed(digest, variant, label, WorkerFailure("protocol", str(exc)), LOADING, 0) from None
+        if owner is not None:
+            self._attach(digest, owner)
+        return model
+
+    def call(self, model, header: dict, arrays: list[np.ndarray], seconds: float, what: str, max_reply: int):
+        """One request to ``model``'s worker (restarted and reloaded if the pool let it go meanwhile)."""
+        for _ in range(3):
+            self._ensure_loaded(model.digest, model.variant, model.label, *model.load_request)
+            try:
+                return self._process(model.digest).call({**header, "key": model.variant}, arrays, seconds, max_reply)
+            except WorkerFailure as failure:
+                if failure.kind != "stopped":
+                    raise self._failed(model.digest, model.variant, model.label, failure, what, seconds) from None
+        raise WorkerError(f"{model.label}: its worker was stopped three times in a row to make room; try again")
+
+    def broken(self, model: RemoteModel, detail: str, what: str) -> WorkerError:
+        """The error for a reply that could not be read back as detections; the worker is killed."""
+        return self._failed(model.digest, model.variant, model.label, WorkerFailure("protocol", detail), what, 0)
+
+    def refused(self, digest: str, variant: str = "") -> str | None:
+        """The sentence a model was refused with earlier, or None."""
+        with self._lock:
+            return self._refused.get((digest, "")) or self._refused.get((digest, variant))
+
+    # -- workers -----------------------------------------------------------------------------
+    def _ensure_loaded(self, digest: str, variant: str, label: str, request: dict, arrays) -> dict:
+        with self._lock:
+            key_lock = self._key_locks.setdefault(digest, threading.Lock())
+        with key_lock:
+            earlier = self.refused(digest, variant)
+            if earlier:
+                raise WorkerError(earlier)
+            entry = self._entry(digest)
+            if variant not in entry.loaded:
+                seconds = self.limits.load_seconds
+                try:
+                    reply, _ = entry.process.call(request, arrays, seconds, LOAD_REPLY)
+                except WorkerFailure as failure:
+                    raise self._failed(digest, variant, label, failure, LOADING, seconds) from None
+                entry.loaded[variant] = reply["info"]
+            return entry.loaded[variant]
+
+    def _process(self, digest: str) -> WorkerProcess:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                raise WorkerFailure("stopped")
+            self._entries.move_to_end(digest)
+            return entry.process
+
+    def _entry(self, digest: str) -> _Entry:
+        """The live entry for ``digest``, starting a worker (after freeing a place) when there is none."""
+        waited = time.monotonic()
+        while True:
+            with self._lock:
+                entry = self._entries.get(digest)
+                if entry is not None and entry.process.alive:
+                    self._entries.move_to_end(digest)
+                    return entry
+                if entry is not None:
+                    self._drop(digest)
+                if len(self._entries) < self.limits.workers or self._evict_one():
+                    entry = self._entries[digest] = _Entry(WorkerProcess(self.limits, self.probes))
+                    return entry
+            if time.monotonic() - waited > BUSY_WAIT:
+                raise WorkerError(f"this page is running {self.limits.workers} visitors' models already; "
+                                  "try yours again in a minute")
+            time.sleep(0.2)
+
+    def _evict_one(self) -> bool:
+        """Kill the least recently used idle worker (pool lock held); False when every one is busy."""
+        for digest, entry in self._entries.items():
+            if entry.process.lock.acquire(blocking=False):
+                try:
+                    self._drop(digest)
+                finally:
+                    entry.process.lock.release()
+                return True
+        return False
+
+    def _drop(self, digest: str) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is not None:
+            entry.process.kill()
+
+    def _failed(self, digest: str, variant: str, label: str, failure: WorkerFailure, what: str,
+                seconds: float) -> WorkerError:
+        """The error to raise for ``failure``; the model is remembered as refused, and its worker killed
+        when it broke a limit (a plain error of the model's, such as a bad file, leaves other variants)."""
+        text = sentence(label, failure, self.limits, what, seconds)
+        with self._lock:
+            self._refused[(digest, "" if is_limit(failure) else variant)] = text
+            while len(self._refused) > REMEMBERED:
+                self._refused.popitem(last=False)
+            entry = self._entries.get(digest)
+            if entry is not None and (is_limit(failure) or not entry.loaded):
+                self._entries.pop(digest)
+        if entry is not None and (is_limit(failure) or not entry.loaded):
+            entry.process.kill()
+        return WorkerError(text)
+
+    # -- ends --------------------------------------------------------------------------------
+    def _attach(self, digest: str, owner: object) -> None:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None or id(owner) in entry.owners:
+                return
+            entry.owners.add(id(owner))
+        weakref.finalize(owner, self._detach, digest, id(owner))
+
+    def _detach(self, digest: str, owner_id: int) -> None:
+        """An owner (a session) is gone: its model's worker ends once no session holds it."""
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return
+            entry.owners.discard(owner_id)
+            if entry.owners or not entry.process.lock.acquire(blocking=False):
+                return
+            try:
+                self._drop(digest)
+            finally:
+                entry.process.lock.release()
+
+    def _reap(self) -> None:
+        """Kill workers idle longer than ``limits.idle_seconds``; runs until :meth:`close`."""
+        pause = max(0.5, min(30.0, self.limits.idle_seconds / 4))
+        while not self._closed.wait(pause):
+            now = time.monotonic()
+            with self._lock:
+                for digest, entry in list(self._entries.items()):
+                    if now - entry.process.last_used > self.limits.idle_seconds or not entry.process.alive:
+                        if entry.process.lock.acquire(blocking=False):
+                            try:
+                                self._drop(digest)
+                            finally:
+                                entry.process.lock.release()
+
+    def workers(self) -> dict[str, WorkerProcess]:
+        """The running workers by model digest (for tests and benchmarks)."""
+        with self._lock:
+            return {d: e.process for d, e in self._entries.items()}
+
+    def close(self) -> None:
+        """Kill every worker and stop the reaper."""
+        self._closed.set()
+        with self._lock:
+            for digest in list(self._entries):
+                self._drop(digest)
+
+
+_default: WorkerPool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> WorkerPool:
+    """The process's pool, made on first use with the limits in the environment; closed at exit."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = WorkerPool()
+            atexit.register(_default.close)
+        return _default
