@@ -3,7 +3,8 @@
 - ui.page_style.PageHead puts the page's style in the HTML head, so it applies before Streamlit draws
   its first (animated) placeholder;
 - ui.http_cache.ImmutableResponseCache answers Streamlit's content-hashed page files, which it marks
-  immutable, from memory after their first request.
+  immutable, from memory after their first request (keyed by path, never by query string; a byte cap,
+  least recently used out first).
 
     streamlit run serve.py      (or: uvicorn serve:app --host 0.0.0.0 --port 8501)
 """

@@ -57,6 +57,41 @@ def test_memory_is_capped():
     for i in range(5):
         get(cache, f"/static/js/chunk{i}.js")
     assert cache.held_bytes == 2000
-    for i in range(5):
-        get(cache, f"/static/js/chunk{i}.js")
-    assert disk.calls == 5 + 3  # the two kept files were not read again
+    get(cache, "/static/js/chunk4.js"), get(cache, "/static/js/chunk3.js")
+    assert disk.calls == 5  # the two most recent files were kept
+    get(cache, "/static/js/chunk0.js")  # makes room by dropping the least recently used (chunk4)
+    get(cache, "/static/js/chunk3.js")
+    assert disk.calls == 6 and cache.held_bytes == 2000
+    get(cache, "/static/js/chunk4.js")
+    assert disk.calls == 7
+
+
+def _get_with_query(cache: ImmutableResponseCache, path: str, query: bytes) -> bytes:
+    """A GET as a server hands it over: the query string apart from the path; returns the body."""
+    import asyncio
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request"}
+
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "query_string": query, "headers": []}
+    asyncio.run(cache(scope, receive, send))
+    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_query_strings_do_not_make_new_entries():
+    disk = static_file([b"q" * 1000])
+    cache = ImmutableResponseCache(disk)
+    bodies = {_get_with_query(cache, "/static/js/index.abc123.js", b"v=%d" % i) for i in range(200)}
+    assert bodies == {b"q" * 1000} and disk.calls == 1 and cache.held_bytes == 1000
+
+
+def test_a_body_larger_than_the_cap_is_passed_on_not_kept():
+    disk = static_file([b"b" * 3000])
+    cache = ImmutableResponseCache(disk, max_bytes=2500)
+    assert get(cache)[2] == b"b" * 3000 and get(cache)[2] == b"b" * 3000
+    assert disk.calls == 2 and cache.held_bytes == 0
