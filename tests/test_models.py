@@ -7,6 +7,8 @@ import torch
 
 import tiling
 from tiling import ModelError
+from tiling.models.decoding import predict_general
+from tiling.models.runtimes import Precision, Runtime, available_runtimes
 
 
 class Payload:
@@ -41,12 +43,11 @@ def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
 
 def test_genuine_checkpoint_loads_from_path_and_bytes(genuine):
     m = tiling.load_model(genuine, runtime="torch")
-    assert m.task == "detect" and len(m.names) == 80 and m.runtime == "torch" and len(m.digest) == 64
+    assert m.task == "detect" and len(m.names) == 80 and m.runtime is Runtime.TORCH and len(m.digest) == 64
+    assert m.precision is Precision.FP32 and m.runtime_label == "torch"
     m2 = tiling.load_model(genuine.read_bytes())  # runtime="auto": the fastest one installed here
     assert m2.digest == m.digest
-    from tiling.models.runtimes import available_runtimes
-
-    assert m2.runtime == available_runtimes()[0]
+    assert m2.runtime is available_runtimes()[0] and m2.precision is Precision.FP32
 
 
 def test_state_dict_is_explained(tmp_path):
@@ -119,7 +120,7 @@ def test_lean_path_matches_ultralytics_predict(genuine):
     torch.manual_seed(0)
     spec = tiling.InferSpec(conf=0.0005, iou=0.7, max_det=50)
     fast = m.predict(tiles, spec)
-    slow = m._predict_ultralytics(tiles, spec, None)
+    slow = predict_general(m.yolo, tiles, spec, None, m.names, m.kpt_shape)
     for a, b in zip(fast, slow):
         assert len(a) == len(b)
         if len(a):
@@ -141,7 +142,7 @@ def test_lean_path_matches_ultralytics_on_real_tiles(det_model):
     tiles = [image[:640, :640], image[640:1280, 640:1280], image[1000:1640, 2000:2640]]
     m = tiling.load_model(SAMPLES.parent / "models" / "synth-yolo11n-det.pt", runtime="torch")
     fast = m.predict(tiles, tiling.InferSpec(conf=0.25, iou=0.7))
-    slow = m._predict_ultralytics(tiles, tiling.InferSpec(conf=0.25, iou=0.7), None)
+    slow = predict_general(m.yolo, tiles, tiling.InferSpec(conf=0.25, iou=0.7), None, m.names, m.kpt_shape)
     assert sum(len(a) for a in fast) > 10
     for a, b in zip(fast, slow):
         order_a, order_b = np.lexsort(a.xyxy.T[::-1]), np.lexsort(b.xyxy.T[::-1])
