@@ -12,7 +12,8 @@ import pytest
 
 import tiling
 from tiling import rotated
-from tiling.detections import Detections, enclosing_boxes, obb_corners
+from tiling.detections import Detections
+from tiling.geometry import enclosing_boxes, obb_corners
 from tiling.formats import results_zip, to_coco_dataset, to_dota_txt
 
 from conftest import page_with_uploaded_model, untrained_checkpoint

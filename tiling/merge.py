@@ -24,10 +24,10 @@ from typing import Literal, Sequence, get_args
 
 import numpy as np
 
-from . import checks
-from .detections import Detections, enclosing_boxes, paste_mask
+from . import checks, rotated
+from .detections import Detections
+from .geometry import enclosing_boxes, paste_mask
 from .grid import Tile, tiles_array
-from . import rotated
 
 Method = Literal["nms", "nmm"]
 Metric = Literal["ios", "iou"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detections import obb_corners
+from .geometry import enclosing_boxes, obb_corners
 
 _MAX_VERTICES = 8
 
@@ -89,8 +89,6 @@ def pair_metric(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray
 def iou_matrix(a: np.ndarray, b: np.ndarray, metric: str = "iou") -> np.ndarray:
     """(N, M) IoU (or another :func:`pair_metric`) of oriented boxes, measured only where their enclosing
     boxes meet."""
-    from .detections import enclosing_boxes
-
     a, b = np.asarray(a, np.float64).reshape(-1, 5), np.asarray(b, np.float64).reshape(-1, 5)
     out = np.zeros((len(a), len(b)), np.float64)
     if len(a) == 0 or len(b) == 0:

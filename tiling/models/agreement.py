@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..detections import Detections, paste_mask
+from ..detections import Detections
 from ..evaluate import detection_iou
+from ..geometry import paste_mask
 from .base import InferSpec
 from .runtimes import MIN_INT8_SIDE
 

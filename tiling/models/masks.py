@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from ..detections import Detections, mask_boxes_for
+from ..detections import Detections
+from ..geometry import mask_boxes_for
 
 
 def proto_logits(maps: np.ndarray, coef: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
