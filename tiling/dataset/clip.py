@@ -120,13 +120,14 @@ def clip_object(obj: LabelledObject, window: Window, area: float | None = None) 
     return Clipped(moved, min(1.0, inside / total), True)
 
 
-def clip_to_tile(objects: list[LabelledObject], areas: list[float], window: Window,
-                 min_visibility: float) -> tuple[list[tuple[int, Clipped]], list[int]]:
+def clip_to_tile(objects: list[LabelledObject], areas: list[float], window: Window, min_visibility: float,
+                 candidates: list[int] | None = None) -> tuple[list[tuple[int, Clipped]], list[int]]:
     """(index, clipped object) of every object with at least ``min_visibility`` of its area in the tile,
-    and the indices of those the tile cuts below it (dropped)."""
+    and the indices of those the tile cuts below it (dropped). ``candidates``: the indices that may touch
+    the tile (tiling.dataset.index), else all."""
     kept, dropped = [], []
-    for i, (obj, area) in enumerate(zip(objects, areas)):
-        c = clip_object(obj, window, area)
+    for i in range(len(objects)) if candidates is None else candidates:
+        c = clip_object(objects[i], window, areas[i])
         if c is None:
             continue
         if not c.cut or c.fraction >= min_visibility - _ROUNDING:

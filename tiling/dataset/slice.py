@@ -10,16 +10,17 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import checks
-from ..grid import TileSpec
+from ..grid import Tile, TileSpec
 from ..imageio import ImageError, read_image
 from ..util import Progress
 from .clip import clip_to_tile, object_area
-from .objects import DatasetError, SliceSpec, Source, SourceImage
+from .index import ObjectIndex
+from .objects import DatasetError, LabelledObject, SliceSpec, Source, SourceImage
 from .report import SliceReport
 from .sources import open_source
 from .splits import assign_splits, tile_seed
@@ -74,23 +75,20 @@ def _tile_name(stem: str, tile) -> str:
     return f"{stem}_{tile.x0}_{tile.y0}_{tile.width}x{tile.height}"
 
 
-def _slice_image(im: SourceImage, stem: str, split: str, spec: SliceSpec, writer, report: SliceReport) -> None:
-    """Every tile of one image, written if it holds an object (or is drawn as a kept empty tile)."""
-    try:
-        image = read_image(im.path)
-    except ImageError as exc:
-        raise DatasetError(f"{im.key}: {exc}") from None
-    h, w = image.shape[:2]
-    objects = im.labels(w, h)
+def slice_tiles(read: Callable[[Tile], np.ndarray], shape: tuple[int, int], objects: list[LabelledObject],
+                key: str, stem: str, split: str, spec: SliceSpec, writer, report: SliceReport,
+                suffix: str = ".jpg") -> None:
+    """Every tile of one source (an image in memory, or a raster read window by window: ``read(tile)``
+    gives its pixels), written if it holds an object or is drawn as a kept empty tile."""
     areas = [object_area(o) for o in objects]
+    index = ObjectIndex(objects, max(max(t.size_xy) for t in spec.tiles))
     report.images[split] += 1
     report.count_objects(split, "source", [o.class_id for o in objects])
-    rng = np.random.default_rng(tile_seed(spec.seed, im.key))
-    suffix = ".png" if im.path.suffix.lower() == ".png" else ".jpg"
+    rng = np.random.default_rng(tile_seed(spec.seed, key))
     counts = report.tiles[split]
     for tiles in spec.tiles:
-        for tile in tiles.plan((h, w)):
-            kept, dropped = clip_to_tile(objects, areas, tile.xyxy, spec.min_visibility)
+        for tile in tiles.plan(shape):
+            kept, dropped = clip_to_tile(objects, areas, tile.xyxy, spec.min_visibility, index.near(tile.xyxy))
             report.count_objects(split, "dropped", [objects[i].class_id for i in dropped])
             report.count_objects(split, "whole", [c.obj.class_id for _, c in kept if not c.cut])
             report.count_objects(split, "clipped", [c.obj.class_id for _, c in kept if c.cut])
@@ -99,10 +97,22 @@ def _slice_image(im: SourceImage, stem: str, split: str, spec: SliceSpec, writer
                 counts["skipped"] += 1
                 continue
             counts["labelled" if kept else "negatives"] += 1
-            pixels = image[tile.y0 : tile.y1, tile.x0 : tile.x1]
+            pixels = read(tile)
             writer.add(split, _tile_name(stem, tile), suffix, pixels, [c.obj for _, c in kept])
             if kept:
                 report.offer_tile(pixels, [c.obj for _, c in kept], rng, counts["labelled"])
+
+
+def _slice_image(im: SourceImage, stem: str, split: str, spec: SliceSpec, writer, report: SliceReport) -> None:
+    """One source image, read whole (a photo: decoded once, cut in memory)."""
+    try:
+        image = read_image(im.path)
+    except ImageError as exc:
+        raise DatasetError(f"{im.key}: {exc}") from None
+    h, w = image.shape[:2]
+    suffix = ".png" if im.path.suffix.lower() == ".png" else ".jpg"
+    slice_tiles(lambda t: image[t.y0 : t.y1, t.x0 : t.x1], (h, w), im.labels(w, h), im.key, stem, split, spec,
+                writer, report, suffix)
 
 
 def slice_dataset(source: str | Path, out: str | Path, spec: SliceSpec | None = None, *, overwrite: bool = False,
@@ -144,10 +154,10 @@ def slice_dataset(source: str | Path, out: str | Path, spec: SliceSpec | None = 
     return report
 
 
-def slice_image_objects(objects, areas: Sequence[float], shape, spec: SliceSpec):
+def slice_image_objects(objects: list[LabelledObject], areas: Sequence[float], shape, spec: SliceSpec):
     """(tile, kept, dropped) for every tile of an image of ``shape`` holding ``objects``: what
-    :func:`slice_dataset` writes, without images or files (for checks and tests)."""
+    :func:`slice_tiles` keeps and drops, without images or files (for checks and tests)."""
+    index = ObjectIndex(objects, max(max(t.size_xy) for t in spec.tiles))
     for tiles in spec.tiles:
         for tile in tiles.plan(shape):
-            kept, dropped = clip_to_tile(objects, list(areas), tile.xyxy, spec.min_visibility)
-            yield tile, kept, dropped
+            yield (tile, *clip_to_tile(objects, list(areas), tile.xyxy, spec.min_visibility, index.near(tile.xyxy)))
