@@ -17,7 +17,11 @@ import tiling
 from conftest import DET_WEIGHTS, ROOT, SAMPLES, SquareFinder, square_scene
 from tiling.outputs import OutputFolder, entries, list_images, run_key
 
-ray = pytest.importorskip("ray")
+try:  # the tests that start Ray need it; the others here run without the [ray] extra
+    import ray
+except ImportError:
+    ray = None
+needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'patchwise[ray]')")
 
 from tiling.distributed import ClusterSpec, predict_folder  # noqa: E402
 
@@ -33,6 +37,8 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def cluster():
+    if ray is None:
+        pytest.skip("Ray is not installed (pip install 'patchwise[ray]')")
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
@@ -188,12 +194,14 @@ def test_an_openvino_folder_travels_to_the_workers_zipped():
     assert len(a) > 5 and np.array_equal(a.xyxy, b.xyxy)
 
 
+@pytest.mark.slow
 def test_cli_ray_options_are_checked_before_any_cluster_starts(tmp_path):
     out = cli("predict", SAMPLES, "--model", DET_WEIGHTS, "--out", tmp_path / "o", "--engine", "ray", "--actors", "0")
     assert out.returncode == 2 and "--actors must be between 1" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cluster_options_reach_the_cluster_spec_and_are_refused_without_the_ray_engine(tmp_path):
     from argparse import Namespace
 
@@ -216,6 +224,7 @@ def test_cluster_options_reach_the_cluster_spec_and_are_refused_without_the_ray_
     assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
+@pytest.mark.slow
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
     code = ("import sys; sys.modules['ray'] = None; from tiling.cli import main; "
             f"sys.exit(main(['predict', {str(SAMPLES)!r}, '--model', {str(DET_WEIGHTS)!r}, '--out', "
@@ -227,6 +236,7 @@ def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
 
 # -- on the cluster ------------------------------------------------------------------------------------
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.slow
 def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, cluster):
     sample = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
     src = tmp_path / "in"
@@ -251,6 +261,7 @@ def test_ray_engine_writes_exactly_what_the_single_process_cli_writes(tmp_path, 
     assert sum(len(json.loads(a[n])["detections"]) for n in a if n.startswith("json/")) > 20
 
 
+@pytest.mark.slow
 def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster):
     paths = scene_folder(tmp_path / "in", 17, big=2, geotiff=True)
     (tmp_path / "in" / "broken.png").write_bytes(b"not a picture")
@@ -291,6 +302,7 @@ def test_a_killed_actor_is_restarted_and_every_image_finishes(tmp_path, cluster)
     assert changed == [f"{lost.stem}.jpg", f"{lost.stem}.txt"]  # that image's own files, nothing else
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_load_is_one_error_before_any_work(tmp_path, cluster):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     scene_folder(tmp_path / "in", 1)
@@ -300,6 +312,7 @@ def test_a_model_that_cannot_load_is_one_error_before_any_work(tmp_path, cluster
 
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.slow
 def test_an_8_bit_run_is_calibrated_once_from_tiles_sent_with_the_model(tmp_path, cluster, monkeypatch):
     """Weights without a shipped 8-bit copy: the driver cuts calibration tiles from the run's images, the
     worker that checks the model makes the copy, the actor finds it; the driver never quantizes."""
@@ -353,6 +366,7 @@ def bar_scene(path: Path, seed: int) -> None:
     cv2.imwrite(str(path), img)
 
 
+@pytest.mark.slow
 def test_oriented_boxes_get_dota_files_and_angles_in_both_engines(tmp_path, cluster):
     (tmp_path / "in").mkdir()
     for k in range(2):
@@ -565,6 +579,7 @@ def test_every_engine_refuses_a_merge_conf_below_the_models(tmp_path):
             call()
 
 
+@pytest.mark.slow
 def test_the_model_and_the_calibration_tiles_go_to_the_workers_once_by_reference(cluster):
     from tiling.distributed.shipping import fetched, ship
     from tiling.models.calibration import Calibration
@@ -580,6 +595,7 @@ def test_the_model_and_the_calibration_tiles_go_to_the_workers_once_by_reference
     assert fetched(ship("yolo11n.pt", "yolo11n.pt", {"precision": "fp32"})) == ("yolo11n.pt", {"precision": "fp32"})
 
 
+@needs_ray
 def test_ray_datas_console_shows_only_problems_during_a_run_and_is_restored_after():
     import logging
 
@@ -603,6 +619,7 @@ def test_ray_datas_console_shows_only_problems_during_a_run_and_is_restored_afte
     assert shown(logging.INFO, "Starting execution of Dataset")  # the caller's own setup is back
 
 
+@pytest.mark.slow
 def test_images_given_by_uri_are_read_by_the_workers_and_give_the_files_paths_give(tmp_path, cluster):
     """A folder's URI (here file://, read through pyarrow's filesystems as s3:// or gs:// are) lists and
     reads like the folder: the same files, in both engines; a URI in a list that cannot be read fails alone."""
@@ -632,6 +649,7 @@ def test_bad_uris_are_one_line(source, message):
         list_images(source)
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_uri_in_one_line(tmp_path):
     (tmp_path / "in").mkdir()
     cv2.imwrite(str(tmp_path / "in" / "a.png"), np.zeros((64, 64, 3), np.uint8))

@@ -20,6 +20,7 @@ CHROMIUM = os.environ.get("PATCHWISE_CHROMIUM", "/usr/bin/chromium")
 OUT = ROOT / "test-results" / "e2e"
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
     pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present"),
 ]

@@ -20,6 +20,7 @@ browser, server = test_e2e.browser, test_e2e.server  # its fixtures: one chromiu
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed"),
     pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present"),
 ]
