@@ -119,3 +119,79 @@ def test_animated_webp_gives_first_frame():
     frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], lossless=True)
     out = read_image(buf.getvalue())
     assert out.shape == (12, 12, 3) and out.max() < 40
+
+
+# -- deep pixels: the decode limit counts bytes, and the conversion to 8 bits stays lean --------------------
+PEAK_CHILD = r"""
+import importlib.util, os, sys
+os.environ["PATCHWISE_MAX_PIXELS"] = sys.argv[2]
+spec = importlib.util.spec_from_file_location("imageio_alone", sys.argv[3])  # numpy, Pillow, OpenCV only
+imageio = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(imageio)
+data = open(sys.argv[1], "rb").read()
+
+def peak_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak so far is forgotten: what follows is the decode's own
+base = peak_mb()
+try:
+    out = imageio.read_image(data)
+    result = f"{out.shape} {out.dtype}"
+except imageio.ImageError as exc:
+    result = "ImageError: " + str(exc)
+print(peak_mb() - base, result)
+"""
+
+
+def _decode_peak(path, max_pixels: int) -> tuple[int, str]:
+    """(MB the decode added at its peak, what it returned) in a fresh process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    module = Path(__file__).resolve().parents[1] / "tiling" / "imageio.py"
+    done = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(path), str(max_pixels), str(module)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-1500:]
+    peak, result = done.stdout.strip().split(" ", 1)
+    return int(peak), result
+
+
+@pytest.mark.slow
+def test_deep_pixel_images_decode_within_the_byte_budget_of_8_bit_ones(tmp_path):
+    pixels = 4_000_000
+    ramp = (np.arange(pixels, dtype=np.uint32) % 65536).astype(np.uint16).reshape(2000, 2000)
+    half = np.ascontiguousarray(ramp[:1000])
+    files = {"rgb8.png": np.dstack([(ramp >> 8).astype(np.uint8)] * 3), "gray16.png": ramp,
+             "rgba16_half.tif": np.dstack([half] * 4)}
+    for name, arr in files.items():
+        cv2.imwrite(str(tmp_path / name), arr)
+    Image.fromarray(ramp.astype(np.float32) / 65535, mode="F").save(tmp_path / "float32.tif", compression="tiff_deflate")
+    Image.fromarray(ramp.astype(np.int32) << 4, mode="I").save(tmp_path / "int32.tif", compression="tiff_deflate")
+    cv2.imwrite(str(tmp_path / "rgba16_full.tif"), np.dstack([ramp] * 4))
+    assert all(p.stat().st_size < 12 << 20 for p in tmp_path.iterdir())
+    baseline, shape = _decode_peak(tmp_path / "rgb8.png", pixels)
+    assert shape == "(2000, 2000, 3) uint8"
+    for name in ("gray16.png", "float32.tif", "int32.tif", "rgba16_half.tif"):
+        peak, result = _decode_peak(tmp_path / name, pixels)
+        assert result.endswith(", 3) uint8"), (name, result)
+        assert peak <= baseline, f"{name}: +{peak} MB against +{baseline} MB for the same pixels in 8 bits"
+    peak, result = _decode_peak(tmp_path / "rgba16_full.tif", pixels)  # 8 bytes a pixel: twice the budget
+    assert result.startswith("ImageError: the uploaded image is 2000x2000 at 8 bytes a pixel = 32 MB decoded")
+    assert "\n" not in result and peak < 8
+
+
+def test_bytes_per_pixel_are_read_from_the_header():
+    from tiling.imageio import decoded_bytes_per_pixel
+
+    def opened(arr, fmt, **kw):
+        return Image.open(io.BytesIO(encode(Image.fromarray(arr, **kw), fmt)))
+
+    assert decoded_bytes_per_pixel(opened(RGB, "PNG")) == 3
+    assert decoded_bytes_per_pixel(opened(np.zeros((4, 4), np.uint16), "PNG")) == 2
+    assert decoded_bytes_per_pixel(opened(np.zeros((4, 4), np.float32), "TIFF", mode="F")) == 4
+    ok, png16 = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint16))
+    assert decoded_bytes_per_pixel(Image.open(io.BytesIO(png16.tobytes()))) == 6
