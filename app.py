@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # no weights, fonts or data fetched unless an official name is asked for
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
@@ -111,8 +112,7 @@ def main() -> None:
         tiles, show_grid = sidebar.tiles_section(lambda: res.suggestion(item.key, model_key, item.image, model))
         merge = sidebar.merge_section()
         infer = sidebar.infer_section(merge.conf)
-        merge = tiling.MergeSpec(merge.conf, merge.method, merge.metric, merge.threshold, merge.class_agnostic,
-                                 sidebar.class_filter(model.names))
+        merge = replace(merge, classes=sidebar.class_filter(model.names))
     settings = sidebar.Settings(tiles, infer, merge, show_grid)
     h, w = item.shape[:2]
     try:

@@ -130,7 +130,7 @@ def tiles_section(suggest: Callable[[], tiling.TileSuggestion]) -> tuple[tiling.
         offset_grid = st.checkbox(f"Second grid, shifted half a step {RERUNS}", key="offset_grid",
                                   help="Objects cut by a border of the first grid lie whole in a tile of the "
                                        "second; costs 1.2-1.8x the tiles.")
-        tiles = tiling.TileSpec(tile_size, overlap, max_tiles=res.MAX_TILES, offset_grid=offset_grid)
+        tiles = tiling.TileSpec(tile_size=tile_size, overlap=overlap, max_tiles=res.MAX_TILES, offset_grid=offset_grid)
     show_grid = st.checkbox("Show the tile grid", value=True, key="show_grid", help="Draw the tiles over the image.")
     return tiles, show_grid
 
@@ -147,7 +147,7 @@ def merge_section() -> tiling.MergeSpec:
                           help="Two boxes are duplicates when their IoU or IoS is at least this.")
     agnostic = st.checkbox("Class-agnostic merge", key="class_agnostic",
                            help="Treat boxes of different classes as duplicates too.")
-    return tiling.MergeSpec(conf, method, metric, threshold, agnostic)
+    return tiling.MergeSpec(conf=conf, method=method, metric=metric, threshold=threshold, class_agnostic=agnostic)
 
 
 def infer_section(merge_conf: float) -> tiling.InferSpec:
