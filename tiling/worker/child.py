@@ -67,9 +67,10 @@ class Worker:
             return self.load(header, arrays), []
         if op == "predict":
             return self.predict(header, arrays)
-        if op == "probe" and self.probes:
-            exec(compile(str(header["code"]), "<probe>", "exec"), {"np": np})  # tests only: see tests/test_worker.py
-            return {"ok": True}, []
+        if op == "probe" and self.probes:  # tests only (tests/test_worker.py): code run as a model's could be
+            scope = {"np": np}
+            exec(compile(str(header["code"]), "<probe>", "exec"), scope)
+            return {"ok": True, "result": str(scope.get("result", ""))[:2000]}, []
         return {"ok": False, "kind": "error", "error": f"unknown request {str(op)[:40]!r}"}, []
 
     def load(self, header: dict, arrays: list[np.ndarray]) -> dict:
@@ -149,6 +150,7 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
     limits_mod.apply(limits)
     jail.seal()
+    _write_all(out, encode({"ok": True, "ready": True}))
     serve(0, out, Worker(probes=os.environ.get("PATCHWISE_WORKER_PROBES") == "1"))
     return 0
 

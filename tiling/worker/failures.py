@@ -32,6 +32,8 @@ def sentence(label: str, failure: WorkerFailure, limits: WorkerLimits, what: str
         return f"{label} took longer than {seconds:.0f} s for {what}, so it was stopped."
     if failure.kind == "protocol":
         return f"{label} sent back something that is not a detection result for {what}, so it was stopped."
+    if failure.kind == "startup":
+        return f"the worker process for {label} could not start ({failure.detail}); try again in a minute."
     if failure.kind == "died":
         if "SIGXCPU" in failure.detail:
             return f"{label} used more than {limits.cpu_seconds} s of CPU time, so it was stopped."
@@ -42,3 +44,8 @@ def sentence(label: str, failure: WorkerFailure, limits: WorkerLimits, what: str
 def is_limit(failure: WorkerFailure) -> bool:
     """Whether the worker was stopped (a limit, a crash, a broken reply) rather than reporting an error itself."""
     return failure.kind in LIMIT_KINDS
+
+
+def is_remembered(failure: WorkerFailure) -> bool:
+    """Whether the model is refused from now on: not when the worker could not start (not the model's doing)."""
+    return failure.kind != "startup"

@@ -24,6 +24,7 @@ NATIVE = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "cty
 FILE_CHANGES = frozenset({"os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.truncate", "os.link", "os.symlink",
                           "os.chmod", "os.chown", "os.utime", "shutil.copyfile", "shutil.copytree", "shutil.move",
                           "shutil.rmtree", "shutil.unpack_archive", "shutil.make_archive", "os.mkfifo", "os.mknod"})
+SEALED_MODULES = frozenset({"_posixsubprocess"})  # a fresh copy would bring back the fork_exec that seal() removed
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 refused: list[str] = []  # the first 100 refusals, for the worker's log
@@ -59,6 +60,8 @@ def refusal(event: str, args: tuple) -> str | None:
         return f"starting a process ({event})"
     if event in REFUSED:
         return event
+    if event == "import" and _sealed and args and args[0] in SEALED_MODULES:
+        return f"a second copy of {args[0]}"
     if event in NATIVE and _sealed:
         return f"native code or limits ({event})"
     if event == "open" and _writes(args) and not _inside(args[0]) and args[0] != os.devnull:
@@ -94,8 +97,16 @@ def install(folder: str) -> None:
     sys.addaudithook(_hook)
 
 
+def _no_fork_exec(*args, **kwargs):
+    raise Refused("refused in the model's worker: starting a process (_posixsubprocess.fork_exec)")
+
+
 def seal() -> None:
-    """From now on ctypes may load and look up nothing more (the libraries the worker needs are loaded), and
-    the OS limits, set by now, may not be changed (root could raise them)."""
+    """From now on ctypes may load and look up nothing more (the libraries the worker needs are loaded),
+    the OS limits, set by now, may not be changed (root could raise them), and ``_posixsubprocess.fork_exec``,
+    which Python 3.11 does not audit, refuses."""
     global _sealed
+    import _posixsubprocess
+
+    _posixsubprocess.fork_exec = _no_fork_exec
     _sealed = True

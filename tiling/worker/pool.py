@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..util import sha256_of
-from .failures import LOADING, WorkerError, is_limit, sentence
+from .failures import LOADING, WorkerError, is_limit, is_remembered, sentence
 from .limits import WorkerLimits
 from .process import WorkerFailure, WorkerProcess
 from .remote_model import RemoteModel
@@ -32,7 +32,6 @@ LOAD_REPLY = 4 << 20
 class _Entry:
     process: WorkerProcess
     loaded: dict[str, dict] = field(default_factory=dict)  # variant -> the model's description
-    owners: set[int] = field(default_factory=set)
 
 
 class WorkerPool:
@@ -44,6 +43,7 @@ class WorkerPool:
         self.probes = probes  # test-only: workers accept probe code (tests/test_worker.py)
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._refused: OrderedDict[tuple, str] = OrderedDict()
+        self._owners: dict[str, set[int]] = {}  # digest -> ids of the live objects (sessions) holding it
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._closed = threading.Event()
@@ -155,7 +155,8 @@ class WorkerPool:
         when it broke a limit (a plain error of the model's, such as a bad file, leaves other variants)."""
         text = sentence(label, failure, self.limits, what, seconds)
         with self._lock:
-            self._refused[(digest, "" if is_limit(failure) else variant)] = text
+            if is_remembered(failure):
+                self._refused[(digest, "" if is_limit(failure) else variant)] = text
             while len(self._refused) > REMEMBERED:
                 self._refused.popitem(last=False)
             entry = self._entries.get(digest)
@@ -168,20 +169,22 @@ class WorkerPool:
     # -- ends --------------------------------------------------------------------------------
     def _attach(self, digest: str, owner: object) -> None:
         with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None or id(owner) in entry.owners:
+            owners = self._owners.setdefault(digest, set())
+            if id(owner) in owners:
                 return
-            entry.owners.add(id(owner))
+            owners.add(id(owner))
         weakref.finalize(owner, self._detach, digest, id(owner))
 
     def _detach(self, digest: str, owner_id: int) -> None:
         """An owner (a session) is gone: its model's worker ends once no session holds it."""
         with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None:
+            owners = self._owners.get(digest, set())
+            owners.discard(owner_id)
+            if owners:
                 return
-            entry.owners.discard(owner_id)
-            if entry.owners or not entry.process.lock.acquire(blocking=False):
+            self._owners.pop(digest, None)
+            entry = self._entries.get(digest)
+            if entry is None or not entry.process.lock.acquire(blocking=False):
                 return
             try:
                 self._drop(digest)

@@ -25,12 +25,14 @@ import numpy as np
 from .limits import ENV, WorkerLimits
 from .protocol import ProtocolError, decode, encode
 
+STARTUP_SECONDS = 120.0  # the worker's own imports, before any model: not counted against the model
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the tiling package
 
 
 class WorkerFailure(Exception):
-    """A call that did not come back: ``kind`` is "deadline", "died", "protocol", "stopped" (the pool had
-    already ended the worker) or "memory"/"error" (the child's own one-line report)."""
+    """A call that did not come back: ``kind`` is "deadline", "died", "protocol", "startup" (the worker
+    never became ready), "stopped" (the pool had already ended it) or "memory"/"error" (the child's own
+    one-line report)."""
 
     def __init__(self, kind: str, detail: str = ""):
         super().__init__(detail or kind)
@@ -71,6 +73,7 @@ class WorkerProcess:
         self.started = self.last_used = time.monotonic()
         self.stderr_tail = ""
         self.stopped = False  # killed: any later call is refused at once
+        self.ready = False  # the child has said it is ready (its imports, limits and hook in place)
 
     @property
     def alive(self) -> bool:
@@ -79,10 +82,12 @@ class WorkerProcess:
     def call(self, header: dict, arrays: Sequence[np.ndarray], seconds: float,
              max_reply: int) -> tuple[dict, list[np.ndarray]]:
         """Send one request and read its reply within ``seconds``; a reply's arrays total at most ``max_reply``."""
-        deadline = time.monotonic() + seconds
         with self.lock:
             if self.stopped:
                 raise WorkerFailure("stopped")
+            if not self.ready:
+                self._wait_ready()
+            deadline = time.monotonic() + seconds
             try:
                 self._send(encode(header, arrays), deadline)
                 reply, out = decode(lambda n: self._read(n, deadline), max_reply)
@@ -101,6 +106,20 @@ class WorkerProcess:
             kind = "memory" if reply.get("kind") == "memory" else "error"
             raise WorkerFailure(kind, str(reply.get("error", ""))[:400])
         return reply, out
+
+    def _wait_ready(self) -> None:
+        """Wait for the child's ready message: its own start, not the model, so it has its own deadline."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        try:
+            reply, _ = decode(lambda n: self._read(n, deadline), 0)
+        except (WorkerFailure, ProtocolError, OSError, ValueError) as exc:
+            self.kill()
+            detail = self.exit_text() or (exc.kind if isinstance(exc, WorkerFailure) else str(exc))
+            raise WorkerFailure("startup", detail) from None
+        if not reply.get("ready"):
+            self.kill()
+            raise WorkerFailure("startup", "no ready message")
+        self.ready = True
 
     def _wait(self, fd: int, write: bool, deadline: float) -> None:
         left = deadline - time.monotonic()
@@ -151,7 +170,10 @@ class WorkerProcess:
         """End the child (if it still runs) and remove its folder."""
         self.stopped = True
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own process group: anything it started goes too
+            except OSError:
+                self.proc.kill()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,359 @@
+"""Visitors' models in the jailed worker process (tiling.worker, issue #36).
+
+The fast tests check the protocol and the checks on what a worker sends back. The slow ones start real
+workers: a bundled model gives the same detections through its worker as in-process; ONNX graphs built
+here with onnx.helper (a memory bomb at the test tile, a Loop of 10^12 iterations, graphs that pass the
+64 px test tile and blow up on a real batch) each end in one sentence; code run inside a worker cannot
+reach the network, start processes or write outside its folder; and a compute bomb in one session does
+not hold up another session's prediction.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DET_WEIGHTS, SAMPLES
+
+import tiling
+from tiling.worker import RemoteModel, WorkerError, WorkerLimits, WorkerPool
+from tiling.worker.failures import sentence, work_text
+from tiling.worker.process import WorkerFailure, WorkerProcess
+from tiling.worker.protocol import ProtocolError, decode, encode
+from tiling.worker.wire import from_wire, names_from_wire, to_wire
+
+NAMES = {0: "car", 1: "truck"}
+TEST_TILE = 64 * 64  # pixels of load_model's blank test tile
+
+
+# -- ONNX graphs ------------------------------------------------------------------------------------
+def _onnx(bomb: str = "", names=None) -> bytes:
+    """A tiny graph with an Ultralytics detect head's output (N, 4 + classes, 1), plus an optional bomb whose
+    result (always 0) is added to it: "memory" allocates 8 GB at the 64 px test tile, "batch_memory" about
+    3 GB for a batch of 8 tiles of 640 px (2 MB at the test tile), "loop" runs a Loop of 10^12 iterations,
+    "batch_loop" one of 0 iterations at the test tile and ~10^12 at a 640 px tile."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    names = names or NAMES
+    c = helper.make_tensor
+    nodes = [helper.make_node("ReduceMean", ["images"], ["m"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Reshape", ["m", "shape3"], ["m3"])]
+    inits = [c("shape3", TensorProto.INT64, [3], [-1, 1, 1]),
+             c("expand", TensorProto.INT64, [3], [1, 4 + len(names), 1]),
+             c("zero", TensorProto.FLOAT, [], [0.0]), c("one", TensorProto.FLOAT, [], [1.0])]
+    if bomb:
+        nodes += [helper.make_node("Shape", ["images"], ["s"]),
+                  helper.make_node("ReduceProd", ["s"], ["p"], keepdims=1)]  # 3 * N * H * W
+    if bomb in ("memory", "batch_memory"):
+        k = (1 << 31) // (3 * TEST_TILE) if bomb == "memory" else 80
+        inits.append(c("k", TensorProto.INT64, [1], [k]))
+        nodes += [helper.make_node("Mul", ["p", "k"], ["n"]),
+                  helper.make_node("ConstantOfShape", ["n"], ["big"], value=c("v", TensorProto.FLOAT, [1], [1.0])),
+                  helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+                  helper.make_node("Mul", ["total", "zero"], ["extra"])]
+    if bomb in ("loop", "batch_loop"):
+        body = helper.make_graph(
+            [helper.make_node("Identity", ["cond"], ["cond_out"]), helper.make_node("Add", ["v", "one"], ["v_out"])],
+            "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                     helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+                     helper.make_tensor_value_info("v", TensorProto.FLOAT, [])],
+            [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])])
+        inits += [c("true", TensorProto.BOOL, [], [True]), c("scalar", TensorProto.INT64, [0], []),
+                  c("test", TensorProto.INT64, [1], [3 * TEST_TILE]), c("times", TensorProto.INT64, [1], [10**6])]
+        if bomb == "loop":
+            inits.append(c("trips", TensorProto.INT64, [], [10**12]))
+        else:
+            nodes += [helper.make_node("Sub", ["p", "test"], ["over"]), helper.make_node("Mul", ["over", "times"], ["t1"]),
+                      helper.make_node("Reshape", ["t1", "scalar"], ["trips"])]
+        nodes += [helper.make_node("Loop", ["trips", "true", "zero"], ["count"], body=body),
+                  helper.make_node("Mul", ["count", "zero"], ["extra"])]
+    nodes.append(helper.make_node("Add", ["m3", "extra"], ["m4"]) if bomb else helper.make_node("Identity", ["m3"], ["m4"]))
+    nodes.append(helper.make_node("Expand", ["m4", "expand"], ["output0"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["n", 4 + len(names), 1])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in {"names": str(names), "task": "detect", "stride": "32"}.items():
+        model.metadata_props.add(key=key, value=value)
+    return model.SerializeToString()
+
+
+# -- fast: the protocol and the checks on replies -------------------------------------------------------
+def _round_trip(header, arrays, max_bytes=1 << 24):
+    data = b"".join(bytes(p) for p in encode(header, arrays))
+    pos = 0
+
+    def read(n):
+        nonlocal pos
+        if pos + n > len(data):
+            raise EOFError
+        pos += n
+        return bytearray(data[pos - n : pos])
+
+    return decode(read, max_bytes)
+
+
+def test_protocol_round_trip_keeps_arrays_and_refuses_what_it_does_not_allow():
+    tile = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    header, arrays = _round_trip({"op": "predict", "spec": {"conf": 0.5}}, [tile, np.zeros((0, 4), np.float32)])
+    assert header == {"op": "predict", "spec": {"conf": 0.5}}
+    assert np.array_equal(arrays[0], tile) and arrays[1].shape == (0, 4)
+    with pytest.raises(ProtocolError, match="not sent"):
+        encode({}, [np.zeros(3, object)])
+    with pytest.raises(ProtocolError, match="bytes allowed"):
+        _round_trip({}, [np.zeros(1000, np.float32)], max_bytes=100)
+    with pytest.raises(ProtocolError, match="valid header"):
+        decode(lambda n: bytearray(b"XXXX\0\0\0\0"[:n]), 100)
+
+
+def _reply(dets):
+    items, arrays = to_wire(dets)
+    header, arrays = _round_trip({"items": items}, arrays)
+    return header["items"], arrays
+
+
+def test_detections_cross_the_pipe_with_masks_oriented_boxes_and_keypoints():
+    masks = [np.ones((2, 3), bool), np.zeros((1, 1), bool)]
+    det = tiling.Detections(np.array([[1, 1, 4, 3], [5, 5, 6, 6]], np.float32), [0.9, 0.4], [0, 1], masks=masks,
+                            mask_boxes=np.array([[1, 1, 4, 3], [5, 5, 6, 6]], np.int32), names=NAMES,
+                            keypoints=np.ones((2, 17, 3), np.float32))
+    obb = tiling.Detections.from_obb(np.array([[5, 5, 4, 2, 0.3]], np.float32), [0.7], [1], NAMES)
+    got = from_wire(*_reply([det, obb]), [(10, 10), (10, 10)], NAMES, 300)
+    assert np.array_equal(got[0].xyxy, det.xyxy) and np.array_equal(got[0].keypoints, det.keypoints)
+    assert [m.tolist() for m in got[0].masks] == [m.tolist() for m in masks]
+    assert np.array_equal(got[1].obb, obb.obb) and got[1].masks is None
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(xyxy=np.full((1, 4), np.nan, np.float32)), "not finite"),
+    (dict(class_id=np.array([7])), "does not name"),
+    (dict(n=400), "detections for one image"),
+    (dict(mask_box=[0, 0, 20, 20]), "outside its image"),
+])
+def test_a_reply_outside_what_a_model_gives_is_refused(bad, message):
+    n = bad.get("n", 1)
+    det = tiling.Detections(bad.get("xyxy", np.tile([[1, 1, 4, 4]], (n, 1)).astype(np.float32)), np.full(n, 0.5),
+                            bad.get("class_id", np.zeros(n)), names=NAMES)
+    if "mask_box" in bad:
+        det = tiling.Detections(det.xyxy, det.confidence, det.class_id, masks=[np.ones((20, 20), bool)],
+                                mask_boxes=np.array([bad["mask_box"]], np.int32), names=NAMES)
+    with pytest.raises(ProtocolError, match=message):
+        from_wire(*_reply([det]), [(10, 10)], NAMES, 300)
+
+
+def test_class_names_from_a_worker_are_bounded():
+    assert names_from_wire({"0": "car"}) == {0: "car"}
+    for bad in ({}, {"0": "x" * 5000}, {"a": "car"}, {"0": 3}, {str(i): "c" for i in range(20_000)}):
+        with pytest.raises(ProtocolError):
+            names_from_wire(bad)
+
+
+def test_limits_come_from_the_environment_and_a_bad_value_is_one_line():
+    limits = WorkerLimits.from_env({"PATCHWISE_WORKER_MEMORY_MB": "512", "PATCHWISE_WORKERS": "3"})
+    assert (limits.memory_mb, limits.workers, limits.memory_text) == (512, 3, "512 MB")
+    assert WorkerLimits.from_env({}).memory_text == "4 GB"
+    with pytest.raises(ValueError, match="^PATCHWISE_WORKER_MEMORY_MB must be a whole number, got 'lots'$"):
+        WorkerLimits.from_env({"PATCHWISE_WORKER_MEMORY_MB": "lots"})
+    with pytest.raises(ValueError, match="PATCHWISE_WORKERS must be a positive number"):
+        WorkerLimits.from_env({"PATCHWISE_WORKERS": "0"})
+    assert limits.batch_seconds(2_000_000) == limits.call_seconds + 2 * limits.seconds_per_mpx
+
+
+def test_failures_read_as_one_plain_sentence():
+    limits = WorkerLimits(memory_mb=3072)
+    what = work_text([(640, 640)])
+    assert sentence("m.onnx", WorkerFailure("memory"), limits, what, 30) == \
+        "m.onnx needed more than 3 GB of memory for one 640 px tile."
+    assert sentence("m.onnx", WorkerFailure("deadline"), limits, work_text([(480, 640)] * 8), 26.4) == \
+        "m.onnx took longer than 26 s for a batch of 8 tiles of 640x480 px, so it was stopped."
+    assert "CPU time" in sentence("m.onnx", WorkerFailure("died", "signal SIGXCPU"), limits, what, 1)
+
+
+# -- slow: real workers ----------------------------------------------------------------------------------
+TIGHT = WorkerLimits(memory_mb=2048, load_seconds=15, call_seconds=4, seconds_per_mpx=2, idle_seconds=600)
+
+
+def _rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture(scope="module")
+def tight_pool():
+    pool = WorkerPool(TIGHT)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    import cv2
+
+    return cv2.imread(str(SAMPLES / "airfield-4000x3000.jpg"))[:1800, :2400].copy()  # 12 tiles of 640 px: a first batch of 8
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+@pytest.mark.slow
+def test_a_bundled_model_through_its_worker_finds_what_it_finds_in_process(scene):
+    data = DET_WEIGHTS.read_bytes()
+    local = tiling.load_model(data, name="det.pt")
+    pool = WorkerPool(WorkerLimits())
+    try:
+        remote = pool.load(data, "det.pt")
+        assert isinstance(remote, RemoteModel) and (remote.task, remote.names) == (local.task, local.names)
+        assert remote.runtime == local.runtime
+        for size in (640, 480):  # a tile-size change runs in the same worker, without loading again
+            got = tiling.predict_tiled(scene, remote, tile_size=size, conf=0.05).detections
+            want = tiling.predict_tiled(scene, local, tile_size=size, conf=0.05).detections
+            assert len(got) == len(want) > 0
+            np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1e-3)
+            assert np.array_equal(got.class_id, want.class_id)
+        assert len(pool.workers()) == 1
+        full = tiling.predict_full(scene, remote, imgsz=640, conf=0.05)
+        assert np.allclose(full.xyxy, tiling.predict_full(scene, local, imgsz=640, conf=0.05).xyxy, atol=1e-3)
+        assert remote.worker_memory()["rss"] > 0
+    finally:
+        pool.close()
+    assert not pool.workers()
+
+
+@pytest.mark.slow
+def test_an_onnx_graph_that_allocates_past_the_limit_at_the_test_tile_is_one_sentence(tight_pool):
+    before = _rss()
+    with pytest.raises(WorkerError) as caught:
+        tight_pool.load(_onnx("memory"), "bomb.onnx")
+    assert _one_line(caught.value) == ("bomb.onnx needed more than 2 GB of memory for loading it and running a "
+                                       "64 px test tile.")
+    assert _rss() - before < 100 * 2**20  # the server's own memory did not take the blow
+    assert not tight_pool.workers()
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match="needed more than 2 GB"):  # remembered: not started again on a rerun
+        tight_pool.load(_onnx("memory"), "bomb.onnx")
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.slow
+def test_a_loop_of_a_trillion_iterations_is_stopped_at_the_load_deadline(tight_pool):
+    started = time.monotonic()
+    with pytest.raises(WorkerError) as caught:
+        tight_pool.load(_onnx("loop"), "loop.onnx")
+    assert _one_line(caught.value) == ("loop.onnx took longer than 15 s for loading it and running a 64 px test "
+                                       "tile, so it was stopped.")
+    assert time.monotonic() - started < TIGHT.load_seconds + 120  # the worker's own start has its own deadline
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bomb, message", [
+    ("batch_memory", "batch.onnx needed more than 2 GB of memory for a batch of 8 tiles of 640 px."),
+    ("batch_loop", "batch.onnx took longer than 11 s for a batch of 8 tiles of 640 px, so it was stopped."),
+])
+def test_a_graph_that_passes_the_test_tile_and_blows_up_on_a_real_batch_is_one_sentence(tight_pool, scene, bomb,
+                                                                                          message):
+    model = tight_pool.load(_onnx(bomb), "batch.onnx")  # the 64 px test tile passes
+    assert model.task == "detect" and model.names == NAMES
+    before = _rss()
+    with pytest.raises(WorkerError) as caught:
+        tiling.predict_tiled(scene, model, tile_size=640)
+    assert _one_line(caught.value) == message
+    assert _rss() - before < 100 * 2**20
+    assert model.digest not in tight_pool.workers()
+
+
+@pytest.fixture(scope="module")
+def probe_worker():
+    worker = WorkerProcess(WorkerLimits(), probes=True)
+    yield worker
+    worker.kill()
+
+
+PROBES = {
+    "socket bind": "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()",
+    "socket connect": "import socket\nsocket.create_connection(('127.0.0.1', 9))",
+    "a thread writing a file": ("import threading\nerrors = []\ndef write():\n    try:\n        open(PATH, 'w')\n"
+                                "    except Exception as exc:\n        errors.append(exc)\n"
+                                "t = threading.Thread(target=write)\nt.start()\nt.join()\nraise errors[0]"),
+    "sqlite3 file": "import sqlite3\nsqlite3.connect(PATH)",
+    "os.kill": "import os\nos.kill(os.getppid(), 0)",
+    "os.chdir": "import os\nos.chdir('/')",
+    "_posixsubprocess.fork_exec": (
+        "import _posixsubprocess, os\n_posixsubprocess.fork_exec(['/bin/touch'], [b'/bin/touch'], True, (), None, "
+        "None, -1, -1, -1, -1, -1, -1, *os.pipe(), False, False, False, None, None, None, -1, None, False)"),
+    "ctypes system()": "import ctypes\nctypes.CDLL(None).system(('touch ' + PATH).encode())",
+    "ctypes pythonapi": "import ctypes\nctypes.pythonapi.system(('touch ' + PATH).encode())",
+    "subprocess": "import subprocess\nsubprocess.run(['touch', PATH])",
+    "os.system": "import os\nos.system('touch ' + PATH)",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(PROBES))
+def test_inside_the_worker_the_network_processes_and_outside_files_are_refused(probe_worker, tmp_path, name):
+    target = tmp_path / "written"
+    code = f"PATH = {str(target)!r}\n" + PROBES[name]
+    with pytest.raises(WorkerFailure) as caught:
+        probe_worker.call({"op": "probe", "code": code}, [], 30, 0)
+    assert caught.value.kind == "error" and caught.value.detail.startswith("refused in the model's worker"), \
+        caught.value.detail
+    assert not target.exists()
+    reply, _ = probe_worker.call({"op": "probe", "code": "open('inside.txt', 'w').write('x')\nresult = 'ok'"}, [], 30, 0)
+    assert reply["result"] == "ok"  # its own folder stays writable
+
+
+@pytest.mark.slow
+def test_a_compute_bomb_in_one_session_leaves_another_sessions_prediction_unchanged(tight_pool, scene):
+    local = tiling.load_model(DET_WEIGHTS.read_bytes(), name="det.pt")
+    want = tiling.predict_tiled(scene, local, tile_size=640, conf=0.05).detections
+    started = time.monotonic()
+    tiling.predict_tiled(scene, local, tile_size=640, conf=0.05)
+    alone = time.monotonic() - started
+    bomb = tight_pool.load(_onnx("batch_loop", {0: "a", 1: "b", 2: "c"}), "other.onnx")
+    outcome: dict = {}
+
+    def visitor():
+        try:
+            tiling.predict_tiled(scene, bomb, tile_size=640)
+        except WorkerError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=visitor)
+    thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    got = tiling.predict_tiled(scene, local, tile_size=640, conf=0.05).detections
+    took = time.monotonic() - started
+    thread.join(60)
+    assert "took longer than" in outcome.get("error", "")
+    np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1e-4)
+    assert took < 3 * alone + 5, (took, alone)  # the bomb holds one core of the two, not the server
+
+
+@pytest.mark.slow
+def test_the_pool_keeps_at_most_n_workers_and_ends_them_when_idle_or_unowned():
+    pool = WorkerPool(WorkerLimits(workers=1, idle_seconds=2))
+    try:
+        owner = type("Session", (), {})()
+        first = pool.load(_onnx(names={0: "a"}), "a.onnx", owner=owner)
+        second = pool.load(_onnx(names={0: "b"}), "b.onnx")  # takes the only place
+        assert list(pool.workers()) == [second.digest]
+        tile = np.zeros((64, 64, 3), np.uint8)
+        assert len(first.predict([tile])) == 1  # loaded again in a fresh worker
+        assert list(pool.workers()) == [first.digest]
+        del owner
+        gc.collect()
+        assert not pool.workers()  # its only session ended
+        second.predict([tile])
+        time.sleep(4)
+        assert not pool.workers()  # idle past idle_seconds
+    finally:
+        pool.close()
