@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 import tiling  # noqa: E402
-from tiling.labels import images_for_task  # noqa: E402
+from tiling.models.bundled import BundledAssets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def main() -> None:
             print(f"skipping {task}: {path} missing")
             continue
         model = tiling.load_model(path)
-        for sample in images_for_task(ROOT / "samples", task):  # the apron sample is for the OBB model
+        for sample in BundledAssets(samples_dir=ROOT / "samples").samples_for(task):  # the apron sample is for the OBB model
             image = tiling.read_image(sample)
             gt = tiling.load_yolo_labels(sample.with_suffix(".txt"), image.shape)
             t = time.perf_counter()

@@ -44,9 +44,10 @@ import tiling  # noqa: E402
 from bench.peers import best_floor, floor_method  # noqa: E402
 from bench.real import DEFAULT_DATA, cpu_line  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
-from tiling.labels import images_for_task  # noqa: E402
+from tiling.models.bundled import BundledAssets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = BundledAssets(ROOT / "models", ROOT / "samples")  # the shipped 8-bit copies, and the samples
 PEERS = ("patched_yolo_infer", "patched_yolo_infer batch", "sahi", "supervision")
 SPEEDUP, AP_SLACK, FLOOR_RATIO = 3.0, 0.01, 1.15
 
@@ -78,13 +79,13 @@ def sample_methods(weights: Path, tile: int, int8: tiling.UltralyticsModel, fp32
 
 def run_samples(p) -> None:
     weights = p.model
-    int8 = tiling.load_model(weights, precision="int8")
+    int8 = tiling.load_model(weights, precision="int8", bundled=BUNDLED)
     fp32 = tiling.load_model(weights)
     print(f"\n## {weights.name} on the bundled samples: {int8.runtime} (agreement with full precision "
           f"{int8.agreement}) vs {fp32.runtime}; seconds per image: median of {p.repeats}\n")
     if not int8.runtime.endswith("int8"):
         print(f"- the 8-bit copy is not in use: {int8.runtime_note}")
-    samples = images_for_task(ROOT / "samples", fp32.task)  # oriented-box samples for an OBB model only
+    samples = BUNDLED.samples_for(fp32.task)  # oriented-box samples for an OBB model only
     if p.quick:
         samples = [s for s in samples if s.name.startswith("depot")] or samples[:1]
     for tile in p.tiles:

@@ -29,7 +29,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import tiling  # noqa: E402
-from tiling.labels import images_for_task  # noqa: E402
+from tiling.models.bundled import BundledAssets  # noqa: E402
 from bench.real import CONF, DEFAULT_DATA, IOU, OVERLAP, coco_score, cpu_line, fmt_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def real_rows(data: Path, tiles: list[int], quick: bool) -> list[list[str]]:
 
 
 def sample_rows(tiles: list[int], quick: bool) -> list[list[str]]:
-    samples = images_for_task(ROOT / "samples", "detect")[: 2 if quick else None]  # the upright samples
+    samples = BundledAssets(samples_dir=ROOT / "samples").samples_for("detect")[: 2 if quick else None]  # the upright samples
     images = {s.name: tiling.read_image(s) for s in samples}
     truth = {s.name: tiling.load_yolo_labels(s.with_suffix(".txt"), images[s.name].shape) for s in samples}
     rows = []

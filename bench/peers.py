@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import tiling  # noqa: E402
 from scripts.scenes import render_scene, write_scene  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
-from tiling.labels import images_for_task  # noqa: E402
+from tiling.models.bundled import BundledAssets  # noqa: E402
 from tiling.models.base import torch_threads  # noqa: E402
 from tiling.tile_run import tile_batches  # noqa: E402
 
@@ -235,7 +235,7 @@ def scenes(p) -> list[Path]:
                 image, objects = render_scene(w, h, seed=seed, n_objects=n, distractors=0.8)
                 write_scene(path, image, objects)
             paths.append(path)
-    samples = images_for_task(ROOT / "samples", "detect")  # upright boxes: the peers merge no oriented ones
+    samples = BundledAssets(samples_dir=ROOT / "samples").samples_for("detect")  # upright boxes: the peers merge no oriented ones
     return paths + (samples[:1] if p.quick else samples)
 
 

@@ -20,11 +20,13 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from tiling.labels import images_for_task  # noqa: E402
 from tiling.models import quantize  # noqa: E402
+from tiling.models.bundled import RECORD, BundledAssets  # noqa: E402
 from tiling.models.calibration import calibration_from  # noqa: E402
 from tiling.util import sha256_of_file  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = BundledAssets(ROOT / "models", ROOT / "samples")
 BUNDLED = ("synth-yolo11n-det.pt", "synth-yolo11n-seg.pt", "synth-yolo11n-obb.pt")
 
 
@@ -38,22 +40,22 @@ def make(weights: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     fp32_xml = quantize.export(weights.read_bytes(), model.digest, "openvino")
 
-    def say(fraction: float, message: str) -> None:
-        print(f"\r{weights.name}: {fraction:4.0%} {message:<70}", end="", file=sys.stderr, flush=True)
+    def say(done: int, total: int) -> None:
+        print(f"\r{weights.name}: {done / max(total, 1):4.0%}", end="", file=sys.stderr, flush=True)
 
-    samples = images_for_task(quantize.SAMPLES_DIR, model.task)  # the oriented-box sample for the OBB model
+    samples = ASSETS.samples_for(model.task)  # the oriented-box sample for the OBB model
     record = quantize.make_copy(model, fp32_xml, calibration_from(samples), out, say)
     print(file=sys.stderr)
     record["weights"] = weights.name
     record["calibration"] = f"{record['calibration']} (the bundled samples)"
-    record["files"] = {p.name: sha256_of_file(p) for p in sorted(out.iterdir()) if p.name != quantize.RECORD}
-    (out / quantize.RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    record["files"] = {p.name: sha256_of_file(p) for p in sorted(out.iterdir()) if p.name != RECORD}
+    (out / RECORD).write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("weights", nargs="*", type=Path, default=[quantize.MODELS_DIR / n for n in BUNDLED])
+    ap.add_argument("weights", nargs="*", type=Path, default=[ASSETS.models_dir / n for n in BUNDLED])
     for weights in ap.parse_args().weights:
         record = make(weights)
         print(f"{weights.name}: agreement {record['agreement']:.4f} (box F1 {record['box_f1']:.4f}"

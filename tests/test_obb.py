@@ -386,7 +386,8 @@ def test_every_view_of_the_page_works_with_rotated_boxes(obb_checkpoint):
 
 
 def test_samples_are_picked_by_the_kind_of_their_labels(tmp_path):
-    from tiling.labels import images_for_task, is_oriented_label_file
+    from tiling.labels import is_oriented_label_file
+    from tiling.models.bundled import BundledAssets
 
     for name, rows in (("a-upright", ["0 0.5 0.5 0.1 0.1"]), ("b-oriented", ["1 0.1 0.1 0.2 0.1 0.2 0.2 0.1 0.2"] * 2),
                        ("c-mixed", ["1 0.1 0.1 0.2 0.1 0.2 0.2 0.1 0.2", "0 0.5 0.5 0.1 0.1"]), ("d-bare", None)):
@@ -395,5 +396,7 @@ def test_samples_are_picked_by_the_kind_of_their_labels(tmp_path):
             (tmp_path / f"{name}.txt").write_text("\n".join(rows) + "\n")
     assert is_oriented_label_file(tmp_path / "b-oriented.txt") and not is_oriented_label_file(tmp_path / "c-mixed.txt")
     assert not is_oriented_label_file(tmp_path / "d-bare.txt")  # none
-    assert [p.name for p in images_for_task(tmp_path, "obb")] == ["b-oriented.jpg", "d-bare.jpg"]
-    assert [p.name for p in images_for_task(tmp_path, "detect")] == ["a-upright.jpg", "c-mixed.jpg", "d-bare.jpg"]
+    samples = BundledAssets(samples_dir=tmp_path)
+    assert [p.name for p in samples.samples_for("obb")] == ["b-oriented.jpg", "d-bare.jpg"]
+    assert [p.name for p in samples.samples_for("detect")] == ["a-upright.jpg", "c-mixed.jpg", "d-bare.jpg"]
+    assert BundledAssets().samples_for("detect") == []  # no samples given: none

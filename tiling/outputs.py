@@ -7,159 +7,28 @@ records) and, unless turned off, ``annotated/<stem>.jpg``; a model with oriented
 whole under a temporary name and moved into place (``os.replace``), the JSON last: an image whose JSON
 exists is complete, so a rerun skips it and a crash never leaves a half-written file behind. ``detections.csv``,
 ``coco_results.json`` and ``coco_images.json`` are assembled from the JSONs at the end, streaming, with
-image ids by position in the run's input list.
+image ids by position in the run's input list. Which images a run has, and their names, are
+:mod:`tiling.inputs`'.
 """
 from __future__ import annotations
 
-import glob
+import csv
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .detections import Detections
-from .imageio import IMAGE_SUFFIXES
-from .raster import RASTER_SUFFIXES
-
-INPUT_SUFFIXES = tuple(dict.fromkeys(IMAGE_SUFFIXES + RASTER_SUFFIXES))  # what a folder run picks up
+from .draw import draw_detections
+from .formats import coco_categories, encode_jpeg, to_coco, to_dota_txt, to_yolo_txt
+from .geojson import write_geojson
+from .inputs import Entry
 
 JSON_DIR, LABEL_DIR, IMAGE_DIR, GEOJSON_DIR, DOTA_DIR = "json", "labels", "annotated", "geojson", "dota"
 PREVIEW_SIDE = 4096  # px: long side of a raster's annotated picture (the raster itself may not fit in memory)
-
-
-def display_name(path: str) -> str:
-    """A file name as text that any output can hold: bytes that are not UTF-8 become U+FFFD."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def list_images(source: str | os.PathLike | Sequence) -> tuple[Path | str, list]:
-    """(root, images) for a folder (searched recursively), one image, a glob pattern or a list of paths:
-    the one listing both engines and the CLI use. Photos and rasters (``tiling.raster``: GeoTIFF, JPEG
-    2000, VRT...) are found alike. A folder's or a file's URI, or a list of URIs (``s3://``, ``gs://``,
-    ``file://``...: :mod:`tiling.uris`), gives URIs, kept as text.
-
-    Output names are the images' paths relative to ``root``. Raises ``ValueError`` with one line when
-    there is nothing to run on."""
-    from .raster import should_stream
-    from .uris import common_root, is_uri, list_uri
-
-    if is_uri(source):  # photos: a raster by URI could not be read window by window
-        return list_uri(source, IMAGE_SUFFIXES)
-    if isinstance(source, (list, tuple)) and source and all(is_uri(u) for u in source):
-        return common_root(source), list(source)  # each is read on a worker; a missing one fails alone
-    if isinstance(source, (list, tuple)):
-        if any(is_uri(u) for u in source):
-            raise ValueError("a list of images is either all paths or all URIs, not both")
-        paths = [Path(p) for p in source]
-        missing = [p for p in paths if not p.is_file()]
-        if missing:
-            raise ValueError(f"{display_name(str(missing[0]))}: no such file")
-        if not paths:
-            raise ValueError("the list of images is empty")
-        root = Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
-        return root, [p.resolve() for p in paths]
-    path = Path(source)
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in INPUT_SUFFIXES and p.is_file())
-        if not found:
-            raise ValueError(f"{display_name(str(path))} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return path, found
-    if path.is_file():
-        if path.suffix.lower() not in INPUT_SUFFIXES and not should_stream(path):
-            raise ValueError(f"{display_name(str(path))} is not an image ({', '.join(IMAGE_SUFFIXES)} expected) "
-                             "nor a raster GDAL reads")
-        return path.parent, [path]
-    if glob.has_magic(str(source)):
-        found = sorted(Path(p) for p in glob.glob(str(source), recursive=True)
-                       if Path(p).suffix.lower() in INPUT_SUFFIXES and Path(p).is_file())
-        if not found:
-            raise ValueError(f"{display_name(str(source))} matches no images ({', '.join(IMAGE_SUFFIXES)})")
-        root = Path(os.path.commonpath([str(p.parent) for p in found]))
-        return root, found
-    raise ValueError(f"{display_name(str(source))}: no such file or folder")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One input image of a run: its path, its name relative to the run's root, the stem its output
-    files are named by, and its COCO image id (its position in the input list, from 1)."""
-
-    path: Path | str  # text for a URI (tiling.uris)
-    rel: str
-    stem: str
-    image_id: int
-
-    @property
-    def shown(self) -> str:
-        return display_name(self.rel)
-
-
-def entries(root: Path, images: Sequence[Path]) -> list[Entry]:
-    """The run's inputs with output stems that never collide: ``a.jpg`` and ``a.png`` in one folder
-    become ``a`` and ``a-png`` (the first in sorted order keeps the plain stem)."""
-    from .uris import is_uri, relative
-
-    out, taken = [], set()
-    for image_id, path in enumerate(images, 1):
-        rel = relative(path, str(root)) if is_uri(path) else Path(path).relative_to(root).as_posix()
-        stem = base = Path(rel).with_suffix("").as_posix()
-        k = 2
-        while stem.casefold() in taken:
-            stem = f"{base}-{Path(rel).suffix[1:]}" if k == 2 else f"{base}-{Path(rel).suffix[1:]}-{k - 1}"
-            k += 1
-        taken.add(stem.casefold())
-        out.append(Entry(path if is_uri(path) else Path(path), rel, stem, image_id))
-    return out
-
-
-def run_key(tiles, infer, merge, model, precision: str = "fp32", bands=None, wgs84: bool = False,
-            calibration=None) -> str:
-    """What decides an image's files: the three specs, the model's content (a file's SHA-256; an OpenVINO
-    export's, given as its folder or its ``.xml``, over the folder's model files, so the ``.bin`` weights
-    count; else its name), its precision and at ``int8`` the calibration data's digest, and for rasters
-    the bands and the GeoJSON's CRS. Stored in each image's JSON; a rerun with another key does the image
-    again instead of keeping old files."""
-    from .bands import BandSpec
-    from .util import sha256_of
-
-    parts = (tiles, infer, merge, _model_id(model), precision, bands or BandSpec(), bool(wgs84))
-    if precision == "int8" and calibration is not None:
-        parts += (_calibration_id(calibration),)
-    return sha256_of(repr(parts).encode("utf-8"))[:16]
-
-
-def _model_id(model) -> str:
-    """The model's content digest (see :func:`run_key`), or its name when it is not a file."""
-    from .models.archive import EXPORT_FILES
-    from .util import sha256_of, sha256_of_file
-
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return sha256_of(bytes(model))
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if path.is_dir() or (path.suffix.lower() == ".xml" and path.is_file()):
-            folder = path if path.is_dir() else path.parent
-            return sha256_of("".join(f"{p.name}:{sha256_of_file(p)}" for p in sorted(folder.iterdir())
-                                     if p.is_file() and p.suffix.lower() in EXPORT_FILES).encode())
-        if path.is_file():
-            return sha256_of_file(path)
-    # an official name, or a callable model
-    return model if isinstance(model, str) else (getattr(model, "source", "") or type(model).__name__)
-
-
-def _calibration_id(calibration) -> str:
-    """The calibration data's digest (its images' content); as given when it cannot be read, which the
-    model's loading then reports in one line."""
-    from .models.calibration import CalibrationError, calibration_from
-
-    try:
-        return calibration_from(calibration).digest
-    except CalibrationError:
-        return repr(calibration)
 
 
 def union_columns(column_lists: Iterable[Sequence[str]]) -> list[str]:
@@ -198,7 +67,7 @@ class OutputFolder:
     def __init__(self, out: str | os.PathLike, with_images: bool = True, key: str = ""):
         self.out = Path(out)
         self.with_images = with_images
-        self.key = key  # :func:`run_key` of the run, kept in each image's JSON
+        self.key = key  # :func:`tiling.inputs.run_key` of the run, kept in each image's JSON
 
     def prepare(self) -> None:
         """Create the folders (an ``OSError`` if ``out`` cannot be written), before any model loads."""
@@ -239,8 +108,6 @@ class OutputFolder:
     def write(self, entry: Entry, det: Detections, image_shape: Sequence[int], image: np.ndarray | None = None) -> int:
         """Write one image's files (the JSON last); returns its number of detections. ``image`` (BGR) is
         needed for the annotated picture when the folder has them."""
-        from .formats import encode_jpeg, to_coco, to_dota_txt, to_yolo_txt
-
         h, w = int(image_shape[0]), int(image_shape[1])
         write_atomic(self.label_path(entry), to_yolo_txt(det, (h, w)).encode("utf-8"))
         if det.has_obb:
@@ -248,8 +115,6 @@ class OutputFolder:
         if self.with_images:
             if image is None:
                 raise ValueError(f"{entry.shown}: the annotated picture needs the image")
-            from .draw import draw_detections
-
             write_atomic(self.image_path(entry), encode_jpeg(draw_detections(image, det), 90))
         frame = det.to_dataframe()
         frame.insert(0, "image", entry.shown)
@@ -267,10 +132,6 @@ class OutputFolder:
         """Write one raster's files: its GeoJSON (``tiling.geojson``, in ``georef``'s CRS or EPSG:4326), its
         annotated picture drawn on ``preview`` = (overview image, its scale) when the folder has pictures,
         then the label and the JSON (last). Returns its number of detections."""
-        from .draw import draw_detections
-        from .formats import encode_jpeg
-        from .geojson import write_geojson
-
         self.geojson_path(entry).parent.mkdir(parents=True, exist_ok=True)
         write_geojson(self.geojson_path(entry), det, georef, to_wgs84, name=Path(entry.rel).stem)
         if self.with_images:
@@ -294,10 +155,6 @@ class OutputFolder:
         """``detections.csv``, ``coco_results.json`` and ``coco_images.json`` from the per-image JSONs of
         ``run`` (images without one failed and are left out), one image in memory at a time. Returns
         (images, detections)."""
-        import csv
-
-        from .formats import coco_categories
-
         run = list(run)
         columns = union_columns(record["columns"] for record in self._records(run))
         n_images = n_objects = 0

@@ -7,9 +7,12 @@ from __future__ import annotations
 import io
 import re
 from typing import Sequence
+from urllib.parse import quote, unquote
 
 import numpy as np
 
+from .imageio import ImageError, read_image
+from .names import display_name
 from .optional import MissingExtra, require
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -22,8 +25,6 @@ def is_uri(source) -> bool:
 
 
 def _shown(uri: str) -> str:
-    from .outputs import display_name
-
     return display_name(uri.split("?", 1)[0])
 
 
@@ -43,15 +44,13 @@ def _filesystem(uri: str):
 def _join(base: str, rel: str) -> str:
     """``base`` (a folder's URI, perhaps with a ``?query``) with the file path ``rel`` appended, quoted:
     a name with a space, ``#``, ``?`` or ``%`` in it stays one path."""
-    from urllib.parse import quote
-
     head, sep, query = base.partition("?")
     return f"{head.rstrip('/')}/{quote(rel)}{sep}{query}"
 
 
 def list_uri(source: str, suffixes: Sequence[str]) -> tuple[str, list[str]]:
     """(root, images) for a folder's URI (searched recursively for ``suffixes``) or one file's, as
-    ``tiling.outputs.list_images`` gives them for paths; a one-line ``ValueError`` otherwise."""
+    ``tiling.inputs.list_images`` gives them for paths; a one-line ``ValueError`` otherwise."""
     fs, path = _filesystem(source)  # first: without pyarrow, this is the one-line error
     import pyarrow.fs as pafs
 
@@ -92,15 +91,11 @@ def common_root(uris: Sequence[str]) -> str:
 
 def relative(uri: str, root: str) -> str:
     """``uri``'s path below ``root`` (both without their queries), unquoted, as an output name."""
-    from urllib.parse import unquote
-
     return unquote(uri.partition("?")[0][len(root.partition("?")[0].rstrip("/")):].lstrip("/"))
 
 
 def read_bytes(uri: str) -> bytes:
     """The whole file at ``uri`` (at most :data:`MAX_BYTES`), or an ``ImageError`` naming it."""
-    from .imageio import ImageError
-
     try:
         fs, path = _filesystem(uri)
         size = fs.get_file_info(path).size
@@ -122,12 +117,8 @@ def read_bytes(uri: str) -> bytes:
 
 def read_input(source, max_pixels: int | None = None) -> np.ndarray:
     """``tiling.read_image`` for a path or a URI (fetched whole first, then decoded with the same checks)."""
-    from .imageio import read_image
-
     if not is_uri(source):
         return read_image(source, max_pixels=max_pixels)
     data = io.BytesIO(read_bytes(source))
-    from urllib.parse import unquote
-
     data.name = unquote(source.partition("?")[0].rsplit("/", 1)[-1])
     return read_image(data, max_pixels=max_pixels)

@@ -1,8 +1,10 @@
 """Small helpers more than one stage needs: content hashes, the number of usable cores, the progress callback type."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+from pathlib import Path
 from typing import Callable
 
 #: ``progress(done, total)``: called as work is done; if it raises, the work stops there.
@@ -21,6 +23,18 @@ def sha256_of_file(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_sha256(path) -> str:
+    """:func:`sha256_of_file`, computed once per process for each version of a file (path, mtime, size):
+    shipped 8-bit copies and calibration images are checked on every load without being read again."""
+    stat = os.stat(path)
+    return _file_sha256(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_of_file(path)
 
 
 def usable_cpus() -> int:

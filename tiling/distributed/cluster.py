@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import checks
 from ..optional import MissingExtra, require
-from ..outputs import display_name
+from ..names import display_name
 from .items import describe
 
 # Settings read from the environment that the workers must see as the driver does.

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..detections import Detections
 from ..models import ModelError
-from ..outputs import Entry, display_name
+from ..inputs import Entry
+from ..names import display_name
 
 
 @dataclass

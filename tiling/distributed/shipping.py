@@ -3,50 +3,46 @@ how a worker loads it (``tiling.load_model``, so the safe-loading rules apply th
 calibration tiles, cut once here and shared through the object store."""
 from __future__ import annotations
 
-import os
+import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-from ..models import ModelError
-from ..outputs import Entry, display_name
+from ..bands import BandSpec
+from ..inputs import Entry
+from ..models import Model, ModelError, UltralyticsModel, as_model, load_model
+from ..models.archive import EXPORT_FILES
+from ..models.bundled import BundledAssets
+from ..models.calibration import Calibration, cut_calibration, run_calibration
+from ..models.source import ModelSource, SourceKind
+from ..models.vetting import read_bounded
+from ..names import display_name
 from .cut import is_raster
 
-if TYPE_CHECKING:
-    from ..bands import BandSpec
 
-
-def model_source(model) -> tuple[object, str]:
-    """What each worker loads: a model file's bytes or an OpenVINO folder zipped (the workers need no
-    shared disk for it), an official name, or a callable shipped as is."""
-    from ..models import Model, UltralyticsModel
-    from ..models.vetting import read_bounded
-
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model), "the model"
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if path.is_dir() or path.suffix.lower() == ".xml":
-            return zip_export(path.parent if path.suffix.lower() == ".xml" else path), path.name
-        if path.is_file():
-            return read_bounded(path, path.name), path.name
-        return str(model), path.name
+def shipped_model(model) -> tuple[object, str]:
+    """(what each worker loads, its label): a model file's bytes or an OpenVINO folder zipped (the workers
+    need no shared disk for it), an official name, or a callable shipped as is."""
+    given = ModelSource.of(model)
+    if given.data is not None:
+        return given.data, "the model"
+    if given.folder is not None:
+        return zip_export(given.folder), given.label
+    if given.kind in (SourceKind.CHECKPOINT, SourceKind.ONNX) and given.path.is_file():
+        return read_bounded(given.path, given.label), given.label
+    if given.kind is not SourceKind.CALLABLE:
+        return given.value if given.value is not None else str(given.path), given.label
     if isinstance(model, UltralyticsModel):
         raise ModelError("a loaded Ultralytics model cannot be sent to the workers: pass its file instead, "
                          "and each worker loads it safely itself")
     if isinstance(model, Model) or callable(model):
-        return model, getattr(model, "source", "") or type(model).__name__
+        return model, given.label
     raise ModelError(f"expected a model file, its bytes or a callable model, got {type(model).__name__}")
 
 
 def zip_export(folder: Path) -> bytes:
     """An OpenVINO export folder's model files, zipped flat in memory as ``tiling.load_model`` takes them."""
-    import io
-    import zipfile
-
-    from ..models.archive import EXPORT_FILES
-    from ..models.vetting import read_bounded
-
     if not folder.is_dir():
         raise ModelError(f"{display_name(folder.name)}: no such model folder")
     buf = io.BytesIO()
@@ -73,8 +69,6 @@ def ship(source, label: str, load_options: dict) -> Shipment:
     """The model as the workers will load it (:class:`Shipment`); call once Ray is connected."""
     import ray
 
-    from ..models.calibration import Calibration
-
     if not isinstance(source, str):  # bytes or a callable; an official name is a few characters
         source = ray.put(source)
     if isinstance(load_options.get("calibration"), Calibration):
@@ -96,25 +90,22 @@ def fetched(shipment: Shipment) -> tuple[object, dict]:
 
 def load(shipment: Shipment):
     """The model on this worker, through ``tiling.load_model``'s safe loading (a callable as it is)."""
-    from ..models import as_model, load_model
-
     source, options = fetched(shipment)
     if isinstance(source, (bytes, str)):
         return load_model(source, name=shipment.label, **options)
     return as_model(source)
 
 
-def calibration_for(model, calibration, run: Sequence[Entry], max_pixels: int | None, bands: BandSpec | None):
+def calibration_for(model, calibration, run: Sequence[Entry], max_pixels: int | None, bands: BandSpec | None,
+                    bundled: BundledAssets | None = None):
     """The 8-bit copy's calibration as tiles cut here, once (no model, no torch in the driver), or None
     when none is needed. The worker that checks the model makes the copy from them; the actors find it
     in their machine's cache, keyed on the weights and the calibration's digest, or on another machine
     make the same one from the same tiles: no worker needs the images on its disk. The tiles are put in
-    Ray's object store once (:func:`ship`)."""
-    from ..models import calibration as calibrations
-
-    chosen = calibrations.run_calibration(model, calibration, [e.path for e in run],
-                                          lambda path: is_raster(path, max_pixels), bands)
-    return None if chosen is None else calibrations.cut_calibration(chosen)
+    Ray's object store once (:func:`ship`). ``bundled``: as ``tiling.load_model`` takes it."""
+    chosen = run_calibration(model, calibration, [e.path for e in run], lambda path: is_raster(path, max_pixels),
+                             bands, bundled)
+    return None if chosen is None else cut_calibration(chosen)
 
 
 def check_model(shipment: Shipment) -> dict[int, str] | str:

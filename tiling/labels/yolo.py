@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ..detections import Detections
+from ..rotated import quads_to_obb
 from .base import (
     _FLUSH_TOKENS,
     _MAX_CLASS_ID,
@@ -161,8 +162,6 @@ def parse_yolo_labels(data: bytes | str, image_shape: Sequence[int], name: str =
     classes = np.concatenate([t[1][:, 0] for t in tables])[order]
     rotated = None
     if oriented:
-        from ..rotated import quads_to_obb
-
         quads = np.clip(np.concatenate([t[1][:, 1:] for t in tables])[order][keep].reshape(-1, 4, 2), 0.0, 1.0)
         rotated = quads_to_obb(quads * [w, h])
     return Detections(xyxy=(xyxy[keep] * [w, h, w, h]).astype(np.float32), class_id=classes[keep].astype(np.int64),
@@ -176,9 +175,6 @@ def load_yolo_labels(path: str | os.PathLike, image_shape: Sequence[int],
     return parse_yolo_labels(data, image_shape, name, names=names, obb=obb)
 
 
-# COCO JSON
-
-
 def is_oriented_label_file(path: str | os.PathLike) -> bool:
     """True when every row of a YOLO label file has four corners (``cls x1 y1 ... x4 y4``, YOLO-OBB): the
     rule ``parse_yolo_labels`` uses for ``obb=None``. False for other rows, an empty file or none."""
@@ -189,15 +185,3 @@ def is_oriented_label_file(path: str | os.PathLike) -> bool:
     rows = [r for r in rows if r]
     return bool(rows) and all(len(r) == OBB_FIELDS for r in rows)
 
-
-def images_for_task(folder: str | os.PathLike, task: str) -> list:
-    """The images directly in ``folder`` (sorted) that suit a model of ``task``, judged by the YOLO label
-    file beside each: oriented-box labels for ``"obb"``, any other labels for every other task; an
-    image without labels suits any. Bundled samples of both kinds live in one folder."""
-    from pathlib import Path
-
-    from ..imageio import IMAGE_SUFFIXES
-
-    images = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    labelled = [p for p in images if p.with_suffix(".txt").is_file()]
-    return [p for p in images if p not in labelled or is_oriented_label_file(p.with_suffix(".txt")) == (task == "obb")]

@@ -7,19 +7,23 @@ is held out, for :mod:`.agreement` to compare the float and the 8-bit network on
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..util import sha256_of_file
+from ..grid import plan_tiles
+from ..imageio import IMAGE_SUFFIXES, ImageError, image_size, read_image
+from ..raster import RasterSource
+from ..uris import is_uri
+from ..util import file_sha256
 from .base import ModelError
+from .bundled import BundledAssets
 from .runtimes import MIN_INT8_SIDE
+from .source import ModelSource, SourceKind
 
 LOG = logging.getLogger(__name__)
 CALIBRATION_TILES = 64  # tiles NNCF calibrates on (at most): they quantize in ~25 s on 2 cores
@@ -37,18 +41,6 @@ class CalibrationError(ModelError):
     """Calibration data that cannot be used: the caller's to fix, so it is raised, never worked around."""
 
 
-def file_sha256(path) -> str:
-    """A file's SHA-256, computed once per process for each version of it (path, mtime, size): shipped
-    copies and samples are checked on every load without being read again."""
-    stat = os.stat(path)
-    return _file_sha256(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=512)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    return sha256_of_file(path)
-
-
 @dataclass(frozen=True)
 class Calibration:
     """Where calibration tiles come from: image files or arrays, and a digest of their content; or the
@@ -63,8 +55,6 @@ class Calibration:
 def calibration_from(source) -> Calibration:
     """A folder, an image file, or a list of files or H x W x 3 uint8 arrays, as calibration data;
     a ``CalibrationError`` that says what is wrong otherwise."""
-    from ..imageio import IMAGE_SUFFIXES
-
     if isinstance(source, Calibration):
         return source
     if isinstance(source, (str, Path)):
@@ -113,9 +103,6 @@ def calibration_from(source) -> Calibration:
 def calibration_tiles(calibration: Calibration) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(tiles to calibrate on, held-out tiles to check on): full-size 640 and 320 px windows of the
     images, drawn in a fixed pseudo-random order; each image is decoded once, on its own."""
-    from ..grid import plan_tiles
-    from ..imageio import ImageError, image_size, read_image
-
     if calibration.tiles is not None:
         return list(calibration.tiles[0]), list(calibration.tiles[1])
 
@@ -174,8 +161,6 @@ def calibration_inputs(images: Sequence, streamed: Callable[[Path], bool] | None
     each as its path, except rasters read window by window (``streamed(path)``), which give a few
     ``window`` px windows read through :mod:`tiling.raster` (never decoded whole; :data:`MAX_IMAGES`
     windows at most in all). A raster that cannot be read is left out: its own run reports it."""
-    from ..uris import is_uri
-
     paths = [Path(p) for p in images if not is_uri(p)]  # calibration reads from this machine's disk only
     if len(paths) > MAX_IMAGES:
         paths = [paths[i] for i in np.linspace(0, len(paths) - 1, MAX_IMAGES).round().astype(int)]
@@ -186,9 +171,6 @@ def calibration_inputs(images: Sequence, streamed: Callable[[Path], bool] | None
         if path not in rasters:
             out.append(path)
             continue
-        from ..imageio import ImageError
-        from ..raster import RasterSource
-
         try:
             with RasterSource(path, bands) as src:
                 out += src.sample_windows(per_raster, window)
@@ -198,28 +180,15 @@ def calibration_inputs(images: Sequence, streamed: Callable[[Path], bool] | None
 
 
 def run_calibration(model, calibration, images: Sequence, streamed: Callable[[Path], bool] | None = None,
-                    bands=None):
+                    bands=None, bundled: BundledAssets | None = None):
     """What a run at ``precision="int8"`` calibrates on: ``calibration`` when given; None for an export
-    (it runs as it was exported) or for weights whose 8-bit copy ships; else :func:`calibration_inputs`
-    of the run's ``images``. ``model``: a checkpoint's path or bytes, an export, or an official name."""
+    (it runs as it was exported) or for weights whose 8-bit copy ships in ``bundled``; else
+    :func:`calibration_inputs` of the run's ``images``. ``model``: as :meth:`ModelSource.of` takes it."""
     if calibration is not None:
         return calibration
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        from ..util import sha256_of
-        from .loading import _kind_of_bytes
-
-        if _kind_of_bytes(bytes(model), "model.pt") != "pt":
-            return None
-        digest = sha256_of(bytes(model))
-    else:
-        from .exported import EXPORT_SUFFIXES
-
-        path = Path(model)
-        if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:
-            return None
-        digest = sha256_of_file(path) if path.is_file() else ""
-    from .quantize import bundled_copy  # quantize imports this module
-
-    if digest and bundled_copy(digest) is not None:
+    source = ModelSource.of(model)
+    if source.kind.is_export:
+        return None
+    if source.kind is SourceKind.CHECKPOINT and bundled is not None and bundled.copy_for(source.digest) is not None:
         return None
     return calibration_inputs(images, streamed, bands) or None
