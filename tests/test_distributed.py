@@ -15,7 +15,8 @@ import pytest
 import conftest
 import tiling
 from conftest import DET_WEIGHTS, ROOT, SAMPLES, SquareFinder, square_scene
-from tiling.outputs import OutputFolder, entries, list_images, run_key
+from tiling.inputs import entries, list_images, run_key
+from tiling.outputs import OutputFolder
 
 try:  # the tests that start Ray need it; the others here run without the [ray] extra
     import ray
@@ -122,7 +123,7 @@ def test_output_stems_never_collide_and_ids_follow_the_input_list(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     root, images = list_images(tmp_path)
     run = entries(root, images)
-    assert [e.stem for e in run] == ["A", "a-jpg", "a-png", "b"]
+    assert [e.stem for e in run] == ["A", "a-2", "a-3", "b"]  # tiling.names.unique_stems, as the page names them
     assert [e.image_id for e in run] == [1, 2, 3, 4]
     assert list_images(str(tmp_path / "*.png"))[1] == [tmp_path / "a.png"]
 
@@ -180,12 +181,12 @@ def test_cluster_settings_are_checked():
 
 
 def test_an_openvino_folder_travels_to_the_workers_zipped():
-    from tiling.distributed.shipping import model_source
+    from tiling.distributed.shipping import shipped_model
 
     folder = DET_WEIGHTS.parent / "synth-yolo11n-det_int8_openvino_model"
     if not folder.is_dir():
         pytest.skip("bundled OpenVINO export not present")
-    data, label = model_source(folder)
+    data, label = shipped_model(folder)
     assert isinstance(data, bytes) and label == folder.name
     shipped, local = tiling.load_model(data, name=label), tiling.load_model(folder)
     assert shipped.runtime == local.runtime and shipped.names == local.names
@@ -320,11 +321,12 @@ def test_an_8_bit_run_is_calibrated_once_from_tiles_sent_with_the_model(tmp_path
     from ultralytics import YOLO
 
     from tiling.models import calibration, quantize
+    from tiling.models.bundled import BundledAssets
     from tiling.util import sha256_of_file
 
     weights = tmp_path / "resaved.pt"
     YOLO(str(DET_WEIGHTS)).save(str(weights))  # the same network in other bytes: no copy ships for it
-    assert quantize.bundled_copy(sha256_of_file(weights)) is None
+    assert BundledAssets(DET_WEIGHTS.parent, SAMPLES).copy_for(sha256_of_file(weights)) is None
     (tmp_path / "in").mkdir()
     image = np.ascontiguousarray(tiling.read_image(SAMPLES / "depot-2400x1800.jpg")[:640, :1280])
     cv2.imwrite(str(tmp_path / "in" / "piece.png"), image)
