@@ -170,35 +170,45 @@ def test_the_guard_measures_a_network_without_touching_the_model(det_model):
     assert det_model.net is original and det_model.min_input == 0 and not det_model._lock.locked()
 
 
-def test_outside_the_checkout_int8_degrades_to_asking_for_calibration(monkeypatch, tmp_path):
-    from tiling.models import calibration, loading, quantize
+def test_without_bundled_assets_int8_asks_for_calibration_images():
+    from conftest import DET_WEIGHTS, ROOT
 
-    monkeypatch.setattr(quantize, "MODELS_DIR", None)
-    monkeypatch.setattr(quantize, "SAMPLES_DIR", None)
-    from conftest import DET_WEIGHTS
+    from tiling.models import loading
+    from tiling.models.bundled import BundledAssets
+    from tiling.util import file_sha256
 
-    digest = calibration.file_sha256(DET_WEIGHTS)
-    assert quantize.bundled_copy(digest) is None and quantize.default_calibration(digest, "detect") is None
-    with pytest.raises(tiling.ModelError, match="needs calibration images"):
-        loading._check_calibration(digest, None, "weights.pt")
+    digest = file_sha256(DET_WEIGHTS)
+    nothing = BundledAssets()
+    assert nothing.copy_for(digest) is None and not nothing.has_weights(digest) and nothing.samples_for("detect") == []
+    for bundled in (None, nothing, BundledAssets(models_dir=ROOT / "models")):  # no samples: not calibrated here
+        if bundled is not None and bundled.copy_for(digest) is not None:
+            continue  # the shipped copy is used as it is
+        with pytest.raises(tiling.ModelError, match="needs calibration images"):
+            loading._check_calibration(digest, None, "weights.pt", bundled)
+    assert loading._check_calibration(digest, None, "weights.pt", BundledAssets(ROOT / "models", ROOT / "samples")) is None
 
 
 def test_shipped_files_are_hashed_once_per_version_and_calibration_is_resolved_once(monkeypatch, tmp_path):
-    from tiling.models import calibration, loading, quantize
+    from conftest import ROOT
+
+    from tiling import util
+    from tiling.models import calibration, loading
+    from tiling.models.bundled import BundledAssets
 
     calls = []
-    real = calibration.sha256_of_file
-    monkeypatch.setattr(calibration, "sha256_of_file", lambda p: calls.append(str(p)) or real(p))
-    calibration._file_sha256.cache_clear()
+    real = util.sha256_of_file
+    monkeypatch.setattr(util, "sha256_of_file", lambda p: calls.append(str(p)) or real(p))
+    util._file_sha256.cache_clear()
+    bundled = BundledAssets(ROOT / "models", ROOT / "samples")
     image = tmp_path / "a.png"
     import cv2
 
     cv2.imwrite(str(image), np.zeros((700, 700, 3), np.uint8))
-    first = loading._check_calibration("0" * 64, [image], "m.pt")
+    first = loading._check_calibration("0" * 64, [image], "m.pt", bundled)
     assert isinstance(first, calibration.Calibration) and calibration.calibration_from(first) is first
     for _ in range(3):
         assert calibration.calibration_from([image]).digest == first.digest
-        quantize.default_calibration("0" * 64, "detect")
+        assert not bundled.has_weights("0" * 64) and bundled.copy_for("0" * 64) is None
     assert calls.count(str(image)) == 1 and len(calls) == len(set(calls))  # each file read once
     cv2.imwrite(str(image), np.full((700, 700, 3), 9, np.uint8))  # a new version is hashed again
     assert calibration.calibration_from([image]).digest != first.digest
@@ -245,18 +255,21 @@ def test_uploaded_models_over_the_parameter_cap_are_not_quantized(monkeypatch):
 
 
 def test_bundled_models_calibrate_on_the_samples_of_their_kind():
-    from conftest import DET_WEIGHTS
+    from conftest import DET_WEIGHTS, ROOT
 
-    from tiling.models import calibration, quantize
+    from tiling.models.bundled import BundledAssets
+    from tiling.util import file_sha256
 
     obb_weights = DET_WEIGHTS.parent / "synth-yolo11n-obb.pt"
-    if not (DET_WEIGHTS.exists() and obb_weights.exists()) or quantize.SAMPLES_DIR is None:
-        pytest.skip("bundled weights or samples not present")
-    upright = quantize.default_calibration(calibration.file_sha256(DET_WEIGHTS), "detect")
-    oriented = quantize.default_calibration(calibration.file_sha256(obb_weights), "obb")
-    assert [p.name for p in oriented.sources] == ["apron-3200x2400.jpg"]
-    assert upright.sources and "apron-3200x2400.jpg" not in [p.name for p in upright.sources]
-    assert quantize.default_calibration("0" * 64, "obb") is None  # other weights bring their own images
+    if not (DET_WEIGHTS.exists() and obb_weights.exists()):
+        pytest.skip("bundled weights not present")
+    bundled = BundledAssets(ROOT / "models", ROOT / "samples")
+    assert bundled.has_weights(file_sha256(DET_WEIGHTS)) and bundled.has_weights(file_sha256(obb_weights))
+    assert [p.name for p in bundled.samples_for("obb")] == ["apron-3200x2400.jpg"]
+    upright = bundled.samples_for("detect")
+    assert upright and "apron-3200x2400.jpg" not in [p.name for p in upright]
+    assert not bundled.has_weights("0" * 64)  # other weights bring their own images
+    assert not BundledAssets(ROOT / "models").has_weights(file_sha256(DET_WEIGHTS))  # no samples given: none used
 
 
 def test_a_visitors_model_shown_the_samples_calibrates_on_the_sample_files_of_its_kind():
