@@ -13,7 +13,7 @@ import streamlit as st  # noqa: E402
 import tiling  # noqa: E402
 from ui import page_style  # noqa: E402
 from ui import resources as res  # noqa: E402
-from ui import sidebar, upload_names, uploads, views  # noqa: E402
+from ui import sidebar, table_view, upload_names, uploads, views, zoom_view  # noqa: E402
 from ui.sweep_view import SWEEP, sweep_tab  # noqa: E402
 from ui.text import plain  # noqa: E402
 from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
@@ -144,14 +144,14 @@ def main() -> None:
     tabs = dict(zip(views_shown, st.tabs(views_shown, key="view", on_change="rerun")))
     if tabs[ZOOM].open:
         with tabs[ZOOM]:
-            views.zoom(item, full, tiled, patch_only)
+            zoom_view.zoom(item, full, tiled, patch_only)
     if tabs[STEPS].open:
         with tabs[STEPS]:
             views.teaching(item, pred, tiled)
     if tabs[TABLE].open:
         with tabs[TABLE]:
-            views.table(views.detections_frame(tiled, patch_only))
-            views.downloads(item, full, tiled)
+            table_view.table(table_view.detections_frame(tiled, patch_only))
+            table_view.downloads(item, full, tiled)
             if len(items) > 1:
                 png = st.checkbox("Full-size PNG pictures in the zip (much larger than JPEG)", key="zip_png")
                 if st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
@@ -161,7 +161,7 @@ def main() -> None:
                         p, f, _ = results_for(it, model, model_key, settings)
                         results[it.name] = (it, f, p.detections)
                         bar.progress(k / len(items) / 2, text=f"Results: image {k} of {len(items)}")
-                    data = views.export_zip(results, png=png, progress=lambda done, total: bar.progress(
+                    data = table_view.export_zip(results, png=png, progress=lambda done, total: bar.progress(
                         0.5 + done / total / 2, text=f"Writing the zip: image {done} of {total}"))
                     bar.empty()
                     st.download_button("Download all (zip)", data, "patchwise_results.zip", "application/zip",

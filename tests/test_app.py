@@ -226,7 +226,7 @@ def test_export_bytes(tmp_path):
     from pycocotools.coco import COCO
 
     from ui.resources import ImageItem
-    from ui.views import export_zip
+    from ui.table_view import export_zip
 
     image = small_scene()
     det = tiling.Detections(xyxy=np.array([[10, 10, 40, 30]], np.float32), confidence=np.array([0.9]),
@@ -317,7 +317,7 @@ def test_hostile_upload_names_become_safe_unique_names_and_zip_entries():
     assert options == ["dup.png", "dup-2.png", "same.png", "same-2.jpg", "x.png", "x-2.png", "a_b_c.png", "nul.png"]
     at.button(key="export_all").click().run()
     assert not at.exception
-    from ui.views import export_zip  # the button's bytes: the same function over the same items
+    from ui.table_view import export_zip  # the button's bytes: the same function over the same items
 
     items = [__import__("ui.resources", fromlist=["x"]).ImageItem(n, str(i), (400, 300), scene)
              for i, n in enumerate(options)]
