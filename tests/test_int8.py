@@ -10,10 +10,12 @@ import pytest
 import tiling
 from conftest import DET_WEIGHTS, ROOT, SAMPLES, SEG_WEIGHTS
 from tiling.models import agreement, calibration, quantize, runtimes
+from tiling.optional import installed
 from tiling.util import sha256_of_file
 
-pytest.importorskip("openvino")
-pytest.importorskip("nncf")
+needs_openvino = pytest.mark.skipif(not installed("openvino"), reason="no OpenVINO (pip install 'patchwise[openvino]')")
+needs_nncf = pytest.mark.skipif(not installed("nncf"), reason="no NNCF (pip install 'patchwise[int8]')")
+needs_rasterio = pytest.mark.skipif(not installed("rasterio"), reason="no rasterio (pip install 'patchwise[geo]')")
 needs_weights = pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 DET_COPY = DET_WEIGHTS.parent / f"{DET_WEIGHTS.stem}_int8_openvino_model"
 SEG_COPY = SEG_WEIGHTS.parent / f"{SEG_WEIGHTS.stem}_int8_openvino_model"
@@ -55,6 +57,7 @@ def test_mask_iou_counts_pixels_over_all_tiles():
 @needs_weights
 @pytest.mark.parametrize("weights, folder, fixture", [(DET_WEIGHTS, DET_COPY, "det_model"),
                                                       (SEG_WEIGHTS, SEG_COPY, "seg_model")])
+@needs_openvino
 def test_shipped_copies_match_their_weights_and_load_without_quantizing(weights, folder, fixture, crop, monkeypatch,
                                                                         request):
     record = quantize.read_record(folder)
@@ -79,6 +82,7 @@ def test_shipped_copies_match_their_weights_and_load_without_quantizing(weights,
 
 
 @needs_weights
+@needs_openvino
 def test_the_shipped_head_is_float():
     """Box decoding, DFL, every Sigmoid, and the segmenter's mask prototypes and coefficients take no
     8-bit input: quantizing them dropped AP50 from 0.90 to 0.14 in the issue's measurements."""
@@ -100,6 +104,7 @@ def test_the_shipped_head_is_float():
 
 
 @needs_weights
+@needs_openvino
 def test_a_tampered_copy_is_not_used(tmp_path):
     shutil.copytree(DET_COPY, tmp_path / DET_COPY.name)
     digest = sha256_of_file(DET_WEIGHTS)
@@ -112,6 +117,7 @@ def test_a_tampered_copy_is_not_used(tmp_path):
 
 
 @needs_weights
+@needs_openvino
 def test_the_guard_refuses_a_copy_under_the_bar(monkeypatch):
     monkeypatch.setattr(agreement, "AGREEMENT_BAR", 1.01)
     model = tiling.load_model(DET_WEIGHTS, precision="int8")
@@ -122,6 +128,8 @@ def test_the_guard_refuses_a_copy_under_the_bar(monkeypatch):
 
 
 @needs_weights
+@needs_openvino
+@needs_nncf
 def test_quantizing_runs_once_for_concurrent_loads_and_is_cached(det_model, crop, tmp_path, monkeypatch):
     """The one test that quantizes (a few tiles): two threads ask together, one copy is made, a third
     load finds it; progress is reported while it runs."""
@@ -185,6 +193,7 @@ def test_bad_precision_and_calibration_values_are_one_line_errors(tmp_path, monk
 
 
 @needs_weights
+@needs_openvino
 def test_an_export_asked_for_8_bits_runs_as_exported():
     model = tiling.load_model(DET_COPY, precision="int8")
     assert model.runtime == "openvino" and "runs as it was exported" in model.runtime_note
@@ -198,6 +207,7 @@ def cli(*args):
 
 
 @needs_weights
+@needs_openvino
 def test_cli_precision_flag(crop, tmp_path):
     import cv2
 
@@ -216,6 +226,7 @@ def test_cli_precision_flag(crop, tmp_path):
 
 
 @needs_weights
+@needs_openvino
 def test_the_page_starts_fast_on_the_bundled_model_and_offers_full_precision():
     from streamlit.testing.v1 import AppTest
 
@@ -229,6 +240,8 @@ def test_the_page_starts_fast_on_the_bundled_model_and_offers_full_precision():
 
 
 @needs_weights
+@needs_openvino
+@needs_nncf
 def test_a_copy_that_cannot_be_made_leaves_full_precision_running(crop, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("quantizer exploded")
@@ -241,6 +254,7 @@ def test_a_copy_that_cannot_be_made_leaves_full_precision_running(crop, monkeypa
 
 
 @needs_weights
+@needs_rasterio
 def test_the_cli_calibrates_on_the_images_and_on_windows_of_a_raster_never_decoded_whole(crop, tmp_path, monkeypatch):
     import cv2
     import rasterio
