@@ -116,42 +116,10 @@ def evaluate(
     classes = sorted(set(np.concatenate([d.class_id for d in (*preds, *gts)]).tolist()) if preds else set())
     tp_img = [np.zeros(len(p), bool) for p in preds]
     tp_gt = [np.zeros(len(g), bool) for g in gts]
-    rows = []
-    for c in classes:
-        scores, tables, n_gt = [], [], 0
-        for i, (p, g) in enumerate(zip(preds, gts)):
-            pi, gi = np.flatnonzero(p.class_id == c), np.flatnonzero(g.class_id == c)
-            n_gt += len(gi)
-            table, found = _match_image(p[pi], g[gi], IOU_THRESHOLDS)
-            tp_img[i][pi] = table[0]
-            tp_gt[i][gi] = found[0]
-            scores.append(p.confidence[pi])
-            tables.append(table)
-        score = np.concatenate(scores) if scores else np.zeros(0)
-        table = np.concatenate(tables, axis=1) if tables else np.zeros((len(IOU_THRESHOLDS), 0), bool)
-        order = np.argsort(-score, kind="mergesort")
-        aps = [_ap(table[t, order], n_gt) for t in range(len(IOU_THRESHOLDS))]
-        n_pred, tp = len(score), int(table[0].sum())
-        rows.append({
-            "class_id": c, "class": names.get(c, str(c)), "n_gt": n_gt, "n_pred": n_pred, "tp": tp,
-            "precision": tp / n_pred if n_pred else float("nan"), "recall": tp / n_gt if n_gt else float("nan"),
-            "ap50": aps[0], "ap50_95": float(np.nanmean(aps)) if n_gt else float("nan"),
-        })
+    rows = [_class_row(c, names.get(c, str(c)), preds, gts, tp_img, tp_gt) for c in classes]
     frame = pd.DataFrame(rows, columns=["class_id", "class", "n_gt", "n_pred", "tp", "precision", "recall", "ap50",
                                         "ap50_95"])
-    duplicates = partials = 0
-    for p, g, t in zip(preds, gts, tp_img):
-        fp = p[~t]
-        if len(fp) == 0 or len(g) == 0:
-            continue
-        same_class = fp.class_id[:, None] == g.class_id[None, :]
-        dup = ((detection_iou(fp, g) >= 0.5) & same_class).any(axis=1)
-        if fp.obb is not None and g.obb is not None:
-            inside = rotated.iou_matrix(fp.obb, g.obb, "inside") >= 0.7
-        else:
-            inside = _inside_fraction(fp.xyxy, g.xyxy) >= 0.7
-        duplicates += int(dup.sum())
-        partials += int((~dup & inside.any(axis=1)).sum())
+    duplicates, partials = _false_positive_kinds(preds, gts, tp_img)
     n_pred = sum(len(p) for p in preds)
     n_gt = sum(len(g) for g in gts)
     tp = int(sum(t.sum() for t in tp_img))
@@ -167,6 +135,48 @@ def evaluate(
         duplicates=duplicates,
         partials=partials,
     )
+
+
+def _class_row(c: int, name: str, preds: list[Detections], gts: list[Detections], tp_img: list[np.ndarray],
+               tp_gt: list[np.ndarray]) -> dict:
+    """One class's row of the per-class table, matched image by image; marks the class's true positives
+    in ``tp_img`` and its found labels in ``tp_gt`` (at IoU 0.5)."""
+    scores, tables, n_gt = [], [], 0
+    for i, (p, g) in enumerate(zip(preds, gts)):
+        pi, gi = np.flatnonzero(p.class_id == c), np.flatnonzero(g.class_id == c)
+        n_gt += len(gi)
+        table, found = _match_image(p[pi], g[gi], IOU_THRESHOLDS)
+        tp_img[i][pi] = table[0]
+        tp_gt[i][gi] = found[0]
+        scores.append(p.confidence[pi])
+        tables.append(table)
+    score = np.concatenate(scores) if scores else np.zeros(0)
+    table = np.concatenate(tables, axis=1) if tables else np.zeros((len(IOU_THRESHOLDS), 0), bool)
+    order = np.argsort(-score, kind="mergesort")
+    aps = [_ap(table[t, order], n_gt) for t in range(len(IOU_THRESHOLDS))]
+    n_pred, tp = len(score), int(table[0].sum())
+    return {"class_id": c, "class": name, "n_gt": n_gt, "n_pred": n_pred, "tp": tp,
+            "precision": tp / n_pred if n_pred else float("nan"), "recall": tp / n_gt if n_gt else float("nan"),
+            "ap50": aps[0], "ap50_95": float(np.nanmean(aps)) if n_gt else float("nan")}
+
+
+def _false_positive_kinds(preds: list[Detections], gts: list[Detections], tp_img: list[np.ndarray]) -> tuple[int, int]:
+    """(duplicates, partials) among the false positives: a second box on a found object of its class
+    (IoU >= 0.5), or another box lying mostly (>= 70%) inside one labelled object."""
+    duplicates = partials = 0
+    for p, g, t in zip(preds, gts, tp_img):
+        fp = p[~t]
+        if len(fp) == 0 or len(g) == 0:
+            continue
+        same_class = fp.class_id[:, None] == g.class_id[None, :]
+        dup = ((detection_iou(fp, g) >= 0.5) & same_class).any(axis=1)
+        if fp.obb is not None and g.obb is not None:
+            inside = rotated.iou_matrix(fp.obb, g.obb, "inside") >= 0.7
+        else:
+            inside = _inside_fraction(fp.xyxy, g.xyxy) >= 0.7
+        duplicates += int(dup.sum())
+        partials += int((~dup & inside.any(axis=1)).sum())
+    return duplicates, partials
 
 
 def _inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
