@@ -325,3 +325,43 @@ def test_real_visdrone_photos_slice_at_640_with_counts_conserved(tmp_path):
         assert anywhere == set(range(len(objects))) and small <= whole, image.name
         fits += len(small)
     assert fits == 4800 - 74
+
+
+def test_a_raster_slices_window_by_window_with_its_geojson(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    from tiling.dataset.slice import slice_raster
+
+    w, h = 1500, 1100
+    transform = from_origin(500_000.0, 4_000_000.0, 0.5, 0.5)  # UTM 33N, 0.5 m pixels
+    pixels = np.full((3, h, w), 80, np.uint8)
+    with rasterio.open(tmp_path / "ortho.tif", "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=transform, tiled=True, blockxsize=256, blockysize=256) as ds:
+        ds.write(pixels)
+
+    def ring(x0, y0, x1, y1):  # pixel box -> map coordinates, closed
+        pts = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+        return [[transform.c + x * transform.a, transform.f + y * transform.e] for x, y in pts]
+
+    features = [
+        {"type": "Feature", "properties": {"class": "roof"},  # 100 x 100 px with a 40 x 40 px hole, cut at x = 512
+         "geometry": {"type": "Polygon", "coordinates": [ring(450, 100, 550, 200), ring(480, 130, 520, 170)[::-1]]}},
+        {"type": "Feature", "properties": {"class": "car"}, "geometry": {"type": "Polygon", "coordinates": [ring(900, 700, 920, 712)]}},
+    ]
+    geojson = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}},
+               "features": features}
+    (tmp_path / "objects.geojson").write_text(json.dumps(geojson))
+    report = slice_raster(tmp_path / "ortho.tif", tmp_path / "objects.geojson", tmp_path / "out",
+                          tile_size=512, overlap=0.25, negatives=0.0, min_visibility=0.3)
+    assert report.names == {0: "car", 1: "roof"} and report.images == {"train": 1}
+    rows = _rows_in(tmp_path / "out", "train")
+    roof_left = np.array([float(v) for v in rows["ortho_0_0_512x512"][0].split()[1:]]).reshape(-1, 2) * 512
+    assert rows["ortho_0_0_512x512"][0].startswith("1 ")
+    assert abs(ring_area(roof_left)) == pytest.approx(62 * 100 - 32 * 40, abs=0.5)  # the hole's left part is out
+    car = [r for k, r in rows.items() if r and r[0].startswith("0 ")]
+    assert car and all(len(r[0].split()) == 9 for r in car)  # a rectangle polygon, 4 corners
+    with pytest.raises(DatasetError, match="label outside the raster"):
+        features[1]["geometry"]["coordinates"] = [ring(1490, 700, 1700, 712)]
+        (tmp_path / "objects.geojson").write_text(json.dumps(geojson))
+        slice_raster(tmp_path / "ortho.tif", tmp_path / "objects.geojson", tmp_path / "o2")

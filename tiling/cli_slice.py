@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import get_args
 
 from tqdm import tqdm
@@ -12,7 +13,9 @@ from .checks import SettingError
 from .cli_common import CliError
 from .dataset import MIN_VISIBILITY, NEGATIVES, DatasetError, SliceSpec, slice_dataset
 from .dataset.objects import VAL_FRACTION, OutputFormat, SplitBy, TaskChoice
+from .dataset.slice import slice_raster
 from .grid import EDGES, TileSpec
+from .raster import RASTER_SUFFIXES
 
 FLAGS = {"tile_sizes": "--tile-size", "tiles": "--tile-size", "format": "--format", "split_by": "--split-by"}
 
@@ -26,7 +29,7 @@ def add_slice_parser(sub) -> argparse.ArgumentParser:
                     "tile keeps its source image's split. Writes a YOLO dataset (or COCO), report.json and "
                     "contact_sheet.png to --out.",
         epilog="Example: patchwise slice-dataset data/synth/data.yaml --out data/tiles --tile-size 640")
-    p.add_argument("source", help="a YOLO data.yaml (or its folder) or a COCO .json")
+    p.add_argument("source", help="a YOLO data.yaml (or its folder), a COCO .json, or a raster (with --objects)")
     p.add_argument("--out", "-o", required=True, help="output folder (must be empty, or use --overwrite)")
     tile = TileSpec()
     p.add_argument("--tile-size", type=int, nargs="+", default=[tile.tile_size],
@@ -50,7 +53,27 @@ def add_slice_parser(sub) -> argparse.ArgumentParser:
                         "segment, obb, pose")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and of the empty tiles kept (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run's files in --out")
+    g = p.add_argument_group("rasters (GeoTIFF, COG...: read window by window)")
+    g.add_argument("--objects", default=None,
+                   help="with a raster SOURCE: its objects, a GeoJSON of (Multi)Polygons or a COCO json of the raster")
+    g.add_argument("--class-property", default="class",
+                   help="the GeoJSON property naming each object's class (default class)")
+    g.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="the split of a raster's tiles: a raster is one source image (default train)")
     return p
+
+
+def _run(args: argparse.Namespace, spec: SliceSpec, progress):
+    """slice_raster for a raster SOURCE (with --objects), slice_dataset for a dataset."""
+    tiles = {"tile_sizes": args.tile_size, "overlap": args.overlap, "edge": args.edge}
+    if Path(args.source).suffix.lower() in RASTER_SUFFIXES:
+        if not args.objects:
+            raise CliError(f"{args.source}: a raster needs --objects (a GeoJSON or COCO json of its objects)")
+        return slice_raster(args.source, args.objects, args.out, spec, split=args.split,
+                            class_property=args.class_property, overwrite=args.overwrite, **tiles)
+    if args.objects:
+        raise CliError("--objects is for a raster SOURCE; a dataset's labels come with it")
+    return slice_dataset(args.source, args.out, spec, overwrite=args.overwrite, progress=progress, **tiles)
 
 
 def slice_command(args: argparse.Namespace) -> int:
@@ -65,8 +88,7 @@ def slice_command(args: argparse.Namespace) -> int:
     try:
         spec = SliceSpec(min_visibility=args.min_visibility, negatives=args.negatives, split_by=args.split_by,
                          val_fraction=args.val_fraction, format=args.format, task=args.task, seed=args.seed)
-        report = slice_dataset(args.source, args.out, spec, overwrite=args.overwrite, progress=progress,
-                               tile_sizes=args.tile_size, overlap=args.overlap, edge=args.edge)
+        report = _run(args, spec, progress)
     except SettingError as exc:
         raise CliError.of_setting(exc, FLAGS) from None
     except DatasetError as exc:

@@ -84,12 +84,21 @@ def _read(anns: list[dict], width: int, height: int, index, kpts, name: str) -> 
     return objects
 
 
-def read_coco_source(path: Path) -> Source:
-    """A COCO json with its images; it names no split (tiling.dataset.splits draws one)."""
-    doc = _load(path)
+def _categories(doc: dict) -> tuple[list[dict], dict, dict, dict[int, str], tuple[int, int] | None]:
+    """(categories in id order, id -> class index, id -> keypoint count, names, kpt_shape)."""
     cats = sorted((c for c in doc["categories"] if isinstance(c, dict) and "id" in c), key=lambda c: c["id"])
     index = {c["id"]: i for i, c in enumerate(cats)}
     kpts = {c["id"]: len(c.get("keypoints") or []) for c in cats}
+    counts = {n for n in kpts.values() if n}
+    kpt_shape = (counts.pop(), 3) if len(counts) == 1 else None
+    names = {i: str(c.get("name", c["id"])) for i, c in enumerate(cats)}
+    return cats, index, kpts, names, kpt_shape
+
+
+def read_coco_source(path: Path) -> Source:
+    """A COCO json with its images; it names no split (tiling.dataset.splits draws one)."""
+    doc = _load(path)
+    cats, index, kpts, names, kpt_shape = _categories(doc)
     by_image: dict = {}
     for ann in doc.get("annotations") or []:
         by_image.setdefault(ann.get("image_id"), []).append(ann)
@@ -102,7 +111,18 @@ def read_coco_source(path: Path) -> Source:
         p = _image_path(path.parent, name, path.name)
         read = functools.partial(_read, by_image.get(im.get("id"), []), index=index, kpts=kpts, name=path.name)
         images.append(SourceImage(p, None, name, read))
-    counts = {n for n in kpts.values() if n}
-    kpt_shape = (counts.pop(), 3) if len(counts) == 1 else None
-    names = {i: str(c.get("name", c["id"])) for i, c in enumerate(cats)}
     return Source(images, names, kpt_shape, {}, coco_categories=cats)
+
+
+def read_coco_objects(doc: dict, name: str, shape: tuple[int, int]) -> tuple[list[LabelledObject], Source]:
+    """The objects of a COCO json (loaded: ``doc``) holding one image (a raster's), in its pixels, and
+    their names."""
+    if not isinstance(doc.get("images"), list) or not isinstance(doc.get("categories"), list):
+        raise DatasetError(f"{name}: not a COCO json (needs 'images' and 'categories' lists)")
+    if len(doc["images"]) != 1:
+        raise DatasetError(f"{name}: the objects of a raster are one image's; this json lists {len(doc['images'])}")
+    cats, index, kpts, names, kpt_shape = _categories(doc)
+    image_id = doc["images"][0].get("id")
+    anns = [a for a in doc.get("annotations") or [] if a.get("image_id") == image_id]
+    objects = _read(anns, shape[1], shape[0], index=index, kpts=kpts, name=name)
+    return objects, Source([], names, kpt_shape, {}, coco_categories=cats)

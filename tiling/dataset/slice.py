@@ -21,6 +21,7 @@ from ..util import Progress
 from .clip import clip_to_tile, object_area
 from .index import ObjectIndex
 from .objects import DatasetError, LabelledObject, SliceSpec, Source, SourceImage
+from .raster_source import open_raster_objects
 from .report import SliceReport
 from .sources import open_source
 from .splits import assign_splits, tile_seed
@@ -45,13 +46,13 @@ def _spec(spec: SliceSpec | None, changes: dict[str, Any]) -> SliceSpec:
     return checks.with_changes(spec, SliceSpec, {"tiles": tiles})
 
 
-def _prepare_out(out: Path, source: Path, overwrite: bool) -> None:
+def _prepare_out(out: Path, source: Path, overwrite: bool, tree: bool = True) -> None:
     """Refuse a non-empty output folder unless ``overwrite`` (then only what a run writes is removed), and
-    an output folder that holds the source or is held by it."""
+    one that holds the source or, for a dataset (``tree``), lies in its folder."""
     out_r, src_r = out.resolve(), source.resolve()
-    src_root = src_r.parent if src_r.is_file() else src_r
-    if out_r == src_root or out_r in src_root.parents or src_root in out_r.parents:
-        raise DatasetError(f"{out}: the output folder must be apart from the source's folder {src_root}")
+    src_root = src_r.parent if src_r.is_file() and tree else src_r
+    if out_r == src_root or out_r in src_root.parents or (tree and src_root in out_r.parents):
+        raise DatasetError(f"{out}: the output folder must be apart from the source {src_root}")
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -149,6 +150,26 @@ def slice_dataset(source: str | Path, out: str | Path, spec: SliceSpec | None = 
         _slice_image(im, stems[im.key], splits[im.key], spec, writer, report)
         if progress is not None:
             progress(done, len(images))
+    writer.close()
+    report.write()
+    return report
+
+
+def slice_raster(raster: str | Path, objects: str | Path, out: str | Path, spec: SliceSpec | None = None, *,
+                 split: str = "train", class_property: str = "class", names: Sequence[str] | None = None,
+                 overwrite: bool = False, **changes) -> SliceReport:
+    """Slice a raster too large to decode whole (GeoTIFF, COG...), read window by window, with its objects:
+    a GeoJSON of (Multi)Polygons whose ``class_property`` names each one's class (the classes are the
+    values sorted, or ``names`` in order), or a COCO json of the raster as its one image. The whole raster
+    is one source image, so all its tiles go to ``split``. Settings as for :func:`slice_dataset`."""
+    spec = _spec(spec, dict(changes))
+    raster, out = Path(raster), Path(out)
+    _prepare_out(out, raster, overwrite, tree=False)
+    src, found, source = open_raster_objects(raster, Path(objects), class_property, list(names) if names else None)
+    with src:
+        writer = make_writer(spec.format, out, source, spec.task, spec.jpeg_quality)
+        report = SliceReport(out, source.names)
+        slice_tiles(lambda t: src.read(t)[0], src.shape, found, raster.name, raster.stem, split, spec, writer, report)
     writer.close()
     report.write()
     return report
