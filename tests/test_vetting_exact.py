@@ -221,3 +221,47 @@ def test_a_large_onnx_metadata_value_is_refused_in_one_line(tmp_path):
     path = _tiny_onnx(tmp_path / "big.onnx", {"names": "{0: 'a'}", "args": "[" + "1," * 400_000 + "]"})
     with pytest.raises(ModelError, match=r"^big.onnx: its metadata 'args' is 800,002 characters long, over the 4,096"):
         read_export(path, "big.onnx")
+
+
+# -- 10. OpenVINO's telemetry is off: importing it and converting a model reach no network, start no process -------
+TELEMETRY_CHILD = r"""
+import sys
+import torch
+import tiling  # switches the telemetry off
+events = []
+NETWORK = ("socket.", "urllib.Request", "http.client.")
+PROCESSES = ("subprocess.Popen", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.system")
+sys.addaudithook(lambda event, args: events.append(f"{event} {str(args)[:80]}")
+                 if event.startswith(NETWORK) or event.startswith(PROCESSES) else None)
+import openvino as ov
+ov.convert_model(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), example_input=torch.zeros(1, 3, 16, 16))
+import time
+time.sleep(1)  # the telemetry posts from processes it forks after the conversion returns
+print("EVENTS", events)
+"""
+
+
+@pytest.mark.slow
+def test_openvino_telemetry_is_off_by_its_consent_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HOME": str(tmp_path)}  # a home with no consent recorded, as on a fresh server
+    env.pop("CI", None)
+    done = subprocess.run([sys.executable, "-c", TELEMETRY_CHILD], cwd=DET.parent.parent, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = next(line for line in done.stdout.splitlines() if line.startswith("EVENTS"))
+    assert events == "EVENTS []"
+    assert (tmp_path / "intel" / "openvino_telemetry").read_text() == "0"
+
+
+def test_an_explicit_opt_in_is_left_alone(tmp_path, monkeypatch):
+    from tiling.models import telemetry
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "intel" / "openvino_telemetry").write_text("1")
+    assert telemetry.opt_out() is False
+    assert (tmp_path / "intel" / "openvino_telemetry").read_text() == "1"
