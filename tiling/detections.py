@@ -51,12 +51,10 @@ class Detections:
     def __post_init__(self) -> None:
         self.xyxy = _as(self.xyxy, np.float32, (4,), "xyxy")
         n = len(self.xyxy)
-        self.confidence = _as(
-            np.ones(n) if self.confidence is None else self.confidence, np.float32, (), "confidence"
-        ).reshape(-1)
-        self.class_id = _as(
-            np.zeros(n) if self.class_id is None else self.class_id, np.int64, (), "class_id"
-        ).reshape(-1)
+        conf = np.ones(n) if self.confidence is None else self.confidence
+        classes = np.zeros(n) if self.class_id is None else self.class_id
+        self.confidence = _as(conf, np.float32, (), "confidence").reshape(-1)
+        self.class_id = _as(classes, np.int64, (), "class_id").reshape(-1)
         if len(self.confidence) != n or len(self.class_id) != n:
             raise ValueError(
                 f"xyxy has {n} rows but confidence has {len(self.confidence)} and class_id {len(self.class_id)}"
