@@ -339,20 +339,18 @@ def test_a_compute_bomb_in_one_session_leaves_another_sessions_prediction_unchan
 
 
 @pytest.mark.slow
-def test_the_pool_keeps_at_most_n_workers_and_ends_them_when_idle_or_unowned():
+def test_the_pool_keeps_at_most_n_workers_and_ends_them_when_unowned_or_idle():
     pool = WorkerPool(WorkerLimits(workers=1, idle_seconds=2))
     try:
-        owner = type("Session", (), {})()
-        first = pool.load(_onnx(names={0: "a"}), "a.onnx", owner=owner)
-        second = pool.load(_onnx(names={0: "b"}), "b.onnx")  # takes the only place
+        first = pool.load(_onnx(names={0: "a"}), "a.onnx")
+        session = type("Session", (), {})()
+        second = pool.load(_onnx(names={0: "b"}), "b.onnx", owner=session)  # takes the only place
         assert list(pool.workers()) == [second.digest]
-        tile = np.zeros((64, 64, 3), np.uint8)
-        assert len(first.predict([tile])) == 1  # loaded again in a fresh worker
-        assert list(pool.workers()) == [first.digest]
-        del owner
+        del session
         gc.collect()
-        assert not pool.workers()  # its only session ended
-        second.predict([tile])
+        assert not pool.workers()  # the only session holding it ended
+        assert len(first.predict([np.zeros((64, 64, 3), np.uint8)])) == 1  # loaded again in a fresh worker
+        assert list(pool.workers()) == [first.digest]
         time.sleep(4)
         assert not pool.workers()  # idle past idle_seconds
     finally:
