@@ -13,8 +13,8 @@ from .cli_common import CliError, flag_of
 from .grid import TileSpec
 from .merge import MergeSpec
 from .models import InferSpec
+from .settings import SPECS
 
-SPECS = (TileSpec, InferSpec, MergeSpec)
 GROUPS = {TileSpec: "tiles", InferSpec: "model", MergeSpec: "merge"}
 
 # What each field's option does, for --help; the default is appended from the spec.
