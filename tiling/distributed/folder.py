@@ -13,6 +13,7 @@ from .. import checks
 from ..grid import TileSpec
 from ..merge import MergeSpec
 from ..models import InferSpec
+from ..models.bundled import BundledAssets
 from ..settings import check_run, known_settings, refuse_unknown
 from ..inputs import Entry, entries, list_images, run_key
 from ..outputs import OutputFolder
@@ -20,7 +21,7 @@ from .cluster import ClusterError, ClusterSpec, actor_count, connect
 from .cut import Cutter
 from .detect import Detect
 from .items import Item, describe
-from .shipping import Shipment, calibration_for, model_names, model_source, ship
+from .shipping import Shipment, calibration_for, model_names, ship, shipped_model
 from .write import Writer, finish_bands
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
                    merge: MergeSpec | None = None, *, cluster: ClusterSpec | None = None, with_images: bool = True,
                    max_pixels: int | None = None, bands: BandSpec | None = None, wgs84: bool = False,
                    runtime: str = "auto", precision: str = "fp32", calibration=None,
+                   bundled: BundledAssets | None = None,
                    progress: Progress | None = None, log: Callable[[str], None] | None = None,
                    inputs: Sequence[Entry] | None = None, **changes) -> FolderRun:
     """Patch-based prediction over a folder, a glob or a list of images on a Ray cluster, writing the
@@ -55,7 +57,8 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     actor, which loads it with ``tiling.load_model`` (``runtime``, ``precision``); or a picklable
     callable model. With ``precision="int8"`` the 8-bit copy is calibrated on ``calibration`` (as
     ``load_model`` takes it), else on the run's images (a raster's: a few windows), unless the model's
-    copy ships; the tiles are cut here once and sent with the model (:func:`calibration_for`). Spec
+    copy ships in ``bundled`` (``tiling.models.bundled.BundledAssets``, as ``load_model`` takes it); the
+    tiles are cut here once and sent with the model (:func:`calibration_for`). Spec
     fields and :class:`ClusterSpec` fields may be given by keyword
     (``predict_folder("shots/", "m.pt", "out/", tile_size=640, actors=4)``). Images whose files exist
     from a run with the same settings and model are skipped; one that fails is reported through
@@ -76,10 +79,10 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     folder = OutputFolder(out, with_images, run_key(tiles, infer, merge, model, precision, bands, wgs84,
                                                       calibration))
     folder.prepare()
-    source_, label = model_source(model)
-    load_options = {"runtime": runtime, "precision": precision}
+    source_, label = shipped_model(model)
+    load_options = {"runtime": runtime, "precision": precision, "bundled": bundled}
     if precision == "int8" and isinstance(source_, (bytes, str)):
-        load_options["calibration"] = calibration_for(model, calibration, run, max_pixels, bands)
+        load_options["calibration"] = calibration_for(model, calibration, run, max_pixels, bands, bundled)
     todo = [e for e in run if not folder.is_done(e)]
     failed: dict[str, str] = {}
     written = 0
