@@ -45,6 +45,7 @@ from bench.peers import best_floor, floor_method  # noqa: E402
 from bench.real import DEFAULT_DATA, cpu_line  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
 from tiling.models.bundled import BundledAssets  # noqa: E402
+from tiling.models.runtimes import Precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = BundledAssets(ROOT / "models", ROOT / "samples")  # the shipped 8-bit copies, and the samples
@@ -81,9 +82,9 @@ def run_samples(p) -> None:
     weights = p.model
     int8 = tiling.load_model(weights, precision="int8", bundled=BUNDLED)
     fp32 = tiling.load_model(weights)
-    print(f"\n## {weights.name} on the bundled samples: {int8.runtime} (agreement with full precision "
-          f"{int8.agreement}) vs {fp32.runtime}; seconds per image: median of {p.repeats}\n")
-    if not int8.runtime.endswith("int8"):
+    print(f"\n## {weights.name} on the bundled samples: {int8.runtime_label} (agreement with full precision "
+          f"{int8.agreement}) vs {fp32.runtime_label}; seconds per image: median of {p.repeats}\n")
+    if int8.precision is not Precision.INT8:
         print(f"- the 8-bit copy is not in use: {int8.runtime_note}")
     samples = BUNDLED.samples_for(fp32.task)  # oriented-box samples for an OBB model only
     if p.quick:

@@ -43,6 +43,7 @@ from scripts.scenes import render_scene, write_scene  # noqa: E402
 from tiling.imageio import image_size  # noqa: E402
 from tiling.models.bundled import BundledAssets  # noqa: E402
 from tiling.models.base import torch_threads  # noqa: E402
+from tiling.models.runtimes import Precision  # noqa: E402
 from tiling.tile_run import tile_batches  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +122,7 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
     methods["full image (640)"] = full_image
     methods["patchwise"] = patchwise
     methods["patchwise (torch runtime)"] = lambda path: patchwise(path, ours_torch)
-    if ours_bf16.runtime.endswith("bf16"):
+    if ours_bf16.precision is Precision.BF16:
         methods["patchwise (OpenVINO bf16)"] = lambda path: patchwise(path, ours_bf16)
 
     try:
@@ -186,7 +187,7 @@ def build_methods(model_path: Path, p: argparse.Namespace) -> dict[str, Callable
         methods["supervision"] = supervision
     except ImportError as exc:
         print(f"supervision not installed ({exc})")
-    methods[f"_floor {ours.runtime}"] = floor_method(ours, p)
+    methods[f"_floor {ours.runtime_label}"] = floor_method(ours, p)
     methods["_floor torch"] = floor_method(ours_torch, p)
     return methods
 

@@ -23,6 +23,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 from tiling.models import quantize  # noqa: E402
 from tiling.models.bundled import RECORD, BundledAssets  # noqa: E402
 from tiling.models.calibration import calibration_from  # noqa: E402
+from tiling.models.runtimes import Runtime, backend  # noqa: E402
 from tiling.util import sha256_of_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +35,11 @@ def make(weights: Path) -> dict:
     import tiling
 
     model = tiling.load_model(weights, runtime="openvino")
-    if model.runtime != "openvino":
+    if model.runtime is not Runtime.OPENVINO:
         sys.exit(f"{weights.name}: the OpenVINO export failed ({model.runtime_note})")
     out = weights.parent / f"{weights.stem}_int8_openvino_model"
     shutil.rmtree(out, ignore_errors=True)
-    fp32_xml = quantize.export(weights.read_bytes(), model.digest, "openvino")
+    fp32_xml = backend(Runtime.OPENVINO).export(weights.read_bytes(), model.digest)
 
     def say(done: int, total: int) -> None:
         print(f"\r{weights.name}: {done / max(total, 1):4.0%}", end="", file=sys.stderr, flush=True)
