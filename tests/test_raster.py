@@ -247,7 +247,7 @@ def test_bad_rasters_get_one_clear_line(tmp_path):
     cases = {"truncated.tif": "truncated or damaged", "noise.tif": "not a raster GDAL can read",
              "notes.txt": "not a raster GDAL can read", "folder.tif": "is a folder",
              "container.nc": "has no bands: it holds 2 subdatasets",
-             "twenty.tif": "has 20 bands; choose one", "missing.tif": "no such file"}
+             "twenty.tif": "has 20 bands; choose one", "missing.tif": "no such file", "missing.vrt": "no such file"}
     for name, match in cases.items():
         with pytest.raises(RasterError, match=match) as info:
             RasterSource(tmp_path / name)

@@ -86,11 +86,11 @@ def open_dataset(path, label: str, allow_vrt: bool = False):
     rasterio = require("rasterio", "geo")
     from rasterio.errors import NotGeoreferencedWarning
 
+    if not is_virtual_path(path):
+        _check_file(Path(path), label)
     reason = pointer_reason(path)
     if reason and not allow_vrt:
         raise refusal(label, reason)
-    if not (allow_vrt and is_virtual_path(path)):
-        _check_file(Path(path), label)
     try:
         with warnings.catch_warnings(), env():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
