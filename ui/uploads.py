@@ -59,8 +59,20 @@ def _raster_hint(message: str, data: bytes, name: str) -> str:
             f"machine (python -m tiling predict {name} --model ...), which reads it window by window")
 
 
+def _forget_removed(uploads) -> None:
+    """What the session remembers of uploads (hashes, check results) shrinks to the files it still holds."""
+    digests = st.session_state.setdefault(_DIGESTS, {})
+    kept = {(up.file_id, up.size) for up in uploads}
+    for key in [k for k in digests if k not in kept]:
+        del digests[key]
+    checked = st.session_state.setdefault(_CHECKED, {})
+    for key in [k for k in checked if k not in set(digests.values())]:
+        del checked[key]
+
+
 def gather_uploads(uploads) -> Gathered:
     """Usable uploads in upload order, within the session's pixel budget; a message for every other one."""
+    _forget_removed(uploads)
     out = Gathered([])
     names = unique_names([up.name for up in uploads], fallback="image")
     total = 0
