@@ -2,6 +2,7 @@
 the fastest runtime available here; ``as_model`` for anything the pipeline is given."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,22 +10,27 @@ from pathlib import Path
 import numpy as np
 
 from ..optional import MissingExtra
-from ..util import sha256_of
-from . import quantize, runtimes
-from .archive import MAX_ENTRIES, unpack_export_zip
+from ..util import Progress, sha256_of
+from . import quantize
+from .archive import unpack_export_zip
 from .base import CallableModel, Model, ModelError
+from .bundled import BundledAssets
 from .calibration import Calibration, calibration_from
-from .exported import EXPORT_SUFFIXES, load_export
+from .exported import load_export
 from .guard import sealed
+from .runtimes import Precision, Runtime, requested, resolve
 from .official import OFFICIAL_NAMES, is_official, prefetched
+from .source import ModelSource, SourceKind
 from .ultralytics_model import PROBE_SPEC, UltralyticsModel
 from .vetting import SUPPORTED_TASKS, check_size, enforce_safe_loading, read_bounded, vet_checkpoint
 
-PRECISIONS = (*runtimes.PRECISIONS, "int8")
+PRECISIONS = tuple(Precision)  # the names --precision takes
 
 
-def load_model(source, runtime: str = "auto", name: str | None = None, precision: str = "fp32", *,
-               calibration=None, progress: quantize.Progress | None = None) -> UltralyticsModel:
+def load_model(source, runtime: Runtime | str = Runtime.AUTO, name: str | None = None,
+               precision: Precision | str = Precision.FP32, *,
+               calibration=None, progress: Progress | None = None,
+               bundled: BundledAssets | None = None) -> UltralyticsModel:
     """Load an Ultralytics model safely: a ``.pt`` checkpoint (path, bytes or an official name such as
     ``yolo11n.pt``), or an export as deployed: an ``.onnx`` file or an OpenVINO folder (its path, the path
     of its ``.xml``, or its bytes zipped). An export runs on its own runtime (``model.runtime``); a fixed
@@ -38,18 +44,20 @@ def load_model(source, runtime: str = "auto", name: str | None = None, precision
     and ``model.runtime_note`` why another was not used. ``precision="bf16"`` lets OpenVINO use the
     CPU's bfloat16 units: faster, with boxes no longer identical to torch's to the pixel.
 
-    ``precision="int8"`` runs an 8-bit copy of the OpenVINO model (:mod:`.quantize`): the bundled
-    models' shipped copies, or one made once (~30 s, cached) by NNCF from tiles of ``calibration`` (a
-    folder, an image file, or a list of files or arrays: ideally the images to be processed), with
-    ``progress(fraction, message)`` called meanwhile. The copy is used only if, on held-out tiles, it
+    ``precision="int8"`` runs an 8-bit copy of the OpenVINO model (:mod:`.quantize`): for a model of
+    ``bundled`` (:class:`.bundled.BundledAssets`, the application's own models) its shipped copy, else
+    one made once (~30 s, cached) by NNCF from tiles of ``calibration`` (a folder, an image file, or a
+    list of files or arrays: ideally the images to be processed; a bundled model's samples by default),
+    with ``progress(done, total)`` called meanwhile. The copy is used only if, on held-out tiles, it
     agrees with full precision to :data:`.agreement.AGREEMENT_BAR` (0.97, box F1 at IoU 0.5 and mask IoU);
-    ``model.agreement`` holds the figure, and ``model.runtime`` is ``"openvino-int8"`` when it runs,
-    else ``model.runtime_note`` says why not.
+    ``model.agreement`` holds the figure, and ``model.precision`` is ``Precision.INT8`` when it runs,
+    else ``model.runtime_note`` says why not. ``runtime`` and ``precision`` are :class:`.Runtime` and
+    :class:`.Precision` members or their names.
     """
     is_bytes = isinstance(source, (bytes, bytearray, memoryview))
     label = name or ("the uploaded model" if is_bytes else Path(str(source)).name)
     try:
-        return _load(source, runtime, label, precision, calibration, progress)
+        return _load(source, runtime, label, precision, calibration, progress, bundled)
     except ModelError:
         raise
     except MissingExtra as exc:  # an optional package this model needs: the line says which extra installs it
@@ -64,42 +72,37 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
-def check_precision(precision, runtime: str = "auto") -> None:
-    """A ``ValueError`` naming the problem with a ``precision`` (or its pairing with ``runtime``)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "int8" and runtime not in ("auto", "openvino"):
-        raise ValueError(f"precision 'int8' runs on OpenVINO; use runtime 'auto' or 'openvino', not {runtime!r}")
+def check_precision(precision, runtime: Runtime | str = Runtime.AUTO) -> tuple[Runtime, Precision]:
+    """(runtime, precision) as types, or a ``ValueError`` naming the problem with a ``precision`` (or its
+    pairing with ``runtime``): the registry says which runtime runs which precision."""
+    return requested(runtime, precision)
 
 
-def _load(source, runtime: str, label: str, precision: str, calibration=None, progress=None) -> UltralyticsModel:
+def _load(source, runtime, label: str, precision, calibration=None, progress=None,
+          bundled: BundledAssets | None = None) -> UltralyticsModel:
     try:
-        candidates = runtimes.resolve(runtime)
-        check_precision(precision, runtime)
+        runtime, precision = check_precision(precision, runtime)
+        candidates = resolve(runtime)
     except ValueError as exc:
         raise ModelError(str(exc)) from None
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        check_size(len(data), label)
-        kind = _kind_of_bytes(data, label)
-        if kind != "pt":
-            return _as_exported(_load_export_bytes(data, kind, label, _export_precision(precision)), precision)
-    else:
-        path = Path(source)
-        baked = prefetched(str(source)) if str(source) == path.name else None
+    if isinstance(source, (str, os.PathLike)) and str(source) == Path(source).name:
+        baked = prefetched(str(source))
         if baked is not None:  # an official name, pre-fetched on this host: before any file or download
-            return _load(baked, runtime, label, precision, calibration, progress)
-        if path.is_dir() or path.suffix.lower() in EXPORT_SUFFIXES:
-            return _as_exported(_load_export_path(path, label, _export_precision(precision)), precision)
-        if not path.is_file():
-            return _load_official(str(source), runtime, precision, calibration, progress)
-        if path.suffix.lower() != ".pt":
-            raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint, an .onnx file or an OpenVINO folder")
-        data = read_bounded(path, label)
+            return _load(baked, runtime, label, precision, calibration, progress, bundled)
+    given = ModelSource.of(source, label)
+    if given.kind.is_export:
+        return _as_exported(_load_export(given, precision.exported), precision)
+    if given.kind is SourceKind.OFFICIAL:
+        return _load_official(given.value, runtime, precision, calibration, progress, bundled)
+    if given.kind is SourceKind.CALLABLE:
+        raise ModelError(f"{label}: expected a model file, its bytes or an official name, got {type(source).__name__}")
+    if given.data is None and given.path.suffix.lower() != ".pt":
+        raise ModelError(f"{label}: expected an Ultralytics .pt checkpoint, an .onnx file or an OpenVINO folder")
+    data = given.data if given.data is not None else read_bounded(given.path, label)
     check_size(len(data), label)
-    digest = sha256_of(data)
-    if precision == "int8":  # before the slow part, a missing calibration is reported (and resolved once)
-        calibration = _check_calibration(digest, calibration, label)
+    digest = sha256_of(data)  # the bytes read are the bytes built: ModelSource.digest of this content
+    if precision is Precision.INT8:  # before the slow part, a missing calibration is reported (and resolved once)
+        calibration = _check_calibration(digest, calibration, label, bundled)
     enforce_safe_loading()
     tmpdir = tempfile.mkdtemp(prefix="patchwise-")
     try:  # a private copy: the file vetted is the file built, and never the uploaded file's own name
@@ -111,74 +114,61 @@ def _load(source, runtime: str, label: str, precision: str, calibration=None, pr
             _probe(model, label)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    model.use_runtime(candidates, data, "fp32" if precision == "int8" else precision)
-    if precision == "int8":
-        quantize.use_int8(model, data, calibration, progress)
+    model.use_runtime(candidates, data, precision.exported)
+    if precision is Precision.INT8:
+        quantize.use_int8(model, data, calibration, progress, bundled)
     return model
 
 
-def _export_precision(precision: str) -> str:
-    return "fp32" if precision == "int8" else precision
-
-
-def _as_exported(model: UltralyticsModel, precision: str) -> UltralyticsModel:
+def _as_exported(model: UltralyticsModel, precision: Precision) -> UltralyticsModel:
     """An export runs as it was exported: 8-bit copies are made from .pt checkpoints (an 8-bit export, such
     as Ultralytics' ``int8=True``, is 8-bit already)."""
-    if precision == "int8":
+    if precision is Precision.INT8:
         model.runtime_note = "8-bit copies are made from .pt checkpoints; this export runs as it was exported"
     return model
 
 
-def _check_calibration(digest: str, calibration, label: str) -> Calibration | None:
+def _check_calibration(digest: str, calibration, label: str, bundled: BundledAssets | None) -> Calibration | None:
     """The calibration data, resolved once (read and hashed) for ``quantize.use_int8``: the caller's, or
-    None for a bundled checkpoint (its shipped copy, or the samples of its kind, chosen once its task is
-    known). Needed for any other checkpoint; their problems are found now."""
+    None for a checkpoint of ``bundled`` (its shipped copy, or the samples of its kind, chosen once its
+    task is known). Needed for any other checkpoint; their problems are found now."""
     if calibration is not None:
         return calibration_from(calibration)
-    if quantize.bundled_copy(digest) is not None or quantize.bundled_weights(digest):
+    if bundled is not None and (bundled.copy_for(digest) is not None or bundled.has_weights(digest)):
         return None
     raise ModelError(f"{label}: precision 'int8' needs calibration images for this model: pass "
                      "calibration=<a folder or a list of images>, ideally the images to be processed")
 
 
-def _kind_of_bytes(data: bytes, label: str) -> str:
-    """"pt" (a torch checkpoint), "zip" (an OpenVINO folder, zipped) or "onnx" (named so: ONNX has no magic)."""
-    if data[:4] == b"PK\x03\x04":
-        import io
-        import zipfile
-
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                names = zf.namelist()[: MAX_ENTRIES + 1]
-        except zipfile.BadZipFile:
-            return "pt"  # the checkpoint's vetting says what is wrong with it
-        return "pt" if any(n.endswith("data.pkl") for n in names) else "zip"  # torch.save writes data.pkl
-    return "onnx" if label.lower().endswith(".onnx") else "pt"
-
-
-def _load_export_path(path: Path, label: str, precision: str) -> UltralyticsModel:
-    """An ONNX file, an OpenVINO ``.xml`` or its folder, given by path."""
-    if not path.exists():
-        raise ModelError(f"{label}: no such file or folder")
-    files = sorted(p for p in (path.iterdir() if path.is_dir() else [path]) if p.is_file())
-    digest = sha256_of(b"".join(read_bounded(p, label) for p in files if p.suffix.lower() in (".xml", ".bin", ".onnx")))
-    with sealed(label):
-        return load_export(path, label, digest, precision)
+def _load_export(given: ModelSource, precision: Precision) -> UltralyticsModel:
+    """An ONNX file or an OpenVINO export, given by path (its folder or its ``.xml``) or as bytes (ONNX, or
+    the folder zipped), each file's size checked before it is read."""
+    if given.data is not None:
+        return _load_export_bytes(given, precision)
+    if not given.path.exists():
+        raise ModelError(f"{given.label}: no such file or folder")
+    files = [given.path] if given.folder is None else sorted(given.folder.iterdir())
+    for p in files:
+        if p.is_file() and p.suffix.lower() in (".xml", ".bin", ".onnx"):
+            check_size(p.stat().st_size, given.label)
+    with sealed(given.label):
+        return load_export(given.path, given.label, given.digest, precision)
 
 
-def _load_export_bytes(data: bytes, kind: str, label: str, precision: str) -> UltralyticsModel:
+def _load_export_bytes(given: ModelSource, precision: Precision) -> UltralyticsModel:
     """An uploaded ONNX file, or an OpenVINO folder as a zip, through a private folder removed afterwards."""
+    check_size(len(given.data), given.label)
     tmpdir = Path(tempfile.mkdtemp(prefix="patchwise-"))
     try:
-        if kind == "zip":
-            unpack_export_zip(data, tmpdir, label)
+        if given.kind is SourceKind.EXPORT_FOLDER:
+            unpack_export_zip(given.data, tmpdir, given.label)
             found = [p for p in tmpdir.iterdir() if p.suffix.lower() == ".onnx"]
             target = found[0] if found and not any(tmpdir.glob("*.xml")) else tmpdir
         else:
             target = tmpdir / "model.onnx"
-            target.write_bytes(data)
-        with sealed(label):
-            return load_export(target, label, sha256_of(data), precision)
+            target.write_bytes(given.data)
+        with sealed(given.label):
+            return load_export(target, given.label, given.digest, precision)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -210,8 +200,8 @@ def _probe(model: UltralyticsModel, label: str) -> None:
         raise ModelError(f"{label} returned {len(out)} results for one test tile")
 
 
-def _load_official(name: str, runtime: str = "auto", precision: str = "fp32", calibration=None,
-                   progress=None) -> UltralyticsModel:
+def _load_official(name: str, runtime: Runtime = Runtime.AUTO, precision: Precision = Precision.FP32, calibration=None,
+                   progress=None, bundled: BundledAssets | None = None) -> UltralyticsModel:
     """Official checkpoints are fetched by Ultralytics when the host is online; a clear error when not."""
     from ultralytics.utils import is_online
 
@@ -230,7 +220,7 @@ def _load_official(name: str, runtime: str = "auto", precision: str = "fp32", ca
     except Exception as exc:
         raise ModelError(f"{name} could not be downloaded: {exc}") from None
     return load_model(path, name=name, runtime=runtime, precision=precision, calibration=calibration,
-                      progress=progress)
+                      progress=progress, bundled=bundled)
 
 
 def as_model(model) -> Model:

@@ -10,8 +10,8 @@ A copy is calibrated on tiles of images (:mod:`.calibration`), then checked agai
 held-out tiles (:mod:`.agreement`); below :data:`.agreement.AGREEMENT_BAR` it is not used.
 
 Copies are cached like exports (:mod:`.export_cache`), keyed on the weights' SHA-256, the calibration
-data's digest and the versions, with the agreement measured when they were made (``int8.json``). The
-bundled models ship theirs in ``models/`` (``scripts/make_int8.py``), found by the weights' SHA-256.
+data's digest and the versions, with the agreement measured when they were made (``int8.json``). An
+application's bundled models ship theirs (:mod:`.bundled`), found by the weights' SHA-256.
 """
 from __future__ import annotations
 
@@ -20,44 +20,28 @@ import io
 import json
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..optional import require
+from ..util import Progress
 from . import agreement
 from .base import ModelError
-from .calibration import (
-    SETTINGS,
-    Calibration,
-    CalibrationError,
-    calibration_from,
-    calibration_tiles,
-    file_sha256,
-)
-from .export_cache import cached, entry_path, export
-from .runtimes import MIN_INT8_SIDE
+from .bundled import RECORD, BundledAssets, read_record
+from .calibration import SETTINGS, Calibration, CalibrationError, calibration_from, calibration_tiles
+from .export_cache import cached, entry_path
+from .exported import load_export
+from .guard import sealed
+from .runtimes import Precision, Runtime, backend
 
 LOG = logging.getLogger(__name__)
-RECORD = "int8.json"
-# The bundled models, their shipped 8-bit copies and the samples sit beside the package in the source
-# checkout and are not installed with it: elsewhere none is found, and 8-bit needs calibration images.
-ROOT = Path(__file__).resolve().parents[2]
-_CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "tiling" / "models").is_dir()
-MODELS_DIR: Path | None = ROOT / "models" if _CHECKOUT else None
-SAMPLES_DIR: Path | None = ROOT / "samples" if _CHECKOUT else None
-Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
 
 def network_input(tile: np.ndarray) -> np.ndarray:
     """A BGR uint8 tile as the network takes it: 1 x 3 x H x W RGB float in [0, 1] (as ``_prepare`` makes it)."""
     return (tile[:, :, ::-1].transpose(2, 0, 1)[None] * np.float32(1 / 255.0)).astype(np.float32)
-
-
-def is_quantized(ov_model) -> bool:
-    """Whether an OpenVINO graph runs 8-bit (NNCF and Ultralytics' INT8 export insert FakeQuantize nodes)."""
-    return any(op.get_type_name() == "FakeQuantize" for op in ov_model.get_ops())
 
 
 def float_scope(ov_model, task: str):
@@ -79,8 +63,9 @@ def float_scope(ov_model, task: str):
 
 
 def quantize_ir(fp32_xml: Path, task: str, tiles: Sequence[np.ndarray], out_dir: Path,
-                progress: Progress | None = None, span: tuple[float, float] = (0.0, 1.0)) -> Path:
-    """``nncf.quantize`` the IR at ``fp32_xml`` on ``tiles`` into ``out_dir/model.xml`` (with its metadata)."""
+                progress: Progress | None = None) -> Path:
+    """``nncf.quantize`` the IR at ``fp32_xml`` on ``tiles`` into ``out_dir/model.xml`` (with its metadata);
+    ``progress(done, len(tiles))`` as the network is measured on each tile."""
     import nncf
     import openvino as ov
 
@@ -89,9 +74,7 @@ def quantize_ir(fp32_xml: Path, task: str, tiles: Sequence[np.ndarray], out_dir:
     def transform(tile: np.ndarray) -> np.ndarray:
         seen[0] += 1
         if progress is not None:
-            done = min(seen[0], len(tiles))
-            progress(span[0] + (span[1] - span[0]) * done / len(tiles),
-                     f"Measuring the network on calibration tile {done} of {len(tiles)}")
+            progress(min(seen[0], len(tiles)), len(tiles))
         return network_input(tile)
 
     model = ov.Core().read_model(str(fp32_xml))
@@ -118,20 +101,19 @@ def versions() -> dict[str, str]:
 def make_copy(model, fp32_xml: Path, calibration: Calibration, out_dir: Path,
               progress: Progress | None = None) -> dict:
     """Quantize ``model``'s float IR into ``out_dir`` and measure it on held-out tiles; returns the record
-    written beside it as ``int8.json`` (``model.net`` must be the float network)."""
-    from .runtimes import OpenVINONet
-
-    say = progress or (lambda fraction, message: None)
-    say(0.0, f"Cutting calibration tiles from {calibration.described}")
+    written beside it as ``int8.json`` (``model.net`` must be the float network). ``progress(done, total)``:
+    a step per calibration tile measured, and a last one once the copy has been checked."""
+    say = progress or (lambda done, total: None)
     calib, held = calibration_tiles(calibration)
-    xml = quantize_ir(fp32_xml, model.task, calib, out_dir, progress, span=(0.05, 0.85))
-    say(0.85, f"Checking the 8-bit copy against full precision on {len(held)} held-out tiles")
+    steps = len(calib) + 1
+    say(0, steps)
+    xml = quantize_ir(fp32_xml, model.task, calib, out_dir, lambda done, _: say(done, steps))
     record = {"weights_sha256": model.digest, "calibration": calibration.described,
               "calibration_sha256": calibration.digest, "calibration_tiles": len(calib),
-              **agreement.agreement(model, model.net, OpenVINONet(xml), held), "settings": SETTINGS,
+              **agreement.agreement(model, model.net, backend(Runtime.OPENVINO).open(xml), held), "settings": SETTINGS,
               "versions": versions()}
     (out_dir / RECORD).write_text(json.dumps(record, indent=1) + "\n")
-    say(1.0, "8-bit copy ready")
+    say(steps, steps)
     return record
 
 
@@ -140,75 +122,14 @@ def cached_copy(model, weights: bytes, calibration: Calibration, progress: Progr
     nncf = require("nncf", "int8")
     import ultralytics
 
-    fp32_xml = export(weights, model.digest, "openvino")  # made when the float runtime was set up: found again
-    name = (f"{model.digest[:32]}-openvino-int8-{calibration.digest[:16]}-{ultralytics.__version__}-"
+    fp32_xml = backend(Runtime.OPENVINO).export(weights, model.digest)  # made with the float runtime: found again
+    name = (f"{model.digest[:32]}-{Runtime.OPENVINO}-{Precision.INT8}-{calibration.digest[:16]}-{ultralytics.__version__}-"
             f"nncf{nncf.__version__}-{SETTINGS}")
     return cached(entry_path(name), "*.xml", lambda entry: make_copy(model, fp32_xml, calibration, entry, progress))
 
 
-def read_record(folder: Path) -> dict:
-    try:
-        record = json.loads((folder / RECORD).read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder.name}: its {RECORD} cannot be read ({type(exc).__name__})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("agreement"), (int, float)):
-        raise ModelError(f"{folder.name}: its {RECORD} has no agreement figure")
-    return record
-
-
-def bundled_copy(digest: str, models_dir: Path | None = None) -> Path | None:
-    """The shipped 8-bit folder (in ``models_dir``, default ``models/``) made from the weights with SHA-256
-    ``digest``, when every file in it still has the SHA-256 recorded beside it; None otherwise (always
-    outside the source checkout, where no copies ship)."""
-    models_dir = models_dir or MODELS_DIR
-    if models_dir is None:
-        return None
-    for record_path in sorted(models_dir.glob(f"*_int8_openvino_model/{RECORD}")):
-        folder = record_path.parent
-        try:
-            record = read_record(folder)
-        except ModelError:
-            continue
-        if record.get("weights_sha256") != digest:
-            continue
-        files = record.get("files") or {}
-        if files and all((folder / name).is_file() and file_sha256(folder / name) == sha
-                         for name, sha in files.items()):
-            return folder
-        LOG.warning("%s does not match the checksums recorded in its %s; not used", folder, RECORD)
-    return None
-
-
-def bundled_weights(digest: str) -> bool:
-    """True for the weights of a bundled model (in ``models/``, or those a shipped 8-bit copy was made
-    from): they calibrate on the bundled samples (:func:`default_calibration`)."""
-    if MODELS_DIR is None or SAMPLES_DIR is None or not SAMPLES_DIR.is_dir():
-        return False
-    for record_path in sorted(MODELS_DIR.glob(f"*_int8_openvino_model/{RECORD}")):
-        try:
-            if read_record(record_path.parent).get("weights_sha256") == digest:
-                return True
-        except ModelError:
-            continue
-    return any(file_sha256(p) == digest for p in sorted(MODELS_DIR.glob("*.pt")))
-
-
-def default_calibration(digest: str, task: str) -> Calibration | None:
-    """For a bundled model (:func:`bundled_weights`), the bundled samples of its kind
-    (``tiling.labels.images_for_task``: the oriented-box sample for an OBB model, the upright ones for the
-    others), as its shipped copy was calibrated; None for any other weights, or outside the source checkout."""
-    from ..labels import images_for_task
-
-    if not bundled_weights(digest):
-        return None
-    return calibration_from(images_for_task(SAMPLES_DIR, task))
-
-
 def _vetted_net(folder: Path, model, label: str):
     """The network of an 8-bit folder, vetted as any export is and checked to be ``model``'s copy."""
-    from .exported import load_export
-    from .guard import sealed
-
     with sealed(label):
         copy = load_export(folder, label, model.digest)
     if copy.task != model.task or copy.names != model.names:
@@ -216,20 +137,23 @@ def _vetted_net(folder: Path, model, label: str):
     return copy.net
 
 
-def use_int8(model, weights: bytes, calibration=None, progress: Progress | None = None) -> None:
+def use_int8(model, weights: bytes, calibration=None, progress: Progress | None = None,
+             bundled: BundledAssets | None = None) -> None:
     """Run ``model`` (on the float OpenVINO runtime) on its 8-bit copy when that agrees with it to at least
     :data:`.agreement.AGREEMENT_BAR`; otherwise it stays in float and ``model.runtime_note`` says why. Either way
     ``model.agreement`` holds the measured figure. ``calibration``: as :func:`calibration_from` takes;
-    None for the bundled models' shipped copies (or their samples)."""
-    if model.runtime != "openvino":
+    None for a model of ``bundled``: its shipped copy, or one calibrated on the samples of its kind."""
+    if not backend(model.runtime).supports(Precision.INT8):
         why = model.runtime_note or f"runtime {model.runtime} was chosen"
         model.runtime_note = f"8-bit runs on OpenVINO only, so the model runs in full precision ({why})"
         return
-    shipped = bundled_copy(model.digest) if calibration is None else None
+    bundled = bundled or BundledAssets()
+    shipped = bundled.copy_for(model.digest) if calibration is None else None
     chosen = None
     if shipped is None:
-        chosen = (calibration_from(calibration) if calibration is not None
-                  else default_calibration(model.digest, model.task))
+        if calibration is None and bundled.has_weights(model.digest):
+            calibration = bundled.samples_for(model.task) or None
+        chosen = calibration_from(calibration) if calibration is not None else None
         if chosen is None:
             raise CalibrationError(f"{model.source}: 8-bit needs calibration images (calibration=a folder or a list "
                                    "of images, ideally the ones to be processed)")
@@ -243,7 +167,7 @@ def use_int8(model, weights: bytes, calibration=None, progress: Progress | None 
                                   f"{agreement.AGREEMENT_BAR:.0%}), so the model runs in full precision")
             LOG.warning("%s: %s", model.source, model.runtime_note)
             return
-        int8_net = _vetted_net(folder, model, f"the 8-bit copy of {model.source}")
+        model.run_on(_vetted_net(folder, model, f"the 8-bit copy of {model.source}"), model.runtime, Precision.INT8)
     except CalibrationError:
         raise
     except Exception as exc:  # a copy that cannot be made or opened leaves the float model running
@@ -251,6 +175,3 @@ def use_int8(model, weights: bytes, calibration=None, progress: Progress | None 
         model.runtime_note = f"the 8-bit copy could not be used ({type(exc).__name__}: {text}); full precision runs"
         LOG.warning("%s: %s", model.source, model.runtime_note)
         return
-    with model._lock:
-        model.net, model.min_input = int8_net, MIN_INT8_SIDE
-    model.runtime = "openvino-int8"
