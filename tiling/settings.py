@@ -5,8 +5,6 @@ with the same words wherever it is given.
 """
 from __future__ import annotations
 
-from typing import Iterable
-
 from . import checks
 from .grid import TileSpec
 from .merge import MergeSpec
@@ -20,12 +18,6 @@ def known_settings(*extra: type) -> set[str]:
     return set().union(*(checks.field_names(cls) for cls in (*SPECS, *extra)))
 
 
-def refuse_unknown(changes: Iterable[str], known: set[str]) -> None:
-    unknown = set(changes) - known
-    if unknown:
-        raise TypeError(f"unknown setting {', '.join(sorted(unknown))}; the settings are {', '.join(sorted(known))}")
-
-
 def split_settings(tiles: TileSpec | None = None, infer: InferSpec | None = None, merge: MergeSpec | None = None,
                    **changes) -> tuple[TileSpec, InferSpec, MergeSpec]:
     """The three specs, each with the keyword settings that name one of its fields changed.
@@ -33,7 +25,7 @@ def split_settings(tiles: TileSpec | None = None, infer: InferSpec | None = None
     A name several specs share (``conf``, ``classes``) changes each of them: ``conf=0.25`` runs the
     model at 0.25 and keeps what it finds at 0.25.
     """
-    refuse_unknown(changes, known_settings())
+    checks.refuse_unknown(changes, known_settings())
     out = []
     for spec, cls in zip((tiles, infer, merge), SPECS):
         mine = {k: v for k, v in changes.items() if k in checks.field_names(cls)}

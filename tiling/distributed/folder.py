@@ -14,7 +14,8 @@ from ..grid import TileSpec
 from ..merge import MergeSpec
 from ..models import InferSpec
 from ..models.bundled import BundledAssets
-from ..settings import check_run, known_settings, refuse_unknown
+from ..models.runtimes import Precision
+from ..settings import check_run, known_settings
 from ..inputs import Entry, entries, list_images, run_key
 from ..outputs import OutputFolder
 from .cluster import ClusterError, ClusterSpec, actor_count, connect
@@ -71,7 +72,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     writes their GeoJSON (``geojson/<stem>.geojson``) in EPSG:4326 instead of their own CRS.
     """
     start = time.perf_counter()
-    refuse_unknown(changes, known_settings(ClusterSpec))
+    checks.refuse_unknown(changes, known_settings(ClusterSpec))
     cluster_changes = {k: changes.pop(k) for k in list(changes) if k in checks.field_names(ClusterSpec)}
     cluster = checks.with_changes(cluster, ClusterSpec, cluster_changes)
     tiles, infer, merge = check_run(tiles, infer, merge, **changes)
@@ -81,7 +82,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     folder.prepare()
     source_, label = shipped_model(model)
     load_options = {"runtime": runtime, "precision": precision, "bundled": bundled}
-    if precision == "int8" and isinstance(source_, (bytes, str)):
+    if Precision.from_value(precision) is Precision.INT8 and isinstance(source_, (bytes, str)):
         load_options["calibration"] = calibration_for(model, calibration, run, max_pixels, bands, bundled)
     todo = [e for e in run if not folder.is_done(e)]
     failed: dict[str, str] = {}
