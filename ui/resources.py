@@ -18,12 +18,14 @@ import streamlit as st
 
 import tiling
 from tiling.imageio import IMAGE_SUFFIXES, MAX_PIXELS
+from tiling.models.bundled import BundledAssets
 from tiling.models.vetting import MAX_MODEL_MB
 from tiling.util import sha256_of
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 SAMPLES_DIR = ROOT / "samples"
+BUNDLED = BundledAssets(MODELS_DIR, SAMPLES_DIR)  # the demo models' shipped 8-bit copies, and their samples
 BUNDLED_MODELS = {
     "Demo detector (aerial)": MODELS_DIR / "synth-yolo11n-det.pt",
     "Demo segmenter (aerial)": MODELS_DIR / "synth-yolo11n-seg.pt",
@@ -86,7 +88,7 @@ def _runtime_args(choice: str, calibration: tuple = ()) -> dict:
 def _calibration_for(model_key: str, items, task: str) -> tuple[str, tuple]:
     """(cache key, calibration) for a visitor's model's 8-bit copy: one image, chosen once per model in
     a session, so that new uploads never make a new copy: the visitor's first image, or the bundled
-    samples of the model's kind (``images_for_task``) when the page shows those."""
+    samples of the model's kind (``BUNDLED.samples_for``) when the page shows those."""
     chosen = st.session_state.setdefault(_CALIBRATION, {})
     if model_key not in chosen:
         first = next(iter(items or ()), None)
@@ -94,9 +96,7 @@ def _calibration_for(model_key: str, items, task: str) -> tuple[str, tuple]:
     item = chosen[model_key]
     if item is not None:
         return item.key, (item,)
-    from tiling.labels import images_for_task
-
-    return f"samples-{task}", tuple(images_for_task(SAMPLES_DIR, task))
+    return f"samples-{task}", tuple(BUNDLED.samples_for(task))
 
 
 def _param_count(model: tiling.UltralyticsModel) -> int | None:
@@ -135,12 +135,12 @@ def _with_int8(full, eight, model_key: str, items) -> tuple[tiling.UltralyticsMo
 @st.cache_resource(max_entries=4, show_spinner=OPTIMIZING)
 def _model_from_bytes(digest: str, runtime: str, _data: bytes, label: str, calib_key: str = "",
                       _calibration: tuple = ()) -> tiling.UltralyticsModel:
-    return tiling.load_model(_data, name=label, **_runtime_args(runtime, _calibration))
+    return tiling.load_model(_data, name=label, bundled=BUNDLED, **_runtime_args(runtime, _calibration))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Fetching the official checkpoint…")
 def _official_model(name: str, runtime: str, calib_key: str = "", _calibration: tuple = ()) -> tiling.UltralyticsModel:
-    return tiling.load_model(name, **_runtime_args(runtime, _calibration))
+    return tiling.load_model(name, bundled=BUNDLED, **_runtime_args(runtime, _calibration))
 
 
 def _check_model_size(data: bytes, label: str) -> None:
