@@ -121,7 +121,8 @@ def failure(exc: BaseException) -> dict:
         chain.append(f"{type(seen).__name__}: {seen}")
         seen = seen.__cause__ or seen.__context__
     memory = isinstance(exc, MemoryError) or any(MEMORY_WORDS.search(c) for c in chain)
-    return {"ok": False, "kind": "memory" if memory else "error", "error": text}
+    kind = "memory" if memory else "calibration" if type(exc).__name__ == "CalibrationError" else "error"
+    return {"ok": False, "kind": kind, "error": text}
 
 
 def serve(inp: int, out: int, worker: Worker) -> None:

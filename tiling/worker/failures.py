@@ -10,7 +10,12 @@ LIMIT_KINDS = frozenset({"memory", "deadline", "died", "protocol"})  # the worke
 
 
 class WorkerError(ModelError):
-    """A visitor's model stopped by its worker's limits, or failing in it; the message is the sentence to show."""
+    """A visitor's model stopped by its worker's limits, or failing in it; the message is the sentence to show.
+    ``remembered``: the pool refuses the model from now on with this sentence (a page may rerun without it)."""
+
+    def __init__(self, message: str, remembered: bool = False):
+        super().__init__(message)
+        self.remembered = remembered
 
 
 def work_text(shapes: list[tuple[int, int]], full_pass: bool = False) -> str:

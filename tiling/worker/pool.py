@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..models.base import ModelError
+from ..models.calibration import CalibrationError
 from ..util import sha256_of
 from .failures import LOADING, WorkerError, is_limit, is_remembered, sentence
 from .limits import WorkerLimits
@@ -51,11 +53,12 @@ class WorkerPool:
 
     # -- the models --------------------------------------------------------------------------
     def load(self, data: bytes, label: str, runtime: str = "auto", precision: str = "fp32",
-             calibration=(), calib_key: str = "", owner: object | None = None):
+             calibration=(), calib_key: str = "", owner: object | None = None, digest: str = "") -> RemoteModel:
         """A visitor's model (checkpoint bytes, ONNX, zipped OpenVINO folder) loaded in its worker, as a
-        model the pipeline takes. ``owner``: an object whose collection (the session ending) releases it."""
-        digest = sha256_of(data)
-        variant = f"{runtime}:{precision}:{calib_key}"
+        model the pipeline takes; an 8-bit copy is calibrated on ``calibration`` (BGR uint8 images, named by
+        ``calib_key``). ``owner``: an object whose collection (the session ending) releases the worker."""
+        digest = digest or sha256_of(data)
+        variant = self.variant(runtime, precision, calib_key)
         request = {"op": "load", "key": variant, "label": label, "runtime": str(runtime),
                    "precision": str(precision)}
         arrays = [np.frombuffer(data, np.uint8), *(np.ascontiguousarray(c, np.uint8) for c in calibration)]
@@ -67,6 +70,17 @@ class WorkerPool:
         if owner is not None:
             self._attach(digest, owner)
         return model
+
+    @staticmethod
+    def variant(runtime, precision, calib_key: str = "") -> str:
+        """The name a worker keeps one loaded form of a model under (a model may have several: fp32, int8)."""
+        return f"{runtime}:{precision}:{calib_key}"
+
+    def is_loaded(self, digest: str, variant: str) -> bool:
+        """Whether a running worker holds this form of the model (a load would return at once)."""
+        with self._lock:
+            entry = self._entries.get(digest)
+            return entry is not None and entry.process.alive and variant in entry.loaded
 
     def call(self, model, header: dict, arrays: list[np.ndarray], seconds: float, what: str, max_reply: int):
         """One request to ``model``'s worker (restarted and reloaded if the pool let it go meanwhile)."""
@@ -95,7 +109,7 @@ class WorkerPool:
         with key_lock:
             earlier = self.refused(digest, variant)
             if earlier:
-                raise WorkerError(earlier)
+                raise WorkerError(earlier, remembered=True)
             entry = self._entry(digest)
             if variant not in entry.loaded:
                 seconds = self.limits.load_seconds
@@ -150,10 +164,11 @@ class WorkerPool:
             entry.process.kill()
 
     def _failed(self, digest: str, variant: str, label: str, failure: WorkerFailure, what: str,
-                seconds: float) -> WorkerError:
+                seconds: float) -> ModelError:
         """The error to raise for ``failure``; the model is remembered as refused, and its worker killed
         when it broke a limit (a plain error of the model's, such as a bad file, leaves other variants)."""
         text = sentence(label, failure, self.limits, what, seconds)
+        error = CalibrationError(text) if failure.kind == "calibration" else WorkerError(text, is_remembered(failure))
         with self._lock:
             if is_remembered(failure):
                 self._refused[(digest, "" if is_limit(failure) else variant)] = text
@@ -164,7 +179,7 @@ class WorkerPool:
                 self._entries.pop(digest)
         if entry is not None and (is_limit(failure) or not entry.loaded):
             entry.process.kill()
-        return WorkerError(text)
+        return error
 
     # -- ends --------------------------------------------------------------------------------
     def _attach(self, digest: str, owner: object) -> None:

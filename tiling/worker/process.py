@@ -32,7 +32,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the 
 class WorkerFailure(Exception):
     """A call that did not come back: ``kind`` is "deadline", "died", "protocol", "startup" (the worker
     never became ready), "stopped" (the pool had already ended it) or "memory"/"error" (the child's own
-    one-line report)."""
+    one-line report, "calibration" when an 8-bit copy's calibration images were unusable)."""
 
     def __init__(self, kind: str, detail: str = ""):
         super().__init__(detail or kind)
@@ -103,7 +103,7 @@ class WorkerProcess:
             finally:
                 self.last_used = time.monotonic()
         if not reply.get("ok"):
-            kind = "memory" if reply.get("kind") == "memory" else "error"
+            kind = reply.get("kind") if reply.get("kind") in ("memory", "calibration") else "error"
             raise WorkerFailure(kind, str(reply.get("error", ""))[:400])
         return reply, out
 
