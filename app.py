@@ -11,6 +11,7 @@ os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 import streamlit as st  # noqa: E402
 
 import tiling  # noqa: E402
+from tiling.worker import WorkerError  # noqa: E402
 from ui import page_style  # noqa: E402
 from ui import resources as res  # noqa: E402
 from ui import sidebar, table_view, upload_names, uploads, views, zoom_view  # noqa: E402
@@ -189,5 +190,9 @@ def main() -> None:
 
 try:
     main()
+except WorkerError as exc:  # a visitor's model stopped in its worker: refused from now on, so the rerun shows
+    if exc.remembered:      # the bundled model with this sentence (pick_model)
+        st.rerun()
+    st.error(plain(str(exc)))
 except (tiling.ImageError, tiling.ModelError, tiling.LabelError, ValueError) as exc:  # a message, not a trace
     st.error(f"Something in the input could not be used: {plain(str(exc))}")
