@@ -25,7 +25,7 @@ if not page_style.IN_HEAD:  # started without serve.py: the style comes as an el
     st.html(f"<style>{page_style.PAGE_STYLE}</style>")
 
 
-def pick_model(choice: str, runtime: str, upload, items=()) -> tuple[tiling.UltralyticsModel, str | None, str | None]:
+def pick_model(choice: str, runtime: res.Choice, upload, items=()) -> tuple[tiling.UltralyticsModel, str | None, str | None]:
     """(model, problem, note): the chosen model, or the bundled detector and the reason the choice could
     not be used; ``note`` says why a visitor's model runs in full precision when 8-bit was asked for. An
     8-bit copy of an uploaded or official model is calibrated on one of ``items``, the page's images."""
@@ -95,7 +95,7 @@ def main() -> None:
     note = f"Note: {precision_note}" if precision_note else sidebar.precision_caption(model)
     if note:
         st.sidebar.caption(plain(note))
-    st.sidebar.caption(f"Task: **{model.task}** · runtime: **{model.runtime}** · classes: "
+    st.sidebar.caption(f"Task: **{model.task}** · runtime: **{model.runtime_label}** · classes: "
                        f"{plain(', '.join(model.names[k] for k in sorted(model.names)[:12]))}"
                        f"{' …' if len(model.names) > 12 else ''}")
     names = [it.name for it in items]
@@ -108,7 +108,7 @@ def main() -> None:
             st.session_state["image_choice"] = names[start]  # opens on a sample it was made for
         chosen = st.selectbox("Image", names, key="image_choice", help="Which image to look at; exports cover all.")
         item = items[names.index(chosen)] if chosen in names else items[start]
-    model_key = f"{model.digest}:{model.runtime}"
+    model_key = f"{model.digest}:{model.runtime_label}"
     with st.sidebar:
         tiles, show_grid = sidebar.tiles_section(lambda: res.suggestion(item.key, model_key, item.image, model))
         merge = sidebar.merge_section()

@@ -8,6 +8,7 @@ import streamlit as st
 
 import tiling
 from tiling.merge import METHODS, METRICS
+from tiling.models.runtimes import Precision, Runtime
 
 from . import resources as res
 
@@ -34,7 +35,7 @@ class Settings:
 
 
 def model_section():
-    """Returns (choice label, runtime name, uploaded file or None)."""
+    """Returns (choice label, (runtime, precision) the Speed radio asks for, uploaded file or None)."""
     st.header("1. Model")
     ready = {name: res.official_availability(name) for name in tiling.models.OFFICIAL_NAMES}
     official = sorted(ready, key=lambda name: not ready[name][0])  # the ones that work here first
@@ -92,11 +93,11 @@ def precision_caption(model: tiling.UltralyticsModel) -> str | None:
     if model.agreement is not None:
         found = (f"the 8-bit copy finds the same objects as full precision {model.agreement:.1%} of the time on "
                  "held-out test tiles")
-        if model.runtime.endswith("int8"):
+        if model.precision is Precision.INT8:
             return f"Fast: {found}."
         return f"Full precision runs: {found}, under the {AGREEMENT_BAR:.0%} this page asks for."
     if model.runtime_note:
-        return f"{'Kept on torch' if model.runtime == 'torch' else 'Note'}: {model.runtime_note}"
+        return f"{'Kept on torch' if model.runtime is Runtime.TORCH else 'Note'}: {model.runtime_note}"
     return None
 
 
