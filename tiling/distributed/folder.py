@@ -14,7 +14,7 @@ from ..grid import TileSpec
 from ..merge import MergeSpec
 from ..models import InferSpec
 from ..models.bundled import BundledAssets
-from ..models.runtimes import Precision
+from ..models.runtimes import Precision, Runtime
 from ..settings import check_run, known_settings
 from ..inputs import Entry, entries, list_images, run_key
 from ..outputs import OutputFolder
@@ -47,7 +47,7 @@ class FolderRun:
 def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: InferSpec | None = None,
                    merge: MergeSpec | None = None, *, cluster: ClusterSpec | None = None, with_images: bool = True,
                    max_pixels: int | None = None, bands: BandSpec | None = None, wgs84: bool = False,
-                   runtime: str = "auto", precision: str = "fp32", calibration=None,
+                   runtime: Runtime | str = Runtime.AUTO, precision: Precision | str = Precision.FP32, calibration=None,
                    bundled: BundledAssets | None = None,
                    progress: Progress | None = None, log: Callable[[str], None] | None = None,
                    inputs: Sequence[Entry] | None = None, **changes) -> FolderRun:

@@ -144,8 +144,8 @@ class UltralyticsModel(Model):
     def use_runtime(self, candidates: Sequence[Runtime], weights: bytes, precision: Precision = Precision.FP32) -> Runtime:
         """Swap the forward pass for the first of ``candidates`` that exports and loads here; ``runtime_note``
         says why the others were not used. A precision a runtime cannot run leaves it at full precision."""
-        notes = []
-        for runtime in candidates:
+        precision, notes = Precision.from_value(precision), []
+        for runtime in map(Runtime.from_value, candidates):
             if runtime is Runtime.TORCH:
                 break
             if not self._fast:
