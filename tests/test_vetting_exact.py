@@ -56,6 +56,17 @@ def _commented(good: bytes, evil: bytes) -> bytes:
     return evil[:-2] + struct.pack("<H", len(hidden)) + hidden
 
 
+def _archive_in_a_record(good: bytes, evil: bytes) -> bytes:
+    """The genuine archive with one more record that holds the hostile archive whole."""
+    src = zipfile.ZipFile(io.BytesIO(good))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for info in src.infolist():
+            zf.writestr(info.filename, src.read(info))
+        zf.writestr(f"{src.namelist()[0].split('/')[0]}/extra", evil)
+    return out.getvalue()
+
+
 POLYGLOTS = {
     "hostile_then_genuine": lambda good, evil: evil + good,
     "genuine_then_hostile": lambda good, evil: good + evil,
@@ -63,6 +74,7 @@ POLYGLOTS = {
     "leading_bytes": lambda good, evil: b"\0" * 64 + good,
     "case_variant_names": _case_renamed,
     "archive_in_comment": _commented,
+    "archive_in_a_record": _archive_in_a_record,
 }
 
 
@@ -80,6 +92,17 @@ def test_a_genuine_checkpoint_and_a_rewritten_one_still_load(tmp_path):
     assert tiling.load_model(DET, runtime="torch").names
     copy = forged(tmp_path, lambda ckpt, model: None)  # torch.save of this torch: data descriptors, zip64 end
     assert tiling.load_model(copy, runtime="torch").names
+
+
+def test_tensor_bytes_that_happen_to_spell_an_end_record_are_data(tmp_path):
+    def change(ckpt, model):
+        weight = next(p for p in model.parameters() if p.numel() >= 16)
+        raw = weight.data.view(-1).view(torch.uint8)
+        raw[:4] = torch.tensor(list(b"PK\x05\x06"), dtype=torch.uint8)
+
+    path = forged(tmp_path, change)
+    assert path.read_bytes().count(b"PK\x05\x06") == 2
+    assert tiling.load_model(path, runtime="torch").names
 
 
 # -- a child process with a memory ceiling and a deadline, for what the old code blew up on ----------------

@@ -7,10 +7,13 @@ are; so ``hostile + genuine`` scans as the genuine archive and loads the hostile
 names up without regard to case, so ``data.pkl`` and ``DATA.pkl`` side by side may load either. Hence
 one layout only, the one ``torch.save`` writes: records back to back from byte 0, the central
 directory right after them, the (zip64) end record last, no comment, no trailing byte, no two names
-equal but for case, and no end-record signature outside the records' data.
+equal but for case, and no second end record: none outside the tensors' bytes, and none inside them
+that names a central directory (a tensor's raw bytes may hold the 4-byte signature by chance).
 """
 from __future__ import annotations
 
+import bisect
+import mmap
 import struct
 import zipfile
 from typing import BinaryIO
@@ -74,6 +77,7 @@ def check_layout(f: BinaryIO, zf: zipfile.ZipFile, label: str) -> None:
         raise _refuse(label, "a second end record sits in its central directory")
     seen: set[str] = set()
     position = 0
+    tensors: list[tuple[int, int]] = []  # (start, end) of each tensor storage's bytes
     for info in sorted(infos, key=lambda i: i.header_offset):
         folded = info.filename.casefold()
         if folded in seen:
@@ -81,13 +85,33 @@ def check_layout(f: BinaryIO, zf: zipfile.ZipFile, label: str) -> None:
         seen.add(folded)
         if info.header_offset != position:
             raise _refuse(label, f"{info.filename[:80]!r} does not follow the record before it")
-        position = _record_end(f, info, label)
+        start, position = _record_end(f, info, label)
+        parts = info.filename.split("/")
+        if len(parts) == 3 and parts[1] == "data":
+            tensors.append((start, start + info.compress_size))
     if position != cd_off:
         raise _refuse(label, "bytes lie between its last record and its central directory")
+    _no_second_end_record(f, size, tensors, label)
 
 
-def _record_end(f: BinaryIO, info: zipfile.ZipInfo, label: str) -> int:
-    """Where the record at ``info.header_offset`` ends: header, name, extra, data, data descriptor."""
+def _no_second_end_record(f: BinaryIO, size: int, tensors: list[tuple[int, int]], label: str) -> None:
+    """The end record that closes the file is the only one: anywhere else, or inside a tensor's bytes
+    naming a central directory in the file, is a second archive for a reader that looks elsewhere."""
+    starts = [start for start, _ in tensors]
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        found = view.find(EOCD_SIG)
+        while -1 < found < size - EOCD.size:
+            k = bisect.bisect_right(starts, found) - 1
+            inside = k >= 0 and found + EOCD.size <= tensors[k][1]
+            cd_off = EOCD.unpack(view[found:found + EOCD.size])[6]
+            if not inside or view[cd_off:cd_off + 4] == b"PK\x01\x02":
+                raise _refuse(label, f"it holds a second end record at byte {found:,}")
+            found = view.find(EOCD_SIG, found + 1)
+
+
+def _record_end(f: BinaryIO, info: zipfile.ZipInfo, label: str) -> tuple[int, int]:
+    """Where the data of the record at ``info.header_offset`` starts, and where the record ends (header,
+    name, extra, data, data descriptor)."""
     head = _read_at(f, info.header_offset, LOCAL.size)
     if len(head) != LOCAL.size:
         raise _refuse(label, f"{info.filename[:80]!r} lies outside the file")
@@ -98,7 +122,8 @@ def _record_end(f: BinaryIO, info: zipfile.ZipInfo, label: str) -> int:
         raise _refuse(label, f"the local header of {info.filename[:80]!r} differs from its directory entry")
     if EOCD_SIG in name_extra or EOCD64_SIG in name_extra:
         raise _refuse(label, "a second end record sits in a record's header")
-    end = info.header_offset + LOCAL.size + name_len + extra_len + info.compress_size
+    start = info.header_offset + LOCAL.size + name_len + extra_len
+    end = start + info.compress_size
     if flags & 0x8:  # sizes follow the data in a descriptor (torch.save writes one per record)
         wide = info.compress_size >= 0xFFFFFFFF or info.file_size >= 0xFFFFFFFF
         form = struct.Struct("<4sL2Q" if wide else "<4s3L")
@@ -107,4 +132,4 @@ def _record_end(f: BinaryIO, info: zipfile.ZipInfo, label: str) -> int:
                                                          info.file_size):
             raise _refuse(label, f"the data descriptor of {info.filename[:80]!r} differs from its directory entry")
         end += form.size
-    return end
+    return start, end
