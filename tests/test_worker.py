@@ -355,3 +355,30 @@ def test_the_pool_keeps_at_most_n_workers_and_ends_them_when_unowned_or_idle():
         assert not pool.workers()  # idle past idle_seconds
     finally:
         pool.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bomb, sentence_start", [
+    ("memory", "bomb.onnx needed more than 2 GB of memory for loading it"),
+    ("batch_memory", "bomb.onnx needed more than 2 GB of memory for a batch of"),
+])
+def test_the_page_shows_one_sentence_and_goes_on_with_the_bundled_model(monkeypatch, bomb, sentence_start):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from tiling.worker import pool as pool_module
+
+    pool = WorkerPool(TIGHT)
+    monkeypatch.setattr(pool_module, "_default", pool)
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        at.run()
+        at.selectbox(key="model_choice").set_value("Upload my own model").run()
+        at.file_uploader(key="model_upload").upload("bomb.onnx", _onnx(bomb, {0: bomb}), "application/octet-stream").run()
+        assert not at.exception
+        banner = " ".join(e.value for e in at.main.error).replace("\\", "")
+        assert banner.startswith(sentence_start) and "bundled demo detector instead" in banner, banner
+        assert "Traceback" not in banner and len(at.dataframe) + len(at.metric) >= 1  # the bundled model's results
+        assert not pool.workers()
+    finally:
+        pool.close()
