@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace, spec: SliceSpec, progress):
         if not args.objects:
             raise CliError(f"{args.source}: a raster needs --objects (a GeoJSON or COCO json of its objects)")
         return slice_raster(args.source, args.objects, args.out, spec, split=args.split,
-                            class_property=args.class_property, overwrite=args.overwrite, **tiles)
+                            class_property=args.class_property, overwrite=args.overwrite, progress=progress, **tiles)
     if args.objects:
         raise CliError("--objects is for a raster SOURCE; a dataset's labels come with it")
     return slice_dataset(args.source, args.out, spec, overwrite=args.overwrite, progress=progress, **tiles)
@@ -82,7 +82,8 @@ def slice_command(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total, unit="image", desc="slicing", file=sys.stderr, leave=False))
+            unit = "tile" if Path(args.source).suffix.lower() in RASTER_SUFFIXES else "image"
+            bars.append(tqdm(total=total, unit=unit, desc="slicing", file=sys.stderr, leave=False))
         bars[0].update(done - bars[0].n)
 
     try:

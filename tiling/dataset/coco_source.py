@@ -31,10 +31,13 @@ def _load(path: Path) -> dict:
 
 
 def _image_path(folder: Path, name: str, where: str) -> Path:
-    for p in (folder / name, folder / "images" / name):
+    """Where an image of the json lies: beside it, in an ``images`` folder beside it, or in one beside its
+    folder (``annotations/<split>.json`` next to ``images/``, as slice_dataset writes COCO)."""
+    for p in (folder / name, folder / "images" / name, folder.parent / "images" / name):
         if p.is_file():
             return p
-    raise DatasetError(f"{where}: missing image {name} (looked beside the json and in its images/ folder)")
+    raise DatasetError(f"{where}: missing image {name} (looked beside the json and in the images/ folders "
+                       "beside it and its folder)")
 
 
 def _ring(points: list, where: str) -> np.ndarray:

@@ -78,30 +78,36 @@ def _tile_name(stem: str, tile) -> str:
 
 def slice_tiles(read: Callable[[Tile], np.ndarray], shape: tuple[int, int], objects: list[LabelledObject],
                 key: str, stem: str, split: str, spec: SliceSpec, writer, report: SliceReport,
-                suffix: str = ".jpg") -> None:
+                suffix: str = ".jpg", progress: Progress | None = None) -> None:
     """Every tile of one source (an image in memory, or a raster read window by window: ``read(tile)``
-    gives its pixels), written if it holds an object or is drawn as a kept empty tile."""
+    gives its pixels), written if it holds an object or is drawn as a kept empty tile. ``progress(done,
+    total)`` is called per tile (a raster's tiles are many)."""
     areas = [object_area(o) for o in objects]
     index = ObjectIndex(objects, max(max(t.size_xy) for t in spec.tiles))
     report.images[split] += 1
     report.count_objects(split, "source", [o.class_id for o in objects])
     rng = np.random.default_rng(tile_seed(spec.seed, key))
     counts = report.tiles[split]
-    for tiles in spec.tiles:
-        for tile in tiles.plan(shape):
+    plans = [tiles.plan(shape) for tiles in spec.tiles]
+    total, done = sum(len(p) for p in plans), 0
+    for plan in plans:
+        for tile in plan:
             kept, dropped = clip_to_tile(objects, areas, tile.xyxy, spec.min_visibility, index.near(tile.xyxy))
             report.count_objects(split, "dropped", [objects[i].class_id for i in dropped])
             report.count_objects(split, "whole", [c.obj.class_id for _, c in kept if not c.cut])
             report.count_objects(split, "clipped", [c.obj.class_id for _, c in kept if c.cut])
             keep_empty = rng.random() < spec.negatives  # drawn for every tile: the same draws whatever the labels
-            if not kept and not keep_empty:
+            if kept or keep_empty:
+                counts["labelled" if kept else "negatives"] += 1
+                pixels = read(tile)
+                writer.add(split, _tile_name(stem, tile), suffix, pixels, [c.obj for _, c in kept])
+                if kept:
+                    report.offer_tile(pixels, [c.obj for _, c in kept], rng, counts["labelled"])
+            else:
                 counts["skipped"] += 1
-                continue
-            counts["labelled" if kept else "negatives"] += 1
-            pixels = read(tile)
-            writer.add(split, _tile_name(stem, tile), suffix, pixels, [c.obj for _, c in kept])
-            if kept:
-                report.offer_tile(pixels, [c.obj for _, c in kept], rng, counts["labelled"])
+            done += 1
+            if progress is not None:
+                progress(done, total)
 
 
 def _slice_image(im: SourceImage, stem: str, split: str, spec: SliceSpec, writer, report: SliceReport) -> None:
@@ -157,11 +163,12 @@ def slice_dataset(source: str | Path, out: str | Path, spec: SliceSpec | None = 
 
 def slice_raster(raster: str | Path, objects: str | Path, out: str | Path, spec: SliceSpec | None = None, *,
                  split: str = "train", class_property: str = "class", names: Sequence[str] | None = None,
-                 overwrite: bool = False, **changes) -> SliceReport:
+                 overwrite: bool = False, progress: Progress | None = None, **changes) -> SliceReport:
     """Slice a raster too large to decode whole (GeoTIFF, COG...), read window by window, with its objects:
     a GeoJSON of (Multi)Polygons whose ``class_property`` names each one's class (the classes are the
     values sorted, or ``names`` in order), or a COCO json of the raster as its one image. The whole raster
-    is one source image, so all its tiles go to ``split``. Settings as for :func:`slice_dataset`."""
+    is one source image, so all its tiles go to ``split``. Settings as for :func:`slice_dataset`;
+    ``progress(done, total)`` counts tiles."""
     spec = _spec(spec, dict(changes))
     raster, out = Path(raster), Path(out)
     _prepare_out(out, raster, overwrite, tree=False)
@@ -169,7 +176,8 @@ def slice_raster(raster: str | Path, objects: str | Path, out: str | Path, spec:
     with src:
         writer = make_writer(spec.format, out, source, spec.task, spec.jpeg_quality)
         report = SliceReport(out, source.names)
-        slice_tiles(lambda t: src.read(t)[0], src.shape, found, raster.name, raster.stem, split, spec, writer, report)
+        slice_tiles(lambda t: src.read(t)[0], src.shape, found, raster.name, raster.stem, split, spec, writer, report,
+                    progress=progress)
     writer.close()
     report.write()
     return report
