@@ -9,7 +9,9 @@ import pytest
 
 import tiling
 from conftest import DET_WEIGHTS, ROOT, SAMPLES, SEG_WEIGHTS
-from tiling.models import agreement, calibration, quantize, runtimes
+from tiling.models import agreement, calibration, nets, quantize, runtimes
+from tiling.models.bundled import RECORD, BundledAssets, read_record
+from tiling.models.runtimes import Precision, Runtime
 from tiling.optional import installed
 from tiling.util import sha256_of_file
 
@@ -19,6 +21,7 @@ needs_rasterio = pytest.mark.skipif(not installed("rasterio"), reason="no raster
 needs_weights = pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 DET_COPY = DET_WEIGHTS.parent / f"{DET_WEIGHTS.stem}_int8_openvino_model"
 SEG_COPY = SEG_WEIGHTS.parent / f"{SEG_WEIGHTS.stem}_int8_openvino_model"
+BUNDLED = BundledAssets(DET_WEIGHTS.parent, SAMPLES)  # the page's and the benchmarks' view of the checkout
 
 
 def det(boxes, classes=None, masks=None):
@@ -60,17 +63,18 @@ def test_mask_iou_counts_pixels_over_all_tiles():
 @needs_openvino
 def test_shipped_copies_match_their_weights_and_load_without_quantizing(weights, folder, fixture, crop, monkeypatch,
                                                                         request):
-    record = quantize.read_record(folder)
+    record = read_record(folder)
     assert record["weights_sha256"] == sha256_of_file(weights)
     assert record["agreement"] >= agreement.AGREEMENT_BAR and record["held_out_tiles"] >= 16
-    assert quantize.bundled_copy(record["weights_sha256"]) == folder
+    assert BUNDLED.copy_for(record["weights_sha256"]) == folder
 
     def refuse(*args, **kwargs):
         raise AssertionError("a bundled model must not be quantized when its copy ships")
 
     monkeypatch.setattr(quantize, "quantize_ir", refuse)
-    model = tiling.load_model(weights, precision="int8")
-    assert model.runtime == "openvino-int8" and model.agreement == record["agreement"] and not model.runtime_note
+    model = tiling.load_model(weights, precision="int8", bundled=BUNDLED)
+    assert model.runtime is Runtime.OPENVINO and model.precision is Precision.INT8 and model.runtime_label == "openvino-int8"
+    assert model.agreement == record["agreement"] and not model.runtime_note
     full = request.getfixturevalue(fixture)  # the same weights in full precision
     piece = crop[:640, :640]  # one tile
     fast = tiling.predict_tiled(piece, model, tile_size=640).detections
@@ -90,7 +94,7 @@ def test_the_shipped_head_is_float():
 
     for folder, task in ((DET_COPY, "detect"), (SEG_COPY, "segment")):
         model = ov.Core().read_model(str(folder / "model.xml"))
-        assert quantize.is_quantized(model)
+        assert nets.is_quantized(model)
         kept = set(quantize.float_scope(model, task).names)
         sigmoids = [op for op in model.get_ops() if op.get_type_name() == "Sigmoid"]
         assert sigmoids and all(op.get_friendly_name() in kept for op in sigmoids)
@@ -108,20 +112,20 @@ def test_the_shipped_head_is_float():
 def test_a_tampered_copy_is_not_used(tmp_path):
     shutil.copytree(DET_COPY, tmp_path / DET_COPY.name)
     digest = sha256_of_file(DET_WEIGHTS)
-    assert quantize.bundled_copy(digest, tmp_path) == tmp_path / DET_COPY.name
-    assert quantize.bundled_copy("0" * 64, tmp_path) is None  # other weights
+    assert BundledAssets(tmp_path).copy_for(digest) == tmp_path / DET_COPY.name
+    assert BundledAssets(tmp_path).copy_for("0" * 64) is None  # other weights
     with open(tmp_path / DET_COPY.name / "model.bin", "r+b") as f:
         f.seek(1000)
         f.write(b"\x7f\x7f\x7f\x7f")
-    assert quantize.bundled_copy(digest, tmp_path) is None
+    assert BundledAssets(tmp_path).copy_for(digest) is None
 
 
 @needs_weights
 @needs_openvino
 def test_the_guard_refuses_a_copy_under_the_bar(monkeypatch):
     monkeypatch.setattr(agreement, "AGREEMENT_BAR", 1.01)
-    model = tiling.load_model(DET_WEIGHTS, precision="int8")
-    assert model.runtime == "openvino" and model.agreement is not None and model.agreement < 1.01
+    model = tiling.load_model(DET_WEIGHTS, precision="int8", bundled=BUNDLED)
+    assert model.runtime_label == "openvino" and model.agreement is not None and model.agreement < 1.01
     assert "not used" in model.runtime_note and "held-out tiles" in model.runtime_note and "101%" in model.runtime_note
     out = model.predict([np.zeros((128, 128, 3), np.uint8)])  # the float model runs
     assert len(out) == 1
@@ -135,7 +139,7 @@ def test_quantizing_runs_once_for_concurrent_loads_and_is_cached(det_model, crop
     load finds it; progress is reported while it runs."""
     from tiling.models import export_cache
 
-    fp32 = export_cache.export(b"", det_model.digest, "openvino")  # made by the fixture's load: found, not redone
+    fp32 = runtimes.backend(Runtime.OPENVINO).export(b"", det_model.digest)  # made by the fixture's load: found
     entry = fp32.parent.parent if fp32.parent.name.endswith("_openvino_model") else fp32.parent
     monkeypatch.setenv("PATCHWISE_CACHE", str(tmp_path / "cache"))  # a fresh cache holding only the float export
     shutil.copytree(entry, export_cache.entry_path(entry.name))
@@ -144,13 +148,13 @@ def test_quantizing_runs_once_for_concurrent_loads_and_is_cached(det_model, crop
     made = []
     real = quantize.quantize_ir
     monkeypatch.setattr(quantize, "quantize_ir", lambda *a, **k: made.append(1) or real(*a, **k))
-    reports: list[tuple[float, str]] = []
+    reports: list[tuple[int, int]] = []
     models, errors = [], []
 
     def load():
         try:
             models.append(tiling.load_model(DET_WEIGHTS, precision="int8", calibration=[crop],
-                                            progress=lambda f, m: reports.append((f, m))))
+                                            progress=lambda done, total: reports.append((done, total))))
         except Exception as exc:  # noqa: BLE001  reported by the assertion below
             errors.append(exc)
 
@@ -161,13 +165,13 @@ def test_quantizing_runs_once_for_concurrent_loads_and_is_cached(det_model, crop
         t.join()
     assert not errors and len(made) == 1 and len(models) == 2
     assert {m.agreement for m in models} == {models[0].agreement} and models[0].agreement > 0
-    fractions = [f for f, _ in reports]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(reports) >= 6
-    assert any("calibration tile" in m for _, m in reports)
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and done[0] == 0 and len(reports) >= 6  # a step per calibration tile
+    assert len({total for _, total in reports}) == 1 and done[-1] == reports[-1][1]  # one total, reached at the end
     again = tiling.load_model(DET_WEIGHTS, precision="int8", calibration=[crop])
     assert len(made) == 1 and again.agreement == models[0].agreement
     entries = [p for p in (tmp_path / "cache" / "exports").glob("*-openvino-int8-*") if p.is_dir()]
-    assert len(entries) == 1 and (entries[0] / quantize.RECORD).exists()
+    assert len(entries) == 1 and (entries[0] / RECORD).exists()
 
 
 @needs_weights
@@ -187,8 +191,7 @@ def test_bad_precision_and_calibration_values_are_one_line_errors(tmp_path, monk
         with pytest.raises(tiling.ModelError, match=message) as err:
             tiling.load_model(DET_WEIGHTS, **kwargs)
         assert "\n" not in str(err.value)
-    monkeypatch.setattr(quantize, "MODELS_DIR", tmp_path)  # as if the weights were not bundled
-    with pytest.raises(tiling.ModelError, match="needs calibration images"):
+    with pytest.raises(tiling.ModelError, match="needs calibration images"):  # no bundled assets named
         tiling.load_model(DET_WEIGHTS, precision="int8")
 
 
@@ -196,7 +199,8 @@ def test_bad_precision_and_calibration_values_are_one_line_errors(tmp_path, monk
 @needs_openvino
 def test_an_export_asked_for_8_bits_runs_as_exported():
     model = tiling.load_model(DET_COPY, precision="int8")
-    assert model.runtime == "openvino" and "runs as it was exported" in model.runtime_note
+    assert model.runtime is Runtime.OPENVINO and "runs as it was exported" in model.runtime_note
+    assert model.precision is Precision.INT8  # an 8-bit export runs at 8 bits as it was exported
     assert model.min_input == runtimes.MIN_INT8_SIDE  # an 8-bit export is padded like a copy made here
     assert len(model.predict([np.zeros((48, 48, 3), np.uint8)])) == 1
 
@@ -215,7 +219,7 @@ def test_cli_precision_flag(crop, tmp_path):
     out = cli("predict", tmp_path / "piece.jpg", "--model", DET_WEIGHTS, "--precision", "int8", "--out",
               tmp_path / "o", "--no-images")
     assert out.returncode == 0, out.stderr
-    assert "8-bit copy in use" in out.stderr and "Measuring" not in out.stderr  # the shipped copy, no quantizing
+    assert "8-bit copy in use" in out.stderr and "making the 8-bit copy" not in out.stderr  # the shipped copy
     assert len((tmp_path / "o" / "labels" / "piece.txt").read_text().splitlines()) > 10
     bad = cli("predict", tmp_path / "piece.jpg", "--model", DET_WEIGHTS, "--precision", "int4", "--out", tmp_path)
     assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr and len(bad.stderr.splitlines()) == 1
@@ -248,7 +252,7 @@ def test_a_copy_that_cannot_be_made_leaves_full_precision_running(crop, monkeypa
 
     monkeypatch.setattr(quantize, "quantize_ir", broken)
     model = tiling.load_model(DET_WEIGHTS, precision="int8", calibration=[crop])
-    assert model.runtime == "openvino" and model.agreement is None
+    assert model.runtime_label == "openvino" and model.agreement is None
     assert "could not be used" in model.runtime_note and "quantizer exploded" in model.runtime_note
     assert len(model.predict([crop[:320, :320]])[0]) > 0
 
@@ -275,7 +279,7 @@ def test_the_cli_calibrates_on_the_images_and_on_windows_of_a_raster_never_decod
         seen.append(kwargs["calibration"])
         raise tiling.ModelError("stopped here")
 
-    monkeypatch.setattr(tiling, "load_model", fake_load)
+    monkeypatch.setattr(tiling.cli_common, "load_model", fake_load)  # where the CLI loads models
     code = main(["predict", str(tmp_path / "in"), "--model", str(tmp_path / "m.pt"), "--precision", "int8",
                  "--out", str(tmp_path / "o")])
     assert code == 2 and len(seen) == 1
@@ -287,6 +291,8 @@ def test_the_cli_calibrates_on_the_images_and_on_windows_of_a_raster_never_decod
     assert all(any(np.array_equal(w, big[y : y + 1280, x : x + 1280]) for y, x in spots) for w in windows)
     chosen = calibration.calibration_from(seen[0])
     assert len(chosen.sources) == calibration.MAX_IMAGES
-    shipped = calibration.run_calibration(DET_WEIGHTS, None, [tmp_path / "in" / "photo.jpg"])
+    shipped = calibration.run_calibration(DET_WEIGHTS, None, [tmp_path / "in" / "photo.jpg"], bundled=BUNDLED)
+    assert calibration.run_calibration(DET_WEIGHTS, None, [tmp_path / "in" / "photo.jpg"]) == [
+        tmp_path / "in" / "photo.jpg"]  # no bundled assets named: the images given
     assert shipped is None and calibration.run_calibration(tmp_path / "x.onnx", None, [tmp_path]) is None
     assert calibration.run_calibration(tmp_path / "m.pt", "folder/", []) == "folder/"
