@@ -29,6 +29,9 @@ def _preload() -> None:
     """Import every library a model may need now, while imports are free to map and open what they need."""
     import importlib
 
+    from ..models import telemetry
+
+    telemetry.opt_out()  # OpenVINO's own switch, in the worker's home folder, before OpenVINO is imported
     for name in PRELOAD:
         try:
             importlib.import_module(name)

@@ -35,7 +35,7 @@ class WorkerLimits:
 
     memory_mb: int = 4096
     cpu_seconds: int = 3600
-    open_files: int = 256
+    open_files: int = 64
     file_mb: int = 1024
     load_seconds: float = 240.0
     call_seconds: float = 20.0
