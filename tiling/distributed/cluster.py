@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import checks
 from ..optional import MissingExtra, require
 from ..names import display_name
+from ..util import usable_cpus
 from .items import describe
 
 # Settings read from the environment that the workers must see as the driver does.
@@ -96,8 +97,6 @@ def claim_cores(cpus: float) -> list:
     every core is taken or the actor may use them all."""
     import fcntl
     import tempfile
-
-    from ..util import usable_cpus
 
     want, cores = int(cpus), sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if want < 1 or want != cpus or want >= usable_cpus() or not cores:

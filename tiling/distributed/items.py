@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..detections import Detections
+from ..imageio import ImageError
 from ..models import ModelError
 from ..inputs import Entry
 from ..names import display_name
@@ -34,8 +35,6 @@ class Item:
 
 def describe(exc: BaseException) -> str:
     """One line for a failed image: the library's own messages as they are, anything else with its type."""
-    from ..imageio import ImageError
-
     text = str(exc).splitlines()[0] if str(exc) else ""
     if isinstance(exc, (ImageError, ModelError, ValueError)):
         return display_name(text)
