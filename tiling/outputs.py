@@ -7,8 +7,8 @@ records) and, unless turned off, ``annotated/<stem>.jpg``; a model with oriented
 whole under a temporary name and moved into place (``os.replace``), the JSON last: an image whose JSON
 exists is complete, so a rerun skips it and a crash never leaves a half-written file behind. ``detections.csv``,
 ``coco_results.json`` and ``coco_images.json`` are assembled from the JSONs at the end, streaming, with
-image ids by position in the run's input list. Which images a run has, and their names, are
-:mod:`tiling.inputs`'.
+image ids by position in the run's input list. Which images a run has, and the names their files get,
+come from :mod:`tiling.inputs`.
 """
 from __future__ import annotations
 
