@@ -364,3 +364,43 @@ def test_a_raster_slices_window_by_window_with_its_geojson(tmp_path):
         features[1]["geometry"]["coordinates"] = [ring(1490, 700, 1700, 712)]
         (tmp_path / "objects.geojson").write_text(json.dumps(geojson))
         slice_raster(tmp_path / "ortho.tif", tmp_path / "objects.geojson", tmp_path / "o2")
+
+
+def _coco(tmp_path: Path, annotations: list[dict], images: list[str] = ("a.jpg",)) -> Path:
+    (tmp_path / "images").mkdir(parents=True, exist_ok=True)
+    for name in images:
+        cv2.imwrite(str(tmp_path / "images" / name), np.full((200, 300, 3), 90, np.uint8))
+    doc = {"images": [{"id": i + 1, "file_name": n, "width": 300, "height": 200} for i, n in enumerate(images)],
+           "annotations": annotations, "categories": [{"id": 3, "name": "car"}, {"id": 8, "name": "truck"}]}
+    (tmp_path / "labels.json").write_text(json.dumps(doc))
+    return tmp_path / "labels.json"
+
+
+@pytest.mark.parametrize("annotation, images, message", [
+    ({"id": 1, "image_id": 1, "category_id": 5, "bbox": [10, 10, 20, 20]}, ("a.jpg",), "category_id 5 is not among"),
+    ({"id": 1, "image_id": 1, "category_id": 3, "bbox": [290, 10, 40, 20]}, ("a.jpg",), "label outside the image"),
+    ({"id": 1, "image_id": 2, "category_id": 3, "bbox": [10, 10, 20, 20]}, ("a.jpg", "a.jpg"), "a.jpg is listed twice"),
+])
+def test_bad_coco_sources_are_one_line(tmp_path, annotation, images, message):
+    src = _coco(tmp_path / "src", [annotation], list(images))
+    with pytest.raises(DatasetError, match=message) as err:
+        slice_dataset(src, tmp_path / "out")
+    assert "\n" not in str(err.value)
+
+
+def test_a_coco_source_is_split_by_group_and_keeps_its_category_ids(tmp_path):
+    names = [f"seq{g}_{i}.jpg" for g in range(4) for i in range(2)]
+    anns = [{"id": k + 1, "image_id": k + 1, "category_id": 8, "bbox": [100, 50, 30, 20], "iscrowd": 0}
+            for k in range(len(names))] + [{"id": 99, "image_id": 1, "category_id": 3, "bbox": [0, 0, 300, 200], "iscrowd": 1}]
+    src = _coco(tmp_path / "src", anns, names)
+    report = slice_dataset(src, tmp_path / "out", tile_size=128, split_by="group", val_fraction=0.25, format="coco")
+    assert report.images == {"train": 6, "val": 2}  # one sequence of two frames in val, never split
+    val = json.loads((tmp_path / "out" / "annotations" / "val.json").read_text())
+    assert len({Path(im["file_name"]).name.split("_")[0] for im in val["images"]}) == 1
+    assert {a["category_id"] for a in val["annotations"]} == {8}  # the crowd region is no label
+    assert [c["id"] for c in val["categories"]] == [3, 8]
+
+
+def test_a_raster_without_objects_is_one_line(tmp_path, capsys):
+    assert main(["slice-dataset", str(tmp_path / "ortho.tif"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip().endswith("a raster needs --objects (a GeoJSON or COCO json of its objects)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Callable, Literal, get_args
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class SourceImage:
     path: Path
     split: str | None
     key: str  # unique within the source: the image's path relative to the source's root
-    labels: object = field(repr=False, default=None)  # callable (width, height) -> list[LabelledObject]
+    labels: Callable[[int, int], list[LabelledObject]] | None = field(repr=False, default=None)  # (width, height)
 
 
 @dataclass
