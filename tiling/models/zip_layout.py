@@ -26,6 +26,7 @@ EOCD64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory, without 
 LOCAL = struct.Struct("<4s5H3L2H")  # local file header
 EOCD_SIG, LOCATOR_SIG, EOCD64_SIG = b"PK\x05\x06", b"PK\x06\x07", b"PK\x06\x06"
 DESCRIPTOR_SIG = b"PK\x07\x08"
+DESCRIPTORS = (struct.Struct("<4s3L"), struct.Struct("<4sL2Q"))  # data descriptors with 32- and 64-bit sizes
 CLAIM = "a checkpoint must be one archive, as torch.save writes it"
 
 
@@ -125,11 +126,11 @@ def _record_end(f: BinaryIO, info: zipfile.ZipInfo, label: str) -> tuple[int, in
     start = info.header_offset + LOCAL.size + name_len + extra_len
     end = start + info.compress_size
     if flags & 0x8:  # sizes follow the data in a descriptor (torch.save writes one per record)
-        wide = info.compress_size >= 0xFFFFFFFF or info.file_size >= 0xFFFFFFFF
-        form = struct.Struct("<4sL2Q" if wide else "<4s3L")
-        raw = _read_at(f, end, form.size)
-        if len(raw) != form.size or form.unpack(raw) != (DESCRIPTOR_SIG, info.CRC, info.compress_size,
-                                                         info.file_size):
-            raise _refuse(label, f"the data descriptor of {info.filename[:80]!r} differs from its directory entry")
-        end += form.size
+        raw = _read_at(f, end, 28)
+        expected = (DESCRIPTOR_SIG, info.CRC, info.compress_size, info.file_size)
+        for form in DESCRIPTORS:  # 32- or 64-bit sizes; the next record or the directory follows either
+            fits = form.size == 24 or max(info.compress_size, info.file_size) < 1 << 32
+            if fits and raw[:form.size] == form.pack(*expected) and raw[form.size:form.size + 2] == b"PK":
+                return start, end + form.size
+        raise _refuse(label, f"the data descriptor of {info.filename[:80]!r} differs from its directory entry")
     return start, end
