@@ -1,9 +1,11 @@
-"""Slice a labelled dataset into tiles for fine-tuning: :func:`slice_dataset`.
+"""Slice a labelled dataset into tiles for fine-tuning: :func:`slice_dataset`, and a large raster with
+its objects: :func:`slice_raster`.
 
 Tiles are planned exactly as at inference (:class:`tiling.grid.TileSpec`), objects are clipped exactly to
 each tile (tiling.dataset.clip) and kept where enough of them is inside, every tile inherits its source
-image's split (tiling.dataset.splits), a seeded share of the empty tiles is kept, and images are read one
-at a time, so memory holds one image and its labels whatever the dataset's size.
+image's split (tiling.dataset.splits), and a seeded share of the empty tiles is kept. Images are read one
+at a time and a raster window by window, so memory holds one image (or tile) and its labels whatever
+the dataset's size.
 """
 from __future__ import annotations
 
