@@ -63,6 +63,7 @@ def small_scene():
     return image
 
 
+@pytest.mark.slow
 def test_default_page_shows_both_results_and_a_table():
     at = new_app(TABLE).run()
     assert not at.exception
@@ -177,6 +178,7 @@ def test_tiny_and_empty_images_work():
     assert [m.value for m in at.metric[:2]] == ["0", "0"]
 
 
+@pytest.mark.slow
 def test_bad_models_are_refused_with_a_message(tmp_path):
     marker = tmp_path / "pwned"
     evil = io.BytesIO()
@@ -252,6 +254,7 @@ def test_export_bytes(tmp_path):
 
 
 @pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-seg.pt").exists(), reason="bundled seg weights not present")
+@pytest.mark.slow
 def test_segmentation_model_masks_and_dense_class_map():
     at = new_app(TABLE)
     at.run()
@@ -269,6 +272,7 @@ def test_segmentation_model_masks_and_dense_class_map():
     assert any("pale grey: no object" in m.value for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_runtime_switch_to_plain_pytorch():
     at = new_app()
     at.run()
@@ -465,6 +469,7 @@ def test_a_rerun_from_the_cache_says_so_instead_of_repeating_the_old_time():
 
 
 @pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-obb.pt").exists(), reason="OBB demo model not present")
+@pytest.mark.slow
 def test_each_demo_model_opens_on_a_sample_of_its_kind():
     """The OBB demo opens on the apron (the detector's default page opens on an upright sample: above)."""
     at = new_app()

@@ -222,6 +222,7 @@ def test_anything_but_saved_state_is_refused(tmp_path, make):
     refused(path, "refused")
 
 
+@pytest.mark.slow
 def test_genuine_checkpoints_and_legacy_forms_are_accepted(tmp_path):
     from ultralytics.nn.modules.head import Detect
 
@@ -349,6 +350,7 @@ def memory_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["linear", "wide_cfg", "zip_bomb", "stride_4096"])
+@pytest.mark.slow
 def test_memory_bombs_are_refused_cheaply(memory_runs, case):
     runs, killed = memory_runs
     assert case in runs, f"the child was {'killed past ' + str(KILL_AT_MB) + ' MB' if killed else 'lost'} before {case}"

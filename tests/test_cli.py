@@ -16,6 +16,7 @@ def run(*args, cwd=ROOT):
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_help_texts_are_complete():
     for args in (["--help"], ["predict", "--help"], ["evaluate", "--help"]):
         out = run(*args)
@@ -29,6 +30,7 @@ def test_help_texts_are_complete():
 
 
 @needs_weights
+@pytest.mark.slow
 def test_predict_writes_every_format(tmp_path):
     out = run("predict", SAMPLES / "depot-2400x1800.jpg", "--model", DET_WEIGHTS, "--out", tmp_path / "o")
     assert out.returncode == 0, out.stderr
@@ -44,6 +46,7 @@ def test_predict_writes_every_format(tmp_path):
 
 
 @needs_weights
+@pytest.mark.slow
 def test_evaluate_prints_the_comparison(tmp_path):
     import shutil
 
@@ -79,6 +82,7 @@ def test_evaluate_prints_the_comparison(tmp_path):
         (["predict", SAMPLES, "--model", "m.pt", "--threshold", "nan"], "--threshold must be a number"),
     ],
 )
+@pytest.mark.slow
 def test_bad_paths_and_options_exit_2_with_one_line(args, message):
     out = run(*args)
     assert out.returncode == 2
@@ -87,6 +91,7 @@ def test_bad_paths_and_options_exit_2_with_one_line(args, message):
 
 
 @needs_weights
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_is_written_readably(tmp_path):
     import os
     import shutil
@@ -102,6 +107,7 @@ def test_a_file_name_that_is_not_utf8_is_written_readably(tmp_path):
 
 
 @needs_weights
+@pytest.mark.slow
 def test_evaluate_with_hostile_yolo_labels_says_which_file_and_goes_on(tmp_path):
     import shutil
 

@@ -24,6 +24,7 @@ def run(model, job):
     return tiling.predict_tiled(image, model, tile_size=tile, overlap=0.2, batch_size=3).detections
 
 
+@pytest.mark.slow
 def test_threads_on_different_images_give_the_single_threaded_results(det_model, jobs):
     expected = [run(det_model, j) for j in jobs]
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -50,6 +50,7 @@ def same_boxes(a: tiling.Detections, b: tiling.Detections, tol: float = 1.0) -> 
 
 @pytest.mark.parametrize("task", ["detect", "segment"])
 @pytest.mark.parametrize("fmt, dynamic", [("onnx", True), ("onnx", False), ("openvino", False)])
+@pytest.mark.slow
 def test_an_export_gives_the_boxes_of_the_pt_fast_path(exports, scene, task, fmt, dynamic, det_model, seg_model):
     path = exports[(task, fmt, dynamic)]
     model = tiling.load_model(path)
@@ -67,6 +68,7 @@ def test_an_export_gives_the_boxes_of_the_pt_fast_path(exports, scene, task, fmt
     assert len(big) > 0 and (big.xyxy[:, 2] <= 1280 + 1e-3).all() and (big.xyxy[:, 3] <= 1280 + 1e-3).all()
 
 
+@pytest.mark.slow
 def test_an_openvino_folder_loads_from_its_folder_its_xml_and_a_zip(exports, scene):
     folder = exports[("detect", "openvino", False)]
     xml = next(folder.glob("*.xml"))
@@ -142,6 +144,7 @@ def test_an_onnx_that_is_not_a_detector_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(not REAL.exists(), reason="../shared/real-visdrone is absent")
+@pytest.mark.slow
 def test_a_real_export_finds_more_on_a_real_drone_photo_with_patches():
     model = tiling.load_model(REAL / "models" / "yolo11n_int8_openvino_model")
     assert model.runtime == "openvino" and model.input_hw == (640, 640) and model.names[2] == "car"
@@ -154,6 +157,7 @@ def test_a_real_export_finds_more_on_a_real_drone_photo_with_patches():
     assert tiled_recall > full_recall + 0.1, (full_recall, tiled_recall)
 
 
+@pytest.mark.slow
 def test_the_app_takes_an_onnx_and_a_zipped_openvino_upload(exports):
     from streamlit.testing.v1 import AppTest
 
@@ -175,6 +179,7 @@ def test_the_app_takes_an_onnx_and_a_zipped_openvino_upload(exports):
         assert int(at.metric[1].value) > 50  # the patch-based count on the default sample
 
 
+@pytest.mark.slow
 def test_a_fixed_input_is_filled_by_enlarging_smaller_tiles(exports, scene):
     """A 320 px tile through a 640x640 export is run at 2x, as the same tile enlarged by hand through the .pt."""
     import cv2

@@ -232,6 +232,7 @@ def _page_with_uploaded_model(image_sizes):
     return at
 
 
+@pytest.mark.slow
 def test_an_uploaded_model_that_cannot_be_calibrated_runs_in_full_precision_with_a_note():
     at = _page_with_uploaded_model([(300, 400), (900, 1300)])  # the first image gives 1 calibration tile
     assert not at.exception and not at.error  # no fallback to the bundled detector

@@ -41,6 +41,7 @@ def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_genuine_checkpoint_loads_from_path_and_bytes(genuine):
     m = tiling.load_model(genuine, runtime="torch")
     assert m.task == "detect" and len(m.names) == 80 and m.runtime is Runtime.TORCH and len(m.digest) == 64
@@ -111,6 +112,7 @@ def test_official_name_offline_gives_a_clear_message(monkeypatch):
         tiling.load_model("missing/other.pt")
 
 
+@pytest.mark.slow
 def test_lean_path_matches_ultralytics_predict(genuine):
     """Same boxes as Ultralytics' own predict on the same tiles (random weights, low threshold)."""
     m = tiling.load_model(genuine, runtime="torch")
@@ -135,6 +137,7 @@ def test_threads_are_restored(genuine):
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.slow
 def test_lean_path_matches_ultralytics_on_real_tiles(det_model):
     from conftest import SAMPLES
 
@@ -181,6 +184,7 @@ def test_seg_masks_line_up_with_the_objects(seg_model):
 
 @pytest.mark.parametrize("config", ["yolov8n-seg.yaml", "yolov10n.yaml", "yolo26n.yaml", "yolo26n-seg.yaml",
                                     "rtdetr-l.yaml"])
+@pytest.mark.slow
 def test_architectures_run_through_the_pipeline(config, tmp_path):
     """Random weights at confidence 0 give boxes everywhere, including against tile borders."""
     from ultralytics import RTDETR, YOLO
