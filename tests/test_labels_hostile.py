@@ -341,3 +341,9 @@ def test_numbers_out_of_range_are_label_errors_naming_the_field(doc, field):
         parse_coco_labels(doc, name="huge.json")
     message = str(info.value)
     assert message.startswith(f"huge.json: {field}") and "\n" not in message and len(message) < 200
+
+
+def test_a_category_name_longer_than_a_label_is_refused():
+    doc = {"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "n" * 1_000_000}]}
+    with pytest.raises(LabelError, match=r"^long.json: categories\[0\].name is longer than 256 bytes"):
+        parse_coco_labels(json.dumps(doc), name="long.json")

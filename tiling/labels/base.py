@@ -37,6 +37,7 @@ MAX_LABEL_BYTES = _env_limit("PATCHWISE_MAX_LABEL_MB", 20, 1 << 20)  # per label
 MAX_LABEL_ITEMS = _env_limit("PATCHWISE_MAX_LABEL_ITEMS", 200_000)  # YOLO lines; COCO images/annotations/categories
 _JSON_CONTAINERS_PER_ITEM = 10  # annotation + bbox + segmentation lists, with room to spare
 _MAX_CLASS_ID = 2**31 - 1  # class ids must fit 32 bits (exports, torch)
+MAX_CLASS_NAME_BYTES = 256  # a category name, UTF-8: drawn beside every box (a model's names have the same cap)
 _MAX_COORD = float(np.finfo(np.float32).max)  # boxes are stored as float32
 _MAX_SIDE = 2**30  # larger than any image; keeps clipped pixel coordinates inside OpenCV's int range
 _FLUSH_TOKENS = 1 << 16  # YOLO tokens held as strings (~60 bytes each) before conversion to 8-byte floats

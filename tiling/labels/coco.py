@@ -10,6 +10,7 @@ import numpy as np
 from ..detections import Detections
 from . import base
 from .base import (
+    MAX_CLASS_NAME_BYTES,
     _JSON_CONTAINERS_PER_ITEM,
     _MAX_CLASS_ID,
     _MAX_COORD,
@@ -108,6 +109,9 @@ def _coco_names(categories: list, name: str, offset: int) -> dict[int, str]:
         cid = _coco_int(_coco_object(cat, where, name), "id", where, name, _MAX_CLASS_ID)
         if not isinstance(cat.get("name"), str):
             raise LabelError(f"{name}: {where}.name must be a string, got {_SHORT.repr(cat.get('name'))}")
+        if len(cat["name"].encode("utf-8", "surrogatepass")) > MAX_CLASS_NAME_BYTES:
+            raise LabelError(f"{name}: {where}.name is longer than {MAX_CLASS_NAME_BYTES} bytes "
+                             "(it is drawn beside every box of its class)")
         names[cid - offset] = cat["name"]
     return names
 
