@@ -245,6 +245,13 @@ def test_onnx_metadata_is_parsed_as_values_and_literal_eval_only_reads_names(tmp
     assert seen == ["{0: 'person'}"]
 
 
+def test_metadata_values_other_than_names_are_read_without_evaluating_them():
+    from tiling.models.declared import onnx_value
+
+    assert onnx_value("kpt_shape", "(17, 3)", "m") == [17, 3] and onnx_value("imgsz", "[640, 640]", "m") == [640, 640]
+    assert onnx_value("end2end", "True", "m") is True and onnx_value("args", "{'a': 1}", "m") == "{'a': 1}"
+
+
 def test_a_large_onnx_metadata_value_is_refused_in_one_line(tmp_path):
     from tiling.models.exported import read_export
 

@@ -26,7 +26,7 @@ REFERENCE_TILE = 640
 DEFAULT_STRIDES = (8, 16, 32)
 MAX_METADATA_VALUE = 4096  # characters of one ONNX metadata value other than 'names'
 MAX_NAMES_VALUE = MAX_NAMES_BYTES + 16 * MAX_CLASSES  # the 'names' value: names plus ids, quotes, separators
-_INTS = re.compile(r"\[\s*-?\d{1,6}\s*(?:,\s*-?\d{1,6}\s*){0,7}\]")
+_INTS = re.compile(r"[\[(]\s*-?\d{1,6}\s*(?:,\s*-?\d{1,6}\s*){0,7},?\s*[\])]")  # [17, 3] or (17, 3)
 
 
 def check_names(names: dict, label: str) -> None:
@@ -96,5 +96,5 @@ def onnx_value(key: str, value: str, label: str):
     if value in ("True", "False", "None"):
         return {"True": True, "False": False, "None": None}[value]
     if _INTS.fullmatch(value):
-        return [int(v) for v in value.strip("[] ").split(",")]
+        return [int(v) for v in value.strip("[]() ").split(",") if v.strip()]
     return value
