@@ -325,11 +325,13 @@ def obb_checkpoint(tmp_path_factory):
     return untrained_checkpoint("yolo11n-obb.yaml", tmp_path_factory.mktemp("obb"))
 
 
+@pytest.mark.slow
 def test_obb_checkpoint_passes_the_safe_loader(obb_checkpoint):
     model = tiling.load_model(obb_checkpoint.read_bytes(), runtime="torch", name="upload.pt")
     assert model.task == "obb" and model._fast
 
 
+@pytest.mark.slow
 def test_obb_fast_path_matches_ultralytics_predict(obb_checkpoint):
     model = tiling.load_model(obb_checkpoint, runtime="torch")
     image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)  # few anchors: a quick NMS
@@ -349,6 +351,7 @@ def test_obb_fast_path_matches_ultralytics_predict(obb_checkpoint):
     assert inside and (pred.detections.xyxy[:, 3] <= 256).all()
 
 
+@pytest.mark.slow
 def test_obb_onnx_export_loads_and_agrees(obb_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
     from ultralytics import YOLO
@@ -366,6 +369,7 @@ def test_obb_onnx_export_loads_and_agrees(obb_checkpoint, tmp_path):
 
 
 # -- the page ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_every_view_of_the_page_works_with_rotated_boxes(obb_checkpoint):
     """An uploaded OBB checkpoint on an uploaded image with YOLO-OBB labels, through each tab."""
     from ui.views import SCORES, STEPS, ZOOM

@@ -23,6 +23,7 @@ def weights_dir(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.mark.slow
 def test_the_library_finds_an_official_name_in_the_prefetched_folder_first(weights_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # and not in the working folder, nor online
     model = tiling.load_model("yolov8n.pt", runtime="torch")
@@ -40,6 +41,7 @@ def test_a_prefetched_file_that_does_not_match_its_pin_is_refused(weights_dir):
     assert not ok and "pinned SHA-256" in why
 
 
+@pytest.mark.slow
 def test_the_cli_finds_it_too(weights_dir, tmp_path):
     out = subprocess.run([sys.executable, "-m", "tiling", "predict", SAMPLES / "depot-2400x1800.jpg", "--model",
                           "yolov8n.pt", "--out", tmp_path / "o", "--no-images"], cwd=tmp_path, capture_output=True,
@@ -48,6 +50,7 @@ def test_the_cli_finds_it_too(weights_dir, tmp_path):
     assert (tmp_path / "o" / "detections.csv").read_text().count("\n") > 100
 
 
+@pytest.mark.slow
 def test_the_app_lists_it_as_ready_and_runs_it(weights_dir):
     from streamlit.testing.v1 import AppTest
 
