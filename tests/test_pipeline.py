@@ -162,6 +162,7 @@ def test_callable_returning_wrong_type():
         tiling.predict_tiled(np.zeros((64, 64, 3), np.uint8), lambda ims: [None] * len(ims), tile_size=64)
 
 
+@pytest.mark.slow
 def test_ultralytics_plumbing_with_a_yaml_model(yaml_detector):
     image, _ = square_scene(700, 500, n=10)
     pred = tiling.predict_tiled(image, yaml_detector, tile_size=320, overlap=0.2, conf=0.0, batch_size=3)

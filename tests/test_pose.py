@@ -114,6 +114,7 @@ def pose_checkpoint(tmp_path_factory):
     return untrained_checkpoint("yolo11n-pose.yaml", tmp_path_factory.mktemp("pose"))
 
 
+@pytest.mark.slow
 def test_pose_fast_path_matches_ultralytics_predict(pose_checkpoint):
     model = tiling.load_model(pose_checkpoint.read_bytes(), runtime="torch", name="upload.pt")
     assert model.task == "pose" and model._fast and model.kpt_shape == (17, 3)
@@ -144,6 +145,7 @@ def test_a_pose_checkpoint_with_a_forged_keypoint_shape_is_refused(tmp_path):
         tiling.load_model(path, runtime="torch")
 
 
+@pytest.mark.slow
 def test_a_pose_onnx_export_loads_with_its_keypoint_shape(pose_checkpoint):
     pytest.importorskip("onnxruntime")
     from ultralytics import YOLO
@@ -156,6 +158,7 @@ def test_a_pose_onnx_export_loads_with_its_keypoint_shape(pose_checkpoint):
     assert det.keypoints.shape == (len(det), 17, 3) and len(det) > 0
 
 
+@pytest.mark.slow
 def test_the_page_takes_an_uploaded_pose_checkpoint(pose_checkpoint):
     image = (np.random.default_rng(2).random((192, 256, 3)) * 255).astype(np.uint8)
     at = page_with_uploaded_model("pose.pt", pose_checkpoint.read_bytes(), image)
