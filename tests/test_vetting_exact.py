@@ -206,7 +206,14 @@ def test_yaml_aliases_in_metadata_are_refused_before_anything_is_built(tmp_path)
         except ModelError as exc:
             print(exc)
         """, extra_mb=512, timeout=30)
-    assert out.startswith("laughs.zip: metadata.yaml is not valid YAML (aliases (*lol0) are not accepted)")
+    assert out.startswith("laughs.zip: metadata.yaml was refused: its aliases spell out over 200,000 values")
+
+
+def test_a_shared_list_in_metadata_is_still_read():
+    from tiling.models.declared import read_yaml
+
+    meta = read_yaml("imgsz: &size [640, 640]\nargs: {imgsz: *size}\nnames: {0: a}\n", "m")
+    assert meta["args"]["imgsz"] == [640, 640] and meta["names"] == {0: "a"}
 
 
 def test_plain_metadata_still_reads():

@@ -1,5 +1,6 @@
 """What a visitor's model declares about itself, bounded before it is believed: class names measured as
-spelled out, classes capped by one tile's output, metadata read without aliases or unbounded parsing.
+spelled out, classes capped by one tile's output, metadata read with its YAML aliases bounded and its
+ONNX values capped before they are parsed.
 
 A checkpoint's pickle or an export's YAML can store one long string once and refer to it a thousand
 times; every later step (the export, the legend, each drawn box) spells it out again, so names are
@@ -24,6 +25,7 @@ MAX_NAMES_BYTES = int(os.environ.get("PATCHWISE_MAX_NAMES_KB", 1024)) * 1024  # 
 MAX_TILE_OUTPUT_MB = int(os.environ.get("PATCHWISE_MAX_TILE_OUTPUT_MB", 64))  # class scores, one 640 px tile
 REFERENCE_TILE = 640
 DEFAULT_STRIDES = (8, 16, 32)
+MAX_YAML_NODES = 200_000  # values in metadata.yaml, aliases spelled out (10,000 names: 20,000)
 MAX_METADATA_VALUE = 4096  # characters of one ONNX metadata value other than 'names'
 MAX_NAMES_VALUE = MAX_NAMES_BYTES + 16 * MAX_CLASSES  # the 'names' value: names plus ids, quotes, separators
 _INTS = re.compile(r"[\[(]\s*-?\d{1,6}\s*(?:,\s*-?\d{1,6}\s*){0,7},?\s*[\])]")  # [17, 3] or (17, 3)
@@ -59,21 +61,43 @@ def check_output_size(classes: int, label: str, anchors: int | None = None) -> N
                          f"(PATCHWISE_MAX_TILE_OUTPUT_MB); at most {most:,} classes fit")
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """The safe loader, refusing aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+class _Expansion(yaml.YAMLError):
+    """Aliases that would spell the document out past MAX_YAML_NODES."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, counting every node as if its aliases were spelled out: a few hundred bytes of
+    nested aliases ("billion laughs") stand for billions of values, which every later step (``str()``,
+    the export, the legend) would write out. An alias to a small node (an export's shared list) is fine."""
+
+    def compose_document(self):
+        self._spelled, self._sizes = 0, {}
+        return super().compose_document()
 
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not accepted",
-                                              event.start_mark)
-        return super().compose_node(parent, index)
+        alias = self.check_event(yaml.AliasEvent)
+        node = super().compose_node(parent, index)
+        self._spelled += self._size(node) if alias else 1
+        if self._spelled > MAX_YAML_NODES:
+            raise _Expansion(f"its aliases spell out over {MAX_YAML_NODES:,} values")
+        return node
+
+    def _size(self, node) -> int:
+        """Values in ``node`` with every alias inside it spelled out (memoised: nodes are shared)."""
+        if id(node) not in self._sizes:
+            self._sizes[id(node)] = 0  # a node that contains itself counts once
+            value = node.value if isinstance(node.value, list) else []
+            children = [n for item in value for n in (item if isinstance(item, tuple) else (item,))]
+            self._sizes[id(node)] = 1 + sum(self._size(child) for child in children)
+        return self._sizes[id(node)]
 
 
 def read_yaml(text: str, label: str) -> dict:
-    """Metadata YAML as a dict (an empty one for anything else), no tag run and no alias expanded."""
+    """Metadata YAML as a dict (an empty one for anything else), no tag run and aliases bounded."""
     try:
-        meta = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  a SafeLoader subclass
+        meta = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506  a SafeLoader subclass
+    except _Expansion as exc:
+        raise ModelError(f"{label}: metadata.yaml was refused: {exc}") from None
     except yaml.YAMLError as exc:
         raise ModelError(f"{label}: metadata.yaml is not valid YAML ({str(exc).splitlines()[0]})") from None
     except RecursionError:

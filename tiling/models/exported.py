@@ -2,7 +2,7 @@
 
 Names, task, stride and input size come from Ultralytics' ``metadata.yaml`` (OpenVINO) or the ONNX
 file's metadata properties; nothing in either is executed and both are bounded before they are parsed
-(:mod:`.declared`: YAML without aliases, ONNX values size-checked, ``literal_eval`` for 'names' alone).
+(:mod:`.declared`: YAML aliases bounded, ONNX values size-checked, ``literal_eval`` for 'names' alone).
 An ONNX file that points at external data files is refused: its "weights" could be any file on the server.
 """
 from __future__ import annotations
