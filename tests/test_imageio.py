@@ -169,8 +169,9 @@ def test_deep_pixel_images_decode_within_the_byte_budget_of_8_bit_ones(tmp_path)
              "rgba16_half.tif": np.dstack([half] * 4)}
     for name, arr in files.items():
         cv2.imwrite(str(tmp_path / name), arr)
-    Image.fromarray(ramp.astype(np.float32) / 65535, mode="F").save(tmp_path / "float32.tif", compression="tiff_deflate")
-    Image.fromarray(ramp.astype(np.int32) << 4, mode="I").save(tmp_path / "int32.tif", compression="tiff_deflate")
+    for name, arr, mode in (("float32.tif", ramp.astype(np.float32) / 65535, "F"),
+                            ("int32.tif", ramp.astype(np.int32) << 4, "I")):
+        Image.fromarray(arr, mode=mode).save(tmp_path / name, compression="tiff_deflate")
     cv2.imwrite(str(tmp_path / "rgba16_full.tif"), np.dstack([ramp] * 4))
     assert all(p.stat().st_size < 12 << 20 for p in tmp_path.iterdir())
     baseline, shape = _decode_peak(tmp_path / "rgb8.png", pixels)
