@@ -92,7 +92,8 @@ class Entry:
 def entries(root: Path | str, images: Sequence[Path | str]) -> list[Entry]:
     """The run's inputs with output stems that never collide (:func:`tiling.names.unique_stems`, the rule
     the page's zip follows too): ``a.jpg`` and ``a.png`` in one folder become ``a`` and ``a-2``."""
-    rels = [relative(path, str(root)) if is_uri(path) else Path(path).relative_to(root).as_posix() for path in images]
+    rels = [relative(path, str(root)) if is_uri(path) else Path(path).relative_to(root).as_posix()
+            for path in images]
     return [Entry(path if is_uri(path) else Path(path), rel, stem, image_id)
             for image_id, (path, rel, stem) in enumerate(zip(images, rels, unique_stems(rels)), 1)]
 

@@ -32,7 +32,7 @@ class SourceKind(Enum):
         return self in (SourceKind.EXPORT_FOLDER, SourceKind.OPENVINO_XML, SourceKind.ONNX)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class ModelSource:
     """A model argument classified: its kind, and the file (``path``), content (``data``) or object
     (``value``) it came as. ``digest`` identifies its content (see :attr:`digest`)."""
