@@ -312,6 +312,7 @@ def test_a_bad_runtime_or_precision_is_one_line_naming_the_flag(options, message
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")

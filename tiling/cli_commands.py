@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .checks import SettingError
-from .cli_common import CliError, find_images, flag_of, load
+from .cli_common import CliError, find_images, flag_of, load, runtime_options
 from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
 from .cli_specs import settings
 from .distributed import ClusterError, ClusterSpec, predict_folder
@@ -38,6 +38,7 @@ def _prepare_out(out: Path, with_images: bool, key: str = "") -> OutputFolder:
 def predict_command(args) -> int:
     tiles, infer, merge = settings(args)
     cluster = cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
+    runtime_options(args.runtime, args.precision)  # so is a runtime that cannot run --precision
     root, images = find_images(args.source)
     # Images done by an earlier run with these settings and this model are skipped; others are done again.
     key = run_key(tiles, infer, merge, args.model, getattr(args, "precision", "fp32"), band_spec(args), args.wgs84,
@@ -143,6 +144,7 @@ def label_lookup(labels: str, root: Path) -> Callable[[Path, tuple], object]:
 
 def evaluate_command(args) -> int:
     tiles, infer, merge = settings(args)
+    runtime_options(args.runtime, args.precision)
     if is_uri(args.source):
         raise CliError("evaluate reads images and labels from this machine's disk; copy them here first "
                        "(predict takes URIs)")

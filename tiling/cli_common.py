@@ -38,16 +38,22 @@ def find_images(source: str) -> tuple[Path, list[Path]]:
         raise CliError(str(exc)) from None
 
 
+def runtime_options(runtime: Runtime | str, precision: Precision | str) -> tuple[Runtime, Precision]:
+    """``--runtime`` and ``--precision`` as types; argparse took their names, so what is left to refuse
+    is a pair the runtime cannot run, in one line naming both flags."""
+    try:
+        return requested(runtime, precision)
+    except ValueError as exc:
+        raise CliError(f"--runtime {runtime} with --precision {precision}: {exc}") from None
+
+
 def load(model_path: str, precision: Precision | str = Precision.FP32, calibration: str | None = None,
          images: Sequence = (), streamed=None, bands=None, runtime: Runtime | str = Runtime.AUTO):
     """The model, loaded as the options say. With ``precision="int8"`` its 8-bit copy is calibrated on the
     ``--calibration`` folder, else on ``images`` (the ones to process; of a raster that ``streamed(path)``
     says is read window by window, a few windows only), unless its 8-bit copy ships beside it (a bundled
     model's ``*_int8_openvino_model`` folder in the checkpoint's own folder, as in ``models/``)."""
-    try:
-        runtime, precision = requested(runtime, precision)
-    except ValueError as exc:  # argparse took the names: what is left is a pair the runtime cannot run
-        raise CliError(f"--runtime {runtime} with --precision {precision}: {exc}") from None
+    runtime, precision = runtime_options(runtime, precision)
     if precision is Precision.INT8 and calibration is not None and not Path(calibration).is_dir():
         raise CliError(f"--calibration {display_name(calibration)}: no such folder")
     bundled = BundledAssets.beside(model_path)
