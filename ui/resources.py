@@ -19,6 +19,7 @@ import streamlit as st
 import tiling
 from tiling.imageio import IMAGE_SUFFIXES, MAX_PIXELS
 from tiling.models.bundled import BundledAssets
+from tiling.models.runtimes import Precision, Runtime
 from tiling.models.vetting import MAX_MODEL_MB
 from tiling.util import sha256_of
 
@@ -38,8 +39,12 @@ IMAGE_TYPES = [s.lstrip(".") for s in IMAGE_SUFFIXES]
 MAX_TILES = int(os.environ.get("PATCHWISE_MAX_TILES", 2_000))
 # All of one visitor's uploaded images together: each is decoded once to check it, and the one shown is kept.
 SESSION_PIXELS = int(os.environ.get("PATCHWISE_SESSION_PIXELS", 150_000_000))
-RUNTIME_CHOICES = {"Fast: 8-bit numbers": "auto:int8", "Full precision": "auto",
-                   "Faster, bf16 (boxes may move 1-2 px)": "auto:bf16", "Plain PyTorch": "torch"}
+Choice = tuple[Runtime, Precision]  # what the Speed radio asks load_model for
+FULL_PRECISION: Choice = (Runtime.AUTO, Precision.FP32)
+RUNTIME_CHOICES: dict[str, Choice] = {
+    "Fast: 8-bit numbers": (Runtime.AUTO, Precision.INT8), "Full precision": FULL_PRECISION,
+    "Faster, bf16 (boxes may move 1-2 px)": (Runtime.AUTO, Precision.BF16),
+    "Plain PyTorch": (Runtime.TORCH, Precision.FP32)}
 FAST, FULL = "Fast: 8-bit numbers", "Full precision"  # the bundled models' default, and everyone else's
 OPTIMIZING = "Loading the model and optimizing it for this CPU (once per model, for everyone)…"
 QUANTIZING = ("Making an 8-bit copy of the model, checked against full precision (about half a minute, once per "
@@ -74,13 +79,12 @@ class ImageItem:
         return (self.size[1], self.size[0], 3)
 
 
-def _runtime_args(choice: str, calibration: tuple = ()) -> dict:
-    """A RUNTIME_CHOICES value ("auto", "auto:int8", ...) as ``load_model`` keyword arguments; an 8-bit
-    copy is calibrated on ``calibration`` (image items, or sample files), or is the shipped one
-    when that is empty."""
-    runtime, _, precision = choice.partition(":")
-    args = {"runtime": runtime, "precision": precision or "fp32"}
-    if precision == "int8" and calibration:
+def _runtime_args(choice: Choice, calibration: tuple = ()) -> dict:
+    """A RUNTIME_CHOICES value as ``load_model`` keyword arguments; an 8-bit copy is calibrated on
+    ``calibration`` (image items, or sample files), or is the shipped one when that is empty."""
+    runtime, precision = choice
+    args = {"runtime": runtime, "precision": precision}
+    if precision is Precision.INT8 and calibration:
         args["calibration"] = [c if isinstance(c, Path) else c.image for c in calibration]
     return args
 
@@ -133,14 +137,14 @@ def _with_int8(full, eight, model_key: str, items) -> tuple[tiling.UltralyticsMo
 
 
 @st.cache_resource(max_entries=4, show_spinner=OPTIMIZING)
-def _model_from_bytes(digest: str, runtime: str, _data: bytes, label: str, calib_key: str = "",
+def _model_from_bytes(digest: str, choice: Choice, _data: bytes, label: str, calib_key: str = "",
                       _calibration: tuple = ()) -> tiling.UltralyticsModel:
-    return tiling.load_model(_data, name=label, bundled=BUNDLED, **_runtime_args(runtime, _calibration))
+    return tiling.load_model(_data, name=label, bundled=BUNDLED, **_runtime_args(choice, _calibration))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Fetching the official checkpoint…")
-def _official_model(name: str, runtime: str, calib_key: str = "", _calibration: tuple = ()) -> tiling.UltralyticsModel:
-    return tiling.load_model(name, bundled=BUNDLED, **_runtime_args(runtime, _calibration))
+def _official_model(name: str, choice: Choice, calib_key: str = "", _calibration: tuple = ()) -> tiling.UltralyticsModel:
+    return tiling.load_model(name, bundled=BUNDLED, **_runtime_args(choice, _calibration))
 
 
 def _check_model_size(data: bytes, label: str) -> None:
@@ -148,37 +152,37 @@ def _check_model_size(data: bytes, label: str) -> None:
         raise tiling.ModelError(f"{label} is {len(data) / 1e6:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
 
 
-def load_model_bytes(data: bytes, label: str, runtime: str = "auto",
+def load_model_bytes(data: bytes, label: str, choice: Choice = FULL_PRECISION,
                      calibration=None) -> tuple[tiling.UltralyticsModel, str | None]:
     """(model, note): a visitor's checkpoint given as bytes, loaded once per distinct file, runtime and
     calibration image for every session. At 8 bits (see :func:`_with_int8`) ``calibration``, the page's
     image items, gives the one image it calibrates on; the note says why full precision runs instead."""
     _check_model_size(data, label)
     digest = sha256_of(data)
-    if not runtime.endswith(":int8"):
-        return _model_from_bytes(digest, runtime, data, label), None
-    return _with_int8(lambda: _model_from_bytes(digest, "auto", data, label),
-                      lambda key, calib: _model_from_bytes(digest, runtime, data, label, key, calib), digest, calibration)
+    if choice[1] is not Precision.INT8:
+        return _model_from_bytes(digest, choice, data, label), None
+    return _with_int8(lambda: _model_from_bytes(digest, FULL_PRECISION, data, label),
+                      lambda key, calib: _model_from_bytes(digest, choice, data, label, key, calib), digest, calibration)
 
 
-def load_bundled(path: Path, runtime: str = "auto") -> tiling.UltralyticsModel:
+def load_bundled(path: Path, choice: Choice = FULL_PRECISION) -> tiling.UltralyticsModel:
     """A bundled model; its 8-bit copy ships beside it in ``models/``, so it needs no calibration here."""
     if not path.exists():
         raise tiling.ModelError(f"the bundled model {path.name} is missing from this installation")
     data = path.read_bytes()
     _check_model_size(data, path.name)
-    return _model_from_bytes(sha256_of(data), runtime, data, path.name)
+    return _model_from_bytes(sha256_of(data), choice, data, path.name)
 
 
-def load_official(name: str, runtime: str = "auto", calibration=None) -> tuple[tiling.UltralyticsModel, str | None]:
+def load_official(name: str, choice: Choice = FULL_PRECISION, calibration=None) -> tuple[tiling.UltralyticsModel, str | None]:
     """(model, note) for an official checkpoint, as :func:`load_model_bytes` for its 8-bit copy."""
     usable, why = official_availability(name)
     if not usable:
         raise tiling.ModelError(f"{name} is {why}")
-    if not runtime.endswith(":int8"):
-        return _official_model(name, runtime), None
-    return _with_int8(lambda: _official_model(name, "auto"),
-                      lambda key, calib: _official_model(name, runtime, key, calib), f"official:{name}", calibration)
+    if choice[1] is not Precision.INT8:
+        return _official_model(name, choice), None
+    return _with_int8(lambda: _official_model(name, FULL_PRECISION),
+                      lambda key, calib: _official_model(name, choice, key, calib), f"official:{name}", calibration)
 
 
 def official_availability(name: str) -> tuple[bool, str]:
