@@ -362,6 +362,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_rasters_in_one_line_before_the_model_loads(tmp_path):
     write_tif(tmp_path / "twenty.tif", np.zeros((20, 16, 16), np.uint8))
     write_tif(tmp_path / "nocrs.tif", np.zeros((3, 16, 16), np.uint8), crs=None, transform=from_origin(0, 16, 1, 1))
@@ -378,6 +379,7 @@ def test_cli_refuses_bad_rasters_in_one_line_before_the_model_loads(tmp_path):
 
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.slow
 def test_cli_streams_a_geotiff_and_writes_geojson_beside_the_usual_outputs(tmp_path, det_model):
     image = tiling.read_image(ROOT / "samples" / "depot-2400x1800.jpg")[:700, :1000]
     path = write_tif(tmp_path / "ortho.tif", rgb_bands(image), blockxsize=256, blockysize=256)
@@ -395,6 +397,7 @@ def test_cli_streams_a_geotiff_and_writes_geojson_beside_the_usual_outputs(tmp_p
 
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
+@pytest.mark.slow
 def test_a_raster_rerun_keeps_its_files_for_the_same_settings_and_redoes_them_for_others(tmp_path, capsys):
     from tiling.cli import main
 

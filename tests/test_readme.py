@@ -6,6 +6,7 @@ import sys
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_the_readme_python_blocks_run_from_another_folder(tmp_path):
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
