@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-import rasterio
-from rasterio.transform import from_origin
+
+rasterio = pytest.importorskip("rasterio")  # every test here writes or reads a raster (patchwise[geo])
+from rasterio.transform import from_origin  # noqa: E402
 
 import tiling
 from conftest import DET_WEIGHTS, ROOT, SquareFinder, square_scene
