@@ -22,7 +22,8 @@ from conftest import DET_WEIGHTS, SAMPLES
 import tiling
 from tiling.worker import RemoteModel, WorkerError, WorkerLimits, WorkerPool
 from tiling.worker.failures import sentence, work_text
-from tiling.worker.process import WorkerFailure, WorkerProcess
+from tiling.worker.channel import WorkerFailure
+from tiling.worker.process import WorkerProcess
 from tiling.worker.protocol import ProtocolError, decode, encode
 from tiling.worker.wire import from_wire, names_from_wire, to_wire
 

@@ -60,9 +60,9 @@ def _write_all(fd: int, parts) -> None:
 class Worker:
     """The models this process holds, by key, and what each request does with them."""
 
-    def __init__(self, probes: bool):
+    def __init__(self, inp: int, out: int, probes: bool):
         self.models: dict[str, object] = {}
-        self.probes = probes
+        self.inp, self.out, self.probes = inp, out, probes
 
     def handle(self, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
         op = header.get("op")
@@ -70,6 +70,8 @@ class Worker:
             return self.load(header, arrays), []
         if op == "predict":
             return self.predict(header, arrays)
+        if op == "batches":
+            return self.batches(header)
         if op == "probe" and self.probes:  # tests only (tests/test_worker.py): code run as a model's could be
             scope = {"np": np}
             exec(compile(str(header["code"]), "<probe>", "exec"), scope)
@@ -86,6 +88,26 @@ class Worker:
         model = tiling.load_model(data, name=header["label"], **args)
         self.models[header["key"]] = model
         return {"ok": True, "info": describe(model)}
+
+    def batches(self, header: dict) -> tuple[dict, list[np.ndarray]]:
+        """A stream of batches (``batch`` messages until ``end``) through the model's own pipelined
+        ``predict_batches``: each batch's answer goes out as soon as it is ready; then one ``done``."""
+        from ..models import InferSpec
+
+        model = self.models[header["key"]]
+
+        def source():
+            while True:
+                message, tiles = decode(lambda n: _read_exact(self.inp, n), MAX_REQUEST_BYTES)
+                if message.get("op") != "batch":
+                    return
+                yield [np.ascontiguousarray(t) for t in tiles]
+
+        for dets in model.predict_batches(source(), InferSpec(**header["spec"]), imgsz=header.get("imgsz"),
+                                          scale=header.get("scale")):
+            items, out = to_wire(dets)
+            _write_all(self.out, encode({"ok": True, "items": items}, out))
+        return {"ok": True, "done": True}, []
 
     def predict(self, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
         from ..models import InferSpec
@@ -128,7 +150,8 @@ def failure(exc: BaseException) -> dict:
     return {"ok": False, "kind": kind, "error": text}
 
 
-def serve(inp: int, out: int, worker: Worker) -> None:
+def serve(worker: Worker) -> None:
+    inp, out = worker.inp, worker.out
     while True:
         try:
             header, arrays = decode(lambda n: _read_exact(inp, n), MAX_REQUEST_BYTES)
@@ -155,7 +178,7 @@ def main(argv: list[str]) -> int:
     limits_mod.apply(limits)
     jail.seal()
     _write_all(out, encode({"ok": True, "ready": True}))
-    serve(0, out, Worker(probes=os.environ.get("PATCHWISE_WORKER_PROBES") == "1"))
+    serve(Worker(0, out, probes=os.environ.get("PATCHWISE_WORKER_PROBES") == "1"))
     return 0
 
 

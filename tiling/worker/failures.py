@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..models.base import ModelError
 from .limits import WorkerLimits
-from .process import WorkerFailure
+from .channel import WorkerFailure
 
 LOADING = "loading it and running a 64 px test tile"
 LIMIT_KINDS = frozenset({"memory", "deadline", "died", "protocol"})  # the worker was killed or broke down

@@ -22,7 +22,8 @@ from ..models.calibration import CalibrationError
 from ..util import sha256_of
 from .failures import LOADING, WorkerError, is_limit, is_remembered, sentence
 from .limits import WorkerLimits
-from .process import WorkerFailure, WorkerProcess
+from .channel import WorkerFailure
+from .process import WorkerProcess
 from .remote_model import RemoteModel
 
 BUSY_WAIT = 10.0  # seconds a request waits for a worker to come free when all are busy
@@ -92,6 +93,18 @@ class WorkerPool:
                 if failure.kind != "stopped":
                     raise self._failed(model.digest, model.variant, model.label, failure, what, seconds) from None
         raise WorkerError(f"{model.label}: its worker was stopped three times in a row to make room; try again")
+
+    def stream(self, model, header: dict, batches, oldest):
+        """A stream of batches to ``model``'s worker (:meth:`.WorkerProcess.stream`); ``oldest()`` gives
+        (what, seconds) of the batch awaited, for the sentence should the worker fail on it."""
+        self._ensure_loaded(model.digest, model.variant, model.label, *model.load_request)
+        try:
+            yield from self._process(model.digest).stream({**header, "key": model.variant}, batches)
+        except WorkerFailure as failure:
+            what, seconds = oldest()
+            if failure.kind == "stopped":  # let go before the stream began: nothing was sent
+                failure = WorkerFailure("died", "stopped to make room for another model")
+            raise self._failed(model.digest, model.variant, model.label, failure, what, seconds) from None
 
     def broken(self, model: RemoteModel, detail: str, what: str) -> WorkerError:
         """The error for a reply that could not be read back as detections; the worker is killed."""

@@ -8,8 +8,9 @@ it, or if the child dies or answers outside the protocol, the child is killed an
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -18,25 +19,17 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
+from .channel import Channel, WorkerFailure
 from .limits import ENV, WorkerLimits
-from .protocol import ProtocolError, decode, encode
+from .protocol import ProtocolError
 
+AHEAD = 2  # batches sent before the first answer is read: the worker always has the next one at hand
 STARTUP_SECONDS = 120.0  # the worker's own imports, before any model: not counted against the model
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the tiling package
-
-
-class WorkerFailure(Exception):
-    """A call that did not come back: ``kind`` is "deadline", "died", "protocol", "startup" (the worker
-    never became ready), "stopped" (the pool had already ended it) or "memory"/"error" (the child's own
-    one-line report, "calibration" when an 8-bit copy's calibration images were unusable)."""
-
-    def __init__(self, kind: str, detail: str = ""):
-        super().__init__(detail or kind)
-        self.kind, self.detail = kind, detail
 
 
 def child_env(folder: str, limits: WorkerLimits, probes: bool = False) -> dict[str, str]:
@@ -67,9 +60,7 @@ class WorkerProcess:
                 close_fds=True, start_new_session=True)
         finally:
             log.close()
-        self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
-        os.set_blocking(self._in, False)
-        os.set_blocking(self._out, False)
+        self.channel = Channel(self.proc.stdin.fileno(), self.proc.stdout.fileno(), self._ended)
         self.started = self.last_used = time.monotonic()
         self.stderr_tail = ""
         self.stopped = False  # killed: any later call is refused at once
@@ -88,30 +79,88 @@ class WorkerProcess:
             if not self.ready:
                 self._wait_ready()
             deadline = time.monotonic() + seconds
+            with self._guarded():
+                self.channel.send(header, arrays, deadline)
+                reply, out = self.channel.receive(deadline, max_reply)
+        return _checked(reply), out
+
+    def stream(self, header: dict, batches: Iterator[tuple[list[np.ndarray], float, int]]):
+        """Batches of tiles in one request, ``AHEAD`` in flight, so the worker runs the next batch while the
+        server maps the last. ``batches`` gives (tiles, seconds, max_reply) each; yields each batch's
+        (reply, arrays). The worker is told at once when there are no more (it may hold answers until
+        then). Closed early, the worker finishes what it holds and keeps its model."""
+        with self.lock:
+            if self.stopped:
+                raise WorkerFailure("stopped")
+            if not self.ready:
+                self._wait_ready()
+            state = _Stream(batches)
             try:
-                self._send(encode(header, arrays), deadline)
-                reply, out = decode(lambda n: self._read(n, deadline), max_reply)
-            except WorkerFailure:
-                self.kill()
-                raise
-            except ProtocolError as exc:
-                self.kill()
-                raise WorkerFailure("protocol", str(exc)) from None
-            except (OSError, ValueError) as exc:  # a closed pipe: the child is gone
-                self.kill()
-                raise WorkerFailure("died", self.exit_text() or str(exc)) from None
+                with self._guarded():
+                    self.channel.send(header, [], time.monotonic() + STARTUP_SECONDS)
+                    while len(state.pending) < AHEAD and self._push(state):
+                        pass
+                    while state.pending:
+                        seconds, max_reply = state.pending.popleft()
+                        reply, arrays = self.channel.receive(time.monotonic() + seconds, max_reply)
+                        if not reply.get("ok"):
+                            self.kill()  # mid-stream: what is still in the pipes is unknown
+                            _checked(reply)
+                        yield reply, arrays
+                        self._push(state)
+                    self._finish(state)
             finally:
-                self.last_used = time.monotonic()
-        if not reply.get("ok"):
-            kind = reply.get("kind") if reply.get("kind") in ("memory", "calibration") else "error"
-            raise WorkerFailure(kind, str(reply.get("error", ""))[:400])
-        return reply, out
+                if not state.done and not self.stopped:  # closed early: drain, so the worker stays usable
+                    with self._guarded():
+                        self._finish(state)
+
+    def _push(self, state: _Stream) -> bool:
+        """Send the next batch, or the end of the stream once there are no more."""
+        item = None if state.ended else next(state.batches, None)
+        if item is None:
+            if not state.ended:
+                self.channel.send({"op": "end"}, [], time.monotonic() + STARTUP_SECONDS)
+                state.ended = True
+            return False
+        tiles, seconds, max_reply = item
+        self.channel.send({"op": "batch"}, tiles, time.monotonic() + seconds)
+        state.pending.append((seconds, max_reply))
+        return True
+
+    def _finish(self, state: _Stream) -> None:
+        """The end of a stream: answers still owed are read and dropped, then the worker's ``done``."""
+        state.batches = iter(())
+        self._push(state)
+        while state.pending:
+            seconds, max_reply = state.pending.popleft()
+            self.channel.receive(time.monotonic() + seconds, max_reply)
+        reply, _ = self.channel.receive(time.monotonic() + STARTUP_SECONDS, 0)
+        if not reply.get("done"):
+            self.kill()
+        state.done = True
+
+    @contextlib.contextmanager
+    def _guarded(self):
+        """Any failure of the pipes kills the child and becomes a :class:`WorkerFailure`."""
+        try:
+            yield
+        except WorkerFailure:
+            self.kill()
+            raise
+        except ProtocolError as exc:
+            self.kill()
+            raise WorkerFailure("protocol", str(exc)) from None
+        except (OSError, ValueError) as exc:  # a closed pipe: the child is gone
+            self.kill()
+            raise WorkerFailure("died", self._ended() or str(exc)) from None
+        finally:
+            self.last_used = time.monotonic()
 
     def _wait_ready(self) -> None:
         """Wait for the child's ready message: its own start, not the model, so it has its own deadline."""
         deadline = time.monotonic() + STARTUP_SECONDS
         try:
-            reply, _ = decode(lambda n: self._read(n, deadline), 0)
+            reply, _ = self.channel.receive(deadline, 0)
         except (WorkerFailure, ProtocolError, OSError, ValueError) as exc:
             self.kill()
             detail = self.exit_text() or (exc.kind if isinstance(exc, WorkerFailure) else str(exc))
@@ -121,38 +170,12 @@ class WorkerProcess:
             raise WorkerFailure("startup", "no ready message")
         self.ready = True
 
-    def _wait(self, fd: int, write: bool, deadline: float) -> None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise WorkerFailure("deadline")
-        ready = select.select([], [fd], [], left) if write else select.select([fd], [], [], left)
-        if not (ready[1] if write else ready[0]):
-            raise WorkerFailure("deadline")
-
-    def _send(self, parts, deadline: float) -> None:
-        for part in parts:
-            view = memoryview(part).cast("B")
-            while view:
-                self._wait(self._in, True, deadline)
-                try:
-                    view = view[os.write(self._in, view):]
-                except BlockingIOError:
-                    continue
-
-    def _read(self, n: int, deadline: float) -> bytearray:
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
-        while got < n:
-            self._wait(self._out, False, deadline)
-            try:
-                k = os.readv(self._out, [view[got:]])
-            except BlockingIOError:
-                continue
-            if k == 0:
-                self.proc.wait(timeout=5)
-                raise WorkerFailure("died", self.exit_text())
-            got += k
-        return buf
+    def _ended(self) -> str:
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        return self.exit_text()
 
     def exit_text(self) -> str:
         """How the child ended ("signal SIGXCPU", "exit 1"), or "" while it runs."""
@@ -203,3 +226,20 @@ class WorkerProcess:
             return {}
         values = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
         return {k.lower(): int(values[k].split()[0]) * 1024 for k in ("Rss", "Pss") if k in values}
+
+
+def _checked(reply: dict) -> dict:
+    """The reply, or the child's own report of failure as a :class:`WorkerFailure`."""
+    if not reply.get("ok"):
+        kind = reply.get("kind") if reply.get("kind") in ("memory", "calibration") else "error"
+        raise WorkerFailure(kind, str(reply.get("error", ""))[:400])
+    return reply
+
+
+class _Stream:
+    """Where a stream of batches stands: what is left to send, what is owed, whether the end was sent."""
+
+    def __init__(self, batches):
+        self.batches = batches
+        self.pending: collections.deque = collections.deque()  # (seconds, max_reply) of batches sent
+        self.ended = self.done = False

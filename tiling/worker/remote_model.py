@@ -7,7 +7,8 @@ and checked. Tiles go to the worker as uint8 arrays; detections come back as che
 """
 from __future__ import annotations
 
-from typing import Sequence
+import collections
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,17 +66,45 @@ class RemoteModel(Model):
         if not images:
             return []
         shapes = [im.shape[:2] for im in images]
-        pixels = sum(h * w for h, w in shapes)
-        if imgsz:  # the full-image pass: the worker resizes to imgsz on the long side
-            pixels = max(pixels, imgsz * imgsz)
         header = {"op": "predict", "spec": _spec_dict(spec), "imgsz": imgsz, "scale": scale}
-        reply, arrays = self.pool.call(self, header, images, self.pool.limits.batch_seconds(pixels),
-                                       work_text(shapes, full_pass=bool(imgsz)),
-                                       REPLY_BASE + REPLY_BYTES_PER_PIXEL * sum(h * w for h, w in shapes))
+        reply, arrays = self.pool.call(self, header, images, self._seconds(shapes, imgsz),
+                                       work_text(shapes, full_pass=bool(imgsz)), self._max_reply(shapes))
         try:
             return from_wire(reply.get("items"), arrays, shapes, self.names, spec.max_det)
         except (ProtocolError, ValueError) as exc:
             raise self.pool.broken(self, str(exc), work_text(shapes, full_pass=bool(imgsz))) from None
+
+    def predict_batches(self, batches: Iterable[Sequence[np.ndarray]], spec: InferSpec | None = None,
+                        imgsz: int | None = None, scale: float | None = None) -> Iterator[list[Detections]]:
+        """All batches in one stream to the worker, which runs the next batch (pipelined as in-process)
+        while this thread maps the last."""
+        spec = spec or InferSpec()
+        sent: collections.deque = collections.deque()  # (shapes, what, seconds) of batches sent, oldest first
+
+        def prepared():
+            for images in batches:
+                images = [np.ascontiguousarray(im, np.uint8) for im in images]
+                shapes = [im.shape[:2] for im in images]
+                seconds = self._seconds(shapes, imgsz)
+                sent.append((shapes, work_text(shapes, full_pass=bool(imgsz)), seconds))
+                yield images, seconds, self._max_reply(shapes)
+
+        header = {"op": "batches", "spec": _spec_dict(spec), "imgsz": imgsz, "scale": scale}
+        for reply, arrays in self.pool.stream(self, header, prepared(), lambda: sent[0][1:] if sent else ("", 0)):
+            shapes, what, _ = sent.popleft()
+            try:
+                yield from_wire(reply.get("items"), arrays, shapes, self.names, spec.max_det)
+            except (ProtocolError, ValueError) as exc:
+                raise self.pool.broken(self, str(exc), what) from None
+
+    def _seconds(self, shapes, imgsz: int | None) -> float:
+        """The wall deadline for one batch: by its pixels (the full-image pass: at least imgsz squared)."""
+        pixels = sum(h * w for h, w in shapes)
+        return self.pool.limits.batch_seconds(max(pixels, imgsz * imgsz) if imgsz else pixels)
+
+    @staticmethod
+    def _max_reply(shapes) -> int:
+        return REPLY_BASE + REPLY_BYTES_PER_PIXEL * sum(h * w for h, w in shapes)
 
     def worker_memory(self) -> dict[str, int]:
         """The worker's RSS and PSS in bytes, {} when it is not running (benchmarks)."""
