@@ -441,3 +441,28 @@ def test_the_page_refuses_a_tiff_too_large_or_only_gdal_reads_naming_the_cli(tmp
     too_big, gdal_only = gathered.problems
     assert too_big.startswith("big.tif is 12000x10000") and "python -m tiling predict" in too_big
     assert gdal_only.startswith("deep.tif is a 50x40 raster") and "python -m tiling predict deep.tif" in gdal_only
+
+
+def test_allow_vrt_reaches_the_streamed_run_and_the_ray_reader_stage(tmp_path):
+    """predict_raster and the Ray engine's reader stage (cut, called here without Ray) refuse a VRT unless
+    allowed, and read it when allowed."""
+    import pickle
+
+    from tiling.distributed.cut import cut
+    from tiling.distributed.items import Reading
+    from tiling.inputs import entries
+
+    secret = write_tif(tmp_path / "secret.tif", np.full((1, 64, 64), 90, np.uint8), crs=None)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "pointer.vrt").write_text(vrt_of(secret, 64))
+    model = tiling.CallableModel(lambda ims: [tiling.Detections.empty() for _ in ims])
+    with pytest.raises(RasterError, match="pointer.vrt is a VRT"):
+        tiling.predict_raster(tmp_path / "in" / "pointer.vrt", model, tile_size=32)
+    assert tiling.predict_raster(tmp_path / "in" / "pointer.vrt", model, tile_size=32, allow_vrt=True).tiles == 9
+    entry = entries(tmp_path / "in", [tmp_path / "in" / "pointer.vrt"])[0]
+    row = {"item": pickle.dumps(entry)}
+    specs = dict(tiles=tiling.TileSpec(tile_size=32), infer=tiling.InferSpec(), piece_tiles=4)
+    refused = [pickle.loads(r["item"]) for r in cut(row, reading=Reading(), **specs)]
+    assert len(refused) == 1 and "pointer.vrt is a VRT" in refused[0].error
+    bands = [pickle.loads(r["item"]) for r in cut(row, reading=Reading(allow_vrt=True), **specs)]
+    assert len(bands) > 1 and all(b.raster and not b.error and (b.image == 90).all() for b in bands)

@@ -111,7 +111,8 @@ def _predict_on_ray(args, cluster, folder, run, tiles, infer, merge) -> int:
     try:
         result = predict_folder([e.path for e in run], args.model, folder.out, tiles, infer, merge, cluster=cluster,
                                 with_images=folder.with_images, max_pixels=args.max_pixels, bands=band_spec(args),
-                                wgs84=args.wgs84, runtime=args.runtime, precision=getattr(args, "precision", "fp32"),
+                                wgs84=args.wgs84, allow_vrt=args.allow_vrt, runtime=args.runtime,
+                                precision=getattr(args, "precision", "fp32"),
                                 calibration=getattr(args, "calibration", None),
                                 bundled=BundledAssets.beside(args.model), inputs=run,
                                 progress=progress, log=lambda line: tqdm.write(line, file=sys.stderr))

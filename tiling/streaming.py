@@ -103,20 +103,21 @@ def iter_raster(source: RasterSource, model, tiles: TileSpec, infer: InferSpec, 
 
 
 def predict_raster(source, model, tiles: TileSpec | None = None, infer: InferSpec | None = None,
-                   merge: MergeSpec | None = None, *, bands: BandSpec | None = None,
+                   merge: MergeSpec | None = None, *, bands: BandSpec | None = None, allow_vrt: bool = False,
                    progress: Progress | None = None, on_part: Callable[[Detections], None] | None = None,
                    **changes) -> RasterPrediction:
     """Patch-based prediction over a raster file (or an open :class:`RasterSource`), read window by window.
 
     Settings as in :func:`~tiling.pipeline.predict_tiled` (specs, or their fields by keyword);
-    ``bands`` says how the raster's bands become the model's input. ``on_part(detections)`` sees
+    ``bands`` says how the raster's bands become the model's input; ``allow_vrt`` lets it be a VRT file or a
+    GDAL virtual path (refused otherwise: they can name any file or URL). ``on_part(detections)`` sees
     each region's final detections as soon as they are merged (to write them out as the run goes).
     Raises :class:`~tiling.raster.RasterError` for a raster that cannot be read.
     """
     t_start = time.perf_counter()
     tile_spec, infer, merge = check_run(tiles, infer, merge, streamed=True, **changes)
     own = not isinstance(source, RasterSource)
-    src = RasterSource(source, bands) if own else source
+    src = RasterSource(source, bands, allow_vrt=allow_vrt) if own else source
     try:
         model = as_model(model)
         run: dict = {}

@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from ..grid import TileSpec, row_groups
-from ..models import InferSpec
+from ..grid import Tile, TileSpec, row_groups
+from ..imageio import check_pixels
 from ..inputs import Entry
+from ..models import InferSpec
+from ..raster import RasterSource, should_stream
 from ..settings import refuse_full_pass
-from .items import Item, describe, to_row
-
-if TYPE_CHECKING:
-    from ..bands import BandSpec
+from ..uris import is_uri, read_input
+from .items import Item, Reading, describe, to_row
 
 
-def cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
-         bands: BandSpec | None, wgs84: bool = False) -> Iterator[dict]:
+def cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, reading: Reading) -> Iterator[dict]:
     """Read one image and cut it into work items (one, or bands of whole tile rows); a raster is read
     band by band, each band's window when its item is made, once it is known that its GeoJSON can be
     written (``wgs84``: it can be reprojected)."""
     entry: Entry = pickle.loads(row["item"])
     try:
-        if is_raster(entry.path, max_pixels):
-            yield from cut_raster(entry, tiles, infer, piece_tiles, max_pixels, bands, wgs84)
+        if is_raster(entry.path, reading.max_pixels):
+            yield from cut_raster(entry, tiles, infer, piece_tiles, reading)
             return
-        from ..uris import read_input
-
-        image = read_input(entry.path, max_pixels=max_pixels)
+        image = read_input(entry.path, max_pixels=reading.max_pixels)
         plan = tiles.plan(image.shape)
     except Exception as exc:  # reported for this image; the run goes on
         yield to_row(Item(entry, error=describe(exc)))
@@ -67,25 +64,17 @@ def tile_row_bands(plan: list, piece_tiles: int) -> list[tuple[tuple[int, ...], 
 
 def is_raster(path: Path, max_pixels: int | None) -> bool:
     """A file the raster reader streams (``tiling.raster.should_stream``)."""
-    from ..raster import should_stream
-    from ..uris import is_uri
-
     return not is_uri(path) and should_stream(path, max_pixels)
 
 
-def cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int, max_pixels: int | None,
-                bands: BandSpec | None, wgs84: bool = False) -> Iterator[dict]:
+def cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int, reading: Reading) -> Iterator[dict]:
     """A raster's bands of tile rows, each read as its own window with its valid-pixel mask."""
-    from ..grid import Tile
-    from ..imageio import check_pixels
-    from ..raster import RasterSource
-
     refuse_full_pass(infer)
-    with RasterSource(entry.path, bands) as src:
+    with RasterSource(entry.path, reading.bands, allow_vrt=reading.allow_vrt) as src:
         h, w = src.shape
-        if max_pixels is not None:
-            check_pixels(w, h, entry.shown, max_pixels)
-        if wgs84:  # before any model runs on it, as the single-process run checks
+        if reading.max_pixels is not None:
+            check_pixels(w, h, entry.shown, reading.max_pixels)
+        if reading.wgs84:  # before any model runs on it, as the single-process run checks
             src.georef.check_wgs84(src.label)
         spans = tile_row_bands(tiles.plan((h, w)), piece_tiles)
         for k, (indices, y0, y1) in enumerate(spans):

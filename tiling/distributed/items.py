@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bands import BandSpec
 from ..detections import Detections
 from ..imageio import ImageError
 from ..models import ModelError
@@ -31,6 +32,17 @@ class Item:
     raster: bool = False  # read window by window (tiling.raster): always in bands, nodata left out
     valid: np.ndarray | None = None  # a raster band's valid (not nodata) pixels; None: all valid
     dropped: int = 0  # boxes lying mostly on nodata, left out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a run reads its inputs: the pixel limit of a decoded image, how raster bands become BGR, GeoJSON
+    in WGS 84 rather than the raster's own CRS, and whether VRT files and GDAL virtual paths may be opened."""
+
+    max_pixels: int | None = None
+    bands: BandSpec | None = None
+    wgs84: bool = False
+    allow_vrt: bool = False
 
 
 def describe(exc: BaseException) -> str:

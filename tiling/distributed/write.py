@@ -4,7 +4,6 @@ them first."""
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,12 +11,11 @@ from ..detections import Detections
 from ..grid import TileSpec
 from ..merge import MergeSpec, merge as merge_detections
 from ..models import InferSpec
+from ..outputs import PREVIEW_SIDE, OutputFolder
+from ..raster import RasterSource
 from ..tile_run import batch_order, in_run_order
-from ..outputs import OutputFolder
-from .items import Item, describe
-
-if TYPE_CHECKING:
-    from ..bands import BandSpec
+from ..uris import read_input
+from .items import Item, Reading, describe
 
 
 def write(batch: dict, folder: OutputFolder) -> dict:
@@ -48,7 +46,7 @@ class Writer:
 
 
 def finish_bands(items: list[Item], folder: OutputFolder, tiles: TileSpec, infer: InferSpec, merge: MergeSpec,
-                  max_pixels: int | None, bands: BandSpec | None, wgs84: bool) -> Item:
+                 reading: Reading) -> Item:
     """Merge one image's bands as predict_tiled merges its tiles (a raster's as predict_raster does), and
     write its files."""
     first = items[0]
@@ -58,25 +56,18 @@ def finish_bands(items: list[Item], folder: OutputFolder, tiles: TileSpec, infer
         raw = Detections.concat([i.det for i in sorted(items, key=lambda i: i.piece)])
         det = merge_detections(in_run_order(raw, batch_order(plan, infer.batch_size)), merge)
         if first.raster:
-            result.objects = write_raster(first, det, folder, bands, wgs84)
+            result.objects = write_raster(first, det, folder, reading)
         else:
-            image = None
-            if folder.with_images:
-                from ..uris import read_input
-
-                image = read_input(first.entry.path, max_pixels=max_pixels)
+            image = read_input(first.entry.path, max_pixels=reading.max_pixels) if folder.with_images else None
             result.objects = folder.write(first.entry, det, first.shape, image)
     except Exception as exc:
         result.error = describe(exc)
     return result
 
 
-def write_raster(item: Item, det: Detections, folder: OutputFolder, bands: BandSpec | None, wgs84: bool) -> int:
+def write_raster(item: Item, det: Detections, folder: OutputFolder, reading: Reading) -> int:
     """A raster's files, its detections most confident first as ``predict_raster`` gives them."""
-    from ..outputs import PREVIEW_SIDE
-    from ..raster import RasterSource
-
     det = det[np.argsort(-det.confidence, kind="stable")]
-    with RasterSource(item.entry.path, bands) as src:
+    with RasterSource(item.entry.path, reading.bands, allow_vrt=reading.allow_vrt) as src:
         preview = src.overview(PREVIEW_SIDE) if folder.with_images else None
-        return folder.write_raster(item.entry, det, item.shape, src.georef, wgs84, preview)
+        return folder.write_raster(item.entry, det, item.shape, src.georef, reading.wgs84, preview)
