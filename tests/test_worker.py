@@ -221,6 +221,14 @@ def test_a_bundled_model_through_its_worker_finds_what_it_finds_in_process(scene
             np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1e-3)
             assert np.array_equal(got.class_id, want.class_id)
         assert len(pool.workers()) == 1
+        pid = pool.workers()[remote.digest].proc.pid
+
+        def stop(done, total):
+            raise KeyboardInterrupt  # as Streamlit stops a run on a rerun
+
+        with pytest.raises(KeyboardInterrupt):  # a run stopped after its first batch leaves the worker usable
+            tiling.predict_tiled(scene, remote, tile_size=640, conf=0.05, progress=stop)
+        assert pool.workers()[remote.digest].proc.pid == pid
         full = tiling.predict_full(scene, remote, imgsz=640, conf=0.05)
         assert np.allclose(full.xyxy, tiling.predict_full(scene, local, imgsz=640, conf=0.05).xyxy, atol=1e-3)
         assert remote.worker_memory()["rss"] > 0
@@ -354,6 +362,10 @@ def test_the_pool_keeps_at_most_n_workers_and_ends_them_when_unowned_or_idle():
         assert list(pool.workers()) == [first.digest]
         time.sleep(4)
         assert not pool.workers()  # idle past idle_seconds
+        pool.warm()  # a worker started ahead of need is the next model's
+        spare = pool._spare
+        third = pool.load(_onnx(names={0: "c"}), "c.onnx")
+        assert pool.workers()[third.digest] is spare and pool._spare is None
     finally:
         pool.close()
 

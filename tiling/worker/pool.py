@@ -47,6 +47,7 @@ class WorkerPool:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._refused: OrderedDict[tuple, str] = OrderedDict()
         self._owners: dict[str, set[int]] = {}  # digest -> ids of the live objects (sessions) holding it
+        self._spare: WorkerProcess | None = None  # started ahead of need (:meth:`warm`); it holds a place
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._closed = threading.Event()
@@ -152,13 +153,36 @@ class WorkerPool:
                     return entry
                 if entry is not None:
                     self._drop(digest)
-                if len(self._entries) < self.limits.workers or self._evict_one():
-                    entry = self._entries[digest] = _Entry(WorkerProcess(self.limits, self.probes))
+                process = self._take_spare()
+                if process is None and (self._room() or self._evict_one()):
+                    process = WorkerProcess(self.limits, self.probes)
+                if process is not None:
+                    entry = self._entries[digest] = _Entry(process)
                     return entry
             if time.monotonic() - waited > BUSY_WAIT:
                 raise WorkerError(f"this page is running {self.limits.workers} visitors' models already; "
                                   "try yours again in a minute")
             time.sleep(0.2)
+
+    def warm(self) -> None:
+        """Start a worker ahead of need when a place is free: its imports take seconds, which a visitor
+        about to upload a model then does not wait for (the page calls this when "upload" is chosen)."""
+        with self._lock:
+            if self._closed.is_set() or (self._spare is not None and self._spare.alive) or not self._room():
+                return
+            self._spare = WorkerProcess(self.limits, self.probes)
+
+    def _room(self) -> bool:
+        """Whether another worker may start (pool lock held); a live spare holds a place."""
+        spare = self._spare is not None and self._spare.alive
+        return len(self._entries) + spare < self.limits.workers
+
+    def _take_spare(self) -> WorkerProcess | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and not spare.alive:
+            spare.kill()
+            return None
+        return spare
 
     def _evict_one(self) -> bool:
         """Kill the least recently used idle worker (pool lock held); False when every one is busy."""
@@ -225,6 +249,10 @@ class WorkerPool:
         while not self._closed.wait(pause):
             now = time.monotonic()
             with self._lock:
+                if self._spare is not None and now - self._spare.last_used > self.limits.idle_seconds:
+                    spare = self._take_spare()
+                    if spare is not None:
+                        spare.kill()
                 for digest, entry in list(self._entries.items()):
                     if now - entry.process.last_used > self.limits.idle_seconds or not entry.process.alive:
                         if entry.process.lock.acquire(blocking=False):
@@ -242,6 +270,9 @@ class WorkerPool:
         """Kill every worker and stop the reaper."""
         self._closed.set()
         with self._lock:
+            spare = self._take_spare()
+            if spare is not None:
+                spare.kill()
             for digest in list(self._entries):
                 self._drop(digest)
 
