@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .detections import Detections
+from .draw import draw_detections
 from .names import stem_of
 
 KEYPOINT_VISIBLE = 0.5  # a keypoint confidence from which COCO's visibility is 2 ("labelled and visible")
@@ -228,8 +229,6 @@ def results_zip(results: dict[str, tuple[np.ndarray, Detections, Detections]], p
         zf.writestr("coco_results.json", to_coco_json([(i, t) for i, t in enumerate(tiled.values(), 1)]))
         zf.writestr("images.json", json.dumps(dataset["images"], indent=1))
         encode, suffix = (encode_png, "png") if png else (encode_jpeg, "jpg")
-        from .draw import draw_detections
-
         for k, (name, (image, full, det)) in enumerate(results.items(), 1):
             stem = stem_of(name)
             zf.writestr(f"labels/{stem}.txt", to_yolo_txt(det, image.shape))

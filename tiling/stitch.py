@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .grid import plan_tiles
+from .models import InferSpec, as_model
 
 WINDOWS = ("uniform", "hann")
 
@@ -78,8 +79,6 @@ def segmentation_scores(model, conf: float = 0.25, iou: float = 0.7) -> Callable
     Channel 0 is background (a constant 0.5 prior, so a pixel becomes an object only where a mask
     scores above it), channel ``c + 1`` is the best confidence of a class-``c`` mask covering the pixel.
     """
-    from .models import InferSpec, as_model
-
     model = as_model(model)
     spec = InferSpec(conf=conf, iou=iou)
     n_classes = max(model.names) + 1 if model.names else 1
