@@ -77,6 +77,7 @@ def test_no_module_reaches_into_a_models_private_state_or_compares_runtime_names
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 @pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+@pytest.mark.slow
 def test_bf16_is_opt_in_and_keeps_the_accuracy():
     image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
     gt = tiling.load_yolo_labels(SAMPLES / "depot-2400x1800.txt", image.shape)
@@ -92,6 +93,7 @@ def test_bf16_is_opt_in_and_keeps_the_accuracy():
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 @pytest.mark.parametrize("runtime", [r for r in ("openvino", "onnx") if r in runtimes.available_runtimes()])
+@pytest.mark.slow
 def test_exported_runtime_matches_torch(runtime):
     image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")
     gt = tiling.load_yolo_labels(SAMPLES / "depot-2400x1800.txt", image.shape)
@@ -109,6 +111,7 @@ def test_exported_runtime_matches_torch(runtime):
 
 @pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
 @pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+@pytest.mark.slow
 def test_openvino_streams_keep_each_tile_with_its_outputs():
     """A batch spread over parallel requests must come back in input order, for boxes and prototypes."""
     import torch
@@ -133,6 +136,7 @@ def test_openvino_streams_keep_each_tile_with_its_outputs():
 
 @pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
 @pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+@pytest.mark.slow
 def test_pipelined_batches_give_each_batch_its_own_results_in_order():
     """predict_batches starts batch k+1 before finishing batch k: every batch must still get its own
     boxes and masks, through shape changes, a lone tile and a batch of mixed sizes."""
@@ -162,6 +166,7 @@ def test_pipelined_batches_give_each_batch_its_own_results_in_order():
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 @pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+@pytest.mark.slow
 def test_a_run_stopped_mid_way_frees_the_model_and_restores_torch_threads():
     """Streamlit stops a run by raising from the progress callback: batches still in flight must end,
     the model's lock must be free for the next session, and torch's thread count be as it was."""
@@ -212,6 +217,7 @@ def test_fixed_shape_compiles_go_to_the_busiest_shapes_without_thrashing():
 
 @pytest.mark.skipif(not SEG_WEIGHTS.exists(), reason="bundled segmentation weights not present")
 @pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+@pytest.mark.slow
 def test_segmentation_masks_line_up_across_runtimes():
     image = tiling.read_image(SAMPLES / "depot-2400x1800.jpg")[:900, :1200]
     a = tiling.predict_tiled(image, tiling.load_model(SEG_WEIGHTS, runtime="torch"), tile_size=640).detections
@@ -227,6 +233,7 @@ def test_segmentation_masks_line_up_across_runtimes():
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 @pytest.mark.skipif("onnx" not in runtimes.available_runtimes(), reason="onnxruntime not installed")
+@pytest.mark.slow
 def test_export_once_cached_and_shared_by_concurrent_loads(private_cache, monkeypatch):
     calls = []
     from ultralytics.engine.model import Model
@@ -274,6 +281,7 @@ def test_an_export_fixed_at_one_shape_is_never_compiled_again():
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 @pytest.mark.skipif("onnx" not in runtimes.available_runtimes(), reason="onnxruntime not installed")
+@pytest.mark.slow
 def test_cli_runtime_onnx_writes_the_boxes_of_the_python_call(tmp_path):
     import json
     import subprocess
