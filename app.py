@@ -36,6 +36,7 @@ def pick_model(choice: str, runtime: res.Choice, upload, items=()) -> tuple[tili
         if choice == res.UPLOAD_MODEL:
             if upload is None:
                 st.sidebar.info("Upload a .pt, .onnx or zipped OpenVINO model; the bundled detector is used meanwhile.")
+                res.warm_worker()  # the worker that will open it starts while the visitor picks the file
                 return res.load_bundled(default, runtime), None, None
             model, note = res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime, items)
         else:
