@@ -164,13 +164,16 @@ class WorkerPool:
                                   "try yours again in a minute")
             time.sleep(0.2)
 
-    def warm(self) -> None:
+    def warm(self, wait: bool = False) -> None:
         """Start a worker ahead of need when a place is free: its imports take seconds, which a visitor
-        about to upload a model then does not wait for (the page calls this when "upload" is chosen)."""
+        about to upload a model then does not wait for (the page calls this when "upload" is chosen).
+        ``wait``: return once it is ready (benchmarks)."""
         with self._lock:
             if self._closed.is_set() or (self._spare is not None and self._spare.alive) or not self._room():
                 return
-            self._spare = WorkerProcess(self.limits, self.probes)
+            spare = self._spare = WorkerProcess(self.limits, self.probes)
+        if wait:
+            spare.wait_ready()
 
     def _room(self) -> bool:
         """Whether another worker may start (pool lock held); a live spare holds a place."""

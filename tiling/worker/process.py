@@ -70,6 +70,12 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def wait_ready(self) -> None:
+        """Block until the worker has started (imports, limits, hook), or raise ``WorkerFailure("startup")``."""
+        with self.lock:
+            if not self.ready and not self.stopped:
+                self._wait_ready()
+
     def call(self, header: dict, arrays: Sequence[np.ndarray], seconds: float,
              max_reply: int) -> tuple[dict, list[np.ndarray]]:
         """Send one request and read its reply within ``seconds``; a reply's arrays total at most ``max_reply``."""
