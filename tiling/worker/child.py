@@ -1,13 +1,14 @@
-"""The worker process: ``python -m tiling.worker.child FOLDER``, started by :mod:`.process`.
+"""The worker process, started by :mod:`.process` (``process.BOOT``: the audit hook of :mod:`.jail` first,
+then :func:`main`; ``python -m tiling.worker.child FOLDER`` also runs it, the hook after the package import).
 
-Before it reads a byte from its parent it imports its libraries, sets its OS limits (:mod:`.limits`)
-and installs its audit hook (:mod:`.jail`). Then it answers requests on stdin/stdout (:mod:`.protocol`):
+Before it reads a byte from its parent it imports its libraries and sets its OS limits (:mod:`.limits`). Then it answers requests on stdin/stdout (:mod:`.protocol`):
 ``load`` opens a visitor's model (vetting, export, test tile, 8-bit copy: all of ``load_model``) and keeps
 it under a key; ``predict`` runs tiles through a kept model. Anything the libraries print goes to stderr,
 so the protocol's pipe carries only messages. A failure is one line back, never a traceback.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ import traceback
 
 import numpy as np
 
+from ..models import InferSpec, load_model, telemetry
 from . import jail, limits as limits_mod
 from .protocol import decode, encode
 from .wire import to_wire
@@ -27,10 +29,6 @@ PRELOAD = ("torch", "torchvision", "cv2", "ultralytics", "ultralytics.utils.nms"
 
 def _preload() -> None:
     """Import every library a model may need now, while imports are free to map and open what they need."""
-    import importlib
-
-    from ..models import telemetry
-
     telemetry.opt_out()  # OpenVINO's own switch, in the worker's home folder, before OpenVINO is imported
     for name in PRELOAD:
         try:
@@ -79,21 +77,17 @@ class Worker:
         return {"ok": False, "kind": "error", "error": f"unknown request {str(op)[:40]!r}"}, []
 
     def load(self, header: dict, arrays: list[np.ndarray]) -> dict:
-        import tiling
-
         data, calibration = arrays[0].tobytes(), [np.ascontiguousarray(a) for a in arrays[1:]]
         args = {"runtime": header["runtime"], "precision": header["precision"]}
         if calibration:
             args["calibration"] = calibration
-        model = tiling.load_model(data, name=header["label"], **args)
+        model = load_model(data, name=header["label"], **args)
         self.models[header["key"]] = model
         return {"ok": True, "info": describe(model)}
 
     def batches(self, header: dict) -> tuple[dict, list[np.ndarray]]:
         """A stream of batches (``batch`` messages until ``end``) through the model's own pipelined
         ``predict_batches``: each batch's answer goes out as soon as it is ready; then one ``done``."""
-        from ..models import InferSpec
-
         model = self.models[header["key"]]
 
         def source():
@@ -110,8 +104,6 @@ class Worker:
         return {"ok": True, "done": True}, []
 
     def predict(self, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
-        from ..models import InferSpec
-
         model = self.models[header["key"]]
         spec = InferSpec(**header["spec"])
         dets = model.predict([np.ascontiguousarray(a) for a in arrays], spec, imgsz=header.get("imgsz"),
@@ -171,7 +163,7 @@ def serve(worker: Worker) -> None:
 def main(argv: list[str]) -> int:
     folder = os.path.realpath(argv[1])
     limits = limits_mod.WorkerLimits.from_env()
-    jail.install(folder)  # first: the imports below may not reach the network or write outside the folder
+    jail.install(folder)  # already done by process.BOOT: the imports below may not reach the network or write
     _preload()
     out = os.dup(1)  # the protocol's pipe; fd 1 becomes stderr so stray prints cannot corrupt it
     os.dup2(2, 1)

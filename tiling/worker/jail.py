@@ -9,6 +9,7 @@ bound what native code can use; this hook bounds what Python code can reach.
 """
 from __future__ import annotations
 
+import _posixsubprocess
 import os
 import sys
 
@@ -90,8 +91,11 @@ def _caller() -> str:
 
 
 def install(folder: str) -> None:
-    """Install the hook for the life of the process; file writes are allowed only under ``folder``."""
+    """Install the hook for the life of the process (once); file writes are allowed only under ``folder``.
+    Imports nothing: the worker loads this file by its path and installs the hook before anything else."""
     global _folder
+    if _folder:
+        return
     _folder = os.path.realpath(folder)
     sys.dont_write_bytecode = True  # an import after this point caches nothing outside the folder
     sys.addaudithook(_hook)
@@ -106,7 +110,5 @@ def seal() -> None:
     the OS limits, set by now, may not be changed (root could raise them), and ``_posixsubprocess.fork_exec``,
     which Python 3.11 does not audit, refuses."""
     global _sealed
-    import _posixsubprocess
-
     _posixsubprocess.fork_exec = _no_fork_exec
     _sealed = True

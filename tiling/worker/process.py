@@ -30,6 +30,15 @@ from .protocol import ProtocolError
 AHEAD = 2  # batches sent before the first answer is read: the worker always has the next one at hand
 STARTUP_SECONDS = 120.0  # the worker's own imports, before any model: not counted against the model
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the tiling package
+JAIL = Path(__file__).resolve().with_name("jail.py")
+# The worker's first lines: the audit hook from jail.py, loaded by its path, before even the tiling package.
+BOOT = ("import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('tiling.worker.jail', sys.argv[2])\n"
+        "jail = sys.modules[spec.name] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(jail)\n"
+        "jail.install(sys.argv[1])\n"
+        "from tiling.worker.child import main\n"
+        "sys.exit(main(sys.argv))\n")
 
 
 def child_env(folder: str, limits: WorkerLimits, probes: bool = False) -> dict[str, str]:
@@ -55,7 +64,7 @@ class WorkerProcess:
         log = open(os.path.join(self.folder, "stderr.log"), "wb")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tiling.worker.child", self.folder], stdin=subprocess.PIPE,
+                [sys.executable, "-c", BOOT, self.folder, str(JAIL)], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=log, cwd=self.folder, env=child_env(self.folder, limits, probes),
                 close_fds=True, start_new_session=True)
         finally:
