@@ -9,6 +9,7 @@ runs each session in its own thread.
 from __future__ import annotations
 
 import atexit
+import queue
 import threading
 import time
 import weakref
@@ -47,6 +48,7 @@ class WorkerPool:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._refused: OrderedDict[tuple, str] = OrderedDict()
         self._owners: dict[str, set[int]] = {}  # digest -> ids of the live objects (sessions) holding it
+        self._gone: queue.SimpleQueue = queue.SimpleQueue()  # (digest, owner id) of owners collected
         self._spare: WorkerProcess | None = None  # started ahead of need (:meth:`warm`); it holds a place
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
@@ -228,7 +230,8 @@ class WorkerPool:
             if id(owner) in owners:
                 return
             owners.add(id(owner))
-        weakref.finalize(owner, self._detach, digest, id(owner))
+        # Not _detach itself: a collection can run inside any code, this pool's locked sections included.
+        weakref.finalize(owner, self._gone.put, (digest, id(owner)))
 
     def _detach(self, digest: str, owner_id: int) -> None:
         """An owner (a session) is gone: its model's worker ends once no session holds it."""
@@ -247,9 +250,12 @@ class WorkerPool:
                 entry.process.lock.release()
 
     def _reap(self) -> None:
-        """Kill workers idle longer than ``limits.idle_seconds``; runs until :meth:`close`."""
-        pause = max(0.5, min(30.0, self.limits.idle_seconds / 4))
+        """End the workers of sessions that ended, and those idle longer than ``limits.idle_seconds``;
+        runs until :meth:`close`."""
+        pause = max(0.5, min(5.0, self.limits.idle_seconds / 4))
         while not self._closed.wait(pause):
+            while not self._gone.empty():
+                self._detach(*self._gone.get())
             now = time.monotonic()
             with self._lock:
                 if self._spare is not None and now - self._spare.last_used > self.limits.idle_seconds:
