@@ -77,6 +77,7 @@ def test_default_page_shows_both_results_and_a_table():
     assert at.selectbox(key="image_choice").value == "airfield-4000x3000.jpg"  # a sample with upright boxes
 
 
+@pytest.mark.slow
 def test_only_the_open_view_is_drawn_and_the_zoom_keeps_its_place():
     at = new_app().run()
     captions = lambda: [c.caption for im in at.image for c in im.proto.imgs]  # noqa: E731
@@ -92,6 +93,7 @@ def test_only_the_open_view_is_drawn_and_the_zoom_keeps_its_place():
     assert not at.exception and at.slider(key="zoom_x").value == 321
 
 
+@pytest.mark.slow
 def test_confidence_slider_re_merges_without_the_model(count_calls):
     at = new_app(TABLE)
     at.run()
@@ -114,6 +116,7 @@ def test_confidence_slider_re_merges_without_the_model(count_calls):
     assert count_calls["n"] > calls and not at.exception
 
 
+@pytest.mark.slow
 def test_uploading_an_image_and_a_model():
     at = new_app()
     at.run()
@@ -202,6 +205,7 @@ def test_bad_models_are_refused_with_a_message(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_official_name_offline_is_explained():
     at = new_app()
     at.run()
@@ -419,6 +423,7 @@ def test_a_nul_in_an_upload_name_is_taken_out_where_streamlit_stores_the_file():
     assert "upload_mgr.add_file(" in inspect.getsource(starlette_routes)  # the route real uploads take
 
 
+@pytest.mark.slow
 def test_the_tile_size_sweep_charts_every_size_once_and_marks_the_current_one(count_calls):
     from ui.sweep_view import SWEEP
 

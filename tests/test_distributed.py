@@ -180,6 +180,7 @@ def test_cluster_settings_are_checked():
         predict_folder("x/", "m.pt", "o/", actor=2)
 
 
+@pytest.mark.slow
 def test_an_openvino_folder_travels_to_the_workers_zipped():
     from tiling.distributed.shipping import shipped_model
 

@@ -61,6 +61,7 @@ def test_mask_iou_counts_pixels_over_all_tiles():
 @pytest.mark.parametrize("weights, folder, fixture", [(DET_WEIGHTS, DET_COPY, "det_model"),
                                                       (SEG_WEIGHTS, SEG_COPY, "seg_model")])
 @needs_openvino
+@pytest.mark.slow
 def test_shipped_copies_match_their_weights_and_load_without_quantizing(weights, folder, fixture, crop, monkeypatch,
                                                                         request):
     record = read_record(folder)
@@ -134,6 +135,7 @@ def test_the_guard_refuses_a_copy_under_the_bar(monkeypatch):
 @needs_weights
 @needs_openvino
 @needs_nncf
+@pytest.mark.slow
 def test_quantizing_runs_once_for_concurrent_loads_and_is_cached(det_model, crop, tmp_path, monkeypatch):
     """The one test that quantizes (a few tiles): two threads ask together, one copy is made, a third
     load finds it; progress is reported while it runs."""
@@ -212,6 +214,7 @@ def cli(*args):
 
 @needs_weights
 @needs_openvino
+@pytest.mark.slow
 def test_cli_precision_flag(crop, tmp_path):
     import cv2
 
@@ -231,6 +234,7 @@ def test_cli_precision_flag(crop, tmp_path):
 
 @needs_weights
 @needs_openvino
+@pytest.mark.slow
 def test_the_page_starts_fast_on_the_bundled_model_and_offers_full_precision():
     from streamlit.testing.v1 import AppTest
 
@@ -246,6 +250,7 @@ def test_the_page_starts_fast_on_the_bundled_model_and_offers_full_precision():
 @needs_weights
 @needs_openvino
 @needs_nncf
+@pytest.mark.slow
 def test_a_copy_that_cannot_be_made_leaves_full_precision_running(crop, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("quantizer exploded")
