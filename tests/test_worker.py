@@ -402,3 +402,24 @@ def test_the_page_shows_one_sentence_and_goes_on_with_the_bundled_model(monkeypa
         assert not pool.workers()
     finally:
         pool.close()
+
+
+@pytest.mark.slow
+def test_a_worker_whose_server_dies_ends_and_removes_its_folder():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("import os\nfrom tiling.worker.limits import WorkerLimits\nfrom tiling.worker.process import WorkerProcess\n"
+              "w = WorkerProcess(WorkerLimits())\nw.wait_ready()\nprint(w.proc.pid, w.folder, flush=True)\nos._exit(0)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    pid, folder = out.stdout.split()
+    def ended() -> bool:
+        try:
+            return "zombie" in Path(f"/proc/{pid}/status").read_text()
+        except OSError:  # reaped
+            return True
+
+    _until(ended)
+    _until(lambda: not Path(folder).exists())

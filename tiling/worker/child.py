@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import sys
+import threading
+import time
 import traceback
 
 import numpy as np
@@ -23,6 +26,7 @@ from .wire import to_wire
 
 MAX_REQUEST_BYTES = 1 << 31
 MEMORY_WORDS = re.compile(r"alloc|out of memory|MemoryError|cannot allocate|bad_alloc", re.IGNORECASE)
+_LEAVING = threading.Lock()
 PRELOAD = ("torch", "torchvision", "cv2", "ultralytics", "ultralytics.utils.nms", "onnx", "onnxruntime", "openvino",
            "yaml", "tiling.models.loading", "tiling.models.runtimes", "tiling.models.quantize")
 
@@ -160,6 +164,21 @@ def serve(worker: Worker) -> None:
         _write_all(out, encode(reply, result))
 
 
+def _exit_with_parent(parent: int, folder: str) -> None:
+    """End this worker once the server is gone (even mid-computation): it has no one left to answer, and
+    no one else will remove its folder."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    _leave(folder)
+
+
+def _leave(folder: str) -> None:
+    """Remove the folder and end the process, once, from whichever thread gets here first."""
+    with _LEAVING:
+        shutil.rmtree(folder, ignore_errors=True)
+        os._exit(0)
+
+
 def main(argv: list[str]) -> int:
     folder = os.path.realpath(argv[1])
     limits = limits_mod.WorkerLimits.from_env()
@@ -169,8 +188,11 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
     limits_mod.apply(limits)
     jail.seal()
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent, folder), name="parent-watch", daemon=True).start()
     _write_all(out, encode({"ok": True, "ready": True}))
     serve(Worker(0, out, probes=os.environ.get("PATCHWISE_WORKER_PROBES") == "1"))
+    _leave(folder)  # its pipe closed: the server went away without ending this worker
     return 0
 
 
