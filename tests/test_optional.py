@@ -11,12 +11,18 @@ from conftest import DET_WEIGHTS
 from tiling.optional import EXTRAS, MissingExtra, installed, require
 
 
+def hide(monkeypatch, module: str) -> None:
+    """``module`` and the package above it unimportable, even when an earlier test imported them."""
+    for name in {module, module.split(".")[0]}:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
 @pytest.mark.parametrize("module, extra, package", [
     ("rasterio", "geo", "rasterio"), ("ray.data", "ray", "ray[data]"), ("pyarrow.fs", "ray", "pyarrow"),
     ("openvino", "openvino", "openvino"), ("onnxruntime", "onnx", "onnxruntime"), ("nncf", "int8", "nncf"),
 ])
 def test_a_missing_package_is_one_line_naming_its_extra(monkeypatch, module, extra, package):
-    monkeypatch.setitem(sys.modules, module.split(".")[0], None)
+    hide(monkeypatch, module)
     with pytest.raises(ImportError) as caught:
         require(module, extra)
     assert isinstance(caught.value, MissingExtra) and caught.value.extra == extra
@@ -38,7 +44,7 @@ def test_an_unknown_extra_is_refused():
 def test_rasters_without_rasterio(monkeypatch, tmp_path):
     from tiling.raster import RasterSource, should_stream
 
-    monkeypatch.setitem(sys.modules, "rasterio", None)
+    hide(monkeypatch, "rasterio")
     tif, jp2 = tmp_path / "a.tif", tmp_path / "b.jp2"
     tif.write_bytes(b"II*\x00"), jp2.write_bytes(b"\x00\x00\x00\x0cjP  ")
     assert not should_stream(tif)  # a TIFF is read as a photo without patchwise[geo]
@@ -50,7 +56,7 @@ def test_rasters_without_rasterio(monkeypatch, tmp_path):
 def test_the_cli_says_which_extra_a_raster_needs(monkeypatch, tmp_path, capsys):
     from tiling.cli import main
 
-    monkeypatch.setitem(sys.modules, "rasterio", None)
+    hide(monkeypatch, "rasterio")
     jp2 = tmp_path / "b.jp2"
     jp2.write_bytes(b"\x00\x00\x00\x0cjP  ")
     assert main(["predict", str(jp2), "--model", str(DET_WEIGHTS), "--out", str(tmp_path / "o")]) == 2
@@ -62,7 +68,7 @@ def test_the_cli_says_which_extra_a_raster_needs(monkeypatch, tmp_path, capsys):
 def test_uris_without_pyarrow(monkeypatch):
     from tiling.uris import list_uri
 
-    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    hide(monkeypatch, "pyarrow.fs")  # no filesystem is ever asked: the bucket is never reached
     with pytest.raises(ValueError, match=r"reading URIs needs pyarrow: pip install 'patchwise\[ray\]'"):
         list_uri("s3://bucket/survey/", (".jpg",))
 
@@ -70,7 +76,7 @@ def test_uris_without_pyarrow(monkeypatch):
 def test_the_ray_engine_without_ray(monkeypatch):
     from tiling.distributed.cluster import ClusterError, connect
 
-    monkeypatch.setitem(sys.modules, "ray", None)
+    hide(monkeypatch, "ray.data")
     with pytest.raises(ClusterError, match=r"the Ray engine needs ray\[data\]: pip install 'patchwise\[ray\]'"):
         connect(None)
 
@@ -80,7 +86,7 @@ def test_an_onnx_model_without_onnx(monkeypatch, tmp_path):
 
     model = tmp_path / "m.onnx"
     model.write_bytes(b"\x08\x07")
-    monkeypatch.setitem(sys.modules, "onnx", None)
+    hide(monkeypatch, "onnx")
     with pytest.raises(tiling.ModelError) as caught:
         tiling.load_model(model)
     assert str(caught.value) == "m.onnx: reading ONNX models needs onnx: pip install 'patchwise[onnx]'"
