@@ -129,6 +129,7 @@ def test_uploading_an_image_and_a_model():
     assert "detect" in " ".join(c.value for c in at.sidebar.caption)
 
 
+@pytest.mark.slow
 def test_several_images_choose_and_export_all():
     at = new_app(TABLE)
     at.run()

@@ -93,6 +93,7 @@ def _zip(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_bad_exports_are_explained(exports, tmp_path):
     folder = exports[("detect", "openvino", False)]
     xml, bin_, meta = (next(folder.glob(p)) for p in ("*.xml", "*.bin", "metadata.yaml"))

@@ -243,6 +243,7 @@ def test_an_uploaded_model_that_cannot_be_calibrated_runs_in_full_precision_with
     assert [item.name for item in first.values()] == ["img0.png"]  # one image, kept for this model
 
 
+@pytest.mark.slow
 def test_uploaded_models_over_the_parameter_cap_are_not_quantized(monkeypatch):
     from ui import resources as res
 

@@ -152,6 +152,7 @@ def test_lean_path_matches_ultralytics_on_real_tiles(det_model):
         np.testing.assert_allclose(a.xyxy[order_a], b.xyxy[order_b], atol=1.0)
 
 
+@pytest.mark.slow
 def test_seg_masks_line_up_with_the_objects(seg_model):
     """A 700 x 480 tile is letterboxed by Ultralytics; resizing its padded masks straight to the tile
     (what peers do) shifts them off the objects. Ours must fit the true object shapes as well as

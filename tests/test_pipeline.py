@@ -183,6 +183,7 @@ def test_suggest_tile_size(finder):
     assert empty.tiles.tile_size == 640 and "no object" in empty.reason
 
 
+@pytest.mark.slow
 def test_tiling_finds_the_small_objects_a_full_image_pass_misses(det_model):
     from conftest import SAMPLES
 

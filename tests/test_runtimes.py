@@ -325,6 +325,7 @@ def test_a_bad_runtime_or_precision_is_one_line_naming_the_flag(options, message
 
 @pytest.mark.skipif(not DET_WEIGHTS.exists(), reason="bundled detection weights not present")
 @pytest.mark.skipif("openvino" not in runtimes.available_runtimes(), reason="openvino not installed")
+@pytest.mark.slow
 def test_run_on_swaps_the_network_only_when_it_runs_and_predict_with_leaves_the_model_alone():
     """The public ways in to a model's network: run_on (8-bit copies, exported runtimes), predict_with (the
     8-bit guard) and probe (an export's check)."""
