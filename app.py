@@ -14,7 +14,7 @@ import tiling  # noqa: E402
 from tiling.worker import WorkerError  # noqa: E402
 from ui import page_style  # noqa: E402
 from ui import resources as res  # noqa: E402
-from ui import sidebar, table_view, upload_names, uploads, views, zoom_view  # noqa: E402
+from ui import sidebar, table_view, upload_names, uploads, views, visitor_models, zoom_view  # noqa: E402
 from ui.sweep_view import SWEEP, sweep_tab  # noqa: E402
 from ui.text import plain  # noqa: E402
 from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
@@ -36,7 +36,7 @@ def pick_model(choice: str, runtime: res.Choice, upload, items=()) -> tuple[tili
         if choice == res.UPLOAD_MODEL:
             if upload is None:
                 st.sidebar.info("Upload a .pt, .onnx or zipped OpenVINO model; the bundled detector is used meanwhile.")
-                res.warm_worker()  # the worker that will open it starts while the visitor picks the file
+                visitor_models.warm_worker()  # the worker that will open it starts while the visitor picks the file
                 return res.load_bundled(default, runtime), None, None
             model, note = res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime, items)
         else:

@@ -6,7 +6,6 @@ limit. Models are guarded by their own lock (Ultralytics models are not thread-s
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -23,7 +22,9 @@ from tiling.models.bundled import BundledAssets
 from tiling.models.runtimes import Precision, Runtime
 from tiling.models.vetting import MAX_MODEL_MB
 from tiling.util import sha256_of
-from tiling.worker import RemoteModel, default_pool
+from tiling.worker import RemoteModel
+
+from .visitor_models import remote_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -56,7 +57,6 @@ QUANTIZING = ("Making an 8-bit copy of the model, checked against full precision
 INT8_MAX_PARAMS = int(os.environ.get("PATCHWISE_INT8_MAX_PARAMS", 15_000_000))
 _CALIBRATION = "int8_calibration"  # session state: model key -> the image item its 8-bit copy calibrates on
 _QUANTIZING = "int8_quantizing"  # session state: a lock, so a session makes one 8-bit copy at a time
-_WORKER_OWNER = "worker_owner"  # session state: held while the session lives; its workers end with it
 
 
 @dataclass
@@ -152,27 +152,6 @@ def _official_model(name: str, choice: Choice, calib_key: str = "", _calibration
     return tiling.load_model(name, bundled=BUNDLED, **_runtime_args(choice, _calibration))
 
 
-class _SessionOwner:
-    """Kept in a session's state: when the session ends and it is collected, the pool ends the session's workers."""
-
-
-def _remote_model(digest: str, choice: Choice, data: bytes, label: str, calib_key: str = "",
-                  calibration: tuple = ()) -> RemoteModel:
-    """A visitor's model, opened and run in its own worker process (:mod:`tiling.worker`), never in this one."""
-    runtime, precision = choice
-    pool = default_pool()
-    owner = st.session_state.setdefault(_WORKER_OWNER, _SessionOwner())
-    images = [tiling.read_image(c) if isinstance(c, Path) else c.image for c in calibration]
-    loaded = pool.is_loaded(digest, pool.variant(runtime, precision, calib_key))
-    with contextlib.nullcontext() if loaded else st.spinner(OPTIMIZING):
-        return pool.load(data, label, runtime, precision, images, calib_key, owner, digest)
-
-
-def warm_worker() -> None:
-    """Start a worker process for a visitor's model before the file arrives (see ``WorkerPool.warm``)."""
-    default_pool().warm()
-
-
 def _check_model_size(data: bytes, label: str) -> None:
     if len(data) > MAX_MODEL_MB * 1024 * 1024:
         raise tiling.ModelError(f"{label} is {len(data) / 1e6:.0f} MB; the limit here is {MAX_MODEL_MB} MB")
@@ -186,9 +165,10 @@ def load_model_bytes(data: bytes, label: str, choice: Choice = FULL_PRECISION,
     _check_model_size(data, label)
     digest = sha256_of(data)
     if choice[1] is not Precision.INT8:
-        return _remote_model(digest, choice, data, label), None
-    return _with_int8(lambda: _remote_model(digest, FULL_PRECISION, data, label),
-                      lambda key, calib: _remote_model(digest, choice, data, label, key, calib), digest, calibration)
+        return remote_model(digest, choice, data, label, OPTIMIZING), None
+    return _with_int8(lambda: remote_model(digest, FULL_PRECISION, data, label, OPTIMIZING),
+                      lambda key, calib: remote_model(digest, choice, data, label, OPTIMIZING, key, calib), digest,
+                      calibration)
 
 
 def load_bundled(path: Path, choice: Choice = FULL_PRECISION) -> tiling.UltralyticsModel:
