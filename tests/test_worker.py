@@ -423,3 +423,15 @@ def test_a_worker_whose_server_dies_ends_and_removes_its_folder():
 
     _until(ended)
     _until(lambda: not Path(folder).exists())
+
+
+def test_a_worker_gets_patchwise_settings_and_its_own_folders_but_no_other_variable(monkeypatch, tmp_path):
+    from tiling.worker.process import child_env
+
+    monkeypatch.setenv("HF_TOKEN", "secret")
+    monkeypatch.setenv("PATCHWISE_MAX_PARAMS", "5000000")
+    monkeypatch.setenv("PATCHWISE_WORKER_PROBES", "1")
+    env = child_env(str(tmp_path), WorkerLimits(memory_mb=1000))
+    assert "HF_TOKEN" not in env and env["PATCHWISE_MAX_PARAMS"] == "5000000"
+    assert env["PATCHWISE_WORKER_MEMORY_MB"] == "1000" and env["PATCHWISE_WORKER_PROBES"] == "0"
+    assert env["HOME"] == env["TMPDIR"] == str(tmp_path) and env["PATCHWISE_CACHE"].startswith(str(tmp_path))

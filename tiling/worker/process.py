@@ -42,12 +42,14 @@ BOOT = ("import importlib.util, sys\n"
 
 
 def child_env(folder: str, limits: WorkerLimits, probes: bool = False) -> dict[str, str]:
-    """The child's whole environment: its limits, its folder for everything it may write, nothing else."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": folder, "TMPDIR": folder,
-           "YOLO_CONFIG_DIR": os.path.join(folder, "ultralytics"), "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False",
-           "PATCHWISE_CACHE": os.path.join(folder, "cache"), "MPLCONFIGDIR": os.path.join(folder, "mpl"),
-           "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
-           "ULTRALYTICS_SAFE_LOAD": "1", "PYTHONPATH": str(PACKAGE_ROOT)}
+    """The child's whole environment: Patchwise's own settings (vetting limits and the like), its limits,
+    its folder for everything it may write; none of the server's other variables (tokens, keys)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("PATCHWISE_")}
+    env.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": folder, "TMPDIR": folder,
+                "YOLO_CONFIG_DIR": os.path.join(folder, "ultralytics"), "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False",
+                "PATCHWISE_CACHE": os.path.join(folder, "cache"), "MPLCONFIGDIR": os.path.join(folder, "mpl"),
+                "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+                "ULTRALYTICS_SAFE_LOAD": "1", "PYTHONPATH": str(PACKAGE_ROOT), "PATCHWISE_WORKER_PROBES": "0"})
     env.update({var: str(getattr(limits, name)) for name, var in ENV.items()})
     if probes:
         env["PATCHWISE_WORKER_PROBES"] = "1"
