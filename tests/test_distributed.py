@@ -405,6 +405,7 @@ def _bands_in_process(path: Path, tmp_path: Path, tiles, piece_tiles: int, **rea
 
     from tiling.distributed.cut import cut
     from tiling.distributed.detect import Detect
+    from tiling.distributed.items import Reading
     from tiling.distributed.shipping import Shipment
     from tiling.distributed.write import finish_bands
 
@@ -412,11 +413,11 @@ def _bands_in_process(path: Path, tmp_path: Path, tiles, piece_tiles: int, **rea
     run = entries(path.parent, [path])
     folder = OutputFolder(tmp_path / "out", with_images=False)
     folder.prepare()
-    rows = list(cut({"item": pickle.dumps(run[0])}, tiles, infer, piece_tiles, None, reading.get("bands")))
+    rows = list(cut({"item": pickle.dumps(run[0])}, tiles, infer, piece_tiles, Reading(**reading)))
     items = [pickle.loads(r["item"]) for r in rows]
     actor = Detect(Shipment(SquareFinder(), "squares", {}), 0, tiles, infer, merge)
     done = [actor._one(pickle.loads(r["item"])) for r in rows]
-    result = finish_bands(done, folder, tiles, infer, merge, None, reading.get("bands"), reading.get("wgs84", False))
+    result = finish_bands(done, folder, tiles, infer, merge, Reading(**reading))
     assert not result.error, result.error
     return items, json.loads(folder.json_path(run[0]).read_text())
 
@@ -540,6 +541,7 @@ def test_a_raster_that_cannot_be_reprojected_fails_when_it_is_cut_before_any_mod
     import pickle
 
     from tiling.distributed.cut import cut
+    from tiling.distributed.items import Reading
 
     import rasterio
     from rasterio.transform import from_origin
@@ -550,10 +552,10 @@ def test_a_raster_that_cannot_be_reprojected_fails_when_it_is_cut_before_any_mod
         ds.write(np.ascontiguousarray(np.moveaxis(img, 2, 0)))
     run = entries(tmp_path, [tmp_path / "nocrs.tif"])
     items = [pickle.loads(r["item"]) for r in cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128),
-                                                 tiling.InferSpec(), 2, None, None, wgs84=True)]
+                                                 tiling.InferSpec(), 2, Reading(wgs84=True))]
     assert len(items) == 1 and "cannot be reprojected to EPSG:4326" in items[0].error and items[0].image is None
     assert len(list(cut({"item": pickle.dumps(run[0])}, tiling.TileSpec(tile_size=128), tiling.InferSpec(), 2,
-                         None, None, wgs84=False))) > 1  # in its own CRS it runs
+                         Reading()))) > 1  # in its own CRS it runs
 
 
 def test_the_library_and_the_cli_list_the_same_images_rasters_included(tmp_path):

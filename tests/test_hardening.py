@@ -11,6 +11,7 @@ from affine import Affine
 
 import tiling
 from tiling.geojson import feature_collection
+from tiling.models.runtimes import Precision, Runtime
 from tiling.georef import Georef
 
 
@@ -281,7 +282,7 @@ def test_a_visitors_model_shown_the_samples_calibrates_on_the_sample_files_of_it
 
     for task in ("obb", "detect"):
         key, calibration = res._calibration_for(f"model-{task}", (), task)
-        files = res._runtime_args("auto:int8", calibration)["calibration"]
+        files = res._runtime_args((Runtime.AUTO, Precision.INT8), calibration)["calibration"]
         assert key == f"samples-{task}" and all(p.is_file() for p in files)  # image files: the folder was refused
         assert calibration_from(files).sources
         assert (["apron-3200x2400.jpg"] == [p.name for p in files]) == (task == "obb")

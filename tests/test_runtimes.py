@@ -62,7 +62,7 @@ def test_the_registry_says_what_each_runtime_runs():
 def test_no_module_reaches_into_a_models_private_state_or_compares_runtime_names():
     """Runtimes and precisions are asked as types (the registry), and a model changes only through its
     own methods (run_on, predict_with, probe); the behaviour is tested beside (swap, guard, export probe)."""
-    private = re.compile(r"(?<!self)\._lock\b|\._prepare\(|\._finish\(|\._predict_fast\(|\.net\s*=[^=]"
+    private = re.compile(r"(?<!self)\.(_lock\b|_prepare\(|_finish\(|_predict_fast\()|\.net\s*=[^=]"
                          r"|\.min_input\s*=[^=]")
     names = re.compile(r"""(==|!=|endswith\()\s*["'](openvino|onnx|torch|int8|bf16|fp32)["']|:int8""")
     found = []
