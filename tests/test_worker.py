@@ -21,7 +21,7 @@ from conftest import DET_WEIGHTS, SAMPLES
 
 import tiling
 from tiling.worker import RemoteModel, WorkerError, WorkerLimits, WorkerPool
-from tiling.worker.failures import sentence, work_text
+from tiling.worker.failures import is_remembered, sentence, work_text
 from tiling.worker.channel import WorkerFailure
 from tiling.worker.process import WorkerProcess
 from tiling.worker.protocol import ProtocolError, decode, encode
@@ -175,6 +175,7 @@ def test_failures_read_as_one_plain_sentence():
     assert sentence("m.onnx", WorkerFailure("deadline"), limits, work_text([(480, 640)] * 8), 26.4) == \
         "m.onnx took longer than 26 s for a batch of 8 tiles of 640x480 px, so it was stopped."
     assert "CPU time" in sentence("m.onnx", WorkerFailure("died", "signal SIGXCPU"), limits, what, 1)
+    assert not is_remembered(WorkerFailure("died", "signal SIGXCPU")) and is_remembered(WorkerFailure("deadline"))
 
 
 # -- slow: real workers ----------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def sentence(label: str, failure: WorkerFailure, limits: WorkerLimits, what: str
         return f"the worker process for {label} could not start ({failure.detail}); try again in a minute."
     if failure.kind == "died":
         if "SIGXCPU" in failure.detail:
-            return f"{label} used more than {limits.cpu_seconds} s of CPU time, so it was stopped."
+            return (f"{label}'s worker used its {limits.cpu_seconds} s of CPU time, so it was stopped; it starts "
+                    "afresh on the next run.")
         return f"{label} stopped unexpectedly during {what} ({failure.detail or 'no reason given'})."
     return failure.detail or f"{label} failed during {what}."
 
@@ -52,5 +53,6 @@ def is_limit(failure: WorkerFailure) -> bool:
 
 
 def is_remembered(failure: WorkerFailure) -> bool:
-    """Whether the model is refused from now on: not when the worker could not start (not the model's doing)."""
-    return failure.kind != "startup"
+    """Whether the model is refused from now on: not when the worker could not start (not the model's doing),
+    nor when a long-lived worker used up its lifetime CPU allowance (a fresh one gets a new one)."""
+    return failure.kind != "startup" and "SIGXCPU" not in failure.detail
