@@ -179,7 +179,7 @@ def test_failures_read_as_one_plain_sentence():
 
 
 # -- slow: real workers ----------------------------------------------------------------------------------
-TIGHT = WorkerLimits(memory_mb=2048, load_seconds=15, call_seconds=4, seconds_per_mpx=2, idle_seconds=600)
+TIGHT = WorkerLimits(memory_mb=2048, load_seconds=8, call_seconds=3, seconds_per_mpx=1, idle_seconds=600)
 
 
 def _rss() -> int:
@@ -258,7 +258,7 @@ def test_a_loop_of_a_trillion_iterations_is_stopped_at_the_load_deadline(tight_p
     started = time.monotonic()
     with pytest.raises(WorkerError) as caught:
         tight_pool.load(_onnx("loop"), "loop.onnx")
-    assert _one_line(caught.value) == ("loop.onnx took longer than 15 s for loading it and running a 64 px test "
+    assert _one_line(caught.value) == ("loop.onnx took longer than 8 s for loading it and running a 64 px test "
                                        "tile, so it was stopped.")
     assert time.monotonic() - started < TIGHT.load_seconds + 120  # the worker's own start has its own deadline
 
@@ -266,7 +266,7 @@ def test_a_loop_of_a_trillion_iterations_is_stopped_at_the_load_deadline(tight_p
 @pytest.mark.slow
 @pytest.mark.parametrize("bomb, message", [
     ("batch_memory", "batch.onnx needed more than 2 GB of memory for a batch of 8 tiles of 640 px."),
-    ("batch_loop", "batch.onnx took longer than 11 s for a batch of 8 tiles of 640 px, so it was stopped."),
+    ("batch_loop", "batch.onnx took longer than 6 s for a batch of 8 tiles of 640 px, so it was stopped."),
 ])
 def test_a_graph_that_passes_the_test_tile_and_blows_up_on_a_real_batch_is_one_sentence(tight_pool, scene, bomb,
                                                                                           message):
