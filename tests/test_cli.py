@@ -204,3 +204,22 @@ def test_the_cli_modules_import_downwards_only():
     assert not any("cli" in deps for deps in graph.values())
     order = list(TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
     assert order[-1] == "cli" and order.index("cli_common") < order.index("cli_specs")
+
+
+@pytest.mark.slow
+def test_the_cli_takes_a_zipped_openvino_folder_as_the_page_does(tmp_path):
+    """The page accepts an OpenVINO folder zipped; so does --model, with the folder's own answer."""
+    import zipfile
+
+    folder = ROOT / "models" / "synth-yolo11n-det_int8_openvino_model"
+    with zipfile.ZipFile(tmp_path / "export.zip", "w") as zf:
+        for name in ("model.xml", "model.bin", "metadata.yaml"):
+            zf.write(folder / name, name)
+    image = tmp_path / "in" / "scene.jpg"
+    image.parent.mkdir()
+    image.write_bytes((ROOT / "samples" / "airfield-4000x3000.jpg").read_bytes())
+    zipped = run("predict", image, "--model", tmp_path / "export.zip", "--out", tmp_path / "z")
+    direct = run("predict", image, "--model", folder / "model.xml", "--out", tmp_path / "d")
+    assert zipped.returncode == 0, zipped.stderr
+    assert direct.returncode == 0, direct.stderr
+    assert (tmp_path / "z" / "detections.csv").read_text() == (tmp_path / "d" / "detections.csv").read_text()

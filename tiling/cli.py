@@ -31,14 +31,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
     """The model, the three specs' options (one per field) and the options of how the model is loaded."""
-    p.add_argument("--model", "-m", required=True, help="Ultralytics .pt checkpoint (loaded safely)")
+    p.add_argument("--model", "-m", required=True,
+                   help="an Ultralytics checkpoint (.pt, vetted before anything in it runs), an export (.onnx file, "
+                        "OpenVINO folder, its .xml, or the folder zipped), or an official name such as yolo11n.pt; "
+                        "detection, segmentation, oriented-box or pose")
     g = add_spec_args(p)[InferSpec]
     g.add_argument("--runtime", choices=[r.value for r in Runtime], default=Runtime.AUTO.value,
                    help="where the model runs: auto (default) takes the fastest installed here (OpenVINO, then ONNX "
                         "Runtime, then PyTorch; PyTorch on a GPU); another falls back to PyTorch if its export fails")
     g.add_argument("--precision", choices=[p.value for p in Precision], default=Precision.FP32.value,
-                   help="fp32: full precision (default). int8: an 8-bit copy of the model, 1.3-3x faster per tile "
-                        "depending on the CPU, used only if it agrees with full precision on held-out tiles (made once, ~30 s, "
+                   help="fp32: full precision (default). int8: an 8-bit copy of the model, 1.7-2.2x faster "
+                        "per image than fp32 on the bundled detector at 640 px tiles (bench/README.md), used only if it agrees with full precision on held-out tiles (made once, ~30 s, "
                         "calibrated on the images given; the bundled models ship theirs). bf16: the CPU's bfloat16 "
                         "units where it has them (boxes may move 1-2 px)")
     g.add_argument("--calibration", default=None,
@@ -48,7 +51,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="patchwise", description="Patch-based (tiled) inference for detection and segmentation models.",
+        prog="patchwise", description="Patch-based (tiled) inference for detection, segmentation, oriented-box and pose "
+                    "models.",
         epilog="Example: patchwise predict samples/ --model models/synth-yolo11n-det.pt --out results/",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

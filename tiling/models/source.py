@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..util import sha256_of, sha256_of_file
 from .archive import EXPORT_FILES, MAX_ENTRIES
+from .vetting import read_bounded
 
 
 class SourceKind(Enum):
@@ -46,8 +47,8 @@ class ModelSource:
     @classmethod
     def of(cls, model, label: str | None = None) -> ModelSource:
         """Classify ``model``: bytes (a checkpoint, a zipped OpenVINO folder, or ONNX when ``label`` ends in
-        ``.onnx``: ONNX has no magic number), a path (folder, ``.xml``, ``.onnx``, other file, or a name that
-        is no file), or anything else as a callable."""
+        ``.onnx``: ONNX has no magic number), a path (folder, ``.xml``, ``.onnx``, a zipped folder read here
+        within the model size limit, other file, or a name that is no file), or anything else as a callable."""
         if isinstance(model, (bytes, bytearray, memoryview)):
             data = bytes(model)
             return cls(_kind_of_bytes(data, label or ""), label or "the uploaded model", data=data)
@@ -61,6 +62,8 @@ class ModelSource:
                 return cls(SourceKind.OPENVINO_XML, shown, path=path)
             if suffix == ".onnx":
                 return cls(SourceKind.ONNX, shown, path=path)
+            if suffix == ".zip" and path.is_file():  # an OpenVINO folder zipped, as the page takes it
+                return cls(SourceKind.EXPORT_FOLDER, shown, path=path, data=read_bounded(path, shown))
             if path.is_file():
                 return cls(SourceKind.CHECKPOINT, shown, path=path)
             return cls(SourceKind.OFFICIAL, shown, value=str(model))
@@ -69,7 +72,7 @@ class ModelSource:
     @property
     def folder(self) -> Path | None:
         """An OpenVINO export's folder on disk (given as the folder or as its ``.xml``); None otherwise."""
-        if self.kind is SourceKind.EXPORT_FOLDER and self.path is not None:
+        if self.kind is SourceKind.EXPORT_FOLDER and self.path is not None and self.data is None:
             return self.path
         return self.path.parent if self.kind is SourceKind.OPENVINO_XML else None
 
