@@ -22,8 +22,8 @@ from ..models.base import ModelError
 from ..models.calibration import CalibrationError
 from ..util import sha256_of
 from .failures import LOADING, WorkerError, is_limit, is_remembered, sentence
-from .limits import WorkerLimits
 from .channel import WorkerFailure
+from .limits import WorkerLimits
 from .process import WorkerProcess
 from .remote_model import RemoteModel
 
@@ -100,14 +100,16 @@ class WorkerPool:
     def stream(self, model, header: dict, batches, oldest):
         """A stream of batches to ``model``'s worker (:meth:`.WorkerProcess.stream`); ``oldest()`` gives
         (what, seconds) of the batch awaited, for the sentence should the worker fail on it."""
-        self._ensure_loaded(model.digest, model.variant, model.label, *model.load_request)
-        try:
-            yield from self._process(model.digest).stream({**header, "key": model.variant}, batches)
-        except WorkerFailure as failure:
-            what, seconds = oldest()
-            if failure.kind == "stopped":  # let go before the stream began: nothing was sent
-                failure = WorkerFailure("died", "stopped to make room for another model")
-            raise self._failed(model.digest, model.variant, model.label, failure, what, seconds) from None
+        for _ in range(3):
+            self._ensure_loaded(model.digest, model.variant, model.label, *model.load_request)
+            try:
+                yield from self._process(model.digest).stream({**header, "key": model.variant}, batches)
+                return
+            except WorkerFailure as failure:
+                if failure.kind != "stopped":  # "stopped": let go before the stream began, nothing sent yet
+                    what, seconds = oldest()
+                    raise self._failed(model.digest, model.variant, model.label, failure, what, seconds) from None
+        raise WorkerError(f"{model.label}: its worker was stopped three times in a row to make room; try again")
 
     def broken(self, model: RemoteModel, detail: str, what: str) -> WorkerError:
         """The error for a reply that could not be read back as detections; the worker is killed."""
@@ -201,6 +203,7 @@ class WorkerPool:
         return False
 
     def _drop(self, digest: str) -> None:
+        self._key_locks.pop(digest, None)  # a thread holding it keeps its own reference
         entry = self._entries.pop(digest, None)
         if entry is not None:
             entry.process.kill()
