@@ -176,6 +176,9 @@ def test_failures_read_as_one_plain_sentence():
         "m.onnx took longer than 26 s for a batch of 8 tiles of 640x480 px, so it was stopped."
     assert "CPU time" in sentence("m.onnx", WorkerFailure("died", "signal SIGXCPU"), limits, what, 1)
     assert not is_remembered(WorkerFailure("died", "signal SIGXCPU")) and is_remembered(WorkerFailure("deadline"))
+    detail = "m.onnx could not be opened by onnx (Load model from /tmp/patchwise-worker-x1/patchwise-9a/model.onnx failed)"
+    assert sentence("m.onnx", WorkerFailure("error", detail), limits, what, 1) == \
+        "m.onnx could not be opened by onnx (Load model from a temporary file failed)"
 
 
 # -- slow: real workers ----------------------------------------------------------------------------------

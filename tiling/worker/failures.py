@@ -1,10 +1,13 @@
 """What a visitor reads when their model's worker fails: one plain sentence, never a traceback."""
 from __future__ import annotations
 
-from ..models.base import ModelError
-from .limits import WorkerLimits
-from .channel import WorkerFailure
+import re
 
+from ..models.base import ModelError
+from .channel import WorkerFailure
+from .limits import WorkerLimits
+
+PRIVATE_PATH = re.compile(r"(/[\w.-]+)*/patchwise-[\w.-]+(/[\w.-]*)*")  # the worker's files: not for visitors
 LOADING = "loading it and running a 64 px test tile"
 LIMIT_KINDS = frozenset({"memory", "deadline", "died", "protocol"})  # the worker was killed or broke down
 
@@ -44,7 +47,7 @@ def sentence(label: str, failure: WorkerFailure, limits: WorkerLimits, what: str
             return (f"{label}'s worker used its {limits.cpu_seconds} s of CPU time, so it was stopped; it starts "
                     "afresh on the next run.")
         return f"{label} stopped unexpectedly during {what} ({failure.detail or 'no reason given'})."
-    return failure.detail or f"{label} failed during {what}."
+    return PRIVATE_PATH.sub("a temporary file", failure.detail) or f"{label} failed during {what}."
 
 
 def is_limit(failure: WorkerFailure) -> bool:
