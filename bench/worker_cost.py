@@ -6,11 +6,11 @@
 One run, in this order: the model loaded in this process (``tiling.load_model``) and in a worker
 (``tiling.worker.WorkerPool.load``: the worker's start, vetting, export and test tile), each from an empty
 export cache, so both pay the same export; then on each, the first result (``predict_tiled`` at
-``--first-tile``) and a re-run after a tile-size change to ``--tile`` (the page's slider: the worker keeps
-the model, nothing reloads). Then the worker's memory idle (after loading) and busy (peak RSS/PSS while a
-run goes, sampled every 20 ms), and last the first load again in a new pool whose spare worker was started
-ahead (``WorkerPool.warm``, as the page does when a visitor chooses to upload). Targets (issue #36): the re-run within 1.2x of in-process at 640 px, the
-first load within +2 s. Prints a Markdown table for bench/README.md.
+``--first-tile``) and a re-run after a tile-size change to ``--tile`` (the page's slider: the worker keeps the
+model, nothing reloads). Then the worker's memory idle (after loading) and busy (peak RSS/PSS while a run
+goes, sampled every 20 ms), and last the first load again in a new pool whose spare worker was started ahead
+(``WorkerPool.warm``, as the page does when a visitor chooses to upload). Targets (issue #36): the re-run
+within 1.2x of in-process at 640 px, the first load within +2 s. Prints a Markdown table for bench/README.md.
 """
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def main(argv=None) -> None:
 
     data, image = args.model.read_bytes(), tiling.read_image(args.image)
     label = args.model.name
-    local = measure(lambda: tiling.load_model(data, name=label, runtime=args.runtime), image, args.first_tile, args.tile)
+    local = measure(lambda: tiling.load_model(data, name=label, runtime=args.runtime), image, args.first_tile,
+                    args.tile)
     pool = WorkerPool(WorkerLimits.from_env())
     try:
         remote = measure(lambda: pool.load(data, label, args.runtime), image, args.first_tile, args.tile)

@@ -1,10 +1,11 @@
 """The worker process, started by :mod:`.process` (``process.BOOT``: the audit hook of :mod:`.jail` first,
 then :func:`main`; ``python -m tiling.worker.child FOLDER`` also runs it, the hook after the package import).
 
-Before it reads a byte from its parent it imports its libraries and sets its OS limits (:mod:`.limits`). Then it answers requests on stdin/stdout (:mod:`.protocol`):
-``load`` opens a visitor's model (vetting, export, test tile, 8-bit copy: all of ``load_model``) and keeps
-it under a key; ``predict`` runs tiles through a kept model. Anything the libraries print goes to stderr,
-so the protocol's pipe carries only messages. A failure is one line back, never a traceback.
+Before it reads a byte from its parent it imports its libraries and sets its OS limits (:mod:`.limits`). Then
+it answers requests on stdin/stdout (:mod:`.protocol`): ``load`` opens a visitor's model (vetting, export,
+test tile, 8-bit copy: all of ``load_model``) and keeps it under a key; ``predict`` runs tiles through a kept
+model, and ``batches`` streams batch after batch through its pipelined ``predict_batches``. Anything the libraries print goes to stderr, so the protocol's pipe carries only messages. A failure is
+one line back, never a traceback.
 """
 from __future__ import annotations
 

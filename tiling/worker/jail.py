@@ -19,7 +19,8 @@ PROCESSES = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spa
                        "os.forkpty", "pty.spawn", "os.startfile", "_posixsubprocess.fork_exec", "os.popen"})
 REFUSED = frozenset({"os.kill", "os.killpg", "signal.pthread_kill", "os.chdir", "os.fchdir", "os.chroot",
                      "sqlite3.connect", "sqlite3.connect/handle", "sqlite3.enable_load_extension",
-                     "sqlite3.load_extension", "os.setuid", "os.setgid", "sys.setprofile", "sys.settrace", "sys.monitoring.register_callback"})
+                     "sqlite3.load_extension", "os.setuid", "os.setgid", "sys.setprofile", "sys.settrace",
+                     "sys.monitoring.register_callback"})
 NATIVE = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.addressof", "ctypes.cdata",
                     "ctypes.call_function", "ctypes.seh_exception", "resource.setrlimit", "resource.prlimit"})
 FILE_CHANGES = frozenset({"os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.truncate", "os.link", "os.symlink",
