@@ -14,10 +14,9 @@ import tiling  # noqa: E402
 from tiling.worker import WorkerError  # noqa: E402
 from ui import page_style  # noqa: E402
 from ui import resources as res  # noqa: E402
-from ui import sidebar, table_view, upload_names, uploads, views, visitor_models, zoom_view  # noqa: E402
-from ui.sweep_view import SWEEP, sweep_tab  # noqa: E402
+from ui import sidebar, upload_names, uploads, views, visitor_models  # noqa: E402
+from ui.tabs import Page, draw_tabs  # noqa: E402
 from ui.text import plain  # noqa: E402
-from ui.views import CLASS_MAP, SCORES, STEPS, TABLE, VIEWS, ZOOM  # noqa: E402
 
 upload_names.install()
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
@@ -141,53 +140,8 @@ def main() -> None:
     patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False)
 
     views.side_by_side(item, full, tiled, patch_only, pred, full_time, show_grid, cached)
-    views_shown = [*VIEWS, SWEEP, *([CLASS_MAP] if model.task == "segment" else [])]
-    # Lazy tabs: only the open one runs, so a rerun draws one view, not all of them.
-    tabs = dict(zip(views_shown, st.tabs(views_shown, key="view", on_change="rerun")))
-    if tabs[ZOOM].open:
-        with tabs[ZOOM]:
-            zoom_view.zoom(item, full, tiled, patch_only)
-    if tabs[STEPS].open:
-        with tabs[STEPS]:
-            views.teaching(item, pred, tiled)
-    if tabs[TABLE].open:
-        with tabs[TABLE]:
-            table_view.table(table_view.detections_frame(tiled, patch_only))
-            table_view.downloads(item, full, tiled)
-            if len(items) > 1:
-                png = st.checkbox("Full-size PNG pictures in the zip (much larger than JPEG)", key="zip_png")
-                if st.button(f"Prepare a zip for all {len(items)} images", key="export_all"):
-                    bar = st.progress(0.0, text="Results for every image…")
-                    results = {}
-                    for k, it in enumerate(items, 1):
-                        p, f, _ = results_for(it, model, model_key, settings)
-                        results[it.name] = (it, f, p.detections)
-                        bar.progress(k / len(items) / 2, text=f"Results: image {k} of {len(items)}")
-                    data = table_view.export_zip(results, png=png, progress=lambda done, total: bar.progress(
-                        0.5 + done / total / 2, text=f"Writing the zip: image {done} of {total}"))
-                    bar.empty()
-                    st.download_button("Download all (zip)", data, "patchwise_results.zip", "application/zip",
-                                       on_click="ignore", key="dl_zip", icon=":material/folder_zip:")
-    if tabs[SCORES].open:
-        with tabs[SCORES]:
-            if item.labels is None:
-                st.info("Upload ground-truth labels (YOLO .txt or COCO .json) in the sidebar to score both modes. "
-                        "The bundled samples come with theirs.")
-            else:
-                views.scores(item, full, tiled)
-    if tabs[SWEEP].open:
-        with tabs[SWEEP]:
-            sweep_tab(item, model, model_key, settings)
-    if CLASS_MAP in tabs and tabs[CLASS_MAP].open:
-        with tabs[CLASS_MAP]:
-            st.markdown(views.CLASS_MAP_TEXT)
-            if st.button("Compute the dense class map", key="dense_go",
-                         help="Runs the model again over half-overlapping tiles and blends the per-pixel scores."):
-                st.session_state["dense_for"] = (item.key, model_key)
-            if st.session_state.get("dense_for") == (item.key, model_key):
-                cmap = res.dense_map(item.key, model_key, tiles.size_xy[0], merge.conf, item.image, model)
-                views.dense(item, cmap, model.names)
-
+    draw_tabs(Page(item, items, model, model_key, settings, pred, full, patch_only,
+                   lambda it, progress=None: results_for(it, model, model_key, settings, progress)))
 
 try:
     main()

@@ -14,8 +14,7 @@ from .resources import ImageItem
 
 ZOOM, STEPS, TABLE, SCORES = (":material/zoom_in: Zoom", ":material/school: Step by step",
                                ":material/table: Detections", ":material/analytics: Scores")
-VIEWS = (ZOOM, STEPS, TABLE, SCORES)  # the tabs under the side-by-side pictures
-CLASS_MAP = ":material/map: Class map"  # a fifth tab for segmentation models
+CLASS_MAP = ":material/map: Class map"  # a tab for segmentation models only (ui.tabs)
 MISSED = (0, 0, 255)  # red dashed: ground truth nobody found
 FALSE_POS = (0, 215, 255)  # amber: prediction matching no ground truth
 
