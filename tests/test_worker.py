@@ -112,6 +112,8 @@ def test_protocol_round_trip_keeps_arrays_and_refuses_what_it_does_not_allow():
         _round_trip({}, [np.zeros(1000, np.float32)], max_bytes=100)
     with pytest.raises(ProtocolError, match="valid header"):
         decode(lambda n: bytearray(b"XXXX\0\0\0\0"[:n]), 100)
+    with pytest.raises(ProtocolError, match="valid header"):  # a header over MAX_HEADER is not read at all
+        decode(lambda n: bytearray((b"PWK1" + (1 << 30).to_bytes(4, "little"))[:n]), 100)
 
 
 def _reply(dets):
@@ -439,3 +441,23 @@ def test_a_worker_gets_patchwise_settings_and_its_own_folders_but_no_other_varia
     assert "HF_TOKEN" not in env and env["PATCHWISE_MAX_PARAMS"] == "5000000"
     assert env["PATCHWISE_WORKER_MEMORY_MB"] == "1000" and env["PATCHWISE_WORKER_PROBES"] == "0"
     assert env["HOME"] == env["TMPDIR"] == str(tmp_path) and env["PATCHWISE_CACHE"].startswith(str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reply", [
+    "[frame({'ok': True, 'arrays': [['float64', [4, 4]]]}), bytes(128)]",  # a dtype the server does not take
+    "[b'\\x80\\x04\\x95' + bytes(64)]",  # a pickle
+])
+def test_a_worker_answering_outside_the_protocol_is_stopped(reply):
+    worker = WorkerProcess(WorkerLimits(), probes=True)
+    code = ("import json, os\nfrom tiling.worker.protocol import encode\n"
+            "def frame(header):\n    body = json.dumps(header).encode()\n"
+            "    return b'PWK1' + len(body).to_bytes(4, 'little') + body\n"
+            f"for part in {reply}:\n    os.write(protocol_fd, bytes(part))\n")
+    try:
+        with pytest.raises(WorkerFailure) as caught:
+            worker.call({"op": "probe", "code": code}, [], 30, 1 << 20)
+        assert caught.value.kind == "protocol"
+        assert not worker.alive
+    finally:
+        worker.kill()

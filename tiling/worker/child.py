@@ -76,7 +76,7 @@ class Worker:
         if op == "batches":
             return self.batches(header)
         if op == "probe" and self.probes:  # tests only (tests/test_worker.py): code run as a model's could be
-            scope = {"np": np}
+            scope = {"np": np, "protocol_fd": self.out}
             exec(compile(str(header["code"]), "<probe>", "exec"), scope)
             return {"ok": True, "result": str(scope.get("result", ""))[:2000]}, []
         return {"ok": False, "kind": "error", "error": f"unknown request {str(op)[:40]!r}"}, []
