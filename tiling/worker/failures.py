@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 
 from ..models.base import ModelError
 from .channel import WorkerFailure
@@ -58,4 +60,26 @@ def is_limit(failure: WorkerFailure) -> bool:
 def is_remembered(failure: WorkerFailure) -> bool:
     """Whether the model is refused from now on: not when the worker could not start (not the model's doing),
     nor when a long-lived worker used up its lifetime CPU allowance (a fresh one gets a new one)."""
-    return failure.kind != "startup" and "SIGXCPU" not in failure.detail
+    return failure.kind not in ("startup", "stopped") and "SIGXCPU" not in failure.detail
+
+
+class Refusals:
+    """The sentences models were refused with, so a page's next rerun does not start them again: by model
+    after a limit (every form of it), by model and form after its own error; the oldest forgotten first."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, digest: str, variant: str, failure: WorkerFailure, text: str) -> None:
+        if not is_remembered(failure):
+            return
+        with self._lock:
+            self._items[(digest, "" if is_limit(failure) else variant)] = text
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, digest: str, variant: str = "") -> str | None:
+        with self._lock:
+            return self._items.get((digest, "")) or self._items.get((digest, variant))

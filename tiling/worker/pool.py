@@ -21,14 +21,13 @@ import numpy as np
 from ..models.base import ModelError
 from ..models.calibration import CalibrationError
 from ..util import sha256_of
-from .failures import LOADING, WorkerError, is_limit, is_remembered, sentence
+from .failures import LOADING, Refusals, WorkerError, is_limit, is_remembered, sentence
 from .channel import WorkerFailure
 from .limits import WorkerLimits
 from .process import WorkerProcess
 from .remote_model import RemoteModel
 
 BUSY_WAIT = 10.0  # seconds a request waits for a worker to come free when all are busy
-REMEMBERED = 64  # refused models remembered
 LOAD_REPLY = 4 << 20
 
 
@@ -46,7 +45,7 @@ class WorkerPool:
         self.limits = limits or WorkerLimits.from_env()
         self.probes = probes  # test-only: workers accept probe code (tests/test_worker.py)
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
-        self._refused: OrderedDict[tuple, str] = OrderedDict()
+        self._refused = Refusals()
         self._owners: dict[str, set[int]] = {}  # digest -> ids of the live objects (sessions) holding it
         self._gone: queue.SimpleQueue = queue.SimpleQueue()  # (digest, owner id) of owners collected
         self._spare: WorkerProcess | None = None  # started ahead of need (:meth:`warm`); it holds a place
@@ -117,26 +116,33 @@ class WorkerPool:
 
     def refused(self, digest: str, variant: str = "") -> str | None:
         """The sentence a model was refused with earlier, or None."""
-        with self._lock:
-            return self._refused.get((digest, "")) or self._refused.get((digest, variant))
+        return self._refused.get(digest, variant)
 
     # -- workers -----------------------------------------------------------------------------
     def _ensure_loaded(self, digest: str, variant: str, label: str, request: dict, arrays) -> dict:
         with self._lock:
             key_lock = self._key_locks.setdefault(digest, threading.Lock())
         with key_lock:
-            earlier = self.refused(digest, variant)
-            if earlier:
-                raise WorkerError(earlier, remembered=True)
-            entry = self._entry(digest)
-            if variant not in entry.loaded:
+            for _ in range(3):
+                earlier = self.refused(digest, variant)
+                if earlier:
+                    raise WorkerError(earlier, remembered=True)
+                entry = self._entry(digest)
+                if variant in entry.loaded:
+                    return entry.loaded[variant]
                 seconds = self.limits.load_seconds
                 try:
                     reply, _ = entry.process.call(request, arrays, seconds, LOAD_REPLY)
                 except WorkerFailure as failure:
+                    if failure.kind == "stopped":  # let go to make room meanwhile: start another
+                        continue
                     raise self._failed(digest, variant, label, failure, LOADING, seconds) from None
+                if not isinstance(reply.get("info"), dict):
+                    failure = WorkerFailure("protocol", "no description of the model")
+                    raise self._failed(digest, variant, label, failure, LOADING, seconds)
                 entry.loaded[variant] = reply["info"]
-            return entry.loaded[variant]
+                return entry.loaded[variant]
+        raise WorkerError(f"{label}: its worker was stopped three times in a row to make room; try again")
 
     def _process(self, digest: str) -> WorkerProcess:
         with self._lock:
@@ -193,14 +199,23 @@ class WorkerPool:
 
     def _evict_one(self) -> bool:
         """Kill the least recently used idle worker (pool lock held); False when every one is busy."""
-        for digest, entry in self._entries.items():
-            if entry.process.lock.acquire(blocking=False):
-                try:
-                    self._drop(digest)
-                finally:
-                    entry.process.lock.release()
-                return True
-        return False
+        return any(self._drop_if_idle(digest) for digest in list(self._entries))
+
+    def _drop_if_idle(self, digest: str) -> bool:
+        """Kill ``digest``'s worker unless a call is running in it (pool lock held)."""
+        entry = self._entries.get(digest)
+        if entry is None or not entry.process.lock.acquire(blocking=False):
+            return False
+        try:
+            self._drop(digest)
+        finally:
+            entry.process.lock.release()
+        return True
+
+    def _end_spare(self) -> None:
+        spare = self._take_spare()
+        if spare is not None:
+            spare.kill()
 
     def _drop(self, digest: str) -> None:
         self._key_locks.pop(digest, None)  # a thread holding it keeps its own reference
@@ -214,11 +229,8 @@ class WorkerPool:
         when it broke a limit (a plain error of the model's, such as a bad file, leaves other variants)."""
         text = sentence(label, failure, self.limits, what, seconds)
         error = CalibrationError(text) if failure.kind == "calibration" else WorkerError(text, is_remembered(failure))
+        self._refused.remember(digest, variant, failure, text)
         with self._lock:
-            if is_remembered(failure):
-                self._refused[(digest, "" if is_limit(failure) else variant)] = text
-            while len(self._refused) > REMEMBERED:
-                self._refused.popitem(last=False)
             entry = self._entries.get(digest)
             if entry is not None and (is_limit(failure) or not entry.loaded):
                 self._entries.pop(digest)
@@ -244,13 +256,7 @@ class WorkerPool:
             if owners:
                 return
             self._owners.pop(digest, None)
-            entry = self._entries.get(digest)
-            if entry is None or not entry.process.lock.acquire(blocking=False):
-                return
-            try:
-                self._drop(digest)
-            finally:
-                entry.process.lock.release()
+            self._drop_if_idle(digest)
 
     def _reap(self) -> None:
         """End the workers of sessions that ended, and those idle longer than ``limits.idle_seconds``;
@@ -262,16 +268,10 @@ class WorkerPool:
             now = time.monotonic()
             with self._lock:
                 if self._spare is not None and now - self._spare.last_used > self.limits.idle_seconds:
-                    spare = self._take_spare()
-                    if spare is not None:
-                        spare.kill()
+                    self._end_spare()
                 for digest, entry in list(self._entries.items()):
                     if now - entry.process.last_used > self.limits.idle_seconds or not entry.process.alive:
-                        if entry.process.lock.acquire(blocking=False):
-                            try:
-                                self._drop(digest)
-                            finally:
-                                entry.process.lock.release()
+                        self._drop_if_idle(digest)
 
     def workers(self) -> dict[str, WorkerProcess]:
         """The running workers by model digest (for tests and benchmarks)."""
@@ -282,9 +282,7 @@ class WorkerPool:
         """Kill every worker and stop the reaper."""
         self._closed.set()
         with self._lock:
-            spare = self._take_spare()
-            if spare is not None:
-                spare.kill()
+            self._end_spare()
             for digest in list(self._entries):
                 self._drop(digest)
 
