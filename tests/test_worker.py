@@ -461,3 +461,22 @@ def test_a_worker_answering_outside_the_protocol_is_stopped(reply):
         assert not worker.alive
     finally:
         worker.kill()
+
+
+def test_a_worker_that_cannot_be_started_is_one_sentence_and_not_held_against_the_model(monkeypatch):
+    import subprocess
+
+    def no_process(*args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    pool = WorkerPool(WorkerLimits())
+    try:
+        pool.warm()  # ahead of need: quietly nothing
+        for _ in range(2):  # not remembered: the next try starts afresh
+            with pytest.raises(WorkerError, match=r"^the worker process for m\.onnx could not start "
+                                                  r"\(BlockingIOError: .*\); try again in a minute\.$"):
+                pool.load(b"model", "m.onnx")
+        assert not pool.workers()
+    finally:
+        pool.close()

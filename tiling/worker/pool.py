@@ -127,11 +127,11 @@ class WorkerPool:
                 earlier = self.refused(digest, variant)
                 if earlier:
                     raise WorkerError(earlier, remembered=True)
-                entry = self._entry(digest)
-                if variant in entry.loaded:
-                    return entry.loaded[variant]
                 seconds = self.limits.load_seconds
                 try:
+                    entry = self._entry(digest)
+                    if variant in entry.loaded:
+                        return entry.loaded[variant]
                     reply, _ = entry.process.call(request, arrays, seconds, LOAD_REPLY)
                 except WorkerFailure as failure:
                     if failure.kind == "stopped":  # let go to make room meanwhile: start another
@@ -181,7 +181,10 @@ class WorkerPool:
         with self._lock:
             if self._closed.is_set() or (self._spare is not None and self._spare.alive) or not self._room():
                 return
-            spare = self._spare = WorkerProcess(self.limits, self.probes)
+            try:
+                spare = self._spare = WorkerProcess(self.limits, self.probes)
+            except WorkerFailure:  # only ahead of need: the load itself will say what is wrong
+                return
         if wait:
             spare.wait_ready()
 

@@ -69,6 +69,9 @@ class WorkerProcess:
                 [sys.executable, "-c", BOOT, self.folder, str(JAIL)], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=log, cwd=self.folder, env=child_env(self.folder, limits, probes),
                 close_fds=True, start_new_session=True)
+        except OSError as exc:  # no process could be started (the machine's limit, no memory)
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise WorkerFailure("startup", f"{type(exc).__name__}: {exc}") from None
         finally:
             log.close()
         self.channel = Channel(self.proc.stdin.fileno(), self.proc.stdout.fileno(), self._ended)
