@@ -20,9 +20,10 @@ import pytest
 from conftest import DET_WEIGHTS, SAMPLES
 
 import tiling
+from tiling.util import sha256_of
 from tiling.worker import RemoteModel, WorkerError, WorkerLimits, WorkerPool
-from tiling.worker.failures import is_remembered, sentence, work_text
 from tiling.worker.channel import WorkerFailure
+from tiling.worker.failures import is_remembered, sentence, work_text
 from tiling.worker.process import WorkerProcess
 from tiling.worker.protocol import ProtocolError, decode, encode
 from tiling.worker.wire import from_wire, names_from_wire, to_wire
@@ -478,5 +479,43 @@ def test_a_worker_that_cannot_be_started_is_one_sentence_and_not_held_against_th
                                                   r"\(BlockingIOError: .*\); try again in a minute\.$"):
                 pool.load(b"model", "m.onnx")
         assert not pool.workers()
+    finally:
+        pool.close()
+
+
+class _FakeProcess:
+    """A worker without a process, for the pool's own bookkeeping (places, least recently used, busy)."""
+
+    started: list = []
+
+    def __init__(self, limits, probes=False):
+        self.lock, self.alive, self.last_used = threading.Lock(), True, time.monotonic()
+        _FakeProcess.started.append(self)
+
+    def call(self, header, arrays, seconds, max_reply):
+        info = {"task": "detect", "names": {"0": "car"}, "runtime": "onnx", "precision": "fp32"}
+        return {"ok": True, "info": info}, []
+
+    def kill(self):
+        self.alive = False
+
+
+def test_the_pool_lets_the_least_recently_used_go_and_says_so_when_every_worker_is_busy(monkeypatch):
+    from tiling.worker import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "WorkerProcess", _FakeProcess)
+    monkeypatch.setattr(_FakeProcess, "started", [])
+    monkeypatch.setattr(pool_module, "BUSY_WAIT", 0.3)
+    pool = WorkerPool(WorkerLimits(workers=2))
+    try:
+        a, b = pool.load(b"a", "a.onnx"), pool.load(b"b", "b.onnx")
+        pool.load(b"a", "a.onnx")  # a is used again: b is now the least recently used
+        c = pool.load(b"c", "c.onnx")
+        assert set(pool.workers()) == {a.digest, c.digest} and not _FakeProcess.started[1].alive
+        for process in pool.workers().values():
+            process.lock.acquire()  # both in the middle of a call
+        with pytest.raises(WorkerError, match="running 2 visitors' models already"):
+            pool.load(b"d", "d.onnx")
+        assert pool.refused(sha256_of(b"d")) is None  # busy is not the model's fault
     finally:
         pool.close()
