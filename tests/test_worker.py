@@ -300,6 +300,13 @@ PROBES = {
                                 "    except Exception as exc:\n        errors.append(exc)\n"
                                 "t = threading.Thread(target=write)\nt.start()\nt.join()\nraise errors[0]"),
     "sqlite3 file": "import sqlite3\nsqlite3.connect(PATH)",
+    "os.open with a dir_fd outside": ("import os\nfd = os.open(os.path.dirname(PATH), os.O_RDONLY)\n"
+                                      "os.open(os.path.basename(PATH), os.O_WRONLY | os.O_CREAT, dir_fd=fd)"),
+    "os.rename into a dir_fd outside": ("import os\nopen(os.path.abspath('x'), 'w').close()\n"
+                                        "fd = os.open(os.path.dirname(PATH), os.O_RDONLY)\n"
+                                        "os.rename('x', os.path.basename(PATH), dst_dir_fd=fd)"),
+    "a symlink out, then a write through it": ("import os\nos.symlink(PATH, os.path.abspath('link'))\n"
+                                               "open(os.path.abspath('link'), 'w')"),
     "os.kill": "import os\nos.kill(os.getppid(), 0)",
     "os.chdir": "import os\nos.chdir('/')",
     "_posixsubprocess.fork_exec": (
@@ -322,8 +329,10 @@ def test_inside_the_worker_the_network_processes_and_outside_files_are_refused(p
     assert caught.value.kind == "error" and caught.value.detail.startswith("refused in the model's worker"), \
         caught.value.detail
     assert not target.exists()
-    reply, _ = probe_worker.call({"op": "probe", "code": "open('inside.txt', 'w').write('x')\nresult = 'ok'"}, [], 30, 0)
-    assert reply["result"] == "ok"  # its own folder stays writable
+    inside = ("import os, shutil\nos.makedirs(os.path.abspath('d/e'), exist_ok=True)\n"
+              "open(os.path.abspath('d/e/f.txt'), 'w').write('x')\nshutil.rmtree(os.path.abspath('d'))\nresult = 'ok'")
+    reply, _ = probe_worker.call({"op": "probe", "code": inside}, [], 30, 0)
+    assert reply["result"] == "ok"  # its own folder stays writable, and removable
 
 
 @pytest.mark.slow

@@ -23,9 +23,12 @@ REFUSED = frozenset({"os.kill", "os.killpg", "signal.pthread_kill", "os.chdir", 
                      "sys.monitoring.register_callback"})
 NATIVE = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.addressof", "ctypes.cdata",
                     "ctypes.call_function", "ctypes.seh_exception", "resource.setrlimit", "resource.prlimit"})
-FILE_CHANGES = frozenset({"os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.truncate", "os.link", "os.symlink",
-                          "os.chmod", "os.chown", "os.utime", "shutil.copyfile", "shutil.copytree", "shutil.move",
-                          "shutil.rmtree", "shutil.unpack_archive", "shutil.make_archive", "os.mkfifo", "os.mknod"})
+# Events that change files: the arguments that are paths it changes, each with its dir_fd argument (or None).
+FILE_CHANGES = {"os.remove": ((0, 1),), "os.rmdir": ((0, 1),), "os.mkdir": ((0, 2),), "os.chmod": ((0, 2),),
+                "os.chown": ((0, 3),), "os.utime": ((0, 3),), "os.rename": ((0, 2), (1, 3)), "os.link": ((1, 3),),
+                "os.symlink": ((1, 2),), "os.truncate": ((0, None),), "os.mkfifo": ((0, 2),), "os.mknod": ((0, 3),),
+                "shutil.copyfile": ((1, None),), "shutil.copytree": ((1, None),), "shutil.move": ((0, None), (1, None)),
+                "shutil.rmtree": ((0, 1),), "shutil.unpack_archive": ((1, None),), "shutil.make_archive": ((0, None),)}
 SEALED_MODULES = frozenset({"_posixsubprocess"})  # a fresh copy would bring back the fork_exec that seal() removed
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
@@ -44,12 +47,17 @@ def _writes(args: tuple) -> bool:
     return bool((isinstance(flags, int) and flags & WRITE_FLAGS) or any(c in str(mode or "") for c in "wax+"))
 
 
-def _inside(path) -> bool:
-    if isinstance(path, int):  # an already open descriptor
+def _inside(path, dir_fd=None) -> bool:
+    """Whether ``path`` (relative to ``dir_fd`` when given, else to the working folder) lies in the folder."""
+    if isinstance(path, int) or path is None:  # an already open descriptor
         return True
     try:
-        real = os.path.realpath(os.fsdecode(path))
-    except (TypeError, ValueError):
+        path = os.fsdecode(path)
+        if not os.path.isabs(path):
+            base = os.readlink(f"/proc/self/fd/{dir_fd}") if type(dir_fd) is int and dir_fd >= 0 else os.getcwd()
+            path = os.path.join(base, path)
+        real = os.path.realpath(path)
+    except (TypeError, ValueError, OSError):
         return False
     return real == _folder or real.startswith(_folder + os.sep)
 
@@ -66,13 +74,19 @@ def refusal(event: str, args: tuple) -> str | None:
         return f"a second copy of {args[0]}"
     if event in NATIVE and _sealed:
         return f"native code or limits ({event})"
-    if event == "open" and _writes(args) and not _inside(args[0]) and args[0] != os.devnull:
-        return f"writing {args[0]!r} outside the worker's folder"
+    if event == "open" and _writes(args) and args[0] != os.devnull:
+        if isinstance(args[0], (str, bytes)) and not os.path.isabs(args[0]):  # os.open's dir_fd is not shown
+            return f"writing {args[0]!r} by a relative path"
+        if not _inside(args[0]):
+            return f"writing {args[0]!r} outside the worker's folder"
     if event in FILE_CHANGES:
-        paths = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
-        if not all(_inside(p) for p in paths):
+        if not all(_inside(_arg(args, p), _arg(args, fd)) for p, fd in FILE_CHANGES[event]):
             return f"changing files outside the worker's folder ({event})"
     return None
+
+
+def _arg(args: tuple, index: int | None):
+    return args[index] if index is not None and index < len(args) else None
 
 
 def _hook(event: str, args: tuple) -> None:
