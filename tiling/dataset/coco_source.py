@@ -17,14 +17,20 @@ from .objects import DatasetError, Kind, LabelledObject, Source, SourceImage
 OUTSIDE_TOLERANCE_PX = 1.0  # a box edge written a rounding past the image's edge
 
 
-def _load(path: Path) -> dict:
+def read_json(path: Path, reader: str) -> object:
+    """A label file's JSON, read with the label readers' size and encoding checks (``reader`` names the
+    caller in their messages); anything wrong is one :class:`DatasetError`."""
     try:
-        data, shown = _read_label_file(path, "parse_coco_labels")
-        doc = json.loads(data)
+        data, _ = _read_label_file(path, reader)
+        return json.loads(data)
     except LabelError as exc:
         raise DatasetError(str(exc)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path.name}: not JSON ({str(exc).splitlines()[0]})") from None
+
+
+def _load(path: Path) -> dict:
+    doc = read_json(path, "parse_coco_labels")
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("categories"), list):
         raise DatasetError(f"{path.name}: not a COCO json (needs 'images' and 'categories' lists)")
     return doc
@@ -65,12 +71,13 @@ def _annotation(ann: dict, index: dict[int, int], kpts: dict[int, int], where: s
     return LabelledObject(index[cat], Kind.BOX, [box])
 
 
-def _check_inside(obj: LabelledObject, width: int, height: int, where: str) -> None:
+def check_inside(obj: LabelledObject, width: int, height: int, where: str, what: str = "image") -> None:
+    """Refuse a label beyond the image (or raster, ``what``) by more than a rounding; clip one within it."""
     x0, y0, x1, y1 = obj.xyxy
     t = OUTSIDE_TOLERANCE_PX
     if x0 < -t or y0 < -t or x1 > width + t or y1 > height + t:
-        raise DatasetError(f"{where}: label outside the image ({x0:.1f}, {y0:.1f}, {x1:.1f}, {y1:.1f} on a "
-                           f"{width}x{height} image)")
+        raise DatasetError(f"{where}: label outside the {what} ({x0:.1f}, {y0:.1f}, {x1:.1f}, {y1:.1f} on a "
+                           f"{width}x{height} {what})")
     obj.rings = [np.clip(r, 0.0, [width, height]) for r in obj.rings]
 
 
@@ -81,7 +88,7 @@ def _read(anns: list[dict], width: int, height: int, index, kpts, name: str) -> 
             continue
         where = f"{name} annotation {ann.get('id', '?')}"
         obj = _annotation(ann, index, kpts, where)
-        _check_inside(obj, width, height, where)
+        check_inside(obj, width, height, where)
         if sum(abs(ring_area(r)) for r in obj.rings) > 0:
             objects.append(obj)
     return objects

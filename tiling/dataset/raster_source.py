@@ -7,20 +7,16 @@ json whose one image is the raster, in pixels. A polygon's holes are kept (joine
 zero-width slit, as YOLO's one ring per object needs)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..labels.base import LabelError, _read_label_file
 from ..optional import require
 from ..raster import RasterSource
 from ..raster_open import RasterError
-from .coco_source import read_coco_objects
+from .coco_source import check_inside, read_coco_objects, read_json
 from .objects import DatasetError, Kind, LabelledObject, Source
 from .writer import join_rings
-
-OUTSIDE_TOLERANCE_PX = 1.0
 
 
 def _class_of(props: dict, key: str, names: dict[str, int], where: str) -> int:
@@ -71,13 +67,7 @@ def _polygon_object(geometry: dict, class_id: int, where: str) -> LabelledObject
 
 
 def _load(path: Path) -> dict:
-    try:
-        data, _ = _read_label_file(path, "read_geojson_objects")
-        doc = json.loads(data)
-    except LabelError as exc:
-        raise DatasetError(str(exc)) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path.name}: not JSON ({str(exc).splitlines()[0]})") from None
+    doc = read_json(path, "read_geojson_objects")
     if not isinstance(doc, dict):
         raise DatasetError(f"{path.name}: neither a GeoJSON FeatureCollection nor a COCO json")
     return doc
@@ -101,19 +91,9 @@ def read_geojson_objects(doc: dict, shown: str, src: RasterSource, class_propert
             raise DatasetError(f"{where}: a {geometry.get('type')!r} geometry; objects must be Polygons or MultiPolygons")
         obj = _polygon_object(_to_pixels(geometry, doc, src), _class_of(feature.get("properties"), class_property,
                                                                          index, where), where)
-        _check_inside(obj, src.shape, where)
+        check_inside(obj, src.shape[1], src.shape[0], where, "raster")
         objects.append(obj)
     return objects, dict(enumerate(values))
-
-
-def _check_inside(obj: LabelledObject, shape: tuple[int, int], where: str) -> None:
-    h, w = shape
-    x0, y0, x1, y1 = obj.xyxy
-    t = OUTSIDE_TOLERANCE_PX
-    if x0 < -t or y0 < -t or x1 > w + t or y1 > h + t:
-        raise DatasetError(f"{where}: label outside the raster ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f} px on "
-                           f"{w}x{h})")
-    obj.rings = [np.clip(r, 0.0, [w, h]) for r in obj.rings]
 
 
 def open_raster_objects(raster: Path, objects: Path, class_property: str = "class",
