@@ -154,7 +154,8 @@ def test_a_reply_outside_what_a_model_gives_is_refused(bad, message):
 
 def test_class_names_from_a_worker_are_bounded():
     assert names_from_wire({"0": "car"}) == {0: "car"}
-    for bad in ({}, {"0": "x" * 5000}, {"a": "car"}, {"0": 3}, {str(i): "c" for i in range(20_000)}):
+    for bad in ({}, {"0": "x" * 5000}, {"a": "car"}, {"0": 3}, {str(i): "c" for i in range(20_000)},
+                {"0": "car", "300": "bus"}, {"0": "car", str(2**70): "bus"}, {"1": "car"}):
         with pytest.raises(ProtocolError):
             names_from_wire(bad)
 
@@ -307,6 +308,9 @@ PROBES = {
                                         "os.rename('x', os.path.basename(PATH), dst_dir_fd=fd)"),
     "a symlink out, then a write through it": ("import os\nos.symlink(PATH, os.path.abspath('link'))\n"
                                                "open(os.path.abspath('link'), 'w')"),
+    "a hard link of a file outside": "import os\nos.link('/etc/passwd', os.path.abspath('hard'))",
+    "a signal to the server by a pidfd": ("import os, signal\n"
+                                          "signal.pidfd_send_signal(os.pidfd_open(os.getppid()), 0)"),
     "os.kill": "import os\nos.kill(os.getppid(), 0)",
     "os.chdir": "import os\nos.chdir('/')",
     "_posixsubprocess.fork_exec": (
@@ -528,3 +532,19 @@ def test_the_pool_lets_the_least_recently_used_go_and_says_so_when_every_worker_
         assert pool.refused(sha256_of(b"d")) is None  # busy is not the model's fault
     finally:
         pool.close()
+
+
+def test_the_server_reads_a_dead_workers_log_only_as_a_small_regular_file(tmp_path):
+    """The worker's folder is the worker's: its stderr.log may have become a FIFO (an open would wait for
+    ever) or a link to /dev/zero (a read would fill memory); the server reads neither."""
+    from types import SimpleNamespace
+
+    os.mkfifo(tmp_path / "stderr.log")
+    assert WorkerProcess._stderr_tail(SimpleNamespace(folder=str(tmp_path))) == ""
+    os.remove(tmp_path / "stderr.log")
+    os.symlink("/dev/zero", tmp_path / "stderr.log")
+    assert WorkerProcess._stderr_tail(SimpleNamespace(folder=str(tmp_path))) == ""
+    os.remove(tmp_path / "stderr.log")
+    (tmp_path / "stderr.log").write_bytes(b"x" * 10_000 + b"the end")
+    tail = WorkerProcess._stderr_tail(SimpleNamespace(folder=str(tmp_path)))
+    assert len(tail) == 4000 and tail.endswith("the end")

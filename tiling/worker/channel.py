@@ -63,7 +63,9 @@ class Channel:
             raise WorkerFailure("deadline")
         return bool(readable), bool(writable)
 
-    def _take_in(self) -> None:
+    def _take_in(self, wanted: int = 0) -> None:
+        """Read what the worker sent: at most ``inbox_cap`` bytes held, or the ``wanted`` ones when a reply
+        (its size checked by the protocol first) asks for more."""
         try:
             chunk = os.read(self.recv_fd, CHUNK)
         except BlockingIOError:
@@ -71,13 +73,13 @@ class Channel:
         if not chunk:
             raise WorkerFailure("died", self.ended())
         self.inbox += chunk
-        if len(self.inbox) > self.inbox_cap:
+        if len(self.inbox) > max(self.inbox_cap, wanted):
             raise ProtocolError(f"the worker sent more than {self.inbox_cap} bytes it was not asked for")
 
     def _read(self, n: int, deadline: float) -> bytearray:
         while len(self.inbox) < n:
             self._select(deadline, write=False)
-            self._take_in()
+            self._take_in(n)
         out = self.inbox[:n]
         del self.inbox[:n]
         return out

@@ -3,21 +3,22 @@
 It acts in every thread (a thread the model's code starts included) and refuses: the network (sockets
 of any kind), new processes (subprocess, os.system, fork, exec, posix_spawn, ``_posixsubprocess``),
 loading or looking up native code through ctypes once sealed (``ctypes.CDLL(None).system`` would run a
-shell), signals to other processes, changing directory, sqlite3 databases, and writing, creating,
-moving or removing any file outside the worker's private folder. The OS limits (:mod:`.limits`)
+shell), signals to other processes (pidfds too), links of any kind, changing directory, sqlite3 databases,
+and writing, creating, moving or removing any file outside the worker's private folder. The OS limits (:mod:`.limits`)
 bound what native code can use; this hook bounds what Python code can reach.
 """
 from __future__ import annotations
 
 import _posixsubprocess
 import os
+import signal
 import sys
 
 NETWORK = ("socket.", "urllib.Request", "http.client.", "ftplib.", "smtplib.", "imaplib.", "poplib.", "nntplib.",
            "telnetlib.", "webbrowser.open")
 PROCESSES = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
                        "os.forkpty", "pty.spawn", "os.startfile", "_posixsubprocess.fork_exec", "os.popen"})
-REFUSED = frozenset({"os.kill", "os.killpg", "signal.pthread_kill", "os.chdir", "os.fchdir", "os.chroot",
+REFUSED = frozenset({"os.kill", "os.killpg", "signal.pthread_kill", "os.link", "os.symlink", "os.chdir", "os.fchdir", "os.chroot",
                      "sqlite3.connect", "sqlite3.connect/handle", "sqlite3.enable_load_extension",
                      "sqlite3.load_extension", "os.setuid", "os.setgid", "sys.setprofile", "sys.settrace",
                      "sys.monitoring.register_callback"})
@@ -29,7 +30,7 @@ FILE_CHANGES = {"os.remove": ((0, 1),), "os.rmdir": ((0, 1),), "os.mkdir": ((0, 
                 "os.symlink": ((1, 2),), "os.truncate": ((0, None),), "os.mkfifo": ((0, 2),), "os.mknod": ((0, 3),),
                 "shutil.copyfile": ((1, None),), "shutil.copytree": ((1, None),), "shutil.move": ((0, None), (1, None)),
                 "shutil.rmtree": ((0, 1),), "shutil.unpack_archive": ((1, None),), "shutil.make_archive": ((0, None),)}
-SEALED_MODULES = frozenset({"_posixsubprocess"})  # a fresh copy would bring back the fork_exec that seal() removed
+SEALED_MODULES = frozenset({"_posixsubprocess", "_signal"})  # a fresh copy would bring back what seal() removed
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 refused: list[str] = []  # the first 100 refusals, for the worker's log
@@ -120,10 +121,19 @@ def _no_fork_exec(*args, **kwargs):
     raise Refused("refused in the model's worker: starting a process (_posixsubprocess.fork_exec)")
 
 
+def _no_signal(*args, **kwargs):
+    raise Refused("refused in the model's worker: signals to other processes (pidfd)")
+
+
 def seal() -> None:
     """From now on ctypes may load and look up nothing more (the libraries the worker needs are loaded),
     the OS limits, set by now, may not be changed (root could raise them), and ``_posixsubprocess.fork_exec``,
     which Python 3.11 does not audit, refuses."""
     global _sealed
     _posixsubprocess.fork_exec = _no_fork_exec
+    for name in ("pidfd_send_signal",):  # unaudited in 3.11: a signal to the server's pid by a pidfd
+        if hasattr(signal, name):
+            setattr(signal, name, _no_signal)
+    if hasattr(os, "pidfd_open"):
+        os.pidfd_open = _no_signal
     _sealed = True

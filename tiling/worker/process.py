@@ -12,6 +12,7 @@ import collections
 import contextlib
 import os
 import shutil
+import stat
 import signal
 import subprocess
 import sys
@@ -231,12 +232,19 @@ class WorkerProcess:
 
     def _stderr_tail(self, limit: int = 4000) -> str:
         """The end of what the child wrote to stderr (for the server's log and tests, never for visitors)."""
-        try:
-            with open(os.path.join(self.folder, "stderr.log"), "rb") as f:
-                f.seek(max(0, os.fstat(f.fileno()).st_size - limit))
-                return f.read().decode(errors="replace")
+        try:  # the folder is the worker's: the name may now be a FIFO or a link to /dev/zero
+            fd = os.open(os.path.join(self.folder, "stderr.log"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return ""
+        try:
+            size = os.fstat(fd).st_size
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return ""
+            return os.pread(fd, limit, max(0, size - limit)).decode(errors="replace")
+        except OSError:
+            return ""
+        finally:
+            os.close(fd)
 
     def memory(self) -> dict[str, int]:
         """The child's resident and proportional memory in bytes (RSS and PSS, from /proc); {} once it ended."""

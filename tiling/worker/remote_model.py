@@ -52,7 +52,8 @@ class RemoteModel(Model):
         self.kpt_shape = _pair(info.get("kpt_shape")) if self.task == "pose" else None
         params = info.get("params")
         self.params = int(params) if type(params) is int else None  # None for an export
-        self.train_imgsz = int(info.get("train_imgsz") or 640)
+        imgsz = info.get("train_imgsz")
+        self.train_imgsz = imgsz if type(imgsz) is int and 32 <= imgsz <= 8192 else 640
 
     @property
     def runtime_label(self) -> str:

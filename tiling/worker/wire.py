@@ -97,8 +97,10 @@ def names_from_wire(raw) -> dict[int, str]:
         raise ProtocolError("the worker reported no class names, or too many")
     try:
         names = {int(k): v for k, v in raw.items()}
-    except ValueError:
+    except (TypeError, ValueError, OverflowError):
         raise ProtocolError("the worker reported class names that are not numbered") from None
-    if not all(isinstance(v, str) and len(v) <= MAX_NAME_CHARS for v in names.values()) or min(names) < 0:
+    if sorted(names) != list(range(len(names))):  # a class id sizes arrays here (per-class maps): 0..n-1 only
+        raise ProtocolError("the worker reported class names not numbered 0 to n-1")
+    if not all(isinstance(v, str) and len(v) <= MAX_NAME_CHARS for v in names.values()):
         raise ProtocolError("the worker reported class names that are not short text")
     return names
