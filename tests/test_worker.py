@@ -548,3 +548,25 @@ def test_the_server_reads_a_dead_workers_log_only_as_a_small_regular_file(tmp_pa
     (tmp_path / "stderr.log").write_bytes(b"x" * 10_000 + b"the end")
     tail = WorkerProcess._stderr_tail(SimpleNamespace(folder=str(tmp_path)))
     assert len(tail) == 4000 and tail.endswith("the end")
+
+
+def test_a_worker_killed_during_another_threads_call_keeps_its_pipes_until_that_call_leaves():
+    """Killing a worker (the pool does on another session's failure) closes its pipes only once no call holds
+    them, so a call in flight never reads or writes descriptor numbers reused by another worker's pipes."""
+    from types import SimpleNamespace
+
+    closed = []
+    worker = WorkerProcess.__new__(WorkerProcess)
+    worker.lock, worker.stopped, worker.folder = threading.Lock(), False, "/nonexistent-patchwise-folder"
+    stream = SimpleNamespace(close=lambda: closed.append(1))
+    worker.proc = SimpleNamespace(poll=lambda: 0, wait=lambda timeout=None: 0, stdin=stream, stdout=stream, pid=0)
+    with worker.lock:  # a call in flight in another thread
+        worker.kill()
+        assert worker.stopped and closed == []
+        worker._leave()  # that call leaving
+    assert closed == [1, 1]
+    worker2 = WorkerProcess.__new__(WorkerProcess)
+    worker2.lock, worker2.stopped, worker2.folder = threading.Lock(), False, "/nonexistent-patchwise-folder"
+    worker2.proc = worker.proc
+    worker2.kill()  # no call in flight: closed at once
+    assert closed == [1, 1, 1, 1]

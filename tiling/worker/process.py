@@ -100,9 +100,12 @@ class WorkerProcess:
             if not self.ready:
                 self._wait_ready()
             deadline = time.monotonic() + seconds
-            with self._guarded():
-                self.channel.send(header, arrays, deadline)
-                reply, out = self.channel.receive(deadline, max_reply)
+            try:
+                with self._guarded():
+                    self.channel.send(header, arrays, deadline)
+                    reply, out = self.channel.receive(deadline, max_reply)
+            finally:
+                self._leave()
         return _checked(reply), out
 
     def stream(self, header: dict, batches: Iterator[tuple[list[np.ndarray], float, int]]):
@@ -131,9 +134,12 @@ class WorkerProcess:
                         self._push(state)
                     self._finish(state)
             finally:
-                if not state.done and not self.stopped:  # closed early: drain, so the worker stays usable
-                    with self._guarded():
-                        self._finish(state)
+                try:
+                    if not state.done and not self.stopped:  # closed early: drain, so the worker stays usable
+                        with self._guarded():
+                            self._finish(state)
+                finally:
+                    self._leave()
 
     def _push(self, state: _Stream) -> bool:
         """Send the next batch, or the end of the stream once there are no more."""
@@ -223,12 +229,26 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             pass
         self.stderr_tail = self._stderr_tail()
+        if self.lock.acquire(blocking=False):  # else the thread in a call closes them as it leaves (_leave)
+            try:
+                self._close_pipes()
+            finally:
+                self.lock.release()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _close_pipes(self) -> None:
+        """Close the pipes, only ever under ``lock``: a call in flight must not see their descriptor numbers
+        reused by another worker's pipes."""
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
             except OSError:
                 pass
-        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _leave(self) -> None:
+        """On the way out of a call (under ``lock``): the pipes of a worker killed meanwhile are closed here."""
+        if self.stopped:
+            self._close_pipes()
 
     def _stderr_tail(self, limit: int = 4000) -> str:
         """The end of what the child wrote to stderr (for the server's log and tests, never for visitors)."""
