@@ -152,7 +152,8 @@ def test_the_parser_has_an_option_for_every_spec_field_with_its_default():
 
 
 def test_spec_options_reach_the_specs_by_name():
-    from tiling.cli import build_parser, settings
+    from tiling.cli import build_parser
+    from tiling.cli_specs import settings
 
     args = build_parser().parse_args(["predict", "x.jpg", "--model", "m.pt", "--tile-size", "320", "--overlap", "0.1",
                                       "--edge", "shift", "--conf", "0.4", "--classes", "2,0", "--method", "nmm",

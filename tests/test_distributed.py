@@ -559,7 +559,7 @@ def test_a_raster_that_cannot_be_reprojected_fails_when_it_is_cut_before_any_mod
 
 
 def test_the_library_and_the_cli_list_the_same_images_rasters_included(tmp_path):
-    from tiling.cli import CliError, find_images
+    from tiling.cli_common import CliError, find_images
 
     for name in ("a.jpg", "b.jp2", "c.vrt", "d.img", "e.tif", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")

@@ -173,7 +173,8 @@ def test_an_offset_grid_shifts_only_along_axes_with_room_and_never_repeats_one_t
 
 
 def test_the_offset_grid_is_a_cli_option():
-    from tiling.cli import build_parser, settings
+    from tiling.cli import build_parser
+    from tiling.cli_specs import settings
 
     args = build_parser().parse_args(["predict", "x.jpg", "--model", "m.pt", "--out", "o", "--offset-grid"])
     assert settings(args)[0].offset_grid is True

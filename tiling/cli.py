@@ -12,15 +12,15 @@ import sys
 from typing import NoReturn, Sequence
 
 from .cli_commands import evaluate_command, predict_command
-from .cli_common import CliError, find_images, load
+from .cli_common import CliError
 from .cli_raster import add_raster_args
 from .cli_slice import add_slice_parser, slice_command
-from .cli_specs import add_spec_args, settings
+from .cli_specs import add_spec_args
 from .models import InferSpec
 from .models.runtimes import Precision, Runtime
 from .optional import MissingExtra
 
-__all__ = ["CliError", "build_parser", "find_images", "load", "main", "settings"]
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
