@@ -19,7 +19,7 @@ import numpy as np
 from .detections import Detections
 from .grid import Tile, TileSpec
 from .merge import truncated_flags
-from .models import InferSpec
+from .models import InferSpec, Model
 from .models.base import tile_scale
 from .util import Progress
 
@@ -80,7 +80,7 @@ class TileRun:
     """One run over an image's tile plan: the model and settings, and the counters and timings that grow
     as :meth:`detect` runs parts of the plan (all of it at once, region by region, or one band)."""
 
-    model: object
+    model: Model
     plan: list[Tile]
     image_shape: tuple[int, int]
     infer: InferSpec
@@ -93,7 +93,7 @@ class TileRun:
     timings: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "infer": 0.0, "map": 0.0})
 
     @classmethod
-    def start(cls, model, tiles: TileSpec, image_shape: tuple[int, int], infer: InferSpec,
+    def start(cls, model: Model, tiles: TileSpec, image_shape: tuple[int, int], infer: InferSpec,
               progress: Progress | None = None) -> TileRun:
         """A run of ``model`` (a loaded model: see :func:`~tiling.models.as_model`) over the plan of ``tiles``."""
         shape = (int(image_shape[0]), int(image_shape[1]))
