@@ -176,9 +176,9 @@ def test_without_bundled_assets_int8_asks_for_calibration_images():
 
     from tiling.models import loading
     from tiling.models.bundled import BundledAssets
-    from tiling.util import file_sha256
+    from tiling.util import cached_sha256_of_file
 
-    digest = file_sha256(DET_WEIGHTS)
+    digest = cached_sha256_of_file(DET_WEIGHTS)
     nothing = BundledAssets()
     assert nothing.copy_for(digest) is None and not nothing.has_weights(digest) and nothing.samples_for("detect") == []
     for bundled in (None, nothing, BundledAssets(models_dir=ROOT / "models")):  # no samples: not calibrated here
@@ -199,7 +199,7 @@ def test_shipped_files_are_hashed_once_per_version_and_calibration_is_resolved_o
     calls = []
     real = util.sha256_of_file
     monkeypatch.setattr(util, "sha256_of_file", lambda p: calls.append(str(p)) or real(p))
-    util._file_sha256.cache_clear()
+    util._cached_sha256_of_file.cache_clear()
     bundled = BundledAssets(ROOT / "models", ROOT / "samples")
     image = tmp_path / "a.png"
     import cv2
@@ -261,18 +261,18 @@ def test_bundled_models_calibrate_on_the_samples_of_their_kind():
     from conftest import DET_WEIGHTS, ROOT
 
     from tiling.models.bundled import BundledAssets
-    from tiling.util import file_sha256
+    from tiling.util import cached_sha256_of_file
 
     obb_weights = DET_WEIGHTS.parent / "synth-yolo11n-obb.pt"
     if not (DET_WEIGHTS.exists() and obb_weights.exists()):
         pytest.skip("bundled weights not present")
     bundled = BundledAssets(ROOT / "models", ROOT / "samples")
-    assert bundled.has_weights(file_sha256(DET_WEIGHTS)) and bundled.has_weights(file_sha256(obb_weights))
+    assert bundled.has_weights(cached_sha256_of_file(DET_WEIGHTS)) and bundled.has_weights(cached_sha256_of_file(obb_weights))
     assert [p.name for p in bundled.samples_for("obb")] == ["apron-3200x2400.jpg"]
     upright = bundled.samples_for("detect")
     assert upright and "apron-3200x2400.jpg" not in [p.name for p in upright]
     assert not bundled.has_weights("0" * 64)  # other weights bring their own images
-    assert not BundledAssets(ROOT / "models").has_weights(file_sha256(DET_WEIGHTS))  # no samples given: none used
+    assert not BundledAssets(ROOT / "models").has_weights(cached_sha256_of_file(DET_WEIGHTS))  # no samples given: none used
 
 
 def test_a_visitors_model_shown_the_samples_calibrates_on_the_sample_files_of_its_kind():

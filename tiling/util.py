@@ -25,15 +25,15 @@ def sha256_of_file(path) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path) -> str:
+def cached_sha256_of_file(path) -> str:
     """:func:`sha256_of_file`, computed once per process for each version of a file (path, mtime, size):
     shipped 8-bit copies and calibration images are checked on every load without being read again."""
     stat = os.stat(path)
-    return _file_sha256(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    return _cached_sha256_of_file(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=512)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+def _cached_sha256_of_file(path: str, mtime_ns: int, size: int) -> str:
     return sha256_of_file(path)
 
 

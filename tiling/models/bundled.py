@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..imageio import IMAGE_SUFFIXES
 from ..labels import is_oriented_label_file
-from ..util import file_sha256
+from ..util import cached_sha256_of_file
 from .base import ModelError
 
 LOG = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class BundledAssets:
             if record.get("weights_sha256") != digest:
                 continue
             files = record.get("files") or {}
-            if files and all((folder / name).is_file() and file_sha256(folder / name) == sha
+            if files and all((folder / name).is_file() and cached_sha256_of_file(folder / name) == sha
                              for name, sha in files.items()):
                 return folder
             LOG.warning("%s does not match the checksums recorded in its %s; not used", folder, RECORD)
@@ -76,7 +76,7 @@ class BundledAssets:
             return False
         if any(record.get("weights_sha256") == digest for _, record in self._records()):
             return True
-        return any(file_sha256(p) == digest for p in sorted(Path(self.models_dir).glob("*.pt")))
+        return any(cached_sha256_of_file(p) == digest for p in sorted(Path(self.models_dir).glob("*.pt")))
 
     def samples_for(self, task: str) -> list[Path]:
         """The sample images (sorted) that suit a model of ``task``, judged by the YOLO label file beside

@@ -19,7 +19,7 @@ from ..grid import plan_tiles
 from ..imageio import IMAGE_SUFFIXES, ImageError, image_size, read_image
 from ..raster import RasterSource
 from ..uris import is_uri
-from ..util import file_sha256
+from ..util import cached_sha256_of_file
 from .base import ModelError
 from .bundled import BundledAssets
 from .runtimes import MIN_INT8_SIDE
@@ -92,7 +92,7 @@ def calibration_from(source) -> Calibration:
             digest.update(np.ascontiguousarray(item).data)
             sources.append(item)
         elif isinstance(item, (str, Path)) and Path(item).is_file():
-            digest.update(file_sha256(item).encode())
+            digest.update(cached_sha256_of_file(item).encode())
             sources.append(Path(item))
         else:
             shown = item if isinstance(item, (str, Path)) else type(item).__name__
