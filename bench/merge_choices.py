@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
-import numpy as np  # noqa: E402
 
 import tiling  # noqa: E402
 from tiling.models.bundled import BundledAssets  # noqa: E402
