@@ -224,12 +224,14 @@ def render_scene(
     class_weights: tuple[float, float, float] = (0.5, 0.25, 0.25),
     distractors: float = 0.5,
     n_distractors: int | None = None,
+    sizes: tuple[float, ...] = (1.0,),
 ) -> tuple[np.ndarray, list[SceneObject]]:
     """Draw one scene. Returns a BGR uint8 image and its objects (polygons in image pixels).
 
     ``n_objects`` defaults to one object per ~25,000 px² (about 480 on 4000x3000).
     ``distractors`` is the number of unlabelled clutter items per object (``n_distractors``, when
-    given, is an absolute count instead).
+    given, is an absolute count instead). ``sizes``: each object is drawn at one of these multiples
+    of its class's usual size (several sizes make a scene where the scale the model sees matters).
     """
     rng = np.random.default_rng(seed)
     img = _ground(height, width, rng)
@@ -243,6 +245,9 @@ def render_scene(
         attempts += 1
         class_id = int(rng.choice(len(probs), p=probs))
         parts, radius = _object_parts(class_id, rng)
+        if len(sizes) > 1 or sizes[0] != 1.0:  # one draw more only then: the one-size scenes stay as they were
+            factor = float(rng.choice(sizes))
+            parts, radius = [(poly * np.float32(factor), colour) for poly, colour in parts], radius * factor
         # Objects may stick out of the image by up to 60% of their size (cut objects are labelled).
         margin = -radius * 0.6
         cx = rng.uniform(margin, width - margin)

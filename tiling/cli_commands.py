@@ -4,9 +4,8 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
-import pandas as pd
 from tqdm import tqdm
 
 from .checks import SettingError
@@ -14,7 +13,7 @@ from .cli_common import CliError, find_images, flag_of, load, runtime_options
 from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
 from .cli_specs import settings
 from .distributed import ClusterError, ClusterSpec, predict_folder
-from .evaluate import evaluate
+from .evaluate import score_table
 from .imageio import ImageError, read_image
 from .labels import LabelError, load_coco_labels, load_yolo_labels
 from .models import ModelError
@@ -171,23 +170,9 @@ def evaluate_command(args) -> int:
         gts.append(gt)
     if not gts:
         raise CliError("no image had labels: check that label files are named like the images")
-    print(f"{len(gts)} images, {sum(len(g) for g in gts)} labelled objects; precision/recall at conf {merge.conf}")
+    print(f"{len(gts)} images, {sum(len(g) for g in gts)} labelled objects; precision/recall of the boxes at conf "
+          f">= {merge.conf}; AP50 and AP50-95 rank every box down to conf {curve_infer.conf} (the page's Scores "
+          f"tab ranks down to the model's floor there, 0.05, so its AP can be slightly lower)")
     print(score_table(full_preds, tiled_preds, gts, merge.conf).to_string(
         index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
-
-
-def score_table(full_preds: Sequence, tiled_preds: Sequence, gts: Sequence, conf: float):
-    """Precision and recall at ``conf``, AP50 and AP50-95 over the whole curve, overall and per class."""
-    rows = []
-    for mode, preds in (("full image", full_preds), ("patches", tiled_preds)):
-        at_conf = evaluate([p.filter(conf=conf) for p in preds], gts)
-        curve = evaluate(preds, gts)
-        rows.append({"mode": mode, "class": "all", "precision": at_conf.precision, "recall": at_conf.recall,
-                     "AP50": curve.ap50, "AP50-95": curve.ap50_95})
-        per = at_conf.per_class.set_index("class_id")
-        for _, r in curve.per_class.iterrows():
-            if r["n_gt"]:
-                rows.append({"mode": mode, "class": r["class"], "precision": per.loc[r["class_id"], "precision"],
-                             "recall": per.loc[r["class_id"], "recall"], "AP50": r["ap50"], "AP50-95": r["ap50_95"]})
-    return pd.DataFrame(rows)

@@ -185,3 +185,26 @@ def _inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     area = np.clip((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-9, None)
     return iw * ih / area[:, None]
+
+
+def score_table(full_preds: Sequence[Detections], tiled_preds: Sequence[Detections], gts: Sequence[Detections],
+                conf: float):
+    """Both modes' scores, overall and per class, as the CLI's ``evaluate`` and the page's Scores tab
+    show them: precision and recall of the boxes at ``conf`` and above (the boxes drawn), AP50 and
+    AP50-95 over every box given (the whole precision-recall curve, down to the model's own floor)."""
+    import pandas as pd
+
+    rows = []
+    for mode, preds in (("full image", full_preds), ("patches", tiled_preds)):
+        shown = [p.filter(conf=conf) for p in preds]
+        at_conf = evaluate(shown, gts)
+        curve = evaluate(preds, gts)
+        precision = at_conf.precision if sum(len(p) for p in shown) else float("nan")  # no box: undefined
+        rows.append({"mode": mode, "class": "all", "precision": precision, "recall": at_conf.recall,
+                     "AP50": curve.ap50, "AP50-95": curve.ap50_95})
+        per = at_conf.per_class.set_index("class_id")
+        for _, r in curve.per_class.iterrows():
+            if r["n_gt"]:
+                rows.append({"mode": mode, "class": r["class"], "precision": per.loc[r["class_id"], "precision"],
+                             "recall": per.loc[r["class_id"], "recall"], "AP50": r["ap50"], "AP50-95": r["ap50_95"]})
+    return pd.DataFrame(rows)

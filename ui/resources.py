@@ -217,7 +217,9 @@ def image_item(data: bytes, name: str, digest: str | None = None) -> ImageItem:
 
 
 def sample_paths() -> list[Path]:
-    return sorted(p for p in SAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The bundled samples, the lesson sample (objects at several sizes: scripts/make_samples.py) first."""
+    return sorted((p for p in SAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: (not p.name.startswith("lesson-"), p.name))
 
 
 def load_sample(path: Path) -> ImageItem:
