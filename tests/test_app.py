@@ -74,7 +74,7 @@ def test_default_page_shows_both_results_and_a_table():
     full, tiled = (int(m.value) for m in at.metric[:2])
     assert tiled > 2 * max(full, 1)  # the point of the demo, on the default sample
     assert {"CSV", "JSON", "COCO JSON", "YOLO txt"} <= {d.label for d in at.get("download_button")}
-    assert at.selectbox(key="image_choice").value == "airfield-4000x3000.jpg"  # a sample with upright boxes
+    assert at.selectbox(key="image_choice").value == "lesson-2400x1600.jpg"  # the lesson sample, upright boxes
 
 
 @pytest.mark.slow
@@ -471,7 +471,8 @@ def test_a_rerun_from_the_cache_says_so_instead_of_repeating_the_old_time():
     at = new_app().run()
     at.slider(key="conf").set_value(0.3).run()  # re-merged: the tiles' result comes from the cache
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("from the cache (no model call); it took") for c in captions), captions
+    assert any(c.startswith("Shown from memory: the model did not run again (the first time it took")
+               for c in captions), captions
 
 
 @pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-obb.pt").exists(), reason="OBB demo model not present")

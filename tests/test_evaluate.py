@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tiling
-from tiling.evaluate import evaluate, matched
+from tiling.evaluate import evaluate, matched, score_table
 from tiling.labels import LabelError, load_coco_labels, load_yolo_labels, parse_coco_labels, parse_yolo_labels
 from tiling.formats import coco_categories
 
@@ -90,3 +90,16 @@ def test_label_loaders(tmp_path):
     assert out["x.jpg"].xyxy.tolist() == [[1, 2, 4, 6]] and out["x.jpg"].class_names == ["truck"]
     (tmp_path / "gt.json").write_text(json.dumps(coco))
     assert load_coco_labels(tmp_path / "gt.json")["x.jpg"].xyxy.tolist() == [[1, 2, 4, 6]]
+
+
+def test_score_table_scores_the_shown_boxes_and_ranks_them_all():
+    """Precision and recall count the boxes at the confidence shown; AP ranks every box; no box: no precision."""
+    gt = tiling.Detections(np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32), class_id=np.array([0, 0]))
+    pred = tiling.Detections(np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32),
+                             np.array([0.9, 0.1], np.float32), np.array([0, 0]))
+    nothing = tiling.Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int))
+    table = score_table([nothing], [pred], [gt], conf=0.5).set_index("mode")
+    full, tiled = table.loc["full image"], table.loc["patches"]
+    assert np.isnan(full.iloc[0]["precision"]) and full.iloc[0]["recall"] == 0 and full.iloc[0]["AP50"] == 0
+    assert tiled.iloc[0]["precision"] == 1.0 and tiled.iloc[0]["recall"] == 0.5  # one box at 0.5 and above
+    assert tiled.iloc[0]["AP50"] == pytest.approx(1.0)  # both boxes, ranked: the whole curve
