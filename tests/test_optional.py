@@ -38,7 +38,7 @@ def test_an_installed_package_is_returned():
 def test_an_unknown_extra_is_refused():
     with pytest.raises(ValueError, match="extra must be one of"):
         require("numpy", "gpu")
-    assert set(EXTRAS) == {"openvino", "onnx", "int8", "geo", "ray"}
+    assert set(EXTRAS) == {"openvino", "onnx", "int8", "geo", "ray", "video"}
 
 
 def test_rasters_without_rasterio(monkeypatch, tmp_path):
@@ -101,7 +101,8 @@ def test_pyproject_has_a_small_core_and_an_extra_for_each_optional_package():
     core = " ".join(project["dependencies"])
     extras = project["optional-dependencies"]
     for package, extra in [("openvino", "openvino"), ("onnxruntime", "onnx"), ("nncf", "int8"),
-                           ("rasterio", "geo"), ("ray", "ray")]:
+                           ("rasterio", "geo"), ("ray", "ray"), ("av", "video"),
+                           ("lap", "video"), ("motmetrics", "video")]:
         assert package not in core and any(dep.startswith(package) for dep in extras[extra])
     assert set(extras) == {*EXTRAS, "app", "all"}
-    assert extras["app"][0] == "patchwise[openvino,onnx,int8,geo]" and extras["all"] == ["patchwise[app,ray]"]
+    assert extras["app"][0] == "patchwise[openvino,onnx,int8,geo,video]" and extras["all"] == ["patchwise[app,ray]"]

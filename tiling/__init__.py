@@ -28,6 +28,9 @@ from .stitch import dense_class_map, stitch_dense
 from .suggest import TileSuggestion, suggest_tile_size
 from .dataset import DatasetError, SliceSpec, slice_dataset
 from .sweep import sweep_tile_sizes
+from .video import (AnnotatedVideoWriter, ClipInfo, ClipLimits, ClipSummary, FrameResult, TrackScores, TrackSpec,
+                    Tracker, VideoError, VideoRun, evaluate_tracks, iter_frames, predict_video, probe_clip, read_mot,
+                    retrack, write_detections_csv, write_mot, write_summary_json)
 
 __all__ = [
     "CallableModel", "Detections", "Evaluation", "ImageError", "LabelError", "InferSpec", "MergeSpec", "Model", "ModelError",
@@ -38,5 +41,8 @@ __all__ = [
     "to_yolo_txt",
     "BandSpec", "RasterError", "RasterPrediction", "RasterSource", "feature_collection", "open_raster", "predict_raster",
     "write_geojson", "DatasetError", "SliceSpec", "slice_dataset",
+    "AnnotatedVideoWriter", "ClipInfo", "ClipLimits", "ClipSummary", "FrameResult", "TrackScores", "TrackSpec",
+    "Tracker", "VideoError", "VideoRun", "evaluate_tracks", "iter_frames", "predict_video", "probe_clip", "read_mot",
+    "retrack", "write_detections_csv", "write_mot", "write_summary_json",
 ]
 __version__ = "0.2.0"

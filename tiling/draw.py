@@ -111,12 +111,14 @@ def draw_detections(
     mask_alpha: float = 0.45,
     color: tuple[int, int, int] | None = None,
     dashed: bool = False,
+    texts: Sequence[str] | None = None,
 ) -> np.ndarray:
     """A copy of ``image`` with boxes (oriented ones as drawn rectangles at their angle), "class 0.87"
     labels, keypoints and translucent masks.
 
     ``color`` overrides the per-class colours (for example to mark missed objects); ``dashed``
-    draws dashed boxes, a second style that stays distinct when colours are not.
+    draws dashed boxes, a second style that stays distinct when colours are not. ``texts``, one per
+    detection, replaces the labels (a video's "car #12" track labels).
     """
     out = image.copy()
     lw = line_width or line_width_for(out.shape)
@@ -151,6 +153,8 @@ def draw_detections(
             text = detections.names.get(int(detections.class_id[k]), str(int(detections.class_id[k])))
             if confidence:
                 text += f" {detections.confidence[k]:.2f}"
+            if texts is not None:
+                text = texts[k]
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_th)
             ty = y0 - 2 if y0 - th - base - 2 >= 0 else y1 + th + 2
             cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty + base // 2), col, -1)

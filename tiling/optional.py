@@ -7,7 +7,7 @@ import importlib.util
 from types import ModuleType
 from typing import Literal, get_args
 
-Extra = Literal["openvino", "onnx", "int8", "geo", "ray"]
+Extra = Literal["openvino", "onnx", "int8", "geo", "ray", "video"]
 EXTRAS: tuple[str, ...] = get_args(Extra)  # pyproject.toml's extras, less app and all
 
 # What each optional top-level package is for, as the error line words it.
@@ -20,6 +20,9 @@ FEATURES: dict[str, str] = {
     "affine": "writing GeoJSON",
     "ray": "the Ray engine",
     "pyarrow": "reading URIs",
+    "av": "reading and writing video clips",
+    "lap": "tracking objects over video frames",
+    "motmetrics": "scoring tracks (MOTA, IDF1)",
 }
 # A package whose pip distribution is named otherwise.
 _DISTRIBUTIONS = {"ray": "ray[data]"}

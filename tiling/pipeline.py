@@ -86,6 +86,20 @@ def predict_full(image: np.ndarray, model, infer: InferSpec | None = None, **cha
     return det
 
 
+def with_full_pass(raw: Detections, image: np.ndarray, model, infer: InferSpec, timings: dict[str, float]) -> Detections:
+    """``raw`` (one image's tile detections) joined with the full-image pass when ``infer.include_full``
+    asks for it (its time in ``timings["full"]``): every engine that holds the whole image (an image in
+    memory, a video frame) adds it the same way."""
+    if not infer.include_full:
+        return raw
+    t0 = time.perf_counter()
+    full = predict_full(image, model, infer)
+    timings["full"] = time.perf_counter() - t0
+    if raw.masks is not None and full.masks is None:
+        raw.masks = raw.mask_boxes = None
+    return Detections.concat([raw, full], names=model.names)
+
+
 def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer: InferSpec | None = None,
                   merge: MergeSpec | None = None, *, progress: Progress | None = None, **changes) -> TiledPrediction:
     """Patch-based prediction over an H x W x 3 uint8 BGR image.
@@ -103,13 +117,7 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     plan_seconds = time.perf_counter() - t_start
     raw = run.detect(array_reader(image))
     timings = dict(run.timings, plan=plan_seconds)
-    if infer.include_full:
-        t0 = time.perf_counter()
-        full = predict_full(image, model, infer)
-        timings["full"] = time.perf_counter() - t0
-        if raw.masks is not None and full.masks is None:
-            raw.masks = raw.mask_boxes = None
-        raw = Detections.concat([raw, full], names=model.names)
+    raw = with_full_pass(raw, image, model, infer, timings)
     t0 = time.perf_counter()
     merged = merge_detections(raw, merge)
     timings["merge"] = time.perf_counter() - t0
