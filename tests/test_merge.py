@@ -172,3 +172,22 @@ def test_overlapping_pairs_match_brute_force():
         np.minimum(a[..., 3], b[..., 3]) > np.maximum(a[..., 1], b[..., 1]))
     bi, bj = np.nonzero(np.triu(inter, 1))
     assert set(zip(i.tolist(), j.tolist())) == set(zip(bi.tolist(), bj.tolist()))
+
+
+def test_explain_names_the_rule_and_owner_of_every_raw_detection():
+    from tiling.merge import Rule, explain
+
+    d = dets([[0, 0, 20, 20], [1, 1, 21, 21], [90, 10, 100, 30], [90, 10, 120, 30], [300, 300, 310, 310],
+              [500, 500, 510, 510]],
+             [0.9, 0.8, 0.95, 0.6, 0.7, 0.01], cls=[0, 0, 0, 1, 0, 0],
+             truncated=np.array([False, False, True, False, False, False]))
+    why = explain(d, metric="iou", threshold=0.5, conf=0.05)
+    assert why.kept.tolist() == [True, False, False, True, True, False]
+    assert why.owner.tolist() == [0, 0, 3, 3, 4, -1]
+    assert list(why.rule) == [Rule.KEPT, Rule.OVERLAP, Rule.CUT_PIECE, Rule.KEPT, Rule.KEPT, Rule.FILTERED]
+    assert why.value[1] == pytest.approx(pair_metric(d.xyxy[[0]], d.xyxy[[1]], "iou")[0])
+    assert why.value[2] == pytest.approx(1.0)  # the piece lies wholly inside the truck
+    assert np.isnan(why.value[5])
+    merged = merge(d, metric="iou", threshold=0.5, conf=0.05)
+    assert merged.confidence.tolist() == pytest.approx([0.95, 0.9, 0.7])  # a group keeps its best confidence
+    assert len(merged) == int(why.kept.sum())

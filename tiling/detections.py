@@ -252,12 +252,17 @@ class Detections:
             out.mask_boxes = boxes
         return out
 
-    def filter(self, conf: float | None = None, classes: Iterable[int] | None = None) -> Detections:
+    def filter_mask(self, conf: float | None = None, classes: Iterable[int] | None = None) -> np.ndarray:
+        """True for the detections at or above ``conf`` whose class is one of ``classes`` (None: any)."""
         keep = np.ones(len(self), dtype=bool)
         if conf is not None:
             keep &= self.confidence >= conf
         if classes is not None:
             keep &= np.isin(self.class_id, np.fromiter(classes, dtype=np.int64))
+        return keep
+
+    def filter(self, conf: float | None = None, classes: Iterable[int] | None = None) -> Detections:
+        keep = self.filter_mask(conf, classes)
         return self if keep.all() else self[keep]
 
     def to_dataframe(self):

@@ -20,6 +20,7 @@ would average a point seen whole with one guessed at a tile border.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal, Sequence, get_args
 
 import numpy as np
@@ -37,6 +38,19 @@ PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is pa
 PARTIAL_IOS_OTHER_CLASS = 0.7  # ... and this much inside a whole box of another class
 EDGE_MARGIN = 1.5  # px: a box this close to an inner tile edge was cut by it
 _MAX_CELLS_PER_BOX = 16
+
+
+class Rule(StrEnum):
+    """Why a raw detection is in the answer, or which rule merged it into the detection that kept it."""
+
+    KEPT = "kept"
+    FILTERED = "below conf or class not shown"
+    OVERLAP = "overlap"  # the merge's own metric at its threshold, same class (or class-agnostic)
+    CUT_PIECE = "cut piece inside a whole box"
+    CUT_TWINS = "two cut pieces of one object"
+
+
+RULE_CODES = {rule: code for code, rule in enumerate(Rule)}
 
 
 @dataclass(frozen=True)
@@ -168,7 +182,14 @@ def _rank(det: Detections) -> np.ndarray:
 
 
 def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: bool):
-    """Directed edges (better -> worse) between detections that match each other."""
+    """Directed edges (better -> worse) between detections that match each other: ``(src, dst, rank)``."""
+    src, dst, rank, _, _ = _edges(det, metric, threshold, class_agnostic)
+    return src, dst, rank
+
+
+def _edges(det: Detections, metric: str, threshold: float, class_agnostic: bool):
+    """``(src, dst, rank, rule, value)``: the matching edges, the :class:`Rule` code that matched each
+    (the first that holds, in the order the rules are tried) and the overlap it measured."""
     i, j = overlapping_pairs(det.xyxy)
     same = det.class_id[i] == det.class_id[j]
     truncated = det.data.get("truncated")
@@ -181,19 +202,23 @@ def match_edges(det: Detections, metric: str, threshold: float, class_agnostic: 
     src, dst = np.where(swap, j, i), np.where(swap, i, j)
     value = detection_metric(det, src, dst, metric)
     match = (value >= max(threshold, 1e-9)) & (same | class_agnostic)
-    partial = truncated[dst] & ~truncated[src]
-    if partial.any():
+    rule = np.where(match, RULE_CODES[Rule.OVERLAP], -1)
+    partial = np.flatnonzero(truncated[dst] & ~truncated[src] & ~match)
+    if len(partial):
         # A piece cut at a tile edge lying inside a whole box is that object, even when the piece
         # alone looked like another class (half a truck is car-sized): stricter across classes.
-        p = np.flatnonzero(partial)
+        p = partial
         inside = value[p] if metric == "ios" else detection_metric(det, src[p], dst[p], "ios")
-        match[p] |= inside >= np.where((same | class_agnostic)[p], PARTIAL_IOS, PARTIAL_IOS_OTHER_CLASS)
-    twin = np.flatnonzero(truncated[dst] & truncated[src] & ~same)
+        hit = inside >= np.where((same | class_agnostic)[p], PARTIAL_IOS, PARTIAL_IOS_OTHER_CLASS)
+        match[p[hit]], rule[p[hit]], value[p[hit]] = True, RULE_CODES[Rule.CUT_PIECE], inside[hit]
+    twin = np.flatnonzero(truncated[dst] & truncated[src] & ~same & ~match)
     if len(twin):
         # Two pieces cut at the same place, given different classes (a tile's own NMS is class-aware):
         # one piece, for the same reason.
-        match[twin] |= detection_metric(det, src[twin], dst[twin], "iou") >= PARTIAL_IOS_OTHER_CLASS
-    return src[match], dst[match], rank
+        iou = detection_metric(det, src[twin], dst[twin], "iou")
+        hit = iou >= PARTIAL_IOS_OTHER_CLASS
+        match[twin[hit]], rule[twin[hit]], value[twin[hit]] = True, RULE_CODES[Rule.CUT_TWINS], iou[hit]
+    return src[match], dst[match], rank, rule[match], value[match]
 
 
 def greedy_keep(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -230,16 +255,8 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
     n = len(detections)
     if n == 0:
         return detections[np.arange(0)]
-    src, dst, rank = match_edges(detections, spec.metric, spec.threshold, spec.class_agnostic)
-    keep = greedy_keep(n, src, dst)
-    # Each suppressed detection belongs to its best-ranked kept neighbour.
-    by_keeper = keep[src] & ~keep[dst]
-    s, d = src[by_keeper], dst[by_keeper]
-    order = np.lexsort((rank[s], d))
-    s, d = s[order], d[order]
-    first = np.r_[True, d[1:] != d[:-1]] if len(d) else np.zeros(0, bool)
-    owner = np.arange(n)
-    owner[d[first]] = s[first]
+    keep, owner, _, _ = _groups(detections, spec)
+    d = np.flatnonzero(~keep)
     conf = detections.confidence.copy()
     np.maximum.at(conf, owner, detections.confidence)
     kept_idx = np.flatnonzero(keep)
@@ -262,6 +279,53 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
             _union_masks(detections, out, kept_idx, owner)
     order = np.argsort(-out.confidence, kind="stable")
     return out[order]
+
+
+def _groups(detections: Detections, spec: MergeSpec):
+    """``(keep, owner, rule, value)`` over ``detections`` (already filtered): each suppressed one belongs
+    to its best-ranked kept neighbour (``owner``; a kept one owns itself), with the rule and overlap of
+    that edge."""
+    n = len(detections)
+    src, dst, rank, rules, values = _edges(detections, spec.metric, spec.threshold, spec.class_agnostic)
+    keep = greedy_keep(n, src, dst)
+    by_keeper = keep[src] & ~keep[dst]
+    s, d, r, v = src[by_keeper], dst[by_keeper], rules[by_keeper], values[by_keeper]
+    order = np.lexsort((rank[s], d))
+    s, d, r, v = s[order], d[order], r[order], v[order]
+    first = np.r_[True, d[1:] != d[:-1]] if len(d) else np.zeros(0, bool)
+    owner = np.arange(n)
+    owner[d[first]] = s[first]
+    rule = np.full(n, RULE_CODES[Rule.KEPT])
+    rule[d[first]] = r[first]
+    value = np.ones(n)
+    value[d[first]] = v[first]
+    return keep, owner, rule, value
+
+
+@dataclass(frozen=True)
+class MergeExplanation:
+    """What the merge did with each raw detection (indices into the detections given to :func:`explain`)."""
+
+    kept: np.ndarray  # bool (n,): in the answer
+    owner: np.ndarray  # int (n,): the detection it was merged into; itself if kept, -1 if filtered out
+    rule: np.ndarray  # object (n,): the :class:`Rule` that decided it
+    value: np.ndarray  # float (n,): its overlap with ``owner`` under that rule (1 for kept, nan for filtered)
+
+
+def explain(detections: Detections, spec: MergeSpec | None = None, **changes) -> MergeExplanation:
+    """Why each raw detection survives or which one it was merged into, and by which rule (the
+    teaching page's seam view). ``merge(detections, spec)`` keeps exactly the ``kept`` ones."""
+    spec = checks.with_changes(spec, MergeSpec, changes)
+    n = len(detections)
+    shown = np.flatnonzero(detections.filter_mask(conf=spec.conf, classes=spec.classes))
+    kept, owner = np.zeros(n, bool), np.full(n, -1)
+    rule = np.full(n, Rule.FILTERED, object)
+    value = np.full(n, np.nan)
+    if len(shown):
+        k, o, r, v = _groups(detections[shown], spec)
+        rules = np.array(list(Rule), object)
+        kept[shown], owner[shown], rule[shown], value[shown] = k, shown[o], rules[r], v
+    return MergeExplanation(kept, owner, rule, value)
 
 
 def _union_masks(src: Detections, out: Detections, kept_idx: np.ndarray, owner: np.ndarray) -> None:
