@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # no weights, fonts or data fetched unless an official name is asked for
 os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
@@ -14,7 +14,7 @@ import tiling  # noqa: E402
 from tiling.worker import WorkerError  # noqa: E402
 from ui import page_style  # noqa: E402
 from ui import resources as res  # noqa: E402
-from ui import sidebar, upload_names, uploads, views, visitor_models  # noqa: E402
+from ui import code_view, hints, sidebar, upload_names, uploads, views, visitor_models  # noqa: E402
 from ui.tabs import Page, draw_tabs  # noqa: E402
 from ui.text import plain  # noqa: E402
 
@@ -24,25 +24,46 @@ if not page_style.IN_HEAD:  # started without serve.py: the style comes as an el
     st.html(f"<style>{page_style.PAGE_STYLE}</style>")
 
 
-def pick_model(choice: str, runtime: res.Choice, upload, items=()) -> tuple[tiling.UltralyticsModel, str | None, str | None]:
-    """(model, problem, note): the chosen model, or the bundled detector and the reason the choice could
-    not be used; ``note`` says why a visitor's model runs in full precision when 8-bit was asked for. An
-    8-bit copy of an uploaded or official model is calibrated on one of ``items``, the page's images."""
+@dataclass(frozen=True)
+class Picked:
+    """The model the page runs, and what the page says about it: ``problem``, why the chosen model could
+    not be used (the bundled detector runs instead); ``note``, why a visitor's model runs in full precision
+    when 8-bit was asked for; ``speed``, the Speed label it runs at; ``demo``, a bundled demo model runs."""
+
+    model: tiling.UltralyticsModel
+    problem: str | None
+    note: str | None
+    speed: str
+    demo: bool
+    source: str  # the model as a reader names it to load it again: models/<file>, an official name, the upload's
+
+
+def pick_model(choice: str, upload, items=()) -> Picked:
+    """The chosen model, or the bundled detector (at the speed the bundled models run at unless the visitor
+    picked one, so its counts are those of the bundled choice) while no upload is usable. An 8-bit copy of
+    an uploaded or official model is calibrated on one of ``items``, the page's images."""
     default = res.BUNDLED_MODELS[next(iter(res.BUNDLED_MODELS))]
+    bundled_speed = sidebar.wanted_speed(bundled=True)
+
+    def bundled(path, problem=None) -> Picked:
+        return Picked(res.load_bundled(path, res.RUNTIME_CHOICES[bundled_speed]), problem, None, bundled_speed, True,
+                      f"{path.parent.name}/{path.name}")
+
     try:
         if choice in res.BUNDLED_MODELS:
-            return res.load_bundled(res.BUNDLED_MODELS[choice], runtime), None, None
+            return bundled(res.BUNDLED_MODELS[choice])
+        if choice == res.UPLOAD_MODEL and upload is None:
+            st.sidebar.info("Upload a .pt, .onnx or zipped OpenVINO model; the bundled detector is used meanwhile.")
+            visitor_models.warm_worker()  # the worker that will open it starts while the visitor picks the file
+            return bundled(default)
+        speed = sidebar.wanted_speed(bundled=False)
         if choice == res.UPLOAD_MODEL:
-            if upload is None:
-                st.sidebar.info("Upload a .pt, .onnx or zipped OpenVINO model; the bundled detector is used meanwhile.")
-                visitor_models.warm_worker()  # the worker that will open it starts while the visitor picks the file
-                return res.load_bundled(default, runtime), None, None
-            model, note = res.load_model_bytes(upload.getvalue(), plain(upload.name), runtime, items)
+            model, note = res.load_model_bytes(upload.getvalue(), plain(upload.name), res.RUNTIME_CHOICES[speed], items)
         else:
-            model, note = res.load_official(choice, runtime, items)
-        return model, None, note
+            model, note = res.load_official(choice, res.RUNTIME_CHOICES[speed], items)
+        return Picked(model, None, note, speed, False, upload.name if choice == res.UPLOAD_MODEL else choice)
     except tiling.ModelError as exc:
-        return res.load_bundled(default, runtime), str(exc), None
+        return bundled(default, str(exc))
 
 
 def gather_images(image_uploads, label_files) -> list[res.ImageItem]:
@@ -81,23 +102,34 @@ def results_for(item: res.ImageItem, model, model_key: str, settings: sidebar.Se
     return pred, full_raw.filter(conf=settings.merge.conf, classes=settings.merge.classes), full_time
 
 
+def recipe(picked: Picked, item: res.ImageItem, settings: sidebar.Settings) -> code_view.Recipe:
+    """The page's current result as a recipe for "The code for this": the image and model as files on the
+    reader's machine, the speed asked for and the precision that ran (an 8-bit copy the page refused is
+    refused there too), and the three specs."""
+    runtime, _ = res.RUNTIME_CHOICES[picked.speed]
+    image = f"{res.SAMPLES_DIR.name}/{item.name}" if item.sample else item.name
+    return code_view.Recipe(image, picked.source, runtime, picked.model.precision, settings.tiles, settings.infer,
+                            settings.merge, shipped_int8=picked.demo)
+
+
 def main() -> None:
     st.title("Patchwise: why patches find small objects")
-    st.caption("Left: the whole image shrunk to the model's input. Right: the same model on overlapping tiles, "
-               "merged. Move the sliders: thresholds and merging update instantly, without re-running the model.")
+    st.caption("Left: the whole image shrunk to the size the model sees. Right: the same model on overlapping "
+               "tiles, put back together. Move the sliders: the thresholds and the merging update at once, "
+               "without running the model again.")
     with st.sidebar:
-        choice, runtime, upload = sidebar.model_section()
+        choice, upload = sidebar.model_section()
+        speed_box = st.container()  # filled once the model is loaded: the speed it runs at
         image_uploads, label_files = sidebar.images_section()
     items = gather_images(image_uploads, label_files)
-    model, model_problem, precision_note = pick_model(choice, runtime, upload, items)
-    if model_problem:
-        st.error(f"{plain(model_problem)}  \nShowing the results of the bundled demo detector instead.")
-    note = f"Note: {precision_note}" if precision_note else sidebar.precision_caption(model)
-    if note:
-        st.sidebar.caption(plain(note))
-    st.sidebar.caption(f"Task: **{model.task}** · runtime: **{model.runtime_label}** · classes: "
-                       f"{plain(', '.join(model.names[k] for k in sorted(model.names)[:12]))}"
-                       f"{' …' if len(model.names) > 12 else ''}")
+    picked = pick_model(choice, upload, items)
+    model = picked.model
+    with speed_box:
+        sidebar.speed_section(picked.speed, model, picked.note)
+    if picked.problem:
+        st.error(f"{plain(picked.problem)}  \nShowing the results of the bundled demo detector instead.")
+    for message in uploads.match_labels(items, model.names):
+        st.warning(plain(message), icon=":material/rule:")
     names = [it.name for it in items]
     start = first_image(items, model.task)
     item = items[start]
@@ -108,6 +140,7 @@ def main() -> None:
             st.session_state["image_choice"] = names[start]  # opens on a sample it was made for
         chosen = st.selectbox("Image", names, key="image_choice", help="Which image to look at; exports cover all.")
         item = items[names.index(chosen)] if chosen in names else items[start]
+    hints.show(picked.demo, choice in tiling.models.OFFICIAL_NAMES, item.sample, model.names, sidebar.coco_ready())
     model_key = f"{model.digest}:{model.runtime_label}"
     with st.sidebar:
         tiles, show_grid = sidebar.tiles_section(lambda: res.suggestion(item.key, model_key, item.image, model))
@@ -140,6 +173,7 @@ def main() -> None:
     patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False)
 
     views.side_by_side(item, full, tiled, patch_only, pred, full_time, show_grid, cached)
+    code_view.show(recipe(picked, item, settings), len(tiled), uploaded=not item.sample)
     draw_tabs(Page(item, items, model, model_key, settings, pred, full, patch_only,
                    lambda it, progress=None: results_for(it, model, model_key, settings, progress)))
 

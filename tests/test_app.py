@@ -471,8 +471,7 @@ def test_a_rerun_from_the_cache_says_so_instead_of_repeating_the_old_time():
     at = new_app().run()
     at.slider(key="conf").set_value(0.3).run()  # re-merged: the tiles' result comes from the cache
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("Shown from memory: the model did not run again (the first time it took")
-               for c in captions), captions
+    assert any(c.startswith("Shown from memory") and "took" in c for c in captions), captions
 
 
 @pytest.mark.skipif(not (ROOT / "models" / "synth-yolo11n-obb.pt").exists(), reason="OBB demo model not present")
@@ -485,3 +484,129 @@ def test_each_demo_model_opens_on_a_sample_of_its_kind():
     at.session_state["tile_size"], at.session_state["overlap"] = 1280, 0.0  # few tiles: this is about the list
     at.run()
     assert not at.exception and at.selectbox(key="image_choice").value == "apron-3200x2400.jpg"
+
+
+# "The code for this": the recipe the page shows, as Python and as a patchwise line.
+def recipe(**changes):
+    from tiling.models.runtimes import Precision, Runtime
+    from ui.code_view import Recipe
+
+    base = dict(image="samples/a.jpg", model="models/synth-yolo11n-det.pt", runtime=Runtime.AUTO,
+                precision=Precision.INT8, tiles=tiling.TileSpec(max_tiles=2000), infer=tiling.InferSpec(conf=0.05),
+                merge=tiling.MergeSpec(), shipped_int8=True)
+    return Recipe(**{**base, **changes})
+
+
+def test_the_code_for_this_names_only_the_settings_that_differ_from_the_defaults():
+    from tiling.models.runtimes import Precision, Runtime
+    from ui.code_view import cli_args, python_code
+
+    code = python_code(recipe())
+    assert "tiling.TileSpec(max_tiles=2000)" in code and "tiling.MergeSpec()" in code
+    assert "precision='int8', bundled=BundledAssets.beside('models/synth-yolo11n-det.pt')" in code
+    compile(code, "snippet", "exec")
+    changed = recipe(tiles=tiling.TileSpec(tile_size=320, overlap=0.2, offset_grid=True),
+                     infer=tiling.InferSpec(conf=0.05, batch_size=4, include_full=True),
+                     merge=tiling.MergeSpec(conf=0.4, method="nmm", metric="iou", class_agnostic=True, classes=(0, 2)),
+                     runtime=Runtime.TORCH, precision=Precision.FP32, shipped_int8=False)
+    args = cli_args(changed)
+    assert args[:4] == ["predict", "samples/a.jpg", "--model", "models/synth-yolo11n-det.pt"]
+    line = " ".join(args)
+    for part in ("--tile-size 320", "--overlap 0.2", "--offset-grid", "--batch-size 4", "--include-full",
+                 "--conf 0.4", "--method nmm", "--metric iou", "--class-agnostic", "--classes 0,2", "--runtime torch"):
+        assert part in line
+    assert line.count("--conf") == 1 and "--precision" not in line and "--max-tiles" not in line
+    from tiling.cli import build_parser
+    from tiling.cli_specs import settings
+
+    tiles, infer, merge = settings(build_parser().parse_args(args))  # the CLI reads back the page's specs
+    assert (tiles, merge) == (changed.tiles, changed.merge) and infer.batch_size == 4 and infer.include_full
+    own = python_code(recipe(image="my photo.jpg", model="mine.pt", shipped_int8=False))
+    assert "calibration=['my photo.jpg']" in own and "BundledAssets" not in own
+
+
+@pytest.mark.slow
+def test_the_code_for_this_run_as_shown_prints_the_page_s_count():
+    """The Python snippet and the CLI line the page shows for its default sample give the page's count."""
+    import shlex
+    import subprocess
+    import sys
+
+    at = new_app()
+    at.session_state["tile_size"] = 960  # fewer tiles: this test is about the recipe, not the speed
+    at.run()
+    assert not at.exception
+    count = int(at.metric[1].value)
+    python, cli = (c.value for c in at.code[:2])
+    out = subprocess.run([sys.executable, "-c", python], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == f"{count} objects"
+    args = shlex.split(cli)
+    assert args[0] == "patchwise" and "--tile-size" in args
+    args[args.index("--out") + 1] = str(ROOT / "test-results" / "code-for-this")
+    out = subprocess.run([sys.executable, "-m", "tiling", *args[1:], "--no-images"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"1 images, {count} objects" in out.stdout
+
+
+@pytest.mark.slow
+def test_choosing_upload_my_own_model_or_a_refused_upload_moves_no_number():
+    at = new_app()
+    at.run()
+    before = [m.value for m in at.metric[:2]]
+    assert at.radio(key="runtime").value == "Fast: 8-bit numbers"
+    at.selectbox(key="model_choice").set_value("Upload my own model").run()
+    assert not at.exception
+    assert [m.value for m in at.metric[:2]] == before  # still the bundled model, at the same speed
+    assert at.radio(key="runtime").value == "Fast: 8-bit numbers"
+    at.file_uploader(key="model_upload").upload("junk.pt", b"not a checkpoint", "application/octet-stream").run()
+    assert "bundled demo detector instead" in shown(at.main.error)
+    assert [m.value for m in at.metric[:2]] == before and at.radio(key="runtime").value == "Fast: 8-bit numbers"
+
+
+@pytest.mark.slow
+def test_the_speed_caption_follows_the_speed_that_runs():
+    at = new_app()
+    at.run()
+    assert any(c.value.startswith("Fast uses 8-bit numbers") for c in at.sidebar.caption)
+    at.radio(key="runtime").set_value("Full precision").run()
+    assert not at.exception and at.radio(key="runtime").value == "Full precision"
+    assert not any("8-bit" in c.value for c in at.sidebar.caption)
+    at.selectbox(key="model_choice").set_value("Upload my own model").run()
+    assert at.radio(key="runtime").value == "Full precision"  # the visitor's own pick stays
+
+
+def test_a_demo_model_on_an_uploaded_photo_says_what_it_knows_and_offers_a_coco_model():
+    at = new_app()
+    at.run()
+    assert not any("demo model knows only" in w.value for w in at.warning)  # its own sample: no hint
+    at.file_uploader(key="image_upload").upload("photo.png", png(small_scene()), "image/png").run()
+    assert not at.exception
+    hint = shown(at.main.warning)
+    assert "The demo model knows only car, truck and plane in generated aerial scenes" in hint
+    assert "PATCHWISE_WEIGHTS_DIR" in hint and "Space" in hint and "offline" in hint  # none is on this host
+
+
+def test_labels_of_other_classes_are_named_and_not_scored_silently():
+    image = small_scene()
+    doc = ('{"images": [{"id": 1, "file_name": "scene.png", "width": 900, "height": 700}],'
+           '"categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],'
+           '"annotations": [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]},'
+           '{"image_id": 1, "category_id": 3, "bbox": [100, 100, 20, 12]}]}')
+    at = new_app(SCORES)
+    at.run()
+    at.file_uploader(key="image_upload").upload("scene.png", png(image), "image/png")
+    at.file_uploader(key="label_upload").upload("gt.json", doc.encode(), "application/json")
+    at.run()
+    assert not at.exception and not at.error
+    text = shown(at.main.warning)
+    assert "gt.json: the labels use classes person, car; the model knows car, truck, plane" in text
+    assert "'car' is scored, 'person' is not" in text
+    at.file_uploader(key="label_upload").upload("scene.txt", b"0 0.5 0.5 0.1 0.1\n5 0.2 0.2 0.05 0.05\n",
+                                                "text/plain").run()
+    assert "class numbers only" in shown(at.main.warning) and "class 5 is not in this model" in shown(at.main.warning)
+    labels = at.file_uploader(key="label_upload")
+    labels.upload("scene.txt", b"0 0.5 0.5 0.1 0.1\n5 0.2 0.2 0.05 0.05\n", "text/plain")
+    labels.upload("data.yaml", b"names: [car, person, x, y, z, bus]\n", "text/yaml").run()
+    assert "'car' is scored, 'bus' is not" in shown(at.main.warning)

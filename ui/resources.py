@@ -72,6 +72,8 @@ class ImageItem:
     data: bytes
     labels: tiling.Detections | None = None
     sample: bool = False  # a bundled sample: its results are cached apart from uploads' (see RESULT_CACHES)
+    label_source: str = ""  # the file the labels came from, as messages name it
+    scored_classes: tuple[int, ...] | None = None  # the model's classes its labels can judge (None: all)
 
     @property
     def image(self) -> np.ndarray:
@@ -80,6 +82,12 @@ class ImageItem:
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.size[1], self.size[0], 3)
+
+    def scored(self, detections: tiling.Detections) -> tiling.Detections:
+        """The detections its labels can judge: a class the labels do not know is not counted as wrong."""
+        if self.scored_classes is None:
+            return detections
+        return detections.filter(classes=self.scored_classes)
 
 
 def _runtime_args(choice: Choice, calibration: tuple = ()) -> dict:
@@ -216,6 +224,9 @@ def image_item(data: bytes, name: str, digest: str | None = None) -> ImageItem:
     return ImageItem(name, digest, (width, height), data)
 
 
+SAMPLE_CLASSES = {0: "car", 1: "truck", 2: "plane"}  # the generated scenes' classes (scripts/scenes.py)
+
+
 def sample_paths() -> list[Path]:
     """The bundled samples, the lesson sample (objects at several sizes: scripts/make_samples.py) first."""
     return sorted((p for p in SAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES),
@@ -226,7 +237,7 @@ def load_sample(path: Path) -> ImageItem:
     """A fresh item (sessions may attach their own labels to it) over bytes and labels read once."""
     stat = path.stat()
     data, key, size, labels = _read_sample(str(path), stat.st_mtime_ns, stat.st_size)
-    return ImageItem(path.name, key, size, data, labels, sample=True)
+    return ImageItem(path.name, key, size, data, labels, sample=True, label_source="the sample's labels")
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -236,7 +247,8 @@ def _read_sample(path: str, mtime_ns: int, size: int):
     data = file.read_bytes()
     width, height = tiling.imageio.image_size(data)
     labels_path = file.with_suffix(".txt")
-    labels = tiling.load_yolo_labels(labels_path, (height, width)) if labels_path.exists() else None
+    labels = (tiling.load_yolo_labels(labels_path, (height, width), names=SAMPLE_CLASSES) if labels_path.exists()
+              else None)
     return data, sha256_of(data), (width, height), labels
 
 

@@ -11,6 +11,7 @@ from tiling.merge import METHODS, METRICS
 from tiling.models.runtimes import Precision, Runtime
 
 from . import resources as res
+from .text import plain
 
 METHOD_LABELS = {"nms": "NMS", "nmm": "NMM"}
 METRIC_LABELS = {"ios": "IoS", "iou": "IoU"}
@@ -35,11 +36,11 @@ class Settings:
 
 
 def model_section():
-    """Returns (choice label, (runtime, precision) the Speed radio asks for, uploaded file or None)."""
+    """Returns (choice label, uploaded file or None). The Speed radio comes after the model is loaded
+    (:func:`speed_section`), so that it shows the speed the model shown actually runs at."""
     st.header("1. Model")
     ready = {name: res.official_availability(name) for name in tiling.models.OFFICIAL_NAMES}
     official = sorted(ready, key=lambda name: not ready[name][0])  # the ones that work here first
-    choices = [*res.BUNDLED_MODELS, *official, res.UPLOAD_MODEL]
 
     def label(choice: str) -> str:
         if choice not in ready:
@@ -47,21 +48,11 @@ def model_section():
         return f"{choice} (COCO, {ready[choice][1]})" if ready[choice][0] else f"{choice} (unavailable here)"
 
     choice = st.selectbox(
-        "Model", choices, key="model_choice", format_func=label,
-        help="The bundled demo models (car, truck, plane) were trained on generated aerial scenes. The official "
-             "COCO models see real photos; those marked unavailable would need a download this host cannot make. Or upload "
-             "your own weights.",
+        "Model", [*res.BUNDLED_MODELS, *official, res.UPLOAD_MODEL], key="model_choice", format_func=label,
+        help="The bundled demo models know three classes (car, truck, plane) of generated aerial scenes. The "
+             "official COCO models know 80 everyday classes in real photos; those marked unavailable would need a "
+             "download this host cannot make (see PATCHWISE_WEIGHTS_DIR in the README). Or upload your own weights.",
     )
-    _default_speed(choice in res.BUNDLED_MODELS)
-    runtime = st.radio(
-        "Speed", list(res.RUNTIME_CHOICES), key="runtime", on_change=_speed_chosen,
-        help="8-bit numbers: the model's arithmetic on whole numbers from -128 to 127 instead of full decimals, "
-             "about 1.5 times as fast on this CPU. It is used only if it finds the same objects as full precision on "
-             "test tiles; otherwise full precision runs, and this panel says so. Full precision: the model exactly "
-             "as trained, optimized for this CPU. bf16: the CPU's shorter decimals. Plain PyTorch: no optimization.",
-    )
-    st.caption("Fast uses 8-bit numbers: 1.7-2.2 times as fast per image on the samples, checked to find the same "
-               "objects as full precision.")
     upload = None
     if choice == res.UPLOAD_MODEL:
         upload = st.file_uploader(
@@ -71,30 +62,66 @@ def model_section():
                  "(.pt), or the export you deploy (.onnx, or a zip of the *_openvino_model folder). It is opened "
                  "safely: no code in it runs.",
         )
-    return choice, res.RUNTIME_CHOICES[runtime], upload
+    return choice, upload
 
 
-def _default_speed(bundled: bool) -> None:
-    """Until the visitor picks a speed, it follows the model: 8-bit for the bundled models (their shipped
-    copies agree with full precision on 98-99.8% of held-out tiles' objects), full precision for the rest
-    (their 8-bit copy would first have to be made)."""
-    if not st.session_state.get("runtime_chosen"):
-        st.session_state["runtime"] = res.FAST if bundled else res.FULL
+def coco_ready() -> list[str]:
+    """The official COCO models usable on this host, plain detectors first (what a demo model's hint offers)."""
+    ready = [name for name in tiling.models.OFFICIAL_NAMES if res.official_availability(name)[0]]
+    return sorted(ready, key=lambda name: not (name.startswith("yolo") and "-" not in name))
+
+
+def wanted_speed(bundled: bool) -> str:
+    """The Speed label a model runs at: the visitor's pick once made; until then the default of the model
+    that runs: 8-bit for a bundled model (its checked 8-bit copy ships beside it; their shipped copies agree
+    with full precision on 98-99.8% of held-out tiles' objects), full precision for the others (their
+    8-bit copy would first have to be made). A bundled model shown while no upload is usable keeps its own."""
+    label = st.session_state.get("runtime")
+    if st.session_state.get("runtime_chosen") and label in res.RUNTIME_CHOICES:
+        return label
+    return res.FAST if bundled else res.FULL
 
 
 def _speed_chosen() -> None:
     st.session_state["runtime_chosen"] = True
 
 
+def speed_section(used: str, model: tiling.UltralyticsModel, note: str | None) -> None:
+    """The Speed radio, showing ``used`` (the speed the model shown runs at), and one caption true to it."""
+    if not st.session_state.get("runtime_chosen"):
+        st.session_state["runtime"] = used
+    st.radio(
+        "Speed", list(res.RUNTIME_CHOICES), key="runtime", on_change=_speed_chosen,
+        help="8-bit numbers: the model's arithmetic on whole numbers from -128 to 127 instead of full decimals, "
+             "about 1.5 times as fast on this CPU. It is used only if it finds the same objects as full precision on "
+             "test tiles; otherwise full precision runs, and this panel says so. Full precision: the model exactly "
+             "as trained, optimized for this CPU. bf16: the CPU's shorter decimals. Plain PyTorch: no optimization.",
+    )
+    caption = f"Note: {note}" if note else precision_caption(model)
+    if caption:
+        st.caption(plain(caption))
+    st.caption(f"It finds {plain(_class_list(model.names))}, as {TASK_WORDS.get(model.task, model.task)} · task: "
+               f"**{model.task}** · runtime: **{plain(model.runtime_label)}** (the engine that runs it here)")
+
+
+TASK_WORDS = {"detect": "boxes", "segment": "boxes and outlines", "obb": "turned boxes", "pose": "boxes and body points"}
+
+
+def _class_list(names: dict[int, str]) -> str:
+    shown = [names[k] for k in sorted(names)[:12]]
+    return ", ".join(shown) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+
+
 def precision_caption(model: tiling.UltralyticsModel) -> str | None:
-    """What the sidebar says about an 8-bit copy (its agreement with full precision), or a runtime fallback."""
+    """What the sidebar says about the speed the model runs at: 8-bit (with its agreement with full
+    precision), a fallback to full precision and why, or a runtime note; None for plain full precision."""
     from tiling.models.agreement import AGREEMENT_BAR
 
     if model.agreement is not None:
         found = (f"the 8-bit copy finds the same objects as full precision {model.agreement:.1%} of the time on "
-                 "held-out test tiles")
+                 "test tiles it was not made from")
         if model.precision is Precision.INT8:
-            return f"Fast: {found}."
+            return f"Fast uses 8-bit numbers, 1.7-2.2 times as fast per image on the samples: {found}."
         return f"Full precision runs: {found}, under the {AGREEMENT_BAR:.0%} this page asks for."
     if model.runtime_note:
         return f"{'Kept on torch' if model.runtime is Runtime.TORCH else 'Note'}: {model.runtime_note}"
@@ -109,8 +136,10 @@ def images_section():
              "satellite scenes beyond this page's limits: the command line (python -m tiling predict) streams them.",
     )
     labels = st.file_uploader(
-        "Ground-truth labels (optional)", type=["txt", "json"], accept_multiple_files=True, key="label_upload",
-        help="YOLO .txt files named like the images, or one COCO .json: the page then scores both modes.",
+        "Ground-truth labels (optional)", type=["txt", "json", "yaml", "yml", "names"], accept_multiple_files=True,
+        key="label_upload",
+        help="YOLO .txt files named like the images (with the data.yaml or classes.txt that names their classes), "
+             "or one COCO .json: the page then scores both modes, matching the labels' classes to the model's by name.",
     )
     return uploads or [], labels or []
 

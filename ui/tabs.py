@@ -85,7 +85,7 @@ def _scores(page: Page) -> None:
         st.info("Upload ground-truth labels (YOLO .txt or COCO .json) in the sidebar to score both modes. "
                 "The bundled samples come with theirs.")
     else:
-        views.scores(page.item, page.full, page.tiled)
+        views.scores(page.item, page.item.scored(page.full), page.item.scored(page.tiled))  # classes labels know
 
 
 def _sweep(page: Page) -> None:

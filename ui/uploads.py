@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import streamlit as st
 
 import tiling
@@ -102,15 +103,30 @@ def gather_uploads(uploads) -> Gathered:
     return out
 
 
+def _names_files(label_files, names: list[str]) -> tuple[dict[int, str] | None, list[str]]:
+    """(class names, messages) from the uploaded names files (``data.yaml``, ``classes.txt``); the last one
+    uploaded names the YOLO labels' classes."""
+    found, messages = None, []
+    for lf, name in zip(label_files, names):
+        if tiling.labels.is_names_file(name):
+            try:
+                found = tiling.labels.parse_class_names(lf.getvalue(), name)
+            except tiling.LabelError as exc:
+                messages.append(f"{name}: these class names could not be read ({exc})")
+    return found, messages
+
+
 def attach_labels(items: list[res.ImageItem], label_files) -> list[str]:
     """Labels onto the items they name; returns messages for files that could not be read or matched nothing.
 
     YOLO files pair by name (``scene.txt`` with ``scene.png``); a single label file with a single image
-    pairs whatever their names. A COCO file pairs by each image's ``file_name``.
+    pairs whatever their names. A COCO file pairs by each image's ``file_name``. A ``data.yaml`` or names
+    list uploaded beside YOLO files names their classes (:func:`match_labels` then matches them by name).
     """
-    messages = []
     names = unique_names([lf.name for lf in label_files], fallback="labels")
-    for lf, name in zip(label_files, names):
+    class_names, messages = _names_files(label_files, names)
+    labels = [(lf, name) for lf, name in zip(label_files, names) if not tiling.labels.is_names_file(name)]
+    for lf, name in labels:
         try:
             if name.lower().endswith(".json"):
                 by_name = tiling.parse_coco_labels(lf.getvalue(), name=name)
@@ -120,14 +136,37 @@ def attach_labels(items: list[res.ImageItem], label_files) -> list[str]:
             else:
                 stem = stem_of(name)
                 hits = [it for it in items if stem_of(it.name) == stem]
-                if not hits and len(label_files) == 1 and len(items) == 1:
+                if not hits and len(labels) == 1 and len(items) == 1:
                     hits = items
                 for item in hits:
-                    item.labels = tiling.parse_yolo_labels(lf.getvalue(), item.shape, name=name)
+                    item.labels = tiling.parse_yolo_labels(lf.getvalue(), item.shape, name=name, names=class_names)
         except tiling.LabelError as exc:
             messages.append(f"{name}: these labels could not be read ({exc})")
             continue
+        for item in hits:
+            item.label_source = name
         if not hits:
             messages.append(f"{name} matched no image: name a YOLO .txt like its image ({', '.join(it.name for it in items[:3])}"
                             f"{'…' if len(items) > 3 else ''}), or use COCO file_name entries that match.")
+    return messages
+
+
+def match_labels(items: list[res.ImageItem], model_names: dict[int, str]) -> list[str]:
+    """Each item's labels in the model's classes, matched by name (:func:`tiling.labels.match_classes`);
+    one message per label file whose classes are not all the model's, saying what is and is not scored."""
+    by_source: dict[str, list[res.ImageItem]] = {}
+    for item in items:
+        if item.labels is not None:
+            by_source.setdefault(item.label_source, []).append(item)
+    messages = []
+    for source, group in by_source.items():
+        used = np.unique(np.concatenate([it.labels.class_id for it in group]))
+        names = {k: v for it in group for k, v in it.labels.names.items()}
+        match = tiling.labels.match_classes(used, names, model_names)
+        for item in group:
+            item.labels = tiling.labels.relabel(item.labels, match)
+            item.scored_classes = None if match.assumed else match.scored_model_classes
+        message = match.message(source)
+        if message:
+            messages.append(message)
     return messages
