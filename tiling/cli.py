@@ -16,6 +16,7 @@ from .cli_common import CliError
 from .cli_raster import add_raster_args
 from .cli_slice import add_slice_parser, slice_command
 from .cli_specs import add_spec_args
+from .cli_video import add_video_args
 from .models import InferSpec
 from .models.runtimes import Precision, Runtime
 from .optional import MissingExtra
@@ -60,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run patch-based inference on an image or a folder of images. Writes "
                                     "annotated images, COCO results JSON, YOLO txt labels and a CSV to --out.")
     pr.add_argument("source", help="an image file or a folder of images (searched recursively), or its URI "
-                                   "(s3://, gs://, hdfs://, file://: read through pyarrow's filesystems)")
+                                   "(s3://, gs://, hdfs://, file://: read through pyarrow's filesystems); or a video "
+                                   "clip or a folder of clips: tracked, written to --out/<clip>/")
     _settings_args(pr)
+    add_video_args(pr)
     pr.add_argument("--out", "-o", default="patchwise-output", help="output folder (default patchwise-output)")
     pr.add_argument("--no-images", action="store_true", help="do not write annotated images")
     add_raster_args(pr)
@@ -83,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Compare full-image and patch-based precision, recall, AP50 and AP50-95 "
                                     "against ground truth: a folder of YOLO .txt files named like the images, "
                                     "or one COCO JSON file.")
-    ev.add_argument("source", help="an image file or a folder of images")
-    ev.add_argument("--labels", "-l", required=True, help="folder of YOLO .txt labels, or a COCO .json file")
+    ev.add_argument("source", help="an image file or a folder of images, or one video clip")
+    ev.add_argument("--labels", "-l", required=True, help="folder of YOLO .txt labels, or a COCO .json file; for a "
+                                                          "clip, its MOT Challenge ground truth (frame,id,x,y,w,h,...)")
     _settings_args(ev)
+    add_video_args(ev)
     add_slice_parser(sub)
     return parser
 

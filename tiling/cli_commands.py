@@ -12,6 +12,7 @@ from .checks import SettingError
 from .cli_common import CliError, find_images, flag_of, load, runtime_options
 from .cli_raster import band_spec, check_single, is_streamed, predict_raster_entry
 from .cli_specs import settings
+from .cli_video import evaluate_video, is_video, predict_videos, video_flags
 from .distributed import ClusterError, ClusterSpec, predict_folder
 from .evaluate import score_table
 from .imageio import ImageError, read_image
@@ -35,6 +36,9 @@ def _prepare_out(out: Path, with_images: bool, key: str = "") -> OutputFolder:
 
 
 def predict_command(args) -> int:
+    if is_video(args.source):  # a clip, or a folder of clips only
+        return predict_videos(args)
+    _refuse_video_options(args)
     tiles, infer, merge = settings(args)
     cluster = cluster_spec(args)  # a bad or misplaced cluster option is reported before anything else happens
     runtime_options(args.runtime, args.precision)  # so is a runtime that cannot run --precision
@@ -142,7 +146,17 @@ def label_lookup(labels: str, root: Path) -> Callable[[Path, tuple], object]:
     raise CliError(f"{display_name(labels)}: expected a folder of YOLO .txt files or a COCO .json file")
 
 
+def _refuse_video_options(args) -> None:
+    """Tracking options given to an image run are refused, not silently ignored."""
+    if given := video_flags(args):
+        raise CliError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for video clips; leave "
+                       f"{'it' if len(given) == 1 else 'them'} out for images")
+
+
 def evaluate_command(args) -> int:
+    if is_video(args.source):  # one clip, scored against its MOT ground truth
+        return evaluate_video(args)
+    _refuse_video_options(args)
     tiles, infer, merge = settings(args)
     runtime_options(args.runtime, args.precision)
     if is_uri(args.source):

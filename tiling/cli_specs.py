@@ -4,9 +4,10 @@ the specs share (``conf``, ``classes``) is one option that sets it in each."""
 from __future__ import annotations
 
 import argparse
+import enum
 import types
 from dataclasses import MISSING, Field, fields
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 from .checks import SettingError
 from .cli_common import CliError, flag_of
@@ -53,13 +54,16 @@ def _value_type(hint: Any) -> Any:
     return hint
 
 
-def _option(field: Field, hint: Any) -> dict[str, Any]:
+def _option(field: Field, hint: Any, texts: Mapping[str, str] = HELP) -> dict[str, Any]:
     """``add_argument`` keywords for one spec field."""
     default = field.default if field.default is not MISSING else None
-    kind, text = _value_type(hint), HELP.get(field.name, field.name.replace("_", " "))
+    kind, text = _value_type(hint), texts.get(field.name, field.name.replace("_", " "))
     if kind is bool:
         return dict(action="store_true" if not default else argparse.BooleanOptionalAction, default=default, help=text)
     shown = "" if default is None else f" (default {default})"
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):  # a StrEnum choice: its values
+        return dict(choices=[m.value for m in kind], default=default.value if default is not None else None,
+                    help=text + shown)
     if get_origin(kind) is Literal:
         return dict(choices=get_args(kind), default=default, help=text + shown)
     if get_origin(kind) is tuple:  # a list of ids
@@ -79,6 +83,15 @@ def add_spec_args(parser: argparse.ArgumentParser) -> dict[type, Any]:
                 group.add_argument(flag_of(field.name), dest=field.name, **_option(field, hints[field.name]))
                 done.add(field.name)
     return groups
+
+
+def add_fields(group, cls: type, flags: Mapping[str, str], texts: Mapping[str, str]) -> None:
+    """One option per field of another settings dataclass ``cls`` in ``group``, as the specs' are made:
+    ``flags`` names a field's option where it is not :func:`flag_of` its name, ``texts`` is the help."""
+    hints = get_type_hints(cls)
+    for field in fields(cls):
+        group.add_argument(flags.get(field.name) or flag_of(field.name), dest=field.name,
+                           **_option(field, hints[field.name], texts))
 
 
 def settings(args: argparse.Namespace) -> tuple[TileSpec, InferSpec, MergeSpec]:
