@@ -90,7 +90,7 @@ def _video_stream(container, path: str):
     if not container.streams.video:
         if container.streams.audio:
             raise VideoError(f"{path} holds only audio, no video stream")
-        raise VideoError(f"{path} holds no video stream")
+        raise VideoError(f"{path} has no video frames (no video stream)")
     return container.streams.video[0]
 
 
@@ -148,6 +148,11 @@ def _check_rate(times: np.ndarray, path: str, stream) -> None:
                          f"one before, the usual gap is {median * tb:.3f} s); re-encode it at a constant rate")
 
 
+def _slack(frames: int) -> int:
+    """Frames a stream may lack against its own count before it is called truncated (counts drift by one or two)."""
+    return max(2, frames // 100)
+
+
 def probe_clip(path: str | os.PathLike, limits: ClipLimits | None = None, frames_in_flight: int = 1) -> ClipInfo:
     """The clip's :class:`ClipInfo`, or a :class:`VideoError` naming the first limit or defect found.
 
@@ -168,6 +173,9 @@ def probe_clip(path: str | os.PathLike, limits: ClipLimits | None = None, frames
         times = _packet_times(container, stream, path, limits)
         if len(times) == 0:
             raise VideoError(f"{path} has no video frames")
+        declared = int(stream.frames or 0)
+        if len(times) < declared - _slack(declared):
+            raise VideoError(f"{path} is truncated: its header lists {declared} frames, {len(times)} are there")
         _check_rate(times, path, stream)
     finally:
         container.close()
@@ -202,8 +210,8 @@ def iter_frames(path: str | os.PathLike, limits: ClipLimits | None = None, strid
                     yield index, frame.to_ndarray(format="bgr24")
                 index += 1
         except av.error.FFmpegError:
-            raise VideoError(f"{info.path} is corrupt: decoding failed at frame {index}") from None
+            raise VideoError(f"{info.path} is corrupt or truncated: decoding failed at frame {index}") from None
     finally:
         container.close()
-    if index < info.frames - max(2, info.frames // 100):
+    if index < info.frames - _slack(info.frames):
         raise VideoError(f"{info.path} is truncated: {index} of its {info.frames} frames could be decoded")
