@@ -291,7 +291,8 @@ def test_scores_on_the_default_sample_and_with_uploaded_labels():
     frames = [d.value for d in at.dataframe]
     scores = next(f for f in frames if "mode" in getattr(f, "columns", []))
     overall = scores[scores["class"] == "all"].set_index("mode")
-    assert overall.loc["patches", "recall"] > 0.8 > overall.loc["full image", "recall"]
+    # the lesson sample: patches find well over twice what the shrunk whole image finds (smaller tiles, more)
+    assert overall.loc["patches", "recall"] > max(0.5, 2 * overall.loc["full image", "recall"])
     assert any("missed" in c.caption for im in at.image for c in im.proto.imgs)
 
     from scripts.scenes import render_scene, yolo_lines
@@ -366,8 +367,8 @@ def test_markdown_in_class_names_is_shown_as_text(monkeypatch):
     original = res.load_bundled
 
     def renamed(path, runtime="auto"):
-        model = original(path, runtime)
-        model.names = {**model.names, 0: "**bold** [link](http://x)"}
+        model = original(path, runtime)  # the shared cached model: renamed for this test only
+        monkeypatch.setattr(model, "names", {**model.names, 0: "**bold** [link](http://x)"})
         return model
 
     monkeypatch.setattr(res, "load_bundled", renamed)

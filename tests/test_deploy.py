@@ -25,7 +25,10 @@ def test_readme_front_matter_for_a_docker_space():
 
 def test_exactly_two_setup_commands_and_ci_runs_the_test_one():
     run_cmd, test_cmd = bash_blocks(README)[:2]
-    assert run_cmd == "pip install -r requirements.txt && streamlit run serve.py"
+    # The CPU build of torch by default (as the Dockerfile's PIP_EXTRA_INDEX_URL): no CUDA wheels on a CPU.
+    assert run_cmd == ("pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt "
+                       "&& streamlit run serve.py")
+    assert "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu" in DOCKERFILE
     assert test_cmd == "pip install -r requirements-dev.txt && python -m pytest"
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd in ci.splitlines()

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 from .checks import SettingError
 from .inputs import list_images
 from .models import ModelError, load_model
+from .models.archive import check_export_zip
 from .models.bundled import BundledAssets
 from .models.calibration import run_calibration
 from .models.runtimes import Precision, Runtime, requested
@@ -62,6 +63,11 @@ def load(model_path: str, precision: Precision | str = Precision.FP32, calibrati
 
     if not Path(model_path).exists() and Path(model_path).name == model_path and not model_path.endswith(".pt"):
         raise CliError(f"{model_path}: no such model file")
+    if Path(model_path).suffix.lower() == ".zip" and Path(model_path).is_file():
+        try:  # a zipped export the page would refuse is refused here before "loading" is said
+            check_export_zip(Path(model_path), display_name(Path(model_path).name))
+        except ModelError as exc:
+            raise CliError(str(exc)) from None
     if Path(model_path).exists():  # a bad name gets its one-line error alone
         print(f"loading {display_name(model_path)} (optimized for this CPU the first time it is used here, once)",
               file=sys.stderr)

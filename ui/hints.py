@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .text import plain
+
 COCO_EXAMPLE = "yolo11n.pt"  # the official COCO detector the Dockerfile fetches for a Space
 
 
 def _names(names: dict[int, str]) -> str:
-    shown = [names[k] for k in sorted(names)]
+    shown = [plain(names[k]) for k in sorted(names)]
     return ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else "".join(shown)
 
 

@@ -17,22 +17,38 @@ EXPORT_FILES = (".xml", ".bin", ".yaml", ".yml", ".onnx")
 MAX_ENTRIES = 32  # an OpenVINO folder holds three files
 
 
+def _open(data: bytes | Path, label: str) -> zipfile.ZipFile:
+    """The archive of ``data`` (its bytes, or the path of a zip file: only its listing is read first)."""
+    try:
+        return zipfile.ZipFile(data if isinstance(data, Path) else io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError):
+        raise ModelError(f"{label} is not a readable zip archive") from None
+
+
+def _checked_entries(zf: zipfile.ZipFile, label: str) -> list[tuple[zipfile.ZipInfo, str]]:
+    """(entry, flat file name) of every file in the archive, each checked: count, sizes, paths and kinds."""
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) > MAX_ENTRIES:
+        raise ModelError(f"{label} holds {len(infos)} files; an OpenVINO model folder holds 3 (.xml, .bin, "
+                         "metadata.yaml)")
+    check_size(sum(i.file_size for i in infos), label)
+    names = [_entry_name(i, label) for i in infos]
+    if len(set(names)) != len(names):
+        raise ModelError(f"{label} holds two files of the same name in different folders; zip one model folder")
+    return list(zip(infos, names))
+
+
+def check_export_zip(data: bytes | Path, label: str) -> None:
+    """Refuse an archive :func:`unpack_export_zip` would refuse for its listing, without writing anything:
+    the command line checks a zipped model this way before it says it is loading it."""
+    with _open(data, label) as zf:
+        _checked_entries(zf, label)
+
+
 def unpack_export_zip(data: bytes, dest: Path, label: str) -> Path:
     """Write the archive's model files into ``dest`` (flat) and return ``dest``."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise ModelError(f"{label} is not a readable zip archive") from None
-    with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        if len(infos) > MAX_ENTRIES:
-            raise ModelError(f"{label} holds {len(infos)} files; an OpenVINO model folder holds 3 (.xml, .bin, "
-                             "metadata.yaml)")
-        check_size(sum(i.file_size for i in infos), label)
-        names = [_entry_name(i, label) for i in infos]
-        if len(set(names)) != len(names):
-            raise ModelError(f"{label} holds two files of the same name in different folders; zip one model folder")
-        for info, name in zip(infos, names):
+    with _open(data, label) as zf:
+        for info, name in _checked_entries(zf, label):
             with zf.open(info) as src:
                 content = src.read(info.file_size + 1)
             if len(content) != info.file_size:
