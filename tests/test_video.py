@@ -77,6 +77,15 @@ def test_a_text_file_named_mp4_is_not_a_video(tmp_path):
     assert "is not a video" in _one_line(e)
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_still_image_named_mp4_is_not_a_video(tmp_path, suffix):
+    ok, data = cv2.imencode(suffix, squares_frame(0))
+    (tmp_path / "photo.mp4").write_bytes(data.tobytes())
+    with pytest.raises(VideoError) as e:
+        probe_clip(tmp_path / "photo.mp4")
+    assert "is a still image" in _one_line(e)
+
+
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(VideoError, match="no such file"):
         probe_clip(tmp_path / "gone.mp4")
@@ -227,6 +236,21 @@ def test_summary_counts_unique_objects_and_track_lengths(clip):
         list(run)
 
 
+@pytest.mark.parametrize("track", [TrackSpec(), TrackSpec(tracker="botsort", camera_motion=True)])
+def test_trackers_use_neither_the_network_nor_the_disk(clip, tmp_path, monkeypatch, track):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the tracker opened a socket")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    results = list(predict_video(clip, SquareFinder(), track=track, **RUN))
+    assert len({int(t) for r in results for t in r.detections.data["track_id"]}) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_no_tracker_leaves_ids_at_minus_one_and_counts_the_busiest_frame(clip):
     run = predict_video(clip, SquareFinder(), track=TrackSpec(tracker="none"), **RUN)
     assert all((r.detections.data["track_id"] == -1).all() for r in run)
@@ -320,6 +344,7 @@ def test_annotated_video_plays_in_a_browser_codec(clip, tmp_path, suffix, codec)
         assert stream.codec_context.name == codec and stream.codec_context.pix_fmt == "yuv420p"
         decoded = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
     assert len(decoded) == 14 and decoded[0].shape == (240, 320, 3)
+    assert probe_clip(path).frames == 14  # the encoder's reordered (B-frame) timestamps are a constant rate
     assert decoded[0].sum() > squares_frame(0).sum()  # boxes and labels drawn over the squares
     if suffix == "mp4":
         head = path.read_bytes()[:64]

@@ -87,6 +87,8 @@ def _open(path: str):
 
 
 def _video_stream(container, path: str):
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        raise VideoError(f"{path} is a still image ({container.format.long_name}), not a video")
     if not container.streams.video:
         if container.streams.audio:
             raise VideoError(f"{path} holds only audio, no video stream")

@@ -56,8 +56,8 @@ class VideoRun:
     limits: ClipLimits | None = None
     progress: Progress | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    _builder: SummaryBuilder | None = None
-    _started: bool = False
+    _builder: SummaryBuilder | None = field(default=None, init=False, repr=False)
+    _started: bool = field(default=False, init=False, repr=False)
 
     @property
     def total(self) -> int:

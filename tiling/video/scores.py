@@ -83,7 +83,7 @@ def evaluate_tracks(ground_truth: str | os.PathLike | MotTracks | Sequence[Frame
         tracks = list(tracks)
         frames = [f.index + 1 for f in tracks]
     gt, hyp = _as_tracks(ground_truth, True), _as_tracks(tracks, False)
-    scored = sorted(set(int(f) for f in frames)) if frames is not None else sorted(set(gt.frame.tolist()))
+    scored = sorted({int(f) for f in frames}) if frames is not None else sorted(set(gt.frame.tolist()))
     gt_index, n_gt = _dense(gt.track_id)
     tr_index, n_tr = _dense(hyp.track_id)
     acc = mm.MOTAccumulator(auto_id=False)
