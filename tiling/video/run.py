@@ -97,10 +97,10 @@ class VideoRun:
     def _groups(self) -> Iterator[list[tuple[int, np.ndarray]]]:
         """The decoded frames, :attr:`group` at a time (the last group may be shorter)."""
         pending: list[tuple[int, np.ndarray]] = []
-        t0 = time.perf_counter()
+        group, t0 = self.group, time.perf_counter()
         for item in iter_frames(self.info.path, self.limits, self.stride, info=self.info):
             pending.append(item)
-            if len(pending) == self.group:
+            if len(pending) == group:
                 elapsed(self.timings, "decode", t0)
                 yield pending
                 pending, t0 = [], time.perf_counter()

@@ -1,10 +1,11 @@
 """A clip's results on disk: detections CSV, summary JSON, and an annotated video a browser plays.
 
-The video is encoded with PyAV (FFmpeg), not ``cv2.VideoWriter``: the OpenCV wheels ship no H.264
-encoder (their "mp4v" is MPEG-4 Part 2, which browsers do not play), while PyAV's wheel carries
-libx264 and libvpx. An ``.mp4`` is H.264 (yuv420p, the "veryfast" preset, the index at the front of the
-file so playback starts before the download ends); a ``.webm`` is VP9. Odd frame sizes lose their last
-row or column (4:2:0 colour needs even ones).
+The video is encoded with PyAV (FFmpeg), not ``cv2.VideoWriter``: the OpenCV wheel installed here
+opens no H.264 writer ("avc1", "H264" and "X264" all fail; its "mp4v" is MPEG-4 Part 2, which browsers do
+not play) and sets no encoder options, while PyAV's wheel carries libx264 and libvpx (no OpenH264). An
+``.mp4`` is H.264 (yuv420p, the "veryfast" preset, the index at the front of the file so playback starts
+before the download ends), which every browser plays; a ``.webm`` is VP9 (libvpx in its realtime
+mode). Odd frame sizes lose their last row or column (4:2:0 colour needs even ones).
 """
 from __future__ import annotations
 
