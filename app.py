@@ -17,11 +17,12 @@ from ui import resources as res  # noqa: E402
 from ui import code_view, hints, sidebar, upload_names, uploads, views, visitor_models  # noqa: E402
 from ui.tabs import Page, draw_tabs  # noqa: E402
 from ui.text import plain  # noqa: E402
+from ui import video_view  # noqa: E402
 
 upload_names.install()
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
 if not page_style.IN_HEAD:  # started without serve.py: the style comes as an element, after the placeholders
-    st.html(f"<style>{page_style.PAGE_STYLE}</style>")
+    st.html(page_style.STYLE_TAG.decode())
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ def recipe(picked: Picked, item: res.ImageItem, settings: sidebar.Settings) -> c
 
 
 def main() -> None:
+    if video_view.mode() == video_view.VIDEO:  # a clip, tracked both ways: its own page
+        return video_view.page()
     st.title("Patchwise: why patches find small objects")
     st.caption("Left: the whole image shrunk to the size the model sees. Right: the same model on overlapping "
                "tiles, put back together. Move the sliders: the thresholds and the merging update at once, "
@@ -140,7 +143,8 @@ def main() -> None:
             st.session_state["image_choice"] = names[start]  # opens on a sample it was made for
         chosen = st.selectbox("Image", names, key="image_choice", help="Which image to look at; exports cover all.")
         item = items[names.index(chosen)] if chosen in names else items[start]
-    hints.show(picked.demo, choice in tiling.models.OFFICIAL_NAMES, item.sample, model.names, sidebar.coco_ready())
+    official = choice in tiling.models.OFFICIAL_NAMES and not picked.demo  # a COCO model runs
+    hints.show(picked.demo, official, item.sample, model.names, sidebar.coco_ready())
     model_key = f"{model.digest}:{model.runtime_label}"
     with st.sidebar:
         tiles, show_grid = sidebar.tiles_section(lambda: res.suggestion(item.key, model_key, item.image, model))

@@ -151,7 +151,7 @@ def tiles_section(suggest: Callable[[], tiling.TileSuggestion]) -> tuple[tiling.
     if st.toggle("Auto tile size", key="auto_tile", help="Let a quick full-image pass propose tile size and overlap."):
         suggestion = suggest()
         tiles = suggestion.tiles
-        st.caption(f"Auto: {tiles.tile_size} px tiles, {tiles.overlap:.0%} overlap. {suggestion.reason}")
+        st.caption(f"Auto: {tiles.tile_size} px tiles, {tiles.overlap:.0%} overlap. Why: {plain(suggestion.reason)}")
     else:
         tile_size = st.slider(f"Tile size (px) {RERUNS}", 128, 1280, 640, 32, key="tile_size",
                               help="Each tile is fed to the model at its own resolution: small objects stay big.")
