@@ -412,3 +412,21 @@ def test_bundled_detector_batches_equal_predict_tiled_on_the_sample_clip(det_mod
         np.testing.assert_array_equal(result.detections.class_id, alone.detections.class_id)
         if result.index == 5:
             break
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_clip(tmp_path):
+    import tracemalloc
+
+    def peak(frames: int) -> int:
+        path = write_clip(tmp_path / f"long{frames}.avi", frames, size=(640, 480))
+        tracemalloc.start()
+        for _ in predict_video(path, SquareFinder(), **dict(RUN, tile_size=160)):
+            pass
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return top
+
+    short, long = peak(20), peak(200)
+    assert short > 640 * 480 * 3 * 2  # decoded frames are traced
+    assert long < short * 1.1 + 200_000  # ten times the frames: the same peak, less a few numbers per frame
