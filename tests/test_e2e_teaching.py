@@ -1,6 +1,7 @@
 """The teaching page in a real browser (desktop 1440x900 and a 412x915 phone): which controls re-run the
-model and where the run's progress shows, the model fallback banner, the label-mismatch message, the
-tile-size sweep, and every tab under the pictures tappable on a phone.
+model and where the run's progress shows (in view wherever the page is scrolled), the model fallback
+banner, the label-mismatch message, the tile-size sweep, the seam view (fewer boxes after merging than
+before), the phone's results side by side and every tab under the pictures tappable on a phone.
 
 One streamlit server for the module (test_e2e's fixture); each test opens its own session.
 """
@@ -30,7 +31,7 @@ REPLAY = "[role='img'][aria-label='replay icon']"  # how Streamlit draws ":mater
 RERUNS_MODEL = ("Tile size", "Overlap", "Batch size", "Model IoU", "Full-image size", "Also merge a full-image pass")
 RE_MERGES = ("Confidence", "Merge threshold")
 # Tab labels as drawn: the material icon's name, then the label ("zoom_in Zoom").
-TABS = ("Zoom", "Step by step", "Detections", "Scores", "Which tile size?")
+TABS = ("Zoom", "Seam", "What the model sees", "Step by step", "Detections", "Scores", "Which tile size?")
 
 
 def open_page(browser, server, viewport, **options):
@@ -232,3 +233,73 @@ def test_every_tab_under_the_pictures_can_be_tapped_on_a_phone(phone):
         touch_the_content_under_the_tabs(page)
     OUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUT / "phone-412x915-tabs.png"))
+
+
+def metric_value(page, label: str) -> int:
+    """The number a metric labelled ``label`` shows in the main area."""
+    metric = page.get_by_test_id("stMain").get_by_test_id("stMetric").filter(has_text=label).first
+    metric.wait_for(timeout=120_000)
+    return int(metric.get_by_test_id("stMetricValue").inner_text().replace(",", ""))
+
+
+def test_the_seam_view_shows_fewer_boxes_after_merging_than_before(desktop):
+    page = desktop
+    page.get_by_role("tab").filter(has_text="Seam").click()
+    wait_idle(page)
+    before, after = metric_value(page, "Boxes before merging"), metric_value(page, "Boxes after merging")
+    assert 0 < after < before, (before, after)
+    text = page.get_by_test_id("stMain").get_by_test_id("stMarkdown").filter(has_text="where merging removed").first
+    removed = int(re.search(r"removed the most boxes \((\d+)\)", text.inner_text()).group(1))
+    assert removed >= before - after > 0  # the window shows part of the seam's band, never more than it removed
+    rules = page.get_by_test_id("stMain").get_by_test_id("stDataFrame").last
+    rules.wait_for()
+    pictures = page.get_by_test_id("stMain").locator("[data-testid='stTabPanel']:visible").get_by_test_id("stImage")
+    assert pictures.count() == 2 and "coloured by tile" in pictures.first.inner_text()
+
+
+def test_the_model_input_view_shows_both_inputs_at_one_scale(desktop):
+    page = desktop
+    page.get_by_role("tab").filter(has_text="What the model sees").click()
+    wait_idle(page)
+    panel = page.get_by_test_id("stMain").locator("[data-testid='stTabPanel']:visible")
+    captions = panel.get_by_test_id("stImage").all_inner_texts()
+    assert any(re.search(r"Full image: 640 x \d+ input", c) for c in captions), captions
+    assert any(re.search(r"Tile \d+: 640 x 640 input", c) for c in captions), captions
+
+
+def test_the_phone_shows_the_two_results_side_by_side(phone):
+    page = phone
+    pictures = page.get_by_test_id("stMain").get_by_test_id("stImage")
+    full, tiled = pictures.nth(0).bounding_box(), pictures.nth(1).bounding_box()
+    assert abs(full["y"] - tiled["y"]) < 4, (full, tiled)  # level, not stacked 1.5 screens apart
+    assert full["x"] + full["width"] <= tiled["x"] and tiled["x"] + tiled["width"] <= PHONE["width"]
+    assert full["width"] > 120 and tiled["width"] > 120
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / "phone-412x915-results.png"))
+
+
+def test_the_run_progress_is_in_view_wherever_the_page_is_scrolled(desktop):
+    page = desktop
+    page.get_by_test_id("stMain").get_by_role("tab").filter(has_text="Scores").click()
+    wait_idle(page)
+    panel = page.get_by_test_id("stMain").locator("[data-testid='stTabPanel']:visible")
+    panel.get_by_test_id("stDataFrame").first.wait_for()
+    panel.get_by_test_id("stElementContainer").last.scroll_into_view_if_needed()
+    page.evaluate("""() => {
+        const seen = window.__inView = [];
+        new MutationObserver(() => {
+            for (const bar of document.querySelectorAll("[data-testid='stMain'] [data-testid='stProgress']")) {
+                const r = bar.getBoundingClientRect();
+                seen.push({top: r.top, bottom: r.bottom, height: innerHeight});
+            }
+        }).observe(document.body, {subtree: true, childList: true, characterData: true});
+    }""")
+    assert top_of_pictures(page) < 0  # scrolled past the pictures
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Tile size").get_by_role("slider")
+    thumb.focus()
+    page.keyboard.press("ArrowLeft")  # 640 -> 608 px: new tiles, the model runs on each
+    page.wait_for_function("window.__inView.length > 0", timeout=60_000)
+    wait_idle(page)
+    seen = [s for s in page.evaluate("window.__inView") if s["bottom"] > s["top"]]
+    assert seen, "no progress bar was drawn"
+    assert all(0 <= s["top"] and s["bottom"] <= s["height"] for s in seen), seen[:3]

@@ -204,3 +204,46 @@ def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     if scale >= 1.0:
         return image, 1.0
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), scale
+
+
+def draw_halo(image: np.ndarray, detections: Detections, pad: int, line_width: int | None = None) -> np.ndarray:
+    """A copy of ``image`` with a dashed black-and-white outline ``pad`` px around each detection: a mark
+    no class colour uses (the palette has no white or black), readable on light and dark ground."""
+    lw = line_width or max(1, line_width_for(image.shape) // 2)
+    grown = detections[np.arange(len(detections))]
+    grown.xyxy = detections.xyxy + np.array([-pad, -pad, pad, pad], np.float32)
+    if grown.obb is not None:  # a rotated box's halo is the same box, grown on every side
+        grown.obb = grown.obb + np.array([0, 0, 2 * pad, 2 * pad, 0], np.float32)
+    out = draw_detections(image, grown, color=(0, 0, 0), labels=False, masks=False, line_width=lw + 1)
+    return draw_detections(out, grown, color=(255, 255, 255), dashed=True, labels=False, masks=False, line_width=lw)
+
+
+def draw_numbers(image: np.ndarray, xyxy: np.ndarray, numbers: Sequence[int], colors: Sequence[tuple]) -> np.ndarray:
+    """A copy of ``image`` with a number on a chip of its box's colour at each box's top left corner,
+    so a table below the picture can name the boxes."""
+    out = image.copy()
+    lw = max(1, line_width_for(out.shape) // 2)
+    scale = max(0.4, lw / 2.5)
+    for (x0, y0, _, _), number, col in zip(np.round(xyxy).astype(int), numbers, colors):
+        text = str(number)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, lw)
+        ty = max(th + base, y0 - 2)
+        cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty), col, -1)
+        luminance = 0.114 * col[0] + 0.587 * col[1] + 0.299 * col[2]
+        cv2.putText(out, text, (x0 + 1, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (0, 0, 0) if luminance > 140 else (255, 255, 255), lw, cv2.LINE_AA)
+    return out
+
+
+def network_input(image: np.ndarray, imgsz: int | None, stride: int = 32, pad_value: int = 114) -> tuple[np.ndarray, float]:
+    """The picture a network is given, and the scale applied: the image resized to ``imgsz`` on its long side
+    (None: kept at its own size, as tiles are), padded at the bottom and right with grey to a multiple of
+    ``stride``, as the models here prepare their input."""
+    h, w = image.shape[:2]
+    scale = 1.0 if not imgsz else imgsz / max(h, w)
+    nh, nw = (h, w) if scale == 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
+    src = image if scale == 1.0 else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    ph, pw = -(-nh // stride) * stride, -(-nw // stride) * stride
+    out = np.full((ph, pw, 3), pad_value, np.uint8)
+    out[:nh, :nw] = src
+    return out, scale

@@ -38,12 +38,13 @@ class Cause(str, Enum):
 
 @dataclass(frozen=True)
 class FalsePositives:
-    """The false positives of one image: their indices into the predictions, each one's cause, and its
-    best IoU with any labelled object (of any class)."""
+    """The false positives of one image: their indices into the predictions, each one's cause, its best
+    IoU with any labelled object (of any class) and that object's index (-1: no label overlaps it)."""
 
     index: np.ndarray
     cause: np.ndarray  # str values of Cause
     best_iou: np.ndarray
+    best_label: np.ndarray
 
     def count(self, cause: Cause) -> int:
         return int((self.cause == cause.value).sum())
@@ -57,16 +58,18 @@ def false_positive_causes(pred: Detections, gt: Detections, tp: np.ndarray) -> F
     """The cause of every prediction that ``tp`` (``Evaluation.tp[i]`` at IoU 0.5) does not mark true."""
     index = np.flatnonzero(~np.asarray(tp, bool))
     if len(index) == 0:
-        return FalsePositives(index, np.zeros(0, dtype=object), np.zeros(0))
+        return FalsePositives(index, np.zeros(0, dtype=object), np.zeros(0), np.zeros(0, np.int64))
     if len(gt) == 0:
-        return FalsePositives(index, np.full(len(index), Cause.WRONG_PLACE.value, dtype=object), np.zeros(len(index)))
+        return FalsePositives(index, np.full(len(index), Cause.WRONG_PLACE.value, dtype=object), np.zeros(len(index)),
+                              np.full(len(index), -1, np.int64))
     fp = pred[index]
     iou = detection_iou(fp, gt)
     on_object = iou >= MATCH_IOU - 1e-10
     same = fp.class_id[:, None] == gt.class_id[None, :]
     cause = np.where((on_object & same).any(axis=1), Cause.DUPLICATE.value,
                      np.where(on_object.any(axis=1), Cause.WRONG_CLASS.value, Cause.WRONG_PLACE.value)).astype(object)
-    return FalsePositives(index, cause, iou.max(axis=1))
+    best = iou.max(axis=1)
+    return FalsePositives(index, cause, best, np.where(best > 0, iou.argmax(axis=1), -1))
 
 
 def cause_sentence(fps: FalsePositives, n_pred: int) -> str:

@@ -27,7 +27,22 @@ PAGE_STYLE = "".join((
     # .streamlit/config.toml hides.
     "[data-testid='stMainBlockContainer']{padding-top:2rem!important}",
 ))
-STYLE_TAG = f"<style>{PAGE_STYLE}</style>".encode()
+# The page's layout on a phone and while it runs, kept apart from PAGE_STYLE (whose every selector must match
+# the desktop page at once, tests/test_e2e.py); tests/test_e2e_teaching.py checks these in Chromium.
+LAYOUT_STYLE = "".join((
+    # A phone keeps the two results side by side (Streamlit stacks columns below 640 px): a student compares
+    # them without scrolling 1.5 screens between them.
+    "@media (max-width:640px){.st-key-results [data-testid='stHorizontalBlock']{flex-wrap:nowrap!important;"
+    "gap:0.4rem!important}.st-key-results [data-testid='stColumn']{min-width:0!important;flex:1 1 0!important;"
+    "width:auto!important}.st-key-results h3{font-size:1rem!important}"
+    ".st-key-results [data-testid='stMetricValue']{font-size:1.6rem!important}}",
+    # The tab row scrolls sideways when its tabs do not fit, so every tab can be reached.
+    "[data-testid='stMain'] [data-testid='stTabs'] [role='tablist']{overflow-x:auto!important;flex-wrap:nowrap}",
+    # A run's progress stays at the top of the window wherever the page is scrolled.
+    "[data-testid='stMain'] [data-testid='stElementContainer']:has([data-testid='stProgress']){position:sticky;"
+    "top:0;z-index:99;background:var(--background-color,#fff);padding:0.3rem 0}",
+))
+STYLE_TAG = f"<style>{PAGE_STYLE}</style><style>{LAYOUT_STYLE}</style>".encode()
 
 # Set by serve.py when the server puts the style in the head; app.py then does not send it again.
 IN_HEAD = False

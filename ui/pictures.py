@@ -9,11 +9,10 @@ from collections import OrderedDict
 import numpy as np
 
 import tiling
-from tiling.draw import downscale, line_width_for
+from tiling.draw import downscale, draw_halo, line_width_for
 
 LABELLED_AT_MOST = 100  # boxes: past this, class labels on every box turn the picture into a wall of text
 PREVIEW_SIDE = 1400  # px: what the browser gets (Streamlit re-encodes anything over 1460); analysis is full-size
-HIGHLIGHT = (255, 0, 255)  # BGR magenta: found only by patches
 
 
 def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | None = None, tiles=None,
@@ -25,19 +24,17 @@ def annotate(image: np.ndarray, det: tiling.Detections, highlight: np.ndarray | 
         preview = tiling.draw_tiles(preview, scale_tiles(tiles, scale), color=(255, 255, 255), alpha=0.5)
     lw = line_width_for(preview.shape)
     if highlight is not None and highlight.any():
-        halo = small[highlight]
-        pad = lw + 2
-        halo.xyxy = halo.xyxy + np.array([-pad, -pad, pad, pad], np.float32)
-        if halo.obb is not None:  # a rotated box's halo is the same box, grown on every side
-            halo.obb = halo.obb + np.array([0, 0, 2 * pad, 2 * pad, 0], np.float32)
-        preview = tiling.draw_detections(preview, halo, color=HIGHLIGHT, labels=False, masks=False,
-                                         line_width=max(1, lw // 2))
-    preview = tiling.draw_detections(preview, small, labels=max(preview.shape) >= 1200 and len(det) <= LABELLED_AT_MOST,
-                                     line_width=lw)
+        preview = draw_halo(preview, small[highlight], pad=lw + 2, line_width=max(1, lw // 2))
+    preview = tiling.draw_detections(preview, small, labels=labelled(preview.shape, len(det)), line_width=lw)
     for other, colour, dashed in extra:
         preview = tiling.draw_detections(preview, other.scaled(scale), color=colour, dashed=dashed, labels=False,
                                          masks=False, line_width=lw + 1)
     return preview
+
+
+def labelled(shape, n_boxes: int) -> bool:
+    """Whether boxes get class labels: on a large enough picture, and not past LABELLED_AT_MOST boxes."""
+    return max(shape[:2]) >= 1200 and n_boxes <= LABELLED_AT_MOST
 
 
 def scale_tiles(tiles, scale: float) -> list[tiling.Tile]:

@@ -35,17 +35,30 @@ def sweep_tab(item: res.ImageItem, model, model_key: str, settings) -> None:
     frame = pd.DataFrame(rows)
     frame["tile size"] = frame["size"].map(_label)
     frame["current"] = frame["size"] == settings.tiles.size_xy[0]
-    st.altair_chart(chart(frame, "ap50" if item.labels is not None else "objects"), width="stretch")
+    for column, drawn in zip(st.columns(2, gap="medium"), charts(frame, "ap50" if item.labels is not None else "objects")):
+        column.altair_chart(drawn, width="stretch")
     shown = frame[["tile size", "tiles", "objects", "seconds", *(["ap50"] if item.labels is not None else [])]]
     st.dataframe(shown, hide_index=True, width="stretch")
-    st.caption("The ringed point is the tile size set in the sidebar. Times are for this server, as it ran.")
+    st.caption("The ringed point is the tile size set in the sidebar. Times are for this server, as it ran. "
+               "Tiles run at the image's own resolution, so every tile size shows objects at their real size: "
+               "what changes with the size is the number of tiles (the time), not what one tile can see.")
 
 
-def chart(frame: pd.DataFrame, y: str) -> alt.LayerChart:
-    """Seconds against objects found (or AP50), a point per tile size, the current one ringed."""
+def charts(frame: pd.DataFrame, y: str) -> tuple[alt.LayerChart, alt.LayerChart]:
+    """Two panels over the tile sizes, in the sweep's order (whole image first, then smaller and smaller
+    tiles), labels level: what each finds (or its AP50) and the seconds it took; the current size ringed."""
     title = {"objects": "objects found", "ap50": "AP50 against your labels"}[y]
-    base = alt.Chart(frame).encode(x=alt.X("seconds:Q", title="seconds"), y=alt.Y(f"{y}:Q", title=title))
-    points = base.mark_circle(size=120, color="#C2185B").encode(tooltip=["tile size", "tiles", "objects", "seconds"])
-    ring = base.transform_filter("datum.current").mark_point(size=420, color="#1565C0", strokeWidth=3)
-    text = base.mark_text(align="left", dx=9, dy=-9, fontSize=13).encode(text="tile size:N")
-    return alt.layer(points, ring, text).properties(height=320)
+    order = list(frame["tile size"])
+    x = alt.X("tile size:N", sort=order, title="tile size", axis=alt.Axis(labelAngle=0, labelLimit=90))
+    tip = ["tile size", "tiles", "objects", "seconds", *(["ap50"] if y == "ap50" else [])]
+
+    def panel(field: str, name: str, colour: str) -> alt.LayerChart:
+        base = alt.Chart(frame).encode(x=x, y=alt.Y(f"{field}:Q", title=name, scale=alt.Scale(zero=True)))
+        line = base.mark_line(color=colour, strokeWidth=2)
+        points = base.mark_circle(size=110, color=colour, opacity=1).encode(tooltip=tip)
+        ring = base.transform_filter("datum.current").mark_point(size=420, color="#1565C0", strokeWidth=3)
+        text = base.mark_text(dy=-14, fontSize=12).encode(text=alt.Text(f"{field}:Q", format=".2f" if field != "objects"
+                                                                         else "d"))
+        return alt.layer(line, points, ring, text).properties(height=260, title=name)
+
+    return panel(y, title, "#C2185B"), panel("seconds", "seconds it took", "#455A64")

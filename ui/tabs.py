@@ -2,7 +2,7 @@
 draws from the page's current result. A new tab is one entry in :data:`TABS` (and its view function)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -11,7 +11,9 @@ import streamlit as st
 import tiling
 
 from . import resources as res
-from . import table_view, views, zoom_view
+from . import scores_view, table_view, views, zoom_view
+from .model_input_view import MODEL_INPUT, model_input_tab
+from .seam_view import SEAM, seam_tab
 from .sidebar import Settings
 from .sweep_view import SWEEP, sweep_tab
 from .views import CLASS_MAP, SCORES, STEPS, TABLE, ZOOM
@@ -84,8 +86,20 @@ def _scores(page: Page) -> None:
     if page.item.labels is None:
         st.info("Upload ground-truth labels (YOLO .txt or COCO .json) in the sidebar to score both modes. "
                 "The bundled samples come with theirs.")
-    else:
-        views.scores(page.item, page.item.scored(page.full), page.item.scored(page.tiled))  # classes labels know
+    else:  # every box down to the model's floor, as the CLI scores: AP ranks them all, the slider picks those shown
+        s, item = page.settings, page.item
+        full_all = res.full_prediction(item, page.model, page.model_key, s.infer).filter(classes=s.merge.classes)
+        tiled_all = page.pred.remerge(replace(page.pred.merge, conf=s.infer.conf)).detections
+        # only the classes the labels know are scored
+        scores_view.scores(item, item.scored(full_all), item.scored(tiled_all), s.merge.conf, s.infer.conf)
+
+
+def _seam(page: Page) -> None:
+    seam_tab(page.item, page.pred)
+
+
+def _model_input(page: Page) -> None:
+    model_input_tab(page.item, page.pred, page.model, page.tiled, page.patch_only)
 
 
 def _sweep(page: Page) -> None:
@@ -106,6 +120,8 @@ def _class_map(page: Page) -> None:
 
 TABS = (
     Tab(ZOOM, _zoom),
+    Tab(SEAM, _seam),
+    Tab(MODEL_INPUT, _model_input),
     Tab(STEPS, _steps),
     Tab(TABLE, _table),
     Tab(SCORES, _scores),

@@ -3,43 +3,71 @@ The zoom and detections tabs have a module each (``zoom_view``, ``table_view``).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 import tiling
 from tiling.draw import colorize_class_map, downscale
 
-from .pictures import PREVIEW_SIDE, annotate, legend, preview_of, scale_tiles, show
+from .pictures import LABELLED_AT_MOST, PREVIEW_SIDE, annotate, legend, preview_of, scale_tiles, show
 from .resources import ImageItem
 
 ZOOM, STEPS, TABLE, SCORES = (":material/zoom_in: Zoom", ":material/school: Step by step",
                                ":material/table: Detections", ":material/analytics: Scores")
 CLASS_MAP = ":material/map: Class map"  # a tab for segmentation models only (ui.tabs)
-MISSED = (0, 0, 255)  # red dashed: ground truth nobody found
-FALSE_POS = (0, 215, 255)  # amber: prediction matching no ground truth
+
+
+HALO_CHOICES = ("small ones", "all", "none")
+SMALL_WHEN_SHRUNK = 8  # px: an object this small in the shrunk whole image is too small to recognise
+
+
+def halo_marks(choice: str, patch_only: np.ndarray, tiled: tiling.Detections, shrink: float) -> np.ndarray:
+    """Which detections wear the ring: those only the patches found, all of them or only those the
+    shrunk whole image makes smaller than SMALL_WHEN_SHRUNK px (the ones the lesson is about)."""
+    if choice == "none":
+        return np.zeros(len(tiled), bool)
+    if choice == "all":
+        return patch_only
+    side = np.maximum(tiled.xyxy[:, 2] - tiled.xyxy[:, 0], tiled.xyxy[:, 3] - tiled.xyxy[:, 1])
+    return patch_only & (side * shrink < SMALL_WHEN_SHRUNK)
+
+
+def timing_caption(pred: tiling.TiledPrediction, cached: bool) -> str:
+    t = pred.timings
+    ran = (f"{t.get('total', 0):.2f} s: the model {t.get('infer', 0):.2f} s on {len(pred.tiles)} tiles, merging "
+           f"{t.get('merge', 0) * 1000:.0f} ms")
+    return f"Shown from memory: this image already ran with these settings (it took {ran})" if cached else f"Took {ran}"
 
 
 def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, patch_only: np.ndarray,
                  pred: tiling.TiledPrediction, full_time: float | None, show_grid: bool, cached: bool = False) -> None:
-    left, right = st.columns(2, gap="small")
+    """The two results next to each other (on a phone too: the page style keeps this pair of columns)."""
+    h, w = item.shape[:2]
+    shrink = min(1.0, pred.infer.imgsz / max(h, w))
+    with st.container(key="results"):
+        left, right = st.columns(2, gap="small")
     with left:
         st.subheader("Full image")
         # A delta on both sides keeps the two pictures level.
         st.metric("Objects found", len(full), delta="one pass, shrunk to the model's input", delta_color="off",
                   delta_arrow="off")
-        show(st, annotate(item.image, full), f"Whole image shrunk to the model's input: {item.name}")
+        show(st, annotate(item.image, full), f"The whole image shrunk {1 / shrink:.1f}x to the model's "
+             f"{pred.infer.imgsz} px: {item.name}")
         if full_time is not None:
-            st.caption(f"{full_time:.2f} s" if full_time >= 0.01 else "from the cache (no model call)")
+            st.caption(f"Took {full_time:.2f} s" if full_time >= 0.01 else "Shown from memory (no model call)")
     with right:
         st.subheader("Patch-based")
         st.metric("Objects found", len(tiled), delta=f"{int(patch_only.sum())} only by patches" if len(tiled) else
                   "none found", delta_color="normal" if len(tiled) else "off", delta_arrow="auto" if len(tiled) else "off")
-        show(st, annotate(item.image, tiled, patch_only, pred.tiles if show_grid else None),
-             f"{len(pred.tiles)} tiles; magenta halo: found only by patches")
-        t = pred.timings
-        ran = (f"{t.get('total', 0):.2f} s in all: model {t.get('infer', 0):.2f} s, merge "
-               f"{t.get('merge', 0) * 1000:.0f} ms")
-        st.caption(f"from the cache (no model call); it took {ran} when it ran" if cached else ran)
+        picture = st.empty()
+        choice = st.radio("Ring the objects only the patches found", HALO_CHOICES, horizontal=True, key="halo",
+                          help="Small ones: those the shrunk whole image makes smaller than "
+                               f"{SMALL_WHEN_SHRUNK} px, too small for the model to recognise.")
+        marks = halo_marks(choice, patch_only, tiled, shrink)
+        ring = f"; dashed black-and-white ring: {int(marks.sum())} found only by patches" if marks.any() else ""
+        hidden = "; class labels hidden past 100 boxes (the Zoom tab shows them)" if len(tiled) > LABELLED_AT_MOST else ""
+        show(picture, annotate(item.image, tiled, marks, pred.tiles if show_grid else None),
+             f"{len(pred.tiles)} tiles at full resolution{ring}{hidden}")
+        st.caption(timing_caption(pred, cached))
 
 
 EXPLANATION = """
@@ -90,37 +118,3 @@ def dense(item: ImageItem, cmap: np.ndarray, names: dict[int, str]) -> None:
     present = [int(c) for c in np.unique(cmap) if c >= 0]
     st.html(legend({c: names.get(c, str(c)) for c in present}))
     show(st, preview, "Class map: each class in its colour over a pale copy of the image")
-
-
-def scores(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections) -> None:
-    """Precision, recall and AP50 of both modes against the image's labels, and where each went wrong."""
-    gt = item.labels
-    ev_full, ev_tiled = tiling.evaluate(full, gt), tiling.evaluate(tiled, gt)
-    rows = []
-    for mode, ev in (("full image", ev_full), ("patches", ev_tiled)):
-        rows.append({"mode": mode, "class": "all", "precision": ev.precision, "recall": ev.recall, "AP50": ev.ap50})
-        for _, r in ev.per_class.iterrows():
-            if r["n_gt"] > 0:
-                rows.append({"mode": mode, "class": r["class"], "precision": r["precision"], "recall": r["recall"],
-                             "AP50": r["ap50"]})
-    frame = pd.DataFrame(rows)
-    if ev_full.tp[0].sum() == 0:
-        st.info(f"The full-image pass found none of the {len(gt)} labelled objects"
-                + (f" (its {len(full)} boxes are all false positives, amber below)" if len(full) else "")
-                + ": its bars are at zero, and its precision is undefined (a dash) when it found nothing at all.")
-    number = lambda v: "–" if v is None or pd.isna(v) else f"{v:.3f}"  # noqa: E731  undefined: a dash, not "None"
-    st.dataframe(frame.style.format({"precision": number, "recall": number, "AP50": number}), hide_index=True,
-                 width="stretch")
-    long = frame.melt(id_vars=["mode", "class"], value_vars=["precision", "recall", "AP50"], var_name="metric")
-    long["class · metric"] = long["class"] + " · " + long["metric"]
-    st.bar_chart(long, x="class · metric", y="value", color="mode", stack=False, height=300)
-    missed = gt[ev_tiled.fn[0]]
-    false_pos = tiled[~ev_tiled.tp[0]]
-    missed_full = gt[ev_full.fn[0]]
-    false_full = full[~ev_full.tp[0]]
-    left, right = st.columns(2, gap="small")
-    show(left, annotate(item.image, full, extra=[(missed_full, MISSED, True), (false_full, FALSE_POS, False)]),
-         f"Full image: {len(missed_full)} of {len(gt)} labelled objects missed (red dashed), "
-         f"{len(false_full)} false positives (amber)")
-    show(right, annotate(item.image, tiled, extra=[(missed, MISSED, True), (false_pos, FALSE_POS, False)]),
-         f"Patches: {len(missed)} missed (red dashed), {len(false_pos)} false positives (amber)")
