@@ -612,3 +612,34 @@ def test_labels_of_other_classes_are_named_and_not_scored_silently():
     labels.upload("scene.txt", b"0 0.5 0.5 0.1 0.1\n5 0.2 0.2 0.05 0.05\n", "text/plain")
     labels.upload("data.yaml", b"names: [car, person, x, y, z, bus]\n", "text/yaml").run()
     assert "'car' is scored, 'bus' is not" in shown(at.main.warning)
+
+
+def test_with_a_coco_model_on_this_host_the_hint_offers_it_and_the_samples_say_no_photo_ships(monkeypatch):
+    from ui import resources as res
+
+    available = res.official_availability
+    monkeypatch.setattr(res, "official_availability",
+                        lambda name: (True, "on this host") if name == "yolo11n.pt" else available(name))
+    monkeypatch.setattr(res, "load_official", lambda name, choice, items=None: (  # a stand-in: the demo detector
+        res.load_bundled(res.BUNDLED_MODELS["Demo detector (aerial)"], choice), None))
+    at = new_app()
+    at.run()
+    at.file_uploader(key="image_upload").upload("photo.png", png(small_scene()), "image/png").run()
+    assert "choose **yolo11n.pt** (COCO: 80 everyday classes) under 1. Model" in shown(at.main.warning)
+    at.button(key="use_coco").click().run()
+    assert not at.exception and at.selectbox(key="model_choice").value == "yolo11n.pt"
+    assert not any("demo model knows only" in w.value for w in at.warning)  # a COCO model runs now
+    at = new_app()
+    at.session_state["model_choice"] = "yolo11n.pt"
+    at.run()
+    assert any("no real photo ships with Patchwise" in i.value for i in at.main.info)
+
+
+@pytest.mark.slow
+def test_auto_tile_size_says_why_it_chose():
+    at = new_app()
+    at.run()
+    at.toggle(key="auto_tile").set_value(True).run()
+    assert not at.exception
+    auto = next(c.value for c in at.sidebar.caption if c.value.startswith("Auto:"))
+    assert " px tiles, " in auto and "Why: " in auto and "full-image pass" in auto
