@@ -202,7 +202,8 @@ def write_clip(path: Path, seed: int, width: int, height: int, seconds: float, f
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=round(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "slow", "g": str(max(1, round(10 * fps))), "movflags": "+faststart"}
+        stream.options = {"crf": str(crf), "preset": "slow", "g": str(max(1, round(10 * fps))),
+                          "movflags": "+faststart"}
         for index, (frame, shown) in enumerate(render_clip(seed, width, height, frames, pan)):
             for track_id, class_id, (x0, y0, x1, y1) in shown:
                 lines.append(f"{index + 1},{track_id},{x0:g},{y0:g},{x1 - x0:g},{y1 - y0:g},1,{class_id},1")
