@@ -224,3 +224,21 @@ def test_the_cli_takes_a_zipped_openvino_folder_as_the_page_does(tmp_path):
     assert zipped.returncode == 0, zipped.stderr
     assert direct.returncode == 0, direct.stderr
     assert (tmp_path / "z" / "detections.csv").read_text() == (tmp_path / "d" / "detections.csv").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content, words", [(b"not a zip", "is not a readable zip archive"),
+                                            ({"model.xml": b"<net/>", "run.py": b"x"}, "may hold only")])
+def test_a_zip_the_page_would_refuse_is_refused_before_loading_is_said(tmp_path, content, words):
+    import zipfile
+
+    bad = tmp_path / "model.zip"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        with zipfile.ZipFile(bad, "w") as zf:
+            for name, data in content.items():
+                zf.writestr(name, data)
+    out = run("predict", SAMPLES / "depot-2400x1800.jpg", "--model", bad, "--out", tmp_path / "out")
+    assert out.returncode == 2 and words in out.stderr and "loading" not in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ from tiling.models.runtimes import Precision, Runtime
 from . import resources as res
 from .text import plain
 
-METHOD_LABELS = {"nms": "NMS", "nmm": "NMM"}
+METHOD_LABELS = {"nms": "NMS", "nmm": "NMM", "wbf": "WBF", "soft": "Soft-NMS"}
 METRIC_LABELS = {"ios": "IoS", "iou": "IoU"}
 RAW_CONF = 0.05  # the model runs once at this confidence; the slider above it only re-filters
 RERUNS = ":material/replay:"  # marks the controls whose change runs the model again
@@ -169,9 +169,12 @@ def merge_section() -> tiling.MergeSpec:
     st.header("4. Thresholds and merging")
     conf = st.slider("Confidence", 0.01, 1.0, 0.25, 0.01, key="conf",
                      help="Hide detections the model is less sure about than this (no re-run needed).")
-    method = st.radio("Merge method", METHODS, format_func=METHOD_LABELS.get, horizontal=True, key="method",
-                      help="NMS keeps the best box of a group of duplicates; NMM fuses the group into one bigger box.")
-    metric = st.radio("Match metric", METRICS, format_func=METRIC_LABELS.get, horizontal=True, key="metric",
+    method = st.radio("Merge method", METHODS, format_func=lambda m: METHOD_LABELS.get(m, str(m)), horizontal=True,
+                      key="method",
+                      help="NMS keeps the best box of a group of duplicates; NMM fuses the group into one bigger box; "
+                           "WBF averages the group's boxes, the surer ones counting more; Soft-NMS keeps the "
+                           "duplicates but lowers their confidence, so the confidence slider decides.")
+    metric = st.radio("Match metric", METRICS, format_func=lambda m: METRIC_LABELS.get(m, str(m)), horizontal=True, key="metric",
                       help="IoU: overlap / union. IoS: overlap / smaller box, so a piece inside a whole box matches.")
     threshold = st.slider("Merge threshold", 0.05, 1.0, 0.5, 0.05, key="threshold",
                           help="Two boxes are duplicates when their IoU or IoS is at least this.")
