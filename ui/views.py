@@ -10,6 +10,7 @@ from tiling.draw import colorize_class_map, downscale
 
 from .pictures import LABELLED_AT_MOST, PREVIEW_SIDE, annotate, legend, preview_of, scale_tiles, show
 from .resources import ImageItem
+from .seam_view import seam_pictures
 
 ZOOM, STEPS, TABLE, SCORES = (":material/zoom_in: Zoom", ":material/school: Step by step",
                                ":material/table: Detections", ":material/analytics: Scores")
@@ -50,7 +51,7 @@ def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detecti
         # A delta on both sides keeps the two pictures level.
         st.metric("Objects found", len(full), delta="one pass, shrunk to the model's input", delta_color="off",
                   delta_arrow="off")
-        show(st, annotate(item.image, full), f"The whole image shrunk {1 / shrink:.1f}x to the model's "
+        show(st, annotate(item.image, full), f"Whole image, shrunk {1 / shrink:.1f}x to the model's "
              f"{pred.infer.imgsz} px: {item.name}")
         if full_time is not None:
             st.caption(f"Took {full_time:.2f} s" if full_time >= 0.01 else "Shown from memory (no model call)")
@@ -97,16 +98,23 @@ def teaching(item: ImageItem, pred: tiling.TiledPrediction, merged: tiling.Detec
                  f"{len(pred.tiles)} tiles of {pred.tiles[0].width}x{pred.tiles[0].height} px"
                  + ("; the last column and row end at the image's edge, with the same overlap, so they are smaller"
                     if len({(t.width, t.height) for t in pred.tiles}) > 1 else ""))
+    if raw_tab.open or merged_tab.open:
+        close = seam_pictures(item, pred)  # the seam where merging removed the most boxes, at full resolution
     if raw_tab.open:
         with raw_tab:
             raw = pred.raw.filter(conf=pred.merge.conf, classes=pred.merge.classes)
-            by_tile = tiling.Detections(raw.xyxy, raw.confidence,
-                                        raw.data.get("tile_index", np.zeros(len(raw))) % 20, names={}, obb=raw.obb)
-            show(st, annotate(item.image, by_tile), f"{len(raw)} raw boxes, coloured by the tile that produced them: "
-                 f"{len(raw) - len(merged)} are duplicates or pieces at the overlaps")
+            st.markdown(f"**{len(raw)} raw boxes** from {len(pred.tiles)} tiles: {len(raw) - len(merged)} of them "
+                        "are the same object seen again by a neighbouring tile, or a piece of one cut by a tile's "
+                        "edge." + (" Up close, where tiles overlap, coloured by tile:" if close else ""))
+            if close:
+                show(st, close.before, f"{len(close.raw_idx)} raw boxes in {close.seam.window[2] - close.seam.window[0]}"
+                     f" px of the overlap of tiles {close.seam.first} and {close.seam.second}, drawn 2x")
     if merged_tab.open:
         with merged_tab:
-            show(st, annotate(item.image, merged), f"{len(merged)} objects after merging")
+            st.markdown(f"**{len(merged)} objects after merging.**" + (" The same place as in step 2:" if close else ""))
+            if close:
+                show(st, close.after, f"{close.n_after} boxes after merging (there were {len(close.raw_idx)})")
+            show(st, annotate(item.image, merged), f"All {len(merged)} objects after merging, on the whole image")
 
 
 CLASS_MAP_TEXT = ("Every pixel coloured by the class the segmentation model gives it, from its masks on "
