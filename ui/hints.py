@@ -22,10 +22,10 @@ def demo_model_hint(names: dict[int, str], ready: list[str]) -> str:
              "boxes mean little")
     if ready:
         return f"{knows}: for real photos choose **{ready[0]}** (COCO: 80 everyday classes) under 1. Model."
-    return (f"{knows}: for real photos a COCO model such as {COCO_EXAMPLE} is needed, and none is on this host. "
-            f"On your machine, put {COCO_EXAMPLE} in a folder and start the page with PATCHWISE_WEIGHTS_DIR set to "
-            "that folder; on a Hugging Face Space the Dockerfile fetches it when the image is built; offline, copy "
-            f"{COCO_EXAMPLE} from a machine that has it and upload it under \"Upload my own model\".")
+    return (f"{knows}; real photos need a COCO model such as {COCO_EXAMPLE}, which this host does not have: put it in "
+            "a folder named by PATCHWISE_WEIGHTS_DIR and restart the page (a Hugging Face Space's Dockerfile fetches "
+            "it when the image is built; offline, copy the file from another machine, or upload it under "
+            "\"Upload my own model\").")
 
 
 COCO_ON_SAMPLES = ("The samples are generated aerial scenes made for the demo models: a COCO model finds little "
