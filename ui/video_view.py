@@ -106,8 +106,8 @@ def _settings() -> tuple[tiling.TileSpec, tiling.InferSpec, tiling.MergeSpec, Tr
         tracker = st.radio("Tracker", [t.value for t in Tracker], horizontal=True, key="video_tracker",
                            help="ByteTrack or BoT-SORT (Ultralytics') link boxes over frames; none counts per frame.")
     tiles = tiling.TileSpec(tile_size=size, overlap=0.25)
-    return (tiles, tiling.InferSpec(conf=RAW_CONF), tiling.MergeSpec(conf=conf, threshold=threshold),
-            TrackSpec(tracker=tracker), stride)
+    merge = tiling.MergeSpec(conf=conf, method="nms", metric="ios", threshold=threshold)  # as the help says
+    return tiles, tiling.InferSpec(conf=RAW_CONF), merge, TrackSpec(tracker=tracker), stride
 
 
 @dataclass(frozen=True)
