@@ -266,8 +266,8 @@ def test_retrack_remerges_kept_raw_detections_without_the_model(clip):
     for a, b in zip(results, same):
         np.testing.assert_array_equal(a.detections.xyxy, b.detections.xyxy)
         np.testing.assert_array_equal(a.detections.data["track_id"], b.detections.data["track_id"])
-    loose = retrack(results, conf=0.2, threshold=0.99, metric="iou")  # cut pieces are no longer merged away
-    assert sum(len(r.detections) for r in loose) > sum(len(r.detections) for r in results)
+    blue = retrack(results, conf=0.2, classes=[0])
+    assert all(len(r.detections) == 2 and (r.detections.class_id == 0).all() for r in blue)
     botsort = retrack(results, conf=0.2, tracker="botsort")
     assert {int(t) for r in botsort for t in r.detections.data["track_id"]} == {1, 2, 3}
     with pytest.raises(ValueError, match="camera_motion needs the frames"):
