@@ -47,6 +47,27 @@ def test_predict_writes_every_format(tmp_path):
 
 @needs_weights
 @pytest.mark.slow
+def test_evaluate_matches_the_labels_classes_to_the_model_s_by_name(tmp_path):
+    """YOLO labels named by a data.yaml beside them: 'car' is scored, 'person' is named and left out."""
+    import shutil
+
+    shutil.copy(SAMPLES / "depot-2400x1800.jpg", tmp_path)
+    rows = (SAMPLES / "depot-2400x1800.txt").read_text().splitlines()
+    (tmp_path / "depot-2400x1800.txt").write_text("\n".join(r for r in rows if r.split()[0] in "01") + "\n")
+    (tmp_path / "data.yaml").write_text("names: [person, car]\n")  # the sample's cars are class 1 here
+    out = run("evaluate", tmp_path, "--labels", tmp_path, "--model", DET_WEIGHTS, "--tile-size", 1280)
+    assert out.returncode == 0, out.stderr
+    assert "the labels use classes person, car; the model knows car, truck, plane" in out.stderr
+    assert "'car' is scored, 'person' is not" in out.stderr
+    cars = sum(r.split()[0] == "1" for r in rows)
+    assert f"1 images, {cars} labelled objects" in out.stdout
+    classes = {line.split()[2 if line.strip().startswith("full") else 1] for line in out.stdout.splitlines()
+               if line.strip().startswith(("full image", "patches"))}
+    assert classes == {"all", "car"}  # nothing scored against classes the labels do not know
+
+
+@needs_weights
+@pytest.mark.slow
 def test_evaluate_prints_the_comparison(tmp_path):
     import shutil
 

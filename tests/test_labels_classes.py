@@ -70,7 +70,7 @@ def test_a_mismatch_names_what_is_scored_what_is_not_and_what_to_do():
     text = match.message("labels.json")
     assert text.startswith("labels.json: the labels use classes person, car; the model knows car, truck, plane")
     assert "'car' is scored, 'person' is not" in text
-    assert "Choose a model that knows person (a COCO model" in text and "upload labels for car, truck, plane" in text
+    assert "Choose a model that knows person (a COCO model" in text and "use labels for car, truck, plane" in text
     none = match_classes([0], {0: "boat"}, DEMO).message("x.json")
     assert "none is scored, 'boat' is not" in none
 
@@ -109,3 +109,15 @@ def test_empty_labels_match_nothing_and_relabel_to_empty():
     empty = tiling.Detections.empty({0: "car"})
     match = match_classes(empty.class_id, empty.names, DEMO)
     assert match.message() is None and len(relabel(empty, match)) == 0
+
+
+def test_a_dataset_s_labels_are_matched_together_and_names_files_are_found_beside_them(tmp_path):
+    a = parse_yolo_labels("0 0.5 0.5 0.1 0.1\n", (100, 100), "a.txt", names={0: "car", 1: "boat"})
+    b = parse_yolo_labels("1 0.5 0.5 0.1 0.1\n", (100, 100), "b.txt", names={0: "car", 1: "boat"})
+    (out_a, out_b), match = tiling.labels.relabel_all([a, b], DEMO)
+    assert len(out_a) == 1 and len(out_b) == 0 and match.unscored == ("boat",)
+    assert tiling.labels.find_names_file(tmp_path / "labels") is None
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "data.yaml").write_text("names: [car, boat]\n")
+    found = tiling.labels.find_names_file(tmp_path / "labels")
+    assert found == tmp_path / "data.yaml" and tiling.labels.load_class_names(found) == {0: "car", 1: "boat"}

@@ -16,7 +16,7 @@ from .cli_video import evaluate_video, is_video, predict_videos, video_flags
 from .distributed import ClusterError, ClusterSpec, predict_folder
 from .evaluate import score_table
 from .imageio import ImageError, read_image
-from .labels import LabelError, load_coco_labels, load_yolo_labels
+from .labels import LabelError, find_names_file, load_class_names, load_coco_labels, load_yolo_labels, relabel_all
 from .models import ModelError
 from .models.bundled import BundledAssets
 from .inputs import entries, run_key
@@ -137,10 +137,16 @@ def label_lookup(labels: str, root: Path) -> Callable[[Path, tuple], object]:
             raise CliError(display_name(str(exc))) from None
         return lambda p, shape: by_name.get(p.relative_to(root).as_posix(), by_name.get(p.name))
     if path.is_dir():
+        names_file = find_names_file(path)
+        try:
+            names = load_class_names(names_file) if names_file else None
+        except LabelError as exc:
+            raise CliError(display_name(str(exc))) from None
+
         def yolo(p: Path, shape: tuple):
             for cand in (path / p.relative_to(root).with_suffix(".txt"), path / f"{p.stem}.txt"):
-                if cand.exists():
-                    return load_yolo_labels(cand, shape)
+                if cand.exists() and cand != names_file:
+                    return load_yolo_labels(cand, shape, names=names)
             return None
         return yolo
     raise CliError(f"{display_name(labels)}: expected a folder of YOLO .txt files or a COCO .json file")
@@ -184,6 +190,13 @@ def evaluate_command(args) -> int:
         gts.append(gt)
     if not gts:
         raise CliError("no image had labels: check that label files are named like the images")
+    gts, match = relabel_all(gts, model.names)  # the labels' classes matched to the model's by name
+    note = match.message(display_name(Path(args.labels).name))
+    if note:
+        print(note, file=sys.stderr)
+    if not match.assumed:  # a class the labels do not know is not scored, either way
+        full_preds = [p.filter(classes=match.scored_model_classes) for p in full_preds]
+        tiled_preds = [p.filter(classes=match.scored_model_classes) for p in tiled_preds]
     print(f"{len(gts)} images, {sum(len(g) for g in gts)} labelled objects; precision/recall of the boxes at conf "
           f">= {merge.conf}; AP50 and AP50-95 rank every box down to conf {curve_infer.conf} (the page's Scores "
           f"tab ranks down to the model's floor there, 0.05, so its AP can be slightly lower)")

@@ -7,15 +7,17 @@ no names are given, the numbers are taken as the model's own, and :meth:`ClassMa
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import yaml
 
 from ..detections import Detections
-from .base import MAX_CLASS_NAME_BYTES, LabelError, _check_name, _text, _too_many
+from .base import MAX_CLASS_NAME_BYTES, LabelError, _check_name, _read_label_file, _text, _too_many
 
 NAMES_SUFFIXES = (".yaml", ".yml", ".names")  # a names file by its suffix; and classes.txt by its name
 NAMES_STEMS = ("classes", "names", "obj")  # YOLO tools' names lists saved as .txt: classes.txt, names.txt
@@ -123,7 +125,7 @@ class ClassMatch:
                 one = len(self.unscored) == 1
                 line += (f"; class{'' if one else 'es'} {_listed(self.unscored)} {'is' if one else 'are'} not in "
                          "this model and not scored")
-            return line + ". Upload a data.yaml or classes.txt beside them to match the classes by name."
+            return line + ". Add a data.yaml or classes.txt beside them to match the classes by name."
         if not self.unscored:
             return None
         what = (f"{_listed(repr(s) for s in scored)} {'is' if len(scored) == 1 else 'are'} scored" if scored
@@ -131,7 +133,7 @@ class ClassMatch:
         coco = " (a COCO model knows 80 everyday classes)" if len(self.model_names) < 80 else ""
         return (f"{source}: the labels use classes {_listed(self.label_classes)}; the model knows {model}: {what}, "
                 f"{_listed(repr(u) for u in self.unscored)} {'is' if len(self.unscored) == 1 else 'are'} not. "
-                f"Choose a model that knows {_listed(self.unscored)}{coco}, or upload labels for {model}.")
+                f"Choose a model that knows {_listed(self.unscored)}{coco}, or use labels for {model}.")
 
 
 def match_classes(label_ids: Iterable[int], label_names: Mapping[int, str] | None,
@@ -161,3 +163,27 @@ def relabel(labels: Detections, match: ClassMatch) -> Detections:
     out.class_id = np.array([match.to_model[int(c)] for c in out.class_id], np.int64)
     out.names = dict(match.model_names)
     return out
+
+
+def relabel_all(labels: Sequence[Detections], model_names: Mapping[int, str]) -> tuple[list[Detections], ClassMatch]:
+    """Many images' labels (one dataset: their classes matched together) in the model's classes, and the match."""
+    used = np.concatenate([d.class_id for d in labels]) if labels else np.zeros(0, np.int64)
+    names = {k: v for d in labels for k, v in d.names.items()}
+    match = match_classes(used, names, model_names)
+    return [relabel(d, match) for d in labels], match
+
+
+def find_names_file(folder: str | os.PathLike) -> Path | None:
+    """The file naming a YOLO labels folder's classes: ``data.yaml`` (or ``classes.txt``, ``obj.names``...)
+    in the folder or the one above it, as YOLO datasets keep them; None when there is none."""
+    for where in (Path(folder), Path(folder).parent):
+        for name in ("data.yaml", "data.yml", *(f"{stem}.txt" for stem in NAMES_STEMS), "obj.names"):
+            if (where / name).is_file():
+                return where / name
+    return None
+
+
+def load_class_names(path: str | os.PathLike) -> dict[int, str]:
+    """Class names from a ``data.yaml`` or names list on disk (see :func:`parse_class_names`)."""
+    data, name = _read_label_file(path, "parse_class_names")
+    return parse_class_names(data, name)
