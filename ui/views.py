@@ -1,5 +1,5 @@
-"""The main page's sections: results side by side, the tab names, teaching steps, scores, the class map.
-The zoom and detections tabs have a module each (``zoom_view``, ``table_view``)."""
+"""The main page's sections: results side by side, the tab names, teaching steps, the class map. The zoom,
+seam, model-input, scores and detections tabs have a module each (``zoom_view``, ``seam_view``...)."""
 from __future__ import annotations
 
 import numpy as np
