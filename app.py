@@ -113,6 +113,41 @@ def recipe(picked: Picked, item: res.ImageItem, settings: sidebar.Settings) -> c
                             settings.merge, shipped_int8=picked.demo)
 
 
+def choose_image(items: list[res.ImageItem], task: str) -> res.ImageItem:
+    """The image shown: the visitor's pick among several, opening on one of the model's kind (:func:`first_image`)."""
+    names = [it.name for it in items]
+    start = first_image(items, task)
+    if len(items) == 1:
+        return items[start]
+    oriented = task == "obb"
+    if items[start].sample and st.session_state.get("image_kind") != oriented:  # another kind of model
+        st.session_state["image_kind"] = oriented
+        st.session_state["image_choice"] = names[start]  # opens on a sample it was made for
+    chosen = st.selectbox("Image", names, key="image_choice", help="Which image to look at; exports cover all.")
+    return items[names.index(chosen)] if chosen in names else items[start]
+
+
+def run_with_progress(item: res.ImageItem, model, model_key: str, settings: sidebar.Settings, n_tiles: int):
+    """:func:`results_for` with a progress bar (tile by tile, with the time left), and whether the result came
+    from the cache; the time it took is kept as the cost of the next re-run."""
+    per_tile = st.session_state.get("seconds_per_tile", {}).get(model_key)
+    eta = f", about {n_tiles * per_tile:.0f} s" if per_tile else ""
+    progress = st.progress(0.0, text=f"Running the model on {n_tiles} tiles{eta}…")
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        left = (time.perf_counter() - started) / done * (total - done)
+        progress.progress(done / total, text=f"Tile {done} of {total}, about {left:.0f} s left")
+
+    pred, full, full_time = results_for(item, model, model_key, settings, report)
+    cached = time.perf_counter() - started < 0.9 * pred.timings.get("total", 0.0)  # it took less than it did when made
+    progress.empty()
+    # What the model took when this result was made (now, or for the cache): the cost of a re-run.
+    st.session_state.setdefault("seconds_per_tile", {})[model_key] = pred.timings["infer"] / max(1, len(pred.tiles))
+    st.session_state["last_run_seconds"] = pred.timings.get("total", 0.0)
+    return pred, full, full_time, cached
+
+
 def main() -> None:
     if video_view.mode() == video_view.VIDEO:  # a clip, tracked both ways: its own page
         return video_view.page()
@@ -133,16 +168,7 @@ def main() -> None:
         st.error(f"{plain(picked.problem)}  \nShowing the results of the bundled demo detector instead.")
     for message in uploads.match_labels(items, model.names):
         st.warning(plain(message), icon=":material/rule:")
-    names = [it.name for it in items]
-    start = first_image(items, model.task)
-    item = items[start]
-    if len(items) > 1:
-        oriented = model.task == "obb"
-        if items[start].sample and st.session_state.get("image_kind") != oriented:  # another kind of model
-            st.session_state["image_kind"] = oriented
-            st.session_state["image_choice"] = names[start]  # opens on a sample it was made for
-        chosen = st.selectbox("Image", names, key="image_choice", help="Which image to look at; exports cover all.")
-        item = items[names.index(chosen)] if chosen in names else items[start]
+    item = choose_image(items, model.task)
     official = choice in tiling.models.OFFICIAL_NAMES and not picked.demo  # a COCO model runs
     hints.show(picked.demo, official, item.sample, model.names, sidebar.coco_ready())
     model_key = f"{model.digest}:{model.runtime_label}"
@@ -152,27 +178,12 @@ def main() -> None:
         infer = sidebar.infer_section(merge.conf)
         merge = replace(merge, classes=sidebar.class_filter(model.names))
     settings = sidebar.Settings(tiles, infer, merge, show_grid)
-    h, w = item.shape[:2]
     try:
-        n_tiles = tiles.check_count((h, w))
+        n_tiles = tiles.check_count(item.shape[:2])
     except ValueError as exc:
         st.error(str(exc))
         return
-    per_tile = st.session_state.get("seconds_per_tile", {}).get(model_key)
-    eta = f", about {n_tiles * per_tile:.0f} s" if per_tile else ""
-    progress = st.progress(0.0, text=f"Running the model on {n_tiles} tiles{eta}…")
-    started = time.perf_counter()
-
-    def report(done: int, total: int) -> None:
-        left = (time.perf_counter() - started) / done * (total - done)
-        progress.progress(done / total, text=f"Tile {done} of {total}, about {left:.0f} s left")
-
-    pred, full, full_time = results_for(item, model, model_key, settings, report)
-    cached = time.perf_counter() - started < 0.9 * pred.timings.get("total", 0.0)  # it took less than it did when made
-    progress.empty()
-    # What the model took when this result was made (now, or for the cache): the cost of a re-run.
-    st.session_state.setdefault("seconds_per_tile", {})[model_key] = pred.timings["infer"] / max(1, len(pred.tiles))
-    st.session_state["last_run_seconds"] = pred.timings.get("total", 0.0)
+    pred, full, full_time, cached = run_with_progress(item, model, model_key, settings, n_tiles)
     tiled = pred.detections
     patch_only = ~tiling.matched(tiled, full, iou=0.3, class_aware=False)
 
