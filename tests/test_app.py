@@ -508,21 +508,21 @@ def test_the_code_for_this_names_only_the_settings_that_differ_from_the_defaults
     assert "precision='int8', bundled=BundledAssets.beside('models/synth-yolo11n-det.pt')" in code
     compile(code, "snippet", "exec")
     changed = recipe(tiles=tiling.TileSpec(tile_size=320, overlap=0.2, offset_grid=True),
-                     infer=tiling.InferSpec(conf=0.05, batch_size=4, include_full=True),
-                     merge=tiling.MergeSpec(conf=0.4, method="nmm", metric="iou", class_agnostic=True, classes=(0, 2)),
+                     infer=tiling.InferSpec(conf=0.05, batch_size=4, include_full=False),
+                     merge=tiling.MergeSpec(conf=0.4, method="nmm", metric="ios", class_agnostic=True, classes=(0, 2)),
                      runtime=Runtime.TORCH, precision=Precision.FP32, shipped_int8=False)
     args = cli_args(changed)
     assert args[:4] == ["predict", "samples/a.jpg", "--model", "models/synth-yolo11n-det.pt"]
     line = " ".join(args)
-    for part in ("--tile-size 320", "--overlap 0.2", "--offset-grid", "--batch-size 4", "--include-full",
-                 "--conf 0.4", "--method nmm", "--metric iou", "--class-agnostic", "--classes 0,2", "--runtime torch"):
+    for part in ("--tile-size 320", "--overlap 0.2", "--offset-grid", "--batch-size 4", "--no-include-full",
+                 "--conf 0.4", "--method nmm", "--metric ios", "--class-agnostic", "--classes 0,2", "--runtime torch"):
         assert part in line
     assert line.count("--conf") == 1 and "--precision" not in line and "--max-tiles" not in line
     from tiling.cli import build_parser
     from tiling.cli_specs import settings
 
     tiles, infer, merge = settings(build_parser().parse_args(args))  # the CLI reads back the page's specs
-    assert (tiles, merge) == (changed.tiles, changed.merge) and infer.batch_size == 4 and infer.include_full
+    assert (tiles, merge) == (changed.tiles, changed.merge) and infer.batch_size == 4 and not infer.include_full
     own = python_code(recipe(image="my photo.jpg", model="mine.pt", shipped_int8=False))
     assert "calibration=['my photo.jpg']" in own and "BundledAssets" not in own
 

@@ -409,7 +409,7 @@ def _bands_in_process(path: Path, tmp_path: Path, tiles, piece_tiles: int, **rea
     from tiling.distributed.shipping import Shipment
     from tiling.distributed.write import finish_bands
 
-    infer, merge = tiling.InferSpec(), tiling.MergeSpec()
+    infer, merge = tiling.InferSpec(include_full=False), tiling.MergeSpec()  # a full pass keeps an image whole
     run = entries(path.parent, [path])
     folder = OutputFolder(tmp_path / "out", with_images=False)
     folder.prepare()
@@ -430,7 +430,7 @@ def test_offset_grid_bands_are_a_few_tile_rows_tall_and_merge_as_predict_tiled(t
     assert len(items) > 10
     assert max(i.image.shape[0] for i in items) <= 2 * 128  # a band is its rows, never the whole image
     assert sorted(k for i in items for k in i.tiles) == list(range(len(tiles.plan(img.shape))))
-    expected = tiling.predict_tiled(img, tiling.CallableModel(SquareFinder()), tiles).detections
+    expected = tiling.predict_tiled(img, tiling.CallableModel(SquareFinder()), tiles, include_full=False).detections
     got = np.array([[d["x0"], d["y0"], d["x1"], d["y1"]] for d in record["detections"]])
     assert len(expected) > 20 and np.allclose(got, expected.xyxy.round(1), atol=0.06)
 

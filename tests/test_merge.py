@@ -117,7 +117,7 @@ def test_empty_and_single():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(method="soft"), "merge method must be one of nms, nmm"), (dict(metric="giou"), "merge metric"),
+    (dict(method="fuzzy"), "merge method must be one of nms, nmm, wbf, soft"), (dict(metric="giou"), "merge metric"),
     (dict(threshold=1.5), "merge threshold must be in"), (dict(conf=float("nan")), "conf must be a number"),
     (dict(conf=2), "conf must be in"), (dict(classes=[1.7]), "classes entry must be a whole number"),
     (dict(classes="car"), "classes must be a list"), (dict(class_agnostic="yes"), "class_agnostic must be True"),

@@ -39,7 +39,7 @@ def test_every_object_once_even_when_cut_pieces_are_more_confident(method, metri
 
 def test_raw_keeps_tile_of_origin_and_image_coordinates():
     image, gt = square_scene(600, 500, n=25, seed=1)
-    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=200, overlap=0.2)
+    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=200, overlap=0.2, include_full=False)
     raw = pred.raw
     tiles = pred.tile_boxes
     inside = (raw.xyxy[:, 0] >= tiles[raw.data["tile_index"], 0]) & (raw.xyxy[:, 2] <= tiles[raw.data["tile_index"], 2])
@@ -72,7 +72,7 @@ def test_batches_and_progress():
 
     model = Recording()
     calls = []
-    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, batch_size=4,
+    pred = tiling.predict_tiled(image, model, tile_size=256, overlap=0.25, batch_size=4, include_full=False,
                                 progress=lambda done, total: calls.append((done, total)))
     n = len(pred.tiles)
     sizes = [sum((t.width, t.height) == wh for t in pred.tiles) for wh in {(t.width, t.height) for t in pred.tiles}]
@@ -94,7 +94,7 @@ def test_remerge_does_not_call_the_model():
     assert model.calls == calls
     assert len(low.raw) == len(pred.raw)
     assert set(agnostic.detections.class_id.tolist()) <= {1}
-    assert agnostic.merge.method == "nmm" and pred.merge.method == "nms"
+    assert agnostic.merge.method == "nmm" and pred.merge.method == "wbf"
     assert pred.remerge(pred.merge) is pred  # the same spec: nothing to do
     with pytest.raises(ValueError, match="below"):
         pred.remerge(conf=0.05)
@@ -207,7 +207,7 @@ def test_an_unknown_setting_is_refused_with_the_known_names():
 
 def test_a_callable_model_honours_max_det_and_classes_like_an_ultralytics_one():
     image, gt = square_scene(400, 400, n=12, seed=6)
-    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=1024, max_det=5, conf=0.0)
+    pred = tiling.predict_tiled(image, SquareFinder(), tile_size=1024, max_det=5, conf=0.0, include_full=False)
     assert len(pred.raw) == 5 and len(gt) > 5
     only = tiling.predict_tiled(image, SquareFinder(), tile_size=1024, classes=[1], conf=0.0)
     assert set(only.raw.class_id.tolist()) == {1}
@@ -227,8 +227,9 @@ def test_the_offset_grid_sees_whole_an_object_every_tile_of_the_first_grid_cuts(
     image = np.zeros((1000, 1000, 3), np.uint8)
     image[130:190, 220:290] = (255, 0, 0)  # 70 px wide across the 26 px overlap at x 230-256: cut in both tiles
     gt = tiling.Detections(np.array([[220, 130, 290, 190]], np.float32))
-    one = tiling.predict_tiled(image, SquareFinder(), tile_size=256, overlap=0.1, conf=0.3)
-    two = tiling.predict_tiled(image, SquareFinder(), tile_size=256, overlap=0.1, conf=0.3, offset_grid=True)
+    one = tiling.predict_tiled(image, SquareFinder(), tile_size=256, overlap=0.1, conf=0.3, include_full=False)
+    two = tiling.predict_tiled(image, SquareFinder(), tile_size=256, overlap=0.1, conf=0.3, offset_grid=True,
+                                include_full=False)
     assert match_count(one.detections, gt) == 0 and one.raw.data["truncated"].all()
     assert len(two.tiles) > len(one.tiles)
     assert len(two.detections) == 1 and match_count(two.detections, gt) == 1

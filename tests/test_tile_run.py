@@ -34,7 +34,7 @@ def scene():
 
 MODEL = tiling.CallableModel(bright_spots, names={0: "spot"})
 TILES = tiling.TileSpec(tile_size=128, overlap=0.2)
-INFER = tiling.InferSpec(conf=0.0, batch_size=3)
+INFER = tiling.InferSpec(conf=0.0, batch_size=3, include_full=False)
 
 
 def test_array_reader_cuts_the_window_of_an_array_that_starts_at_origin(scene):
@@ -122,9 +122,10 @@ def test_a_progress_callback_that_raises_stops_the_run(scene):
 
 
 def test_check_run_refuses_what_cannot_run_together():
-    with pytest.raises(ValueError, match="include_full is not available for a streamed raster"):
-        check_run(include_full=True, streamed=True)
-    assert check_run(include_full=True)[1].include_full
+    assert not check_run(include_full=True, streamed=True)[1].include_full  # a streamed raster has no full pass
+    assert check_run()[1].include_full
+    with pytest.raises(ValueError, match="levels .a tile pyramid. is not available for a streamed raster"):
+        check_run(levels=[320], streamed=True)
     with pytest.raises(ValueError, match="merge conf 0.1 is below the 0.3"):
         check_run(infer=tiling.InferSpec(conf=0.3), merge=tiling.MergeSpec(conf=0.1))
     with pytest.raises(TypeError, match="unknown setting tile_sise"):

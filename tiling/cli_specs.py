@@ -32,8 +32,12 @@ HELP = {
     "max_det": "at most this many boxes per tile",
     "batch_size": "tiles per model call",
     "imgsz": "input size of the full-image pass, 32-4096",
-    "include_full": "also merge a full-image pass (large objects)",
-    "method": "merge method across tiles",
+    "include_full": "also merge a full-image pass: large objects whole, small ones by their tiles (default on)",
+    "levels": "a tile pyramid: more tile sizes beside --tile-size, each run at its own scale, e.g. 320 "
+              "(about 4x the work of 640 px tiles for 320)",
+    "method": "merge method across tiles: nms keeps the best box, wbf averages the boxes of one object "
+              "(weighted boxes fusion, the default), soft lowers overlapping boxes' confidence (Soft-NMS), "
+              "nmm joins them",
     "metric": "match metric for merging",
     "threshold": "two boxes match when their metric is at least this",
     "class_agnostic": "merge boxes of different classes too",

@@ -1,7 +1,7 @@
 """Tile plans: which windows of the image the model sees."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -39,6 +39,18 @@ EDGES: tuple[str, ...] = get_args(Edge)
 MAX_TILE_SIDE = 16_384  # px: far beyond any network input; keeps a typo from asking for gigabytes
 
 
+def _levels(value: Any, size_xy: tuple[int, int]) -> tuple[int, ...]:
+    """The pyramid's extra tile sizes: whole numbers, none repeated, none equal to the tile size."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)):
+        raise checks.SettingError("levels", f"must be a list of tile sizes, got {value!r}")
+    sizes = tuple(checks.whole("levels", v, 32, MAX_TILE_SIDE, name="levels entry") for v in value)
+    if len(set(sizes)) != len(sizes) or (size_xy[0] == size_xy[1] and size_xy[0] in sizes):
+        raise checks.SettingError("levels", f"must hold each tile size once, apart from tile_size, got {list(value)}")
+    return sizes
+
+
 def _pair(field: str, value: Any, check) -> tuple:
     """(x, y) of a number or a pair; ``check(value, name)`` checks one, named as its message says it."""
     if isinstance(value, (tuple, list, np.ndarray)):
@@ -62,6 +74,7 @@ class TileSpec:
     edge: Edge = "trim"
     max_tiles: int | None = 10_000
     offset_grid: bool = False
+    levels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         size = _pair("tile_size", self.tile_size, lambda v, n: checks.whole("tile_size", v, 1, MAX_TILE_SIDE, name=n))
@@ -73,6 +86,14 @@ class TileSpec:
         if self.max_tiles is not None:
             object.__setattr__(self, "max_tiles", checks.whole("max_tiles", self.max_tiles, 1, 10**9))
         object.__setattr__(self, "offset_grid", checks.flag("offset_grid", self.offset_grid))
+        object.__setattr__(self, "levels", _levels(self.levels, self.size_xy))
+
+    @property
+    def level_specs(self) -> list[TileSpec]:
+        """One spec per level of the tile pyramid: this grid, then a grid of each of ``levels``' sizes
+        (square tiles, the same overlap, edge and offset grid), each run at its own scale."""
+        first = replace(self, levels=())
+        return [first] + [replace(first, tile_size=size) for size in self.levels]
 
     @property
     def size_xy(self) -> tuple[int, int]:
@@ -89,7 +110,7 @@ class TileSpec:
         n = len(_windows(width, tw, ox, "shift")) * len(_windows(height, th, oy, "shift"))
         if self.offset_grid:
             n += len(self._offset_tiles(height, width, 0))
-        return n
+        return n + sum(level.count(image_shape) for level in self.level_specs[1:])
 
     def check_count(self, image_shape) -> int:
         """The tile count, or a ``ValueError`` saying how to get under ``max_tiles``."""
@@ -113,6 +134,8 @@ class TileSpec:
                 tiles.append(Tile(x0, y0, x1, y1, len(tiles), r, c))
         if self.offset_grid:
             tiles += self._offset_tiles(height, width, len(tiles))
+        for level in self.level_specs[1:]:  # the pyramid's other grids, numbered after this one
+            tiles += [replace(t, index=t.index + len(tiles)) for t in level.plan((height, width))]
         return tiles
 
     def _offset_tiles(self, height: int, width: int, first_index: int) -> list[Tile]:

@@ -25,17 +25,20 @@ from typing import Literal, Sequence, get_args
 
 import numpy as np
 
-from . import checks, rotated
+from . import checks, merge_fuse, rotated
 from .detections import Detections
 from .geometry import enclosing_boxes, paste_mask
 from .grid import Tile, tiles_array
 
-Method = Literal["nms", "nmm"]
+Method = Literal["nms", "nmm", "wbf", "soft"]
 Metric = Literal["ios", "iou"]
 METHODS: tuple[str, ...] = get_args(Method)
 METRICS: tuple[str, ...] = get_args(Metric)
 PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is part of that box
 PARTIAL_IOS_OTHER_CLASS = 0.7  # ... and this much inside a whole box of another class
+COARSE_SMALL = 32.0  # input px: a box smaller than this in a coarser view is that view's guess
+COARSE_IOU = 0.3  # ... which a finer view's box of its class overlapping it this much replaces
+COARSE_IOU_OTHER_CLASS = 0.5  # ... and one of another class overlapping it this much
 EDGE_MARGIN = 1.5  # px: a box this close to an inner tile edge was cut by it
 _MAX_CELLS_PER_BOX = 16
 
@@ -48,6 +51,7 @@ class Rule(StrEnum):
     OVERLAP = "overlap"  # the merge's own metric at its threshold, same class (or class-agnostic)
     CUT_PIECE = "cut piece inside a whole box"
     CUT_TWINS = "two cut pieces of one object"
+    COARSE_GUESS = "coarse view's guess of an object a finer view saw"
 
 
 RULE_CODES = {rule: code for code, rule in enumerate(Rule)}
@@ -60,8 +64,8 @@ class MergeSpec:
     they are resolved (``method``: NMS keeps the best of a group, NMM fuses it)."""
 
     conf: float = 0.25
-    method: Method = "nms"
-    metric: Metric = "ios"
+    method: Method = "wbf"
+    metric: Metric = "iou"
     threshold: float = 0.5
     class_agnostic: bool = False
     classes: tuple[int, ...] | None = None
@@ -171,11 +175,27 @@ def overlapping_pairs(xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo[touch], hi[touch]
 
 
-def _rank(det: Detections) -> np.ndarray:
-    """rank[i] = position of detection i in greedy order (0 = first)."""
-    truncated = det.data.get("truncated")
-    truncated = np.zeros(len(det), bool) if truncated is None else truncated.astype(bool)
-    order = np.lexsort((np.arange(len(det)), -det.confidence.astype(np.float64), truncated))
+def _flag(det: Detections, key: str) -> np.ndarray:
+    value = det.data.get(key)
+    return np.zeros(len(det), bool) if value is None else np.asarray(value).astype(bool)
+
+
+def coarse_guesses(det: Detections) -> np.ndarray:
+    """True for boxes a coarser view than the finest in ``det`` saw at under :data:`COARSE_SMALL` input
+    pixels (``data["scale"]``: model input pixels per image pixel of the view that found each box): a
+    small object the full-image pass barely resolves, where the tiles looked at it closer."""
+    scale = det.data.get("scale")
+    if scale is None or len(det) == 0:
+        return np.zeros(len(det), bool)
+    scale = np.asarray(scale, np.float64)
+    side = np.maximum(det.xyxy[:, 2] - det.xyxy[:, 0], det.xyxy[:, 3] - det.xyxy[:, 1])
+    return (scale < scale.max() - 1e-9) & (side * scale < COARSE_SMALL)
+
+
+def _rank(det: Detections, demoted: np.ndarray) -> np.ndarray:
+    """rank[i] = position of detection i in greedy order (0 = first): whole boxes of the finest view
+    first, cut pieces and coarse guesses after them, each by confidence."""
+    order = np.lexsort((np.arange(len(det)), -det.confidence.astype(np.float64), demoted))
     rank = np.empty(len(det), np.int64)
     rank[order] = np.arange(len(det))
     return rank
@@ -192,12 +212,12 @@ def _edges(det: Detections, metric: str, threshold: float, class_agnostic: bool)
     (the first that holds, in the order the rules are tried) and the overlap it measured."""
     i, j = overlapping_pairs(det.xyxy)
     same = det.class_id[i] == det.class_id[j]
-    truncated = det.data.get("truncated")
-    truncated = np.zeros(len(det), bool) if truncated is None else truncated.astype(bool)
-    if not class_agnostic:  # other-class pairs stay only where one is a cut piece
-        keep = same | truncated[i] | truncated[j]
+    truncated = _flag(det, "truncated")
+    coarse = coarse_guesses(det)
+    if not class_agnostic:  # other-class pairs stay only where one is a cut piece or a coarse guess
+        keep = same | truncated[i] | truncated[j] | coarse[i] | coarse[j]
         i, j, same = i[keep], j[keep], same[keep]
-    rank = _rank(det)
+    rank = _rank(det, truncated | coarse)
     swap = rank[i] > rank[j]
     src, dst = np.where(swap, j, i), np.where(swap, i, j)
     value = detection_metric(det, src, dst, metric)
@@ -218,6 +238,13 @@ def _edges(det: Detections, metric: str, threshold: float, class_agnostic: bool)
         iou = detection_metric(det, src[twin], dst[twin], "iou")
         hit = iou >= PARTIAL_IOS_OTHER_CLASS
         match[twin[hit]], rule[twin[hit]], value[twin[hit]] = True, RULE_CODES[Rule.CUT_TWINS], iou[hit]
+    guess = np.flatnonzero(coarse[dst] & ~coarse[src] & ~truncated[src] & ~match)
+    if len(guess):
+        # A small object the coarse view barely resolved, also found by a finer view: the finer box
+        # is that object, whatever class the coarse guess gave it.
+        iou = detection_metric(det, src[guess], dst[guess], "iou")
+        hit = iou >= np.where((same | class_agnostic)[guess], COARSE_IOU, COARSE_IOU_OTHER_CLASS)
+        match[guess[hit]], rule[guess[hit]], value[guess[hit]] = True, RULE_CODES[Rule.COARSE_GUESS], iou[hit]
     return src[match], dst[match], rank, rule[match], value[match]
 
 
@@ -240,14 +267,21 @@ def greedy_keep(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> Detections:
-    """Keep the detections ``spec`` asks for (``conf``, ``classes``), then remove (NMS) or fuse (NMM)
-    duplicates. ``spec`` defaults to :class:`MergeSpec`; keywords change its fields, as in
+    """Keep the detections ``spec`` asks for (``conf``, ``classes``), then resolve duplicates by
+    ``spec.method``. ``spec`` defaults to :class:`MergeSpec`; keywords change its fields, as in
     ``merge(det, method="nmm", metric="iou", threshold=0.5)``.
 
-    NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
-    the highest confidence, the class of the kept one. An oriented box fuses into the smallest box
-    at the kept one's angle holding every member's corners (its enclosing box, within the union of
-    the members' enclosing boxes, is the new ``xyxy``). Keypoints are the kept detection's.
+    * NMS keeps the best-ranked detection of each group, with the group's highest confidence.
+    * WBF (weighted boxes fusion) keeps it too, its box the confidence-weighted mean of the group's
+      whole boxes (:func:`~tiling.merge_fuse.weighted_boxes`); masks, oriented boxes and keypoints are
+      the kept one's.
+    * Soft-NMS keeps the best one and also the ones it overlaps, their confidence lowered by the overlap
+      (:func:`~tiling.merge_fuse.soft_decayed`); cut pieces and coarse guesses are still removed.
+    * NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
+      the highest confidence, the class of the kept one. An oriented box fuses into the smallest box
+      at the kept one's angle holding every member's corners (its enclosing box, within the union of
+      the members' enclosing boxes, is the new ``xyxy``). Keypoints are the kept detection's.
+
     Results are sorted by confidence.
     """
     spec = checks.with_changes(spec, MergeSpec, changes)
@@ -255,13 +289,21 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
     n = len(detections)
     if n == 0:
         return detections[np.arange(0)]
-    keep, owner, _, _ = _groups(detections, spec)
+    keep, owner, rule, value = _groups(detections, spec)
     d = np.flatnonzero(~keep)
     conf = detections.confidence.copy()
     np.maximum.at(conf, owner, detections.confidence)
     kept_idx = np.flatnonzero(keep)
+    if spec.method == "soft" and len(d):
+        detections = detections[np.arange(n)]  # a copy: the decayed confidences are written into it
+        extra = merge_fuse.soft_decayed(detections, keep, rule == RULE_CODES[Rule.OVERLAP], value)
+        conf[extra] = detections.confidence[extra]
+        kept_idx = np.sort(np.concatenate([kept_idx, extra]))
     out = detections[kept_idx]
     out.confidence = conf[kept_idx]
+    if spec.method == "wbf" and len(d) and detections.obb is None:
+        out.xyxy = merge_fuse.weighted_boxes(detections, owner, kept_idx,
+                                             _flag(detections, "truncated") | coarse_guesses(detections))
     if spec.method == "nmm" and len(d):
         boxes = detections.xyxy.copy()
         np.minimum.at(boxes[:, 0], owner, detections.xyxy[:, 0])

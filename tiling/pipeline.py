@@ -18,6 +18,7 @@ from .detections import Detections
 from .grid import Tile, TileSpec, tiles_array
 from .merge import MergeSpec, merge as merge_detections
 from .models import InferSpec, as_model
+from .models.base import full_scale
 from .settings import check_merge_conf, check_run
 from .tile_run import TileRun, array_reader
 from .util import Progress
@@ -82,7 +83,8 @@ def predict_full(image: np.ndarray, model, infer: InferSpec | None = None, **cha
     det = model.predict([image], spec, imgsz=spec.imgsz)[0]
     det.names = det.names or dict(model.names)
     n = len(det)
-    det.data.update(tile_index=np.full(n, -1, np.int64), truncated=np.zeros(n, bool), source=np.full(n, "full"))
+    det.data.update(tile_index=np.full(n, -1, np.int64), truncated=np.zeros(n, bool), source=np.full(n, "full"),
+                    scale=np.full(n, full_scale(model, image.shape, spec.imgsz)))
     return det
 
 

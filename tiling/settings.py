@@ -5,6 +5,8 @@ with the same words wherever it is given.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import checks
 from .grid import TileSpec
 from .merge import MergeSpec
@@ -45,17 +47,13 @@ def check_run(tiles: TileSpec | None = None, infer: InferSpec | None = None, mer
               streamed: bool = False, **changes) -> tuple[TileSpec, InferSpec, MergeSpec]:
     """The specs of one run, refused as a whole when they cannot run together.
 
-    ``streamed``: the image is read window by window (a raster), so the full-image pass, which would
-    decode it whole, is refused.
+    ``streamed``: the image is read window by window (a raster): it has no full-image pass (that would
+    decode it whole), and a tile pyramid is refused (its coarse grids would not follow the row bands).
     """
     tiles, infer, merge = split_settings(tiles, infer, merge, **changes)
     check_merge_conf(infer, merge)
     if streamed:
-        refuse_full_pass(infer)
+        if tiles.levels:
+            raise ValueError("levels (a tile pyramid) is not available for a streamed raster; run one tile size")
+        infer = replace(infer, include_full=False)
     return tiles, infer, merge
-
-
-def refuse_full_pass(infer: InferSpec) -> None:
-    if infer.include_full:
-        raise ValueError("include_full is not available for a streamed raster: a full-image pass would "
-                         "decode it whole")

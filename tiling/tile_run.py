@@ -3,7 +3,8 @@
 An engine (an image in memory, a raster read window by window, a band of a Ray run, a video frame)
 supplies only a :data:`TileReader`; :class:`TileRun` owns the rest: batches of one tile size, the
 model call, tiles that are all nodata (not run) and boxes lying mostly on nodata (dropped), the shift
-to image coordinates, ``tile_index``, the empty case, the cut flags and the ``source`` tag. Its
+to image coordinates, ``tile_index``, the empty case, the cut flags, the ``source`` tag and each view's
+``scale``; the levels of a tile pyramid (:attr:`TileSpec.levels`) each run at their own scale. Its
 detections come out in run order; :func:`in_run_order` puts parts that ran elsewhere back in it, so
 every engine's merge breaks ties in confidence the same way.
 """
@@ -84,7 +85,8 @@ class TileRun:
     plan: list[Tile]
     image_shape: tuple[int, int]
     infer: InferSpec
-    scale: float | None
+    scales: tuple[float | None, ...]  # per level of the tile pyramid: how much its tiles are enlarged
+    level_starts: tuple[int, ...]  # per level: the index of its first tile in ``plan``
     progress: Progress | None = None
     handled: int = 0  # tiles run or skipped
     skipped: int = 0  # tiles that were all nodata
@@ -97,15 +99,40 @@ class TileRun:
               progress: Progress | None = None) -> TileRun:
         """A run of ``model`` (a loaded model: see :func:`~tiling.models.as_model`) over the plan of ``tiles``."""
         shape = (int(image_shape[0]), int(image_shape[1]))
-        return cls(model, tiles.plan(shape), shape, infer, tile_scale(model, tiles.size_xy), progress)
+        levels = tiles.level_specs
+        starts = np.cumsum([0] + [len(level.plan(shape)) for level in levels[:-1]])
+        return cls(model, tiles.plan(shape), shape, infer, tuple(tile_scale(model, level.size_xy) for level in levels),
+                   tuple(int(v) for v in starts), progress)
+
+    def level_of(self, tile_index: np.ndarray) -> np.ndarray:
+        """The pyramid level each tile index belongs to (0: the tile size asked for)."""
+        return np.searchsorted(np.asarray(self.level_starts), tile_index, side="right") - 1
+
+    def view_scale(self, tile_index: np.ndarray) -> np.ndarray:
+        """Model input pixels per image pixel of the tiles ``tile_index`` name (1 where tiles run as they are)."""
+        scales = np.array([1.0 if s is None else s for s in self.scales], np.float64)
+        return scales[self.level_of(tile_index)]
 
     def detect(self, read: TileReader, tiles: Sequence[Tile] | None = None) -> Detections:
         """The detections of ``tiles`` (default: the whole plan) in image coordinates, in run order, with
         ``tile_index``, ``truncated`` and ``source`` ("tile")."""
-        pending: deque = deque()  # (tiles, valid masks) of each batch handed to the model, oldest first
         parts: list[Detections] = []
-        outputs = self.model.predict_batches(self._crops(read, tiles, pending), self.infer, imgsz=None,
-                                             scale=self.scale)
+        chosen = self.plan if tiles is None else list(tiles)
+        level = self.level_of(np.array([t.index for t in chosen], np.int64))
+        for k, scale in enumerate(self.scales):
+            mine = [t for t, lv in zip(chosen, level) if lv == k]
+            if mine:
+                self._detect_level(read, mine, scale, parts)
+        self._report()  # tiles skipped after the last batch
+        t0 = time.perf_counter()
+        raw = self._gathered(parts)
+        self.timings["map"] += time.perf_counter() - t0
+        return raw
+
+    def _detect_level(self, read: TileReader, tiles: list[Tile], scale: float | None, parts: list[Detections]) -> None:
+        """Run one pyramid level's ``tiles`` (all at ``scale``), adding their detections to ``parts``."""
+        pending: deque = deque()  # (tiles, valid masks) of each batch handed to the model, oldest first
+        outputs = self.model.predict_batches(self._crops(read, tiles, pending), self.infer, imgsz=None, scale=scale)
         try:
             while True:
                 t0, read0 = time.perf_counter(), self.timings["read"]
@@ -122,14 +149,9 @@ class TileRun:
                 self._report()
         finally:
             outputs.close()  # also when the progress callback stops the run (Streamlit does on a rerun)
-        self._report()  # tiles skipped after the last batch
-        t0 = time.perf_counter()
-        raw = self._gathered(parts)
-        self.timings["map"] += time.perf_counter() - t0
-        return raw
 
-    def _crops(self, read: TileReader, tiles: Sequence[Tile] | None, pending: deque) -> Iterator[list[np.ndarray]]:
-        for batch in tile_batches(self.plan if tiles is None else tiles, self.infer.batch_size):
+    def _crops(self, read: TileReader, tiles: Sequence[Tile], pending: deque) -> Iterator[list[np.ndarray]]:
+        for batch in tile_batches(tiles, self.infer.batch_size):
             t0 = time.perf_counter()
             kept, images, masks = [], [], []
             for t in batch:
@@ -165,6 +187,7 @@ class TileRun:
             raw.data["tile_index"] = np.zeros(0, np.int64)
         raw.data["truncated"] = truncated_flags(raw.xyxy, raw.data["tile_index"], self.plan, self.image_shape)
         raw.data["source"] = np.full(len(raw), "tile")
+        raw.data["scale"] = self.view_scale(raw.data["tile_index"])
         return raw
 
     def _report(self) -> None:

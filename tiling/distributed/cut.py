@@ -13,7 +13,6 @@ from ..imageio import check_pixels
 from ..inputs import Entry
 from ..models import InferSpec
 from ..raster import RasterSource, should_stream
-from ..settings import refuse_full_pass
 from ..uris import is_uri, read_input
 from .items import Item, Reading, describe, to_row
 
@@ -33,7 +32,7 @@ def cut(row: dict, tiles: TileSpec, infer: InferSpec, piece_tiles: int, reading:
         yield to_row(Item(entry, error=describe(exc)))
         return
     h, w = image.shape[:2]
-    if len(plan) <= piece_tiles or infer.include_full:  # the full-image pass needs the whole image in one place
+    if len(plan) <= piece_tiles or infer.include_full or tiles.levels:  # these need the whole image in one place
         yield to_row(Item(entry, shape=(h, w), image=image))
         return
     spans = tile_row_bands(plan, piece_tiles)
@@ -69,7 +68,8 @@ def is_raster(path: Path, max_pixels: int | None) -> bool:
 
 def cut_raster(entry: Entry, tiles: TileSpec, infer: InferSpec, piece_tiles: int, reading: Reading) -> Iterator[dict]:
     """A raster's bands of tile rows, each read as its own window with its valid-pixel mask."""
-    refuse_full_pass(infer)
+    if tiles.levels:
+        raise ValueError("levels (a tile pyramid) is not available for a streamed raster; run one tile size")
     with RasterSource(entry.path, reading.bands, allow_vrt=reading.allow_vrt) as src:
         h, w = src.shape
         if reading.max_pixels is not None:

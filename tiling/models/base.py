@@ -36,7 +36,7 @@ class InferSpec:
     max_det: int = 300
     batch_size: int = 8
     imgsz: int = 640
-    include_full: bool = False
+    include_full: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conf", checks.number("conf", self.conf, 0.0, 1.0))
@@ -131,6 +131,15 @@ class CallableModel(Model):
                 det.names = dict(self.names)
             results.append(det)
         return results
+
+
+def full_scale(model: Model, image_shape: tuple[int, int], imgsz: int) -> float:
+    """Model input pixels per image pixel of the full-image pass: the long side shrunk to ``imgsz``, or to
+    fit a fixed input."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    scale = imgsz / max(h, w)
+    fixed = getattr(model, "input_hw", None)
+    return min(scale, fixed[0] / h, fixed[1] / w) if fixed else scale
 
 
 def tile_scale(model: Model, tile_size: tuple[int, int]) -> float | None:

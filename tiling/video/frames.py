@@ -48,6 +48,8 @@ def detect_frames(model: Model, tiles: TileSpec, infer: InferSpec, frames: Seque
     :func:`~tiling.pipeline.predict_tiled` keeps them in ``raw``; ``timings`` accumulates the stages."""
     if not frames:
         return []
+    if tiles.levels and len(frames) > 1:  # a pyramid's levels are told apart by tile index: a frame per run
+        return [det for frame in frames for det in detect_frames(model, tiles, infer, [frame], timings)]
     shape = frames[0].shape[:2]
     run = TileRun.start(model, tiles, shape, infer)
     plan, n = run.plan, len(run.plan)
