@@ -22,7 +22,7 @@ from ui import video_view  # noqa: E402
 upload_names.install()
 st.set_page_config(page_title="Patchwise: patch-based inference", page_icon="🧩", layout="wide")
 if not page_style.IN_HEAD:  # started without serve.py: the style comes as an element, after the placeholders
-    st.html(page_style.STYLE_TAG.decode())
+    st.html(page_style.HEAD_TAGS.decode())
 
 
 @dataclass(frozen=True)

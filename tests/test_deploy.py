@@ -87,7 +87,7 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
 
     import streamlit
 
-    from ui.page_style import STYLE_TAG
+    from ui.page_style import HEAD_TAGS
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,7 +121,7 @@ def test_the_readme_start_command_serves_the_app_without_reaching_the_network(tm
     assert healthy, text
     assert "External URL" not in text and "external IP" not in text, text
     streamlits_page = (Path(streamlit.__file__).parent / "static" / "index.html").read_text()
-    assert page == streamlits_page.replace("</head>", STYLE_TAG.decode() + "</head>")
+    assert page == streamlits_page.replace("</head>", HEAD_TAGS.decode() + "</head>")
     assert "immutable" in cache_control and bodies[0] == bodies[1] and len(bodies[0]) > 1000
 
 

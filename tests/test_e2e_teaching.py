@@ -303,3 +303,26 @@ def test_the_run_progress_is_in_view_wherever_the_page_is_scrolled(desktop):
     seen = [s for s in page.evaluate("window.__inView") if s["bottom"] > s["top"]]
     assert seen, "no progress bar was drawn"
     assert all(0 <= s["top"] and s["bottom"] <= s["height"] for s in seen), seen[:3]
+
+
+def sidebar_is_open(page) -> bool:
+    box = page.get_by_test_id("stSidebar").bounding_box()
+    return box is not None and box["x"] + box["width"] > 10
+
+
+def test_on_a_phone_the_sidebar_closes_after_a_change_made_in_it(phone):
+    page = phone
+    page.get_by_test_id("stExpandSidebarButton").click()
+    page.get_by_test_id("stSidebarCollapseButton").wait_for()
+    time.sleep(0.5)
+    assert sidebar_is_open(page)
+    grid = page.get_by_test_id("stSidebar").get_by_test_id("stCheckbox").filter(has_text="Show the tile grid")
+    grid.scroll_into_view_if_needed()
+    box = grid.locator("label").first.bounding_box()
+    page.touchscreen.tap(box["x"] + 10, box["y"] + box["height"] / 2)
+    page.wait_for_function("""() => { const s = document.querySelector("[data-testid='stSidebar']").getBoundingClientRect();
+        return s.right <= 10; }""", timeout=15_000)
+    wait_idle(page)
+    assert not sidebar_is_open(page)
+    caption = page.get_by_test_id("stMain").get_by_test_id("stImage").nth(1).inner_text()
+    assert "tiles at full resolution" in caption  # the changed result is what shows

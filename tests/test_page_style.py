@@ -19,7 +19,7 @@ def serve(body_parts: list[bytes], content_type: bytes, method: str = "GET", ext
 
 def test_html_gets_the_style_before_the_end_of_its_head_and_a_matching_length():
     headers, body = serve([PAGE[:30], PAGE[30:]], b"text/html; charset=utf-8")  # a page sent in two pieces
-    assert body == PAGE.replace(b"</head>", page_style.STYLE_TAG + b"</head>")
+    assert body == PAGE.replace(b"</head>", page_style.HEAD_TAGS + b"</head>")
     assert int(headers[b"content-length"]) == len(body)
 
 

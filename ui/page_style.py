@@ -42,14 +42,31 @@ LAYOUT_STYLE = "".join((
     "[data-testid='stMain'] [data-testid='stElementContainer']:has([data-testid='stProgress']){position:sticky;"
     "top:0;z-index:99;background:var(--background-color,#fff);padding:0.3rem 0}",
 ))
-STYLE_TAG = f"<style>{PAGE_STYLE}</style><style>{LAYOUT_STYLE}</style>".encode()
+# On a phone the sidebar lies over the results: after a change made in it (a radio, a checkbox, a file, a
+# slider let go) it closes, so the result of the change is what the visitor sees next. Wider screens keep it.
+PHONE_SCRIPT = """(() => {
+  const narrow = () => innerWidth <= 640;
+  const inSidebar = (e) => e.target instanceof Element && e.target.closest("[data-testid='stSidebar']");
+  const close = () => setTimeout(() => {
+    const button = document.querySelector("[data-testid='stSidebarCollapseButton'] button");
+    if (button && narrow()) button.click();
+  }, 350);
+  const on = (type, widgets) => document.addEventListener(type, (e) => {
+    if (narrow() && inSidebar(e) && e.target.closest(widgets) && !e.target.closest("[data-testid*='Tooltip']")) close();
+  }, true);
+  on("click", "[data-testid='stCheckbox'],[data-testid='stRadio']");  // these change on a click, with no change event
+  on("pointerup", "[data-testid='stSlider']");  // a slider let go
+  on("change", "input[type='file']");
+})();"""
+# What PageHead puts in the head (st.html, when app.py runs on its own, drops the script: the styles stay).
+HEAD_TAGS = f"<style>{PAGE_STYLE}</style><style>{LAYOUT_STYLE}</style><script>{PHONE_SCRIPT}</script>".encode()
 
 # Set by serve.py when the server puts the style in the head; app.py then does not send it again.
 IN_HEAD = False
 
 
 class PageHead:
-    """ASGI middleware: adds STYLE_TAG before the end of the head of every HTML page the server sends.
+    """ASGI middleware: adds HEAD_TAGS before the end of the head of every HTML page the server sends.
 
     Only uncompressed text/html responses to GET are touched, and only their head; everything else
     streams through as is.
@@ -83,7 +100,7 @@ class PageHead:
             page = b"".join(body)
             head_end = page.find(b"</head>")
             if head_end >= 0:
-                page = page[:head_end] + STYLE_TAG + page[head_end:]
+                page = page[:head_end] + HEAD_TAGS + page[head_end:]
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(page)).encode()))
             await send({**start, "headers": headers})
