@@ -77,7 +77,7 @@ def charts(frame: pd.DataFrame) -> list[alt.LayerChart]:
             color=alt.Color("mode:N", legend=alt.Legend(orient="top", title=None)),
             tooltip=["mode", "class", alt.Tooltip("text:N", title=metric)])
         text = base.mark_text(align="left", dx=3, fontSize=11).encode(x="bar:Q", text="text:N")
-        out.append(alt.layer(bars, text).properties(height=60 + 34 * frame["class"].nunique()))
+        out.append(alt.layer(bars, text).properties(height=70 + 56 * frame["class"].nunique()))
     return out
 
 

@@ -18,8 +18,9 @@ def _label(size: int) -> str:
 
 
 def sweep_tab(item: res.ImageItem, model, model_key: str, settings) -> None:
-    st.markdown("Smaller tiles show small objects larger, but there are more of them to run. One click runs "
-                "this image at every tile size below and draws what each finds against the time it takes"
+    st.markdown("The whole image is shrunk to the model's input; tiles keep every object at its real size, and "
+                "smaller tiles mean more of them to run. One click runs this image at every tile size below and "
+                "draws what each finds and the time it takes"
                 + (" (and its AP50 against your labels)." if item.labels is not None else "."))
     key = (item.key, model_key, settings.tiles.overlap, settings.infer, settings.merge, item.labels is not None)
     if st.button("Run the sweep", key="sweep_go", icon=":material/play_arrow:",
