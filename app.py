@@ -144,7 +144,7 @@ def run_with_progress(item: res.ImageItem, model, model_key: str, settings: side
     progress.empty()
     # What the model took when this result was made (now, or for the cache): the cost of a re-run.
     st.session_state.setdefault("seconds_per_tile", {})[model_key] = pred.timings["infer"] / max(1, len(pred.tiles))
-    st.session_state["last_run_seconds"] = pred.timings.get("total", 0.0)
+    st.session_state.setdefault(sidebar.RUN_SECONDS, {})[(item.key, model_key)] = pred.timings.get("total", 0.0)
     return pred, full, full_time, cached
 
 
@@ -173,7 +173,8 @@ def main() -> None:
     hints.show(picked.demo, official, item.sample, model.names, sidebar.coco_ready())
     model_key = f"{model.digest}:{model.runtime_label}"
     with st.sidebar:
-        tiles, show_grid = sidebar.tiles_section(lambda: res.suggestion(item.key, model_key, item.image, model))
+        tiles, show_grid = sidebar.tiles_section(lambda: res.suggestion(item.key, model_key, item.image, model),
+                                                 item.key, model_key)
         merge = sidebar.merge_section()
         infer = sidebar.infer_section(merge.conf)
         merge = replace(merge, classes=sidebar.class_filter(model.names))

@@ -19,9 +19,12 @@ RAW_CONF = 0.05  # the model runs once at this confidence; the slider above it o
 RERUNS = ":material/replay:"  # marks the controls whose change runs the model again
 
 
-def _rerun_cost() -> str:
-    """The last run's time for this page's image, as a guide to what a re-run costs."""
-    seconds = st.session_state.get("last_run_seconds")
+RUN_SECONDS = "run_seconds"  # session state: (image key, model key) -> seconds its last run took
+
+
+def _rerun_cost(image_key: str, model_key: str) -> str:
+    """What the last run of this image with this model took, as a guide to what a re-run costs."""
+    seconds = st.session_state.get(RUN_SECONDS, {}).get((image_key, model_key))
     return f" (about {max(seconds, 1):.0f} s for this image)" if seconds else ""
 
 
@@ -144,10 +147,13 @@ def images_section():
     return uploads or [], labels or []
 
 
-def tiles_section(suggest: Callable[[], tiling.TileSuggestion]) -> tuple[tiling.TileSpec, bool]:
-    """The tile spec (from the sliders, or from ``suggest()`` when auto is on) and whether to draw the grid."""
+def tiles_section(suggest: Callable[[], tiling.TileSuggestion], image_key: str,
+                  model_key: str) -> tuple[tiling.TileSpec, bool]:
+    """The tile spec (from the sliders, or from ``suggest()`` when auto is on) and whether to draw the grid;
+    the caption says what a re-run of this image with this model costs, once one has run."""
     st.header("3. Tiles")
-    st.caption(f"{RERUNS} re-runs the model on every tile{_rerun_cost()}; the other controls re-merge instantly.")
+    st.caption(f"{RERUNS} re-runs the model on every tile{_rerun_cost(image_key, model_key)}; the other controls "
+               "re-merge instantly.")
     if st.toggle("Auto tile size", key="auto_tile", help="Let a quick full-image pass propose tile size and overlap."):
         suggestion = suggest()
         tiles = suggestion.tiles
