@@ -107,7 +107,8 @@ def _settings() -> tuple[tiling.TileSpec, tiling.InferSpec, tiling.MergeSpec, Tr
                            help="ByteTrack or BoT-SORT (Ultralytics') link boxes over frames; none counts per frame.")
     tiles = tiling.TileSpec(tile_size=size, overlap=0.25)
     merge = tiling.MergeSpec(conf=conf, method="nms", metric="ios", threshold=threshold)  # as the help says
-    return tiles, tiling.InferSpec(conf=RAW_CONF), merge, TrackSpec(tracker=tracker), stride
+    infer = tiling.InferSpec(conf=RAW_CONF, include_full=False)  # tiles alone, beside the full frame alone
+    return tiles, infer, merge, TrackSpec(tracker=tracker), stride
 
 
 @dataclass(frozen=True)
