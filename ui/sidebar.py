@@ -122,7 +122,7 @@ def precision_caption(model: tiling.UltralyticsModel) -> str | None:
 
     if model.agreement is not None:
         found = (f"the 8-bit copy finds the same objects as full precision {model.agreement:.1%} of the time on "
-                 "test tiles it was not made from")
+                 "held-out test tiles (tiles it was not made from)")
         if model.precision is Precision.INT8:
             return f"Fast uses 8-bit numbers, 1.7-2.2 times as fast per image on the samples: {found}."
         return f"Full precision runs: {found}, under the {AGREEMENT_BAR:.0%} this page asks for."
