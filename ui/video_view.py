@@ -37,7 +37,9 @@ from .text import plain
 
 PHOTOS, VIDEO = "Photos", "Video"
 BUNDLED_CLIP = res.SAMPLES_DIR / "clips" / "roads-1920x1080.mp4"
-PAGE_LIMITS = ClipLimits(max_bytes=30_000_000, max_seconds=20.0, max_frames=300, max_pixels=1920 * 1080)
+# A visitor's clip: its size, length and frame size, and the decoded frames held at once (a few 1080p frames).
+PAGE_LIMITS = ClipLimits(max_bytes=30_000_000, max_seconds=20.0, max_frames=300, max_pixels=1920 * 1080,
+                         max_decode_bytes=300_000_000)
 VIDEO_TYPES = ["mp4", "webm", "mov", "mkv", "avi"]
 RUNS = res.SharedCache(max_entries=8, ttl=3600)  # (clip, model, specs, stride, mode) -> frames with raw detections
 VIDEOS = res.SharedCache(max_entries=8, ttl=3600)  # (... and merge, tracker) -> the annotated video's bytes
