@@ -137,3 +137,15 @@ def test_a_folder_is_a_video_run_only_when_it_holds_clips_and_no_images(clips, t
     shutil.copytree(clips, mixed)
     shutil.copy(SAMPLES / "depot-2400x1800.jpg", mixed)
     assert not is_video(str(mixed))  # images present: the folder run it always was
+
+
+@pytest.mark.slow
+def test_the_bundled_clip_and_its_truth_are_what_make_clip_writes(tmp_path):
+    from scripts.make_clip import BUNDLED
+
+    bundled = SAMPLES / "clips" / "roads-1920x1080.mp4"
+    frames, objects = write_clip(tmp_path / "roads.mp4", **BUNDLED)
+    assert gt_path(tmp_path / "roads.mp4").read_text() == gt_path(bundled).read_text()  # the encoder's bytes may vary
+    info = probe_clip(bundled)
+    assert (info.width, info.height, info.frames, info.fps) == (1920, 1080, frames, 10.0) and objects == 54
+    assert bundled.stat().st_size < 3_000_000
