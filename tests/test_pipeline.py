@@ -174,13 +174,35 @@ def test_ultralytics_plumbing_with_a_yaml_model(yaml_detector):
             assert (det.xyxy[:, 2] <= 700 + 1e-3).all() and (det.xyxy[:, 3] <= 500 + 1e-3).all()
 
 
-def test_suggest_tile_size(finder):
-    image, _ = square_scene(2000, 1500, n=30, size=(60, 90))
-    s = tiling.suggest_tile_size(image, finder, tiling.InferSpec(imgsz=2000)).tiles
-    assert s.tile_size % 32 == 0 and s.tile_size >= 320 and 0.1 <= s.overlap <= 0.5
-    assert 90 / s.tile_size <= s.overlap + 1e-6  # the largest object fits in the overlap
+def test_suggest_tile_size_enlarges_small_objects_towards_the_size_the_model_sees_best(finder):
+    from tiling.object_sizes import BEST_OBJECT_PX, MAX_ENLARGE
+
+    small, _ = square_scene(2000, 1500, n=60, size=(12, 20))
+    s = tiling.suggest_tile_size(small, finder)
+    assert s.tiles.tile_size % 32 == 0 and 640 / MAX_ENLARGE - 32 <= s.tiles.tile_size < 640
+    assert "enlarged" in s.reason and f"{BEST_OBJECT_PX} px" in s.reason
+    large, _ = square_scene(2000, 1500, n=30, size=(60, 90))
+    s = tiling.suggest_tile_size(large, finder)
+    assert s.tiles.tile_size == 640 and "large enough" in s.reason
+    assert 90 / s.tiles.tile_size <= s.tiles.overlap + 1e-6  # the largest object fits in the overlap
     empty = tiling.suggest_tile_size(np.zeros((3000, 4000, 3), np.uint8), finder)
-    assert empty.tiles.tile_size == 640 and "no object" in empty.reason
+    assert empty.tiles.tile_size == 640 and "found 0 objects" in empty.reason
+
+
+def test_auto_tile_size_adds_the_finer_level_the_objects_call_for(finder):
+    image, gt = square_scene(1500, 1200, n=60, size=(12, 20))
+    pred = tiling.predict_tiled(image, finder, tile_size="auto", conf=0.3)
+    assert pred.tile_spec.tile_size == 640 and len(pred.tile_spec.levels) == 1 and pred.tile_spec.levels[0] < 640
+    assert "enlarged" in pred.tile_reason
+    level = np.asarray(pred.raw.data["scale"])[np.asarray(pred.raw.data["tile_index"]) >= 0]
+    assert set(np.round(level, 3)) <= {1.0, round(640 / pred.tile_spec.levels[0], 3)}
+    assert len(pred.tiles) == len(pred.tile_spec.plan(image.shape))
+    again = tiling.predict_tiled(image, finder, pred.tile_spec, conf=0.3)  # the resolved spec runs the same pyramid
+    np.testing.assert_array_equal(again.detections.xyxy, pred.detections.xyxy)
+    with pytest.raises(ValueError, match="levels .a tile pyramid. is not available for a streamed raster"):
+        tiling.settings.check_run(levels=[320], streamed=True)
+    with pytest.raises(ValueError, match="levels cannot be given with tile_size 'auto'"):
+        tiling.TileSpec(tile_size="auto", levels=[320])
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ class Tile:
 
 Edge = Literal["trim", "shift"]
 EDGES: tuple[str, ...] = get_args(Edge)
+AUTO = "auto"
 MAX_TILE_SIDE = 16_384  # px: far beyond any network input; keeps a typo from asking for gigabytes
 
 
@@ -67,9 +68,13 @@ class TileSpec:
     column meet the image's edge (see :func:`plan_tiles`), a cap on the number of tiles, so that a
     tiny tile on a huge image is refused instead of running for hours (None: no cap), and whether a
     second grid shifted by half a step both ways runs too (``offset_grid``): an object cut by a
-    border of the first grid lies whole in a tile of the second, for 1.2-1.8x the tiles."""
+    border of the first grid lies whole in a tile of the second, for 1.2-1.8x the tiles.
 
-    tile_size: int | tuple[int, int] = 640
+    ``levels``: more tile sizes (a tile pyramid), each grid enlarged to the model's input. ``tile_size="auto"``:
+    :func:`~tiling.pipeline.predict_tiled` runs tiles at the model's input size, then adds the finer level
+    the sizes of the objects they found call for (:mod:`tiling.object_sizes`); it plans nothing itself."""
+
+    tile_size: int | tuple[int, int] | Literal["auto"] = 640
     overlap: float | tuple[float, float] = 0.25
     edge: Edge = "trim"
     max_tiles: int | None = 10_000
@@ -77,7 +82,13 @@ class TileSpec:
     levels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        size = _pair("tile_size", self.tile_size, lambda v, n: checks.whole("tile_size", v, 1, MAX_TILE_SIDE, name=n))
+        if self.tile_size == AUTO:
+            size = (AUTO, AUTO)
+            if self.levels:
+                raise checks.SettingError("levels", "cannot be given with tile_size 'auto', which chooses them")
+        else:
+            size = _pair("tile_size", self.tile_size,
+                         lambda v, n: checks.whole("tile_size", v, 1, MAX_TILE_SIDE, name=n))
         overlap = _pair("overlap", self.overlap,
                         lambda v, n: checks.number("overlap", v, 0.0, 0.9, hi_open=True, name=n))
         object.__setattr__(self, "tile_size", size[0] if size[0] == size[1] else size)
@@ -86,7 +97,12 @@ class TileSpec:
         if self.max_tiles is not None:
             object.__setattr__(self, "max_tiles", checks.whole("max_tiles", self.max_tiles, 1, 10**9))
         object.__setattr__(self, "offset_grid", checks.flag("offset_grid", self.offset_grid))
-        object.__setattr__(self, "levels", _levels(self.levels, self.size_xy))
+        object.__setattr__(self, "levels", () if self.auto else _levels(self.levels, self.size_xy))
+
+    @property
+    def auto(self) -> bool:
+        """The tile size is chosen per image by the run (``tile_size="auto"``)."""
+        return self.tile_size == AUTO
 
     @property
     def level_specs(self) -> list[TileSpec]:
@@ -97,6 +113,8 @@ class TileSpec:
 
     @property
     def size_xy(self) -> tuple[int, int]:
+        if self.auto:
+            raise ValueError("tile_size 'auto' is chosen per image by predict_tiled; this needs a tile size in pixels")
         return self.tile_size if isinstance(self.tile_size, tuple) else (self.tile_size, self.tile_size)
 
     @property

@@ -36,9 +36,8 @@ METHODS: tuple[str, ...] = get_args(Method)
 METRICS: tuple[str, ...] = get_args(Metric)
 PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is part of that box
 PARTIAL_IOS_OTHER_CLASS = 0.7  # ... and this much inside a whole box of another class
-COARSE_SMALL = 32.0  # input px: a box smaller than this in a coarser view is that view's guess
-COARSE_IOU = 0.3  # ... which a finer view's box of its class overlapping it this much replaces
-COARSE_IOU_OTHER_CLASS = 0.5  # ... and one of another class overlapping it this much
+COARSE_SMALL = 24.0  # input px: a box smaller than this in a coarser view is that view's guess
+COARSE_IOU = 0.5  # ... which a finer view's box of another class overlapping it this much replaces
 EDGE_MARGIN = 1.5  # px: a box this close to an inner tile edge was cut by it
 _MAX_CELLS_PER_BOX = 16
 
@@ -238,12 +237,12 @@ def _edges(det: Detections, metric: str, threshold: float, class_agnostic: bool)
         iou = detection_metric(det, src[twin], dst[twin], "iou")
         hit = iou >= PARTIAL_IOS_OTHER_CLASS
         match[twin[hit]], rule[twin[hit]], value[twin[hit]] = True, RULE_CODES[Rule.CUT_TWINS], iou[hit]
-    guess = np.flatnonzero(coarse[dst] & ~coarse[src] & ~truncated[src] & ~match)
+    guess = np.flatnonzero(coarse[dst] & ~coarse[src] & ~truncated[src] & ~same & ~match)
     if len(guess):
         # A small object the coarse view barely resolved, also found by a finer view: the finer box
-        # is that object, whatever class the coarse guess gave it.
+        # is that object, whatever class the coarse guess gave it (a blurred truck looks like a car).
         iou = detection_metric(det, src[guess], dst[guess], "iou")
-        hit = iou >= np.where((same | class_agnostic)[guess], COARSE_IOU, COARSE_IOU_OTHER_CLASS)
+        hit = iou >= COARSE_IOU
         match[guess[hit]], rule[guess[hit]], value[guess[hit]] = True, RULE_CODES[Rule.COARSE_GUESS], iou[hit]
     return src[match], dst[match], rank, rule[match], value[match]
 

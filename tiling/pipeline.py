@@ -19,6 +19,7 @@ from .grid import Tile, TileSpec, tiles_array
 from .merge import MergeSpec, merge as merge_detections
 from .models import InferSpec, as_model
 from .models.base import full_scale
+from .object_sizes import choose_level, input_side
 from .settings import check_merge_conf, check_run
 from .tile_run import TileRun, array_reader
 from .util import Progress
@@ -42,6 +43,7 @@ class TiledPrediction:
     infer: InferSpec
     merge: MergeSpec
     names: dict[int, str] = field(default_factory=dict)
+    tile_reason: str = ""  # with ``tile_size="auto"``: why these tile sizes
 
     def remerge(self, merge: MergeSpec | None = None, **changes) -> TiledPrediction:
         """This result under another merge spec (``merge``, or this one with fields changed by keyword),
@@ -115,13 +117,37 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     tile_spec, infer, merge = check_run(tiles, infer, merge, **changes)
     h, w = image.shape[:2]
     model = as_model(model)
-    run = TileRun.start(model, tile_spec, (h, w), infer, progress)
-    plan_seconds = time.perf_counter() - t_start
-    raw = run.detect(array_reader(image))
+    reason = ""
+    if tile_spec.auto:
+        tile_spec, raw, run, reason = _auto_levels(image, model, tile_spec, infer, progress)
+        plan_seconds = 0.0  # planning is part of the two runs' reading
+    else:
+        run = TileRun.start(model, tile_spec, (h, w), infer, progress)
+        plan_seconds = time.perf_counter() - t_start
+        raw = run.detect(array_reader(image))
     timings = dict(run.timings, plan=plan_seconds)
     raw = with_full_pass(raw, image, model, infer, timings)
     t0 = time.perf_counter()
     merged = merge_detections(raw, merge)
     timings["merge"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    return TiledPrediction(run.plan, raw, merged, timings, (h, w), tile_spec, infer, merge, dict(model.names))
+    return TiledPrediction(run.plan, raw, merged, timings, (h, w), tile_spec, infer, merge, dict(model.names), reason)
+
+
+def _auto_levels(image: np.ndarray, model, tiles: TileSpec, infer: InferSpec, progress: Progress | None):
+    """``tile_size="auto"``: tiles at the model's input size, then the finer level the sizes of the objects
+    they found call for (:func:`~tiling.object_sizes.choose_level`). Returns the resolved spec, the raw
+    tile detections of both levels, the run (its plan and timings cover both) and the reason."""
+    side = input_side(model)
+    first = replace(tiles, tile_size=side)
+    probe = TileRun.start(model, first, image.shape[:2], infer, progress)
+    raw = probe.detect(array_reader(image))
+    choice = choose_level(raw, side)
+    if choice.tile_size is None:
+        return first, raw, probe, choice.reason
+    resolved = replace(first, levels=(choice.tile_size,))
+    run = TileRun.start(model, resolved, image.shape[:2], infer, progress)
+    run.handled = len(probe.plan)
+    finer = run.detect(array_reader(image), run.plan[len(probe.plan):])
+    run.timings = {k: run.timings.get(k, 0.0) + probe.timings.get(k, 0.0) for k in {*run.timings, *probe.timings}}
+    return resolved, Detections.concat([raw, finer], names=model.names), run, choice.reason

@@ -21,7 +21,7 @@ from .detections import Detections
 from .grid import Tile, TileSpec
 from .merge import truncated_flags
 from .models import InferSpec, Model
-from .models.base import tile_scale
+from .models.base import level_scale, tile_scale
 from .util import Progress
 
 #: ``read(tile) -> (BGR crop, valid-pixel mask or None when every pixel is valid)``.
@@ -101,8 +101,8 @@ class TileRun:
         shape = (int(image_shape[0]), int(image_shape[1]))
         levels = tiles.level_specs
         starts = np.cumsum([0] + [len(level.plan(shape)) for level in levels[:-1]])
-        return cls(model, tiles.plan(shape), shape, infer, tuple(tile_scale(model, level.size_xy) for level in levels),
-                   tuple(int(v) for v in starts), progress)
+        scales = (tile_scale(model, levels[0].size_xy), *(level_scale(model, level.size_xy) for level in levels[1:]))
+        return cls(model, tiles.plan(shape), shape, infer, scales, tuple(int(v) for v in starts), progress)
 
     def level_of(self, tile_index: np.ndarray) -> np.ndarray:
         """The pyramid level each tile index belongs to (0: the tile size asked for)."""

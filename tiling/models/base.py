@@ -142,6 +142,19 @@ def full_scale(model: Model, image_shape: tuple[int, int], imgsz: int) -> float:
     return min(scale, fixed[0] / h, fixed[1] / w) if fixed else scale
 
 
+def level_scale(model: Model, tile_size: tuple[int, int]) -> float | None:
+    """How much to enlarge a tile pyramid's finer (or coarser) level: to the model's fixed input, or to
+    the size it was trained at when it takes any size (None when that is the tile's own size)."""
+    fixed = getattr(model, "input_hw", None)
+    if fixed:
+        return tile_scale(model, tile_size)
+    side = int(getattr(model, "train_imgsz", 0) or 0)
+    if not side:
+        return None
+    scale = side / max(tile_size)
+    return None if abs(scale - 1.0) < 1e-9 else scale
+
+
 def tile_scale(model: Model, tile_size: tuple[int, int]) -> float | None:
     """How much to enlarge tiles of ``tile_size`` (w, h) for a model with a fixed input, or None.
 

@@ -1,0 +1,54 @@
+"""Auto tile size: a finer tile level chosen from the sizes of the objects a first grid of tiles found.
+
+A detector finds objects best at some size in its input (COCO-trained YOLO: tens of pixels; a 10 px
+object is near its floor). Tiles smaller than the model's input are enlarged to fill it, so the tile
+size sets how large objects look: ``apparent = size x input / tile``. A first grid at the model's own
+input size (no enlargement) sees objects down to about its floor; the smaller ones it found
+(:data:`SMALL_QUANTILE` percent of them are smaller still) say how much to enlarge to bring them near
+:data:`BEST_OBJECT_PX`. The full-image pass is no guide: shrunk, a weak model sees only the largest
+objects. Chosen on the 70 VisDrone val photos (bench/README.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .detections import Detections
+
+BEST_OBJECT_PX = 64  # input px an object is brought up to
+SMALL_QUANTILE = 20  # percent: the object size taken as "the small ones"
+PROBE_CONF = 0.1  # boxes of the first grid counted as objects
+MAX_ENLARGE = 2.5  # at most this enlargement (4x made the COCO detectors worse, not better)
+MIN_OBJECTS = 3  # fewer boxes than this say nothing about sizes
+
+
+@dataclass(frozen=True)
+class LevelChoice:
+    """A finer tile size to add to the first grid (None: the first grid is enough), and why."""
+
+    tile_size: int | None
+    reason: str
+
+
+def input_side(model) -> int:
+    """The model's input side: its fixed input, else the size it was trained at."""
+    fixed = getattr(model, "input_hw", None)
+    return int(max(fixed)) if fixed else int(getattr(model, "train_imgsz", 640) or 640)
+
+
+def choose_level(probe: Detections, side: int) -> LevelChoice:
+    """The finer tile size that shows the small objects of ``probe`` (the first grid's detections, run
+    at ``side`` px tiles without enlargement) near :data:`BEST_OBJECT_PX`, on a 32 px step."""
+    found = probe.filter(conf=PROBE_CONF)
+    if len(found) < MIN_OBJECTS:
+        return LevelChoice(None, f"{side} px tiles found {len(found)} objects: too few to size a finer level")
+    sizes = np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1])
+    small = float(np.percentile(sizes, SMALL_QUANTILE))
+    enlarge = min(BEST_OBJECT_PX / max(small, 1.0), MAX_ENLARGE)
+    tile = int(max(32, round(side / enlarge / 32) * 32))
+    said = (f"{len(found)} objects in {side} px tiles, the smallest {SMALL_QUANTILE}% under {small:.0f} px")
+    if tile >= side - 32:
+        return LevelChoice(None, f"{said}: large enough at {side} px, no finer level")
+    return LevelChoice(tile, f"{said}: {tile} px tiles enlarged {side / tile:.1f}x show them at about "
+                             f"{small * side / tile:.0f} px, near the {BEST_OBJECT_PX} px this model sees best")
