@@ -64,8 +64,13 @@ def is_video(source: str) -> bool:
         return path.suffix.lower() in VIDEO_SUFFIXES
     if not path.is_dir():
         return False
-    has = {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
-    return bool(has & set(VIDEO_SUFFIXES)) and not has & set(INPUT_SUFFIXES)
+    clips = False
+    for p in path.rglob("*"):  # stops at the first image: a folder of photos costs one step
+        suffix = p.suffix.lower()
+        if suffix in INPUT_SUFFIXES and p.is_file():
+            return False
+        clips = clips or (suffix in VIDEO_SUFFIXES and p.is_file())
+    return clips
 
 
 def find_clips(source: str) -> tuple[Path, list[Path]]:
