@@ -27,9 +27,8 @@ import streamlit as st
 import tiling
 from tiling.util import sha256_of
 from tiling.video import (AnnotatedVideoWriter, ClipInfo, ClipLimits, ClipSummary, FrameResult, Tracker, TrackScores,
-                          TrackSpec, VideoError,
-                          evaluate_tracks, iter_frames, predict_video, probe_clip, read_mot, retrack, summarize,
-                          write_detections_csv, write_mot)
+                          TrackSpec, VideoError, evaluate_tracks, iter_frames, predict_video, probe_clip, read_mot,
+                          retrack, summarize, write_detections_csv, write_mot)
 
 from . import resources as res
 from .sidebar import RAW_CONF, RERUNS
