@@ -326,3 +326,16 @@ def test_on_a_phone_the_sidebar_closes_after_a_change_made_in_it(phone):
     assert not sidebar_is_open(page)
     caption = page.get_by_test_id("stMain").get_by_test_id("stImage").nth(1).inner_text()
     assert "tiles at full resolution" in caption  # the changed result is what shows
+
+
+def test_on_a_phone_the_seam_before_and_after_merging_are_side_by_side(phone):
+    page = phone
+    tab = page.get_by_test_id("stMain").get_by_role("tab").filter(has_text="Seam")
+    spot = tab_at_point(page, tab)
+    page.touchscreen.tap(spot["x"], spot["y"])
+    wait_idle(page)
+    pictures = page.get_by_test_id("stMain").locator("[data-testid='stTabPanel']:visible").get_by_test_id("stImage")
+    pictures.nth(1).wait_for()
+    before, after = pictures.nth(0).bounding_box(), pictures.nth(1).bounding_box()
+    assert abs(before["y"] - after["y"]) < 4, (before, after)
+    assert before["x"] + before["width"] <= after["x"] and after["x"] + after["width"] <= PHONE["width"]

@@ -30,12 +30,13 @@ PAGE_STYLE = "".join((
 # The page's layout on a phone and while it runs, kept apart from PAGE_STYLE (whose every selector must match
 # the desktop page at once, tests/test_e2e.py); tests/test_e2e_teaching.py checks these in Chromium.
 LAYOUT_STYLE = "".join((
-    # A phone keeps the two results side by side (Streamlit stacks columns below 640 px): a student compares
-    # them without scrolling 1.5 screens between them.
-    "@media (max-width:640px){.st-key-results [data-testid='stHorizontalBlock']{flex-wrap:nowrap!important;"
-    "gap:0.4rem!important}.st-key-results [data-testid='stColumn']{min-width:0!important;flex:1 1 0!important;"
-    "width:auto!important}.st-key-results h3{font-size:1rem!important}"
-    ".st-key-results [data-testid='stMetricValue']{font-size:1.6rem!important}}",
+    # A phone keeps pairs of pictures side by side (Streamlit stacks columns below 640 px): the two results,
+    # the zoom's two crops, the seam before and after merging (containers keyed "pair-..."), so a student
+    # compares them without scrolling between them.
+    "@media (max-width:640px){[class*='st-key-pair-'] [data-testid='stHorizontalBlock']{flex-wrap:nowrap!important;"
+    "gap:0.4rem!important}[class*='st-key-pair-'] [data-testid='stColumn']{min-width:0!important;"
+    "flex:1 1 0!important;width:auto!important}[class*='st-key-pair-'] h3{font-size:1rem!important}"
+    "[class*='st-key-pair-'] [data-testid='stMetricValue']{font-size:1.6rem!important}}",
     # The tab row scrolls sideways when its tabs do not fit, so every tab can be reached.
     "[data-testid='stMain'] [data-testid='stTabs'] [role='tablist']{overflow-x:auto!important;flex-wrap:nowrap}",
     # A run's progress stays at the top of the window wherever the page is scrolled.

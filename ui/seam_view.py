@@ -66,7 +66,8 @@ def seam_tab(item: ImageItem, pred: tiling.TiledPrediction) -> None:
                 f"boxes ({seam.merged_away}). Below, {x1 - x0} x {y1 - y0} px of it at x {x0}-{x1}, y {y0}-{y1}, "
                 f"drawn {ZOOM}x: every tile that sees an object there reports it, so before merging one object "
                 "has two or four boxes.")
-    left, right = st.columns(2, gap="small")
+    with st.container(key="pair-seam"):  # side by side on a phone too (ui.page_style)
+        left, right = st.columns(2, gap="small")
     left.metric("Boxes before merging", n_before, delta="from every tile here", delta_color="off", delta_arrow="off")
     left.image(pics.before, channels="BGR", width="stretch",
                caption="Raw boxes, coloured by tile: " + ", ".join(f"tile {t}" for t in pics.tiles_here)

@@ -44,7 +44,7 @@ def side_by_side(item: ImageItem, full: tiling.Detections, tiled: tiling.Detecti
     """The two results next to each other (on a phone too: the page style keeps this pair of columns)."""
     h, w = item.shape[:2]
     shrink = min(1.0, pred.infer.imgsz / max(h, w))
-    with st.container(key="results"):
+    with st.container(key="pair-results"):
         left, right = st.columns(2, gap="small")
     with left:
         st.subheader("Full image")

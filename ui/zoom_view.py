@@ -68,7 +68,8 @@ def zoom(item: ImageItem, full: tiling.Detections, tiled: tiling.Detections, pat
     crop = item.image[y0:y1, x0:x1]
     halo = patch_only[(tiled.xyxy[:, 2] > x0) & (tiled.xyxy[:, 0] < x1) & (tiled.xyxy[:, 3] > y0) &
                       (tiled.xyxy[:, 1] < y1)]
-    left, right = st.columns(2, gap="small")
+    with st.container(key="pair-zoom"):  # side by side on a phone too (ui.page_style)
+        left, right = st.columns(2, gap="small")
     show(left, annotate(crop, _crop_dets(full, x0, y0, x1, y1), max_side=10_000),
          f"Full image, x {x0}-{x1}, y {y0}-{y1}")
     show(right, annotate(crop, _crop_dets(tiled, x0, y0, x1, y1), halo, max_side=10_000), "Patch-based, same region")
