@@ -178,3 +178,28 @@ def test_the_offset_grid_is_a_cli_option():
 
     args = build_parser().parse_args(["predict", "x.jpg", "--model", "m.pt", "--out", "o", "--offset-grid"])
     assert settings(args)[0].offset_grid is True
+
+
+def test_levels_add_a_grid_per_tile_size_numbered_after_the_first():
+    spec = TileSpec(tile_size=640, overlap=0.25, levels=[320])
+    one, two = TileSpec(tile_size=640, overlap=0.25), TileSpec(tile_size=320, overlap=0.25)
+    plan = spec.plan((765, 1360))
+    assert len(plan) == spec.count((765, 1360)) == len(one.plan((765, 1360))) + len(two.plan((765, 1360)))
+    assert [t.index for t in plan] == list(range(len(plan)))
+    assert [s.tile_size for s in spec.level_specs] == [640, 320] and spec.level_specs[1].overlap == 0.25
+    assert max(t.width for t in plan[len(one.plan((765, 1360))):]) == 320
+
+
+@pytest.mark.parametrize("levels, message", [([640], "each tile size once, apart from tile_size"),
+                                             ([320, 320], "each tile size once"), (["x"], "levels entry"),
+                                             ([8], "levels entry must be")])
+def test_bad_levels_are_named(levels, message):
+    with pytest.raises(ValueError, match=message):
+        TileSpec(tile_size=640, levels=levels)
+
+
+def test_auto_tile_size_plans_nothing_itself():
+    auto = TileSpec(tile_size="auto")
+    assert auto.auto and not TileSpec().auto
+    with pytest.raises(ValueError, match="tile_size 'auto' is chosen per image"):
+        auto.plan((100, 100))

@@ -191,3 +191,38 @@ def test_explain_names_the_rule_and_owner_of_every_raw_detection():
     merged = merge(d, metric="iou", threshold=0.5, conf=0.05)
     assert merged.confidence.tolist() == pytest.approx([0.95, 0.9, 0.7])  # a group keeps its best confidence
     assert len(merged) == int(why.kept.sum())
+
+
+def test_wbf_averages_the_whole_boxes_of_one_object_by_confidence_and_ignores_cut_pieces():
+    d = dets([[10, 10, 30, 30], [12, 12, 32, 32], [10, 10, 22, 30]], [0.9, 0.3, 0.95],
+             truncated=np.array([False, False, True]))
+    out = merge(d, method="wbf", metric="iou", threshold=0.45, conf=0)
+    assert len(out) == 1 and out.confidence[0] == pytest.approx(0.95)  # the group's best confidence
+    np.testing.assert_allclose(out.xyxy[0], (0.9 * np.array([10, 10, 30, 30]) + 0.3 * np.array([12, 12, 32, 32])) / 1.2,
+                               atol=1e-4)
+    alone = merge(dets([[0, 0, 10, 10]], [0.5]), method="wbf", conf=0)
+    assert alone.xyxy.tolist() == [[0, 0, 10, 10]]
+
+
+def test_soft_nms_keeps_overlapping_boxes_with_confidence_lowered_by_the_overlap():
+    d = dets([[0, 0, 20, 20], [2, 0, 22, 20], [100, 100, 110, 110]], [0.9, 0.8, 0.5])
+    hard = merge(d, method="nms", metric="iou", threshold=0.5, conf=0)
+    soft = merge(d, method="soft", metric="iou", threshold=0.5, conf=0)
+    iou = pair_metric(d.xyxy[[0]], d.xyxy[[1]], "iou")[0]
+    assert len(hard) == 2 and len(soft) == 3
+    assert sorted(soft.confidence.tolist()) == pytest.approx(sorted([0.9, 0.5, 0.8 * (1 - iou)]))
+    piece = dets([[90, 10, 100, 30], [90, 10, 120, 30]], [0.95, 0.6], truncated=np.array([True, False]))
+    assert len(merge(piece, method="soft", conf=0)) == 1  # a cut piece is part of the box, not a neighbour
+
+
+def test_a_coarse_views_guess_at_a_small_object_is_left_to_the_tiles():
+    # Full pass at 0.25 input px per image px: a 40 px box is 10 input px there, a guess; a 200 px one is not.
+    d = dets([[0, 0, 40, 40], [300, 300, 500, 500], [600, 600, 640, 640]], [0.9, 0.8, 0.7],
+             scale=np.array([0.25, 0.25, 1.0]), tile_index=np.array([-1, -1, 3]))
+    from tiling.merge import Rule, coarse_guesses, explain
+
+    assert coarse_guesses(d).tolist() == [True, False, False]
+    assert merge(d, conf=0).confidence.tolist() == pytest.approx([0.8, 0.7])
+    assert explain(d, conf=0).rule[0] == Rule.COARSE_GUESS
+    same_view = dets([[0, 0, 40, 40]], [0.9], scale=np.array([0.25]))  # no finer view: nothing to leave it to
+    assert len(merge(same_view, conf=0)) == 1

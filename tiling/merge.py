@@ -36,8 +36,7 @@ METHODS: tuple[str, ...] = get_args(Method)
 METRICS: tuple[str, ...] = get_args(Metric)
 PARTIAL_IOS = 0.5  # a cut piece this much inside a whole box of its class is part of that box
 PARTIAL_IOS_OTHER_CLASS = 0.7  # ... and this much inside a whole box of another class
-COARSE_SMALL = 24.0  # input px: a box smaller than this in a coarser view is that view's guess
-COARSE_IOU = 0.5  # ... which a finer view's box of another class overlapping it this much replaces
+COARSE_SMALL = 24.0  # input px: a box smaller than this in a coarser view is that view's guess, left out
 EDGE_MARGIN = 1.5  # px: a box this close to an inner tile edge was cut by it
 _MAX_CELLS_PER_BOX = 16
 
@@ -50,7 +49,7 @@ class Rule(StrEnum):
     OVERLAP = "overlap"  # the merge's own metric at its threshold, same class (or class-agnostic)
     CUT_PIECE = "cut piece inside a whole box"
     CUT_TWINS = "two cut pieces of one object"
-    COARSE_GUESS = "coarse view's guess of an object a finer view saw"
+    COARSE_GUESS = "a coarse view's guess at an object small to it (finer tiles own those)"
 
 
 RULE_CODES = {rule: code for code, rule in enumerate(Rule)}
@@ -65,7 +64,7 @@ class MergeSpec:
     conf: float = 0.25
     method: Method = "wbf"
     metric: Metric = "iou"
-    threshold: float = 0.5
+    threshold: float = 0.45
     class_agnostic: bool = False
     classes: tuple[int, ...] | None = None
 
@@ -192,8 +191,8 @@ def coarse_guesses(det: Detections) -> np.ndarray:
 
 
 def _rank(det: Detections, demoted: np.ndarray) -> np.ndarray:
-    """rank[i] = position of detection i in greedy order (0 = first): whole boxes of the finest view
-    first, cut pieces and coarse guesses after them, each by confidence."""
+    """rank[i] = position of detection i in greedy order (0 = first): whole boxes first, cut pieces
+    after them, each by confidence."""
     order = np.lexsort((np.arange(len(det)), -det.confidence.astype(np.float64), demoted))
     rank = np.empty(len(det), np.int64)
     rank[order] = np.arange(len(det))
@@ -212,11 +211,10 @@ def _edges(det: Detections, metric: str, threshold: float, class_agnostic: bool)
     i, j = overlapping_pairs(det.xyxy)
     same = det.class_id[i] == det.class_id[j]
     truncated = _flag(det, "truncated")
-    coarse = coarse_guesses(det)
-    if not class_agnostic:  # other-class pairs stay only where one is a cut piece or a coarse guess
-        keep = same | truncated[i] | truncated[j] | coarse[i] | coarse[j]
+    if not class_agnostic:  # other-class pairs stay only where one is a cut piece
+        keep = same | truncated[i] | truncated[j]
         i, j, same = i[keep], j[keep], same[keep]
-    rank = _rank(det, truncated | coarse)
+    rank = _rank(det, truncated)
     swap = rank[i] > rank[j]
     src, dst = np.where(swap, j, i), np.where(swap, i, j)
     value = detection_metric(det, src, dst, metric)
@@ -237,13 +235,6 @@ def _edges(det: Detections, metric: str, threshold: float, class_agnostic: bool)
         iou = detection_metric(det, src[twin], dst[twin], "iou")
         hit = iou >= PARTIAL_IOS_OTHER_CLASS
         match[twin[hit]], rule[twin[hit]], value[twin[hit]] = True, RULE_CODES[Rule.CUT_TWINS], iou[hit]
-    guess = np.flatnonzero(coarse[dst] & ~coarse[src] & ~truncated[src] & ~same & ~match)
-    if len(guess):
-        # A small object the coarse view barely resolved, also found by a finer view: the finer box
-        # is that object, whatever class the coarse guess gave it (a blurred truck looks like a car).
-        iou = detection_metric(det, src[guess], dst[guess], "iou")
-        hit = iou >= COARSE_IOU
-        match[guess[hit]], rule[guess[hit]], value[guess[hit]] = True, RULE_CODES[Rule.COARSE_GUESS], iou[hit]
     return src[match], dst[match], rank, rule[match], value[match]
 
 
@@ -266,8 +257,8 @@ def greedy_keep(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> Detections:
-    """Keep the detections ``spec`` asks for (``conf``, ``classes``), then resolve duplicates by
-    ``spec.method``. ``spec`` defaults to :class:`MergeSpec`; keywords change its fields, as in
+    """Keep the detections ``spec`` asks for (``conf``, ``classes``) but a coarse view's guesses
+    (:func:`coarse_guesses`), then resolve duplicates by ``spec.method``. ``spec`` defaults to :class:`MergeSpec`; keywords change its fields, as in
     ``merge(det, method="nmm", metric="iou", threshold=0.5)``.
 
     * NMS keeps the best-ranked detection of each group, with the group's highest confidence.
@@ -275,7 +266,7 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
       whole boxes (:func:`~tiling.merge_fuse.weighted_boxes`); masks, oriented boxes and keypoints are
       the kept one's.
     * Soft-NMS keeps the best one and also the ones it overlaps, their confidence lowered by the overlap
-      (:func:`~tiling.merge_fuse.soft_decayed`); cut pieces and coarse guesses are still removed.
+      (:func:`~tiling.merge_fuse.soft_decayed`); cut pieces are still removed.
     * NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
       the highest confidence, the class of the kept one. An oriented box fuses into the smallest box
       at the kept one's angle holding every member's corners (its enclosing box, within the union of
@@ -284,7 +275,8 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
     Results are sorted by confidence.
     """
     spec = checks.with_changes(spec, MergeSpec, changes)
-    detections = detections.filter(conf=spec.conf, classes=spec.classes)
+    shown = detections.filter_mask(conf=spec.conf, classes=spec.classes) & ~coarse_guesses(detections)
+    detections = detections if shown.all() else detections[shown]
     n = len(detections)
     if n == 0:
         return detections[np.arange(0)]
@@ -302,7 +294,7 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
     out.confidence = conf[kept_idx]
     if spec.method == "wbf" and len(d) and detections.obb is None:
         out.xyxy = merge_fuse.weighted_boxes(detections, owner, kept_idx,
-                                             _flag(detections, "truncated") | coarse_guesses(detections))
+                                             _flag(detections, "truncated"))
     if spec.method == "nmm" and len(d):
         boxes = detections.xyxy.copy()
         np.minimum.at(boxes[:, 0], owner, detections.xyxy[:, 0])
@@ -358,9 +350,10 @@ def explain(detections: Detections, spec: MergeSpec | None = None, **changes) ->
     teaching page's seam view). ``merge(detections, spec)`` keeps exactly the ``kept`` ones."""
     spec = checks.with_changes(spec, MergeSpec, changes)
     n = len(detections)
-    shown = np.flatnonzero(detections.filter_mask(conf=spec.conf, classes=spec.classes))
+    guess = coarse_guesses(detections)
+    shown = np.flatnonzero(detections.filter_mask(conf=spec.conf, classes=spec.classes) & ~guess)
     kept, owner = np.zeros(n, bool), np.full(n, -1)
-    rule = np.full(n, Rule.FILTERED, object)
+    rule = np.where(guess, Rule.COARSE_GUESS, Rule.FILTERED).astype(object)
     value = np.full(n, np.nan)
     if len(shown):
         k, o, r, v = _groups(detections[shown], spec)
