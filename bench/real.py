@@ -1,40 +1,43 @@
-"""Patchwise vs SAHI, supervision and patched_yolo_infer on real drone photos with real labels.
+"""Patchwise vs SAHI, supervision and patched_yolo_infer on real drone photos with real labels:
+the benchmark the defaults are chosen on.
 
 From the repository root (the data stay outside the repository, see ../shared/real-visdrone/README.md):
 
     pip install -r bench/requirements.txt
-    python -m bench.real --markdown            # both models, 640 and 320 px tiles, 1 repeat
+    python -m bench.real --models yolo11n --auto --few-peers --markdown   # the 70 val photos, 640 and 320 px
+    python -m bench.real --data ../shared/real-visdrone                     # the first 4 photos
 
-Four VisDrone2019-DET-val photos, COCO ground truth (person, bicycle, car, motorcycle, bus, truck;
-the unmapped VisDrone boxes are iscrowd ignore regions), two COCO detectors exported by Ultralytics to
-OpenVINO INT8 with a fixed 1x3x640x640 input. Every method runs the same IR folder at overlap 0.2,
-confidence 0.05 and model IoU 0.7 and reads the same image files; time is wall seconds from the four
-file paths to merged boxes (model load and one warm-up pass excluded), median of ``--repeats``, the
-methods alternating inside each repeat.
+The 70 VisDrone2019-DET-val photos of ``../shared/real-visdrone/val`` (25 scene sequences; or another
+folder, ``--data``), COCO ground truth (person, bicycle, car, motorcycle, bus, truck; the unmapped
+VisDrone boxes are iscrowd ignore regions), COCO detectors exported by Ultralytics to OpenVINO INT8
+with a fixed 1x3x640x640 input. Every method runs the same IR folder at confidence 0.05 and reads the
+same image files; time is wall seconds from the file paths to merged boxes (model load and a warm-up
+on one photo excluded), median of ``--repeats``, the methods alternating inside each repeat.
 
 Scoring: pycocotools COCOeval (bbox) on the ground truth file as it is, the six classes only (model
 class index -> COCO category id), up to 100,000 detections per image. AP50 is COCO's AP at IoU 0.5
 (101-point, averaged over the classes); recall is pycocotools' own per-image matching at IoU 0.5,
-as found objects / non-ignored objects of all six classes together. "boxes" counts boxes of the six classes.
+as found objects / non-ignored objects of all six classes together; "boxes" counts boxes of the six
+classes. A sequence (the file name before its first ``_``) is won by the method with the higher AP50
+over its photos; each sequence counts once, whatever its number of photos.
 
 Methods:
-  * full image: ``tiling.predict_full`` at 640 px.
-  * Patchwise: ``tiling.predict_tiled`` (merge at its defaults: class-aware NMS, IoS 0.5), without
-    and with the full-image pass; "raw" rows score ``pred.raw``'s tile detections before merging,
-    and "merged / raw recall" is the share of the raw detections' recall the merge keeps.
-  * SAHI ``get_sliced_prediction`` at its postprocess defaults (GREEDYNMM, IoS 0.5, class-aware).
-    SAHI itself swaps those for NMS/IoU 0.5 when the model's confidence is below 0.1 (here 0.05),
-    so two more rows force its documented default (``force_postprocess_type=True``).
-    With its full-image pass (``perform_standard_pred``, its default) and without.
+  * Patchwise ``tiling.predict_tiled`` at its defaults but the tile size, conf 0.05 and max_det 1000 (as
+    the issue measures it); without its full-image pass; at the old defaults (NMS IoS 0.5, no full
+    pass); with Soft-NMS; as a two-level pyramid (640 + 320, 320 + 640); ``--auto``: tile_size='auto'.
+  * SAHI ``get_sliced_prediction`` (overlap 0.2, model IoU 0.7) with its full-image pass, at its
+    postprocess default, which it swaps for NMS/IoU 0.5 when the confidence is below 0.1, and with
+    GREEDYNMM/IoS 0.5 forced (``force_postprocess_type=True``); without ``--few-peers`` also without
+    the full pass.
   * supervision ``InferenceSlicer`` (NMS, IoU 0.5, its default metric), an Ultralytics ``YOLO`` callback.
   * patched_yolo_infer ``MakeCropsDetectThem`` + ``CombineDetections`` (NMS, IoS 0.5, class-aware,
     as ``bench.peers`` runs it); it resizes the whole image so its tiles fill it exactly.
 
 The peers run the IR through Ultralytics' OpenVINO backend (one image per call, LATENCY hint, the
 CPU plugin's default precision), which letterboxes every tile to the model's 640 px input: a 320 px
-tile is upscaled 2x. Patchwise runs tiles at their own resolution: a 320 px tile is padded into the
-640 px input. Ultralytics' predict sets torch to one thread fewer than the cores; the thread count
-is restored before every timed call, so every method runs with the same torch threads.
+tile is upscaled 2x; Patchwise enlarges tiles to a fixed input the same way. Ultralytics' predict
+sets torch to one thread fewer than the cores; the thread count is restored before every timed call,
+so every method runs with the same torch threads.
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ MODEL_TO_COCO = {0: 1, 1: 2, 2: 3, 3: 4, 5: 6, 7: 8}  # person, bicycle, car, mo
 COCO_CATS = sorted(MODEL_TO_COCO.values())
 OVERLAP, CONF, IOU = 0.2, 0.05, 0.7
 MAX_DETS = 100_000
+MAX_DET_TILE = 1000  # the model's boxes per tile, every method (SAHI and the peers keep Ultralytics' 300)
 
 
 class Out(NamedTuple):
@@ -131,12 +135,14 @@ def tile_only(raw):
     return raw[np.asarray(raw.data["tile_index"]) >= 0]
 
 
-def build_methods(folder: Path, tiles: list[int], restore_threads: Callable[[], None], notes: list[str]):
+def build_methods(folder: Path, tiles: list[int], restore_threads: Callable[[], None], notes: list[str],
+                  auto: bool = False, few_peers: bool = False):
     """name -> (tile size or None, fn(path) -> Out), in the order they run; peers that fail to load are noted."""
     import cv2
 
     import tiling
     from bench.peers import to_dets
+    from tiling.settings import split_settings
 
     model = tiling.load_model(folder)
     names = dict(model.names)
@@ -148,20 +154,26 @@ def build_methods(folder: Path, tiles: list[int], restore_threads: Callable[[], 
 
     methods["full image 640 (Patchwise predict_full)"] = (None, full)
 
-    def patchwise(t, include_full):
-        spec_t = tiling.TileSpec(tile_size=t, overlap=OVERLAP)
-        spec_i = tiling.InferSpec(conf=CONF, iou=IOU, include_full=include_full)
-        spec_m = tiling.MergeSpec(conf=CONF)
+    def patchwise(t, **fields):
+        """Patchwise at its defaults but the tile size, conf and max_det (as the issue measures), or ``fields``."""
+        tiles_, infer_, merge_ = split_settings(tile_size=t, conf=CONF, max_det=MAX_DET_TILE, **fields)
 
         def run(path):
-            pred = tiling.predict_tiled(tiling.read_image(path), model, tiles=spec_t, infer=spec_i, merge=spec_m)
-            return Out(pred.detections, pred.raw, len(pred.tiles) + include_full)
+            pred = tiling.predict_tiled(tiling.read_image(path), model, tiles=tiles_, infer=infer_, merge=merge_)
+            return Out(pred.detections, pred.raw, len(pred.tiles) + pred.infer.include_full)
 
         return run
 
     for t in tiles:
-        methods[f"Patchwise {t}"] = (t, patchwise(t, False))
-        methods[f"Patchwise {t} + full"] = (t, patchwise(t, True))
+        methods[f"Patchwise {t} (defaults)"] = (t, patchwise(t))
+        methods[f"Patchwise {t}, no full pass"] = (t, patchwise(t, include_full=False))
+        methods[f"Patchwise {t}, NMS IoS 0.5, no full pass (old defaults)"] = (
+            t, patchwise(t, include_full=False, method="nms", metric="ios", threshold=0.5))
+        methods[f"Patchwise {t}, Soft-NMS"] = (t, patchwise(t, method="soft"))
+        if t >= 640:  # the 320 + 640 pyramid is this one: the same two grids
+            methods[f"Patchwise {t} + {t // 2} (pyramid)"] = (t, patchwise(t, levels=(t // 2,)))
+    if auto:
+        methods["Patchwise auto tile size"] = ("auto", patchwise("auto"))
 
     from ultralytics import YOLO  # noqa: E402  (after Patchwise's own load; it sets no threads at import)
 
@@ -193,9 +205,10 @@ def build_methods(folder: Path, tiles: list[int], restore_threads: Callable[[], 
 
         for t in tiles:
             methods[f"SAHI {t} + full (default)"] = (t, sahi(t, True, False))
-            methods[f"SAHI {t}"] = (t, sahi(t, False, False))
             methods[f"SAHI {t} + full, GREEDYNMM forced"] = (t, sahi(t, True, True))
-            methods[f"SAHI {t}, GREEDYNMM forced"] = (t, sahi(t, False, True))
+            if not few_peers:
+                methods[f"SAHI {t}"] = (t, sahi(t, False, False))
+                methods[f"SAHI {t}, GREEDYNMM forced"] = (t, sahi(t, False, True))
     except Exception as exc:  # noqa: BLE001  a peer that cannot run is reported, not fatal
         notes.append(f"SAHI could not run: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
 
@@ -251,7 +264,8 @@ def build_methods(folder: Path, tiles: list[int], restore_threads: Callable[[], 
 
 
 def resolve_models(data: Path, wanted: list[str] | None) -> list[Path]:
-    folders = sorted(p for p in (data / "models").glob("*_openvino_model") if p.is_dir())
+    where = data / "models" if (data / "models").is_dir() else data.parent / "models"
+    folders = sorted(p for p in where.glob("*_openvino_model") if p.is_dir())
     if not wanted:
         return folders
     out = []
@@ -274,6 +288,15 @@ def fmt_table(rows: list[list[str]], header: list[str], markdown: bool) -> str:
     return "\n".join(lines)
 
 
+def sequence_of(path: Path) -> str:
+    """A VisDrone scene sequence: the file name before its first ``_`` (frames of one sequence are alike)."""
+    return path.name.split("_")[0]
+
+
+def per_sequence(coco_gt, dets: dict[int, object], seqs: dict[int, str]) -> dict[str, float]:
+    return {s: coco_score(coco_gt, {i: d for i, d in dets.items() if seqs[i] == s}).ap50 for s in sorted(set(seqs.values()))}
+
+
 def run_model(folder: Path, images: list[tuple[int, Path]], coco_gt, p) -> None:
     import torch
 
@@ -284,16 +307,16 @@ def run_model(folder: Path, images: list[tuple[int, Path]], coco_gt, p) -> None:
             torch.set_num_threads(threads)
 
     notes: list[str] = []
-    methods = build_methods(folder, p.tiles, restore_threads, notes)
+    methods = build_methods(folder, p.tiles, restore_threads, notes, auto=p.auto, few_peers=p.few_peers)
     failed: dict[str, str] = {}
-    outputs: dict[str, dict[int, Out]] = {}
-    for name, (_, fn) in list(methods.items()):  # warm-up: compiles and predictor set-up are not per-image work
+    for name, (_, fn) in list(methods.items()):  # warm-up on one photo: compiles and predictor set-up
         try:
             restore_threads()
-            outputs[name] = {i: fn(path) for i, path in images}
+            fn(images[0][1])
         except Exception as exc:  # noqa: BLE001
             failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             del methods[name]
+    outputs: dict[str, dict[int, Out]] = {}
     times: dict[str, list[float]] = {k: [] for k in methods}
     for _ in range(p.repeats):
         for name, (_, fn) in methods.items():
@@ -303,49 +326,55 @@ def run_model(folder: Path, images: list[tuple[int, Path]], coco_gt, p) -> None:
             times[name].append(time.perf_counter() - t0)
             outputs[name] = out
     restore_threads()
-
-    header = ["method", "tile", "full pass", "network calls", "AP50", "recall@0.5", "boxes", f"s ({len(images)} photos)",
-              "merged / raw recall"]
-    rows: list[list[str]] = []
-    scores: dict[str, Score] = {}
-    raw_rows: dict[str, Score] = {}
-    for name, (t, _) in methods.items():
-        out = outputs[name]
-        s = scores[name] = coco_score(coco_gt, {i: o.detections for i, o in out.items()})
-        sec = float(np.median(times[name]))
-        full_pass = "only" if t is None else "yes" if "+ full" in name else "no"
-        kept = ""
-        if name.startswith("Patchwise"):
-            raw = coco_score(coco_gt, {i: o.raw for i, o in out.items()})
-            kept = f"{s.recall:.3f} / {raw.recall:.3f} = {s.recall / raw.recall:.0%}" if raw.recall else "-"
-            if "+ full" not in name:
-                raw_rows[name] = coco_score(coco_gt, {i: tile_only(o.raw) for i, o in out.items()})
-        calls = sum(o.calls for o in out.values())
-        rows.append([name, str(t or "-"), full_pass, str(calls), f"{s.ap50:.3f}", f"{s.recall:.3f}", str(s.boxes),
-                     f"{sec:.2f}", kept])
-        if name in raw_rows:
-            r = raw_rows[name]
-            rows.append([f"{name} raw tile detections (before merge)", str(t), "no", "-", f"{r.ap50:.3f}",
-                         f"{r.recall:.3f}", str(r.boxes), "-", ""])
+    seqs = {i: sequence_of(path) for i, path in images}
+    scores = {name: coco_score(coco_gt, {i: o.detections for i, o in out.items()}) for name, out in outputs.items()}
+    by_seq = {name: per_sequence(coco_gt, {i: o.detections for i, o in out.items()}, seqs) for name, out in outputs.items()}
+    sec = {name: float(np.median(t)) for name, t in times.items()}
+    header = ["method", "tile", "network calls", "AP50", "recall@0.5", "boxes", f"s ({len(images)} photos)"]
+    rows = [[name, str(t or "-"), str(sum(o.calls for o in outputs[name].values())), f"{scores[name].ap50:.3f}",
+             f"{scores[name].recall:.3f}", str(scores[name].boxes), f"{sec[name]:.1f}"] for name, (t, _) in methods.items()]
     n_gt = len(coco_gt.getAnnIds(imgIds=[i for i, _ in images], catIds=COCO_CATS, iscrowd=False))
-    print(f"\n### {folder.name}: {len(images)} photos, {n_gt} objects of the six classes; overlap {OVERLAP}, "
-          f"conf {CONF}, model IoU {IOU}; seconds: median of {p.repeats}\n")
+    n_seq = len(set(seqs.values()))
+    print(f"\n### {folder.name}: {len(images)} photos, {n_seq} sequences, {n_gt} objects of the six classes; conf {CONF}; "
+          f"peers at overlap {OVERLAP}, model IoU {IOU}; Patchwise at its defaults but tile size, conf and max_det "
+          f"{MAX_DET_TILE}; seconds: median of {p.repeats}\n")
     print(fmt_table(rows, header, p.markdown))
+    print(f"\n#### Against each peer, at the same tile size: AP50 difference, sequences won / lost (of {n_seq})\n")
+    ours = [k for k in methods if k.startswith("Patchwise")]
+    peers = [k for k in methods if not k.startswith("Patchwise") and methods[k][0] is not None]
+    head2 = ["Patchwise", *peers]
+    rows2 = []
+    for k in ours:
+        row = [k]
+        for q in peers:
+            if methods[q][0] != methods[k][0] and methods[k][0] != "auto":
+                row.append("")
+                continue
+            won = sum(by_seq[k][s] > by_seq[q][s] for s in by_seq[k])
+            lost = sum(by_seq[k][s] < by_seq[q][s] for s in by_seq[k])
+            row.append(f"{scores[k].ap50 - scores[q].ap50:+.3f}, {won}/{lost}")
+        rows2.append(row)
+    print(fmt_table(rows2, head2, p.markdown))
     print()
     for t in p.tiles:  # the issue's targets, per tile size
-        ours = {k: v for k, v in scores.items() if methods[k][0] == t and k.startswith("Patchwise")}
-        peers = {k: v for k, v in scores.items() if methods[k][0] == t and not k.startswith("Patchwise")}
-        if not peers:
-            print(f"- {t} px: no peer ran")
+        ours_t = f"Patchwise {t} (defaults)"
+        sahi = {k: v for k, v in scores.items() if methods[k][0] == t and k.startswith("SAHI") and "+ full" in k}
+        if ours_t not in scores or not sahi:
+            print(f"- {t} px: Patchwise defaults or SAHI with its full pass did not run")
             continue
-        best_peer = max(peers, key=lambda k: peers[k].ap50)
-        fastest_peer = min(peers, key=lambda k: np.median(times[k]))
-        for k, s in ours.items():
-            sec = float(np.median(times[k]))
-            print(f"- {k}: AP50 {s.ap50:.3f} vs best peer {peers[best_peer].ap50:.3f} ({best_peer}): "
-                  f"{'met' if s.ap50 >= peers[best_peer].ap50 else 'NOT met'}; {sec:.2f} s vs fastest peer "
-                  f"{np.median(times[fastest_peer]):.2f} s ({fastest_peer}): "
-                  f"{'faster than every peer' if sec < np.median(times[fastest_peer]) else 'NOT faster than every peer'}")
+        best = max(sahi, key=lambda k: sahi[k].ap50)
+        gain = scores[ours_t].ap50 - sahi[best].ap50
+        won = sum(by_seq[ours_t][s] > by_seq[best][s] for s in by_seq[best])
+        print(f"- {t} px: defaults AP50 {scores[ours_t].ap50:.3f} vs SAHI's better postprocess {sahi[best].ap50:.3f} "
+              f"({best}): {gain:+.3f} ({'met' if gain >= 0.04 else 'NOT met'}: +0.04); sequences won {won} of {n_seq} "
+              f"({'met' if won >= 0.75 * n_seq else 'NOT met'}: 75%); {sec[ours_t]:.1f} s vs {sec[best]:.1f} s "
+              f"({'faster' if sec[ours_t] < sec[best] else 'NOT faster'})")
+    if "Patchwise auto tile size" in scores:
+        fixed = {k: v for k, v in scores.items() if k.endswith("(defaults)")}
+        best = max(fixed, key=lambda k: fixed[k].ap50)
+        a = scores["Patchwise auto tile size"].ap50
+        print(f"- auto tile size: AP50 {a:.3f} vs the best fixed size {fixed[best].ap50:.3f} ({best}): {a - fixed[best].ap50:+.3f} "
+              f"({'met' if a >= fixed[best].ap50 - 0.01 else 'NOT met'}: within 0.01); {sec['Patchwise auto tile size']:.1f} s")
     for n in notes:
         print(f"- {n}")
     for name, why in failed.items():
@@ -359,7 +388,11 @@ def main() -> None:
                     "(yolo11n, yolov8n); default: every *_openvino_model folder")
     ap.add_argument("--tiles", nargs="+", type=int, default=[640, 320])
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA / "val" if (DEFAULT_DATA / "val").is_dir() else DEFAULT_DATA,
+                    help="a folder with images/ and labels_coco.json (default: the 70 val photos; the 4 photos: "
+                         "../shared/real-visdrone); the models come from its models/ or its parent's")
+    ap.add_argument("--auto", action="store_true", help="also Patchwise with tile_size='auto'")
+    ap.add_argument("--few-peers", action="store_true", help="SAHI only with its full pass (the issue's baseline)")
     ap.add_argument("--markdown", action="store_true")
     p = ap.parse_args()
     data = p.data if p.data.is_absolute() else (Path.cwd() / p.data)
@@ -369,7 +402,7 @@ def main() -> None:
                  "pass --data DIR")
     folders = resolve_models(data, p.models)
     if not folders:
-        sys.exit(f"bench.real: no *_openvino_model folder in {data / 'models'}")
+        sys.exit(f"bench.real: no *_openvino_model folder in {data / 'models'} or {data.parent / 'models'}")
     from pycocotools.coco import COCO
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -392,7 +425,7 @@ def main() -> None:
             versions[mod] = "not installed"
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), openvino {openvino.__version__}, "
           + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    print(f"{len(images)} photos: " + ", ".join(path.name for _, path in images))
+    print(f"{len(images)} photos" + (": " + ", ".join(path.name for _, path in images) if len(images) <= 8 else ""))
     for folder in folders:
         run_model(folder, images, coco_gt, p)
 
