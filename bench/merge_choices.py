@@ -8,7 +8,7 @@ From the repository root:
 Each tile plan runs the model once; every merge choice is then applied to the same raw tile detections,
 so the rows differ only by the merge (and by the grid, for the offset-grid rows). Columns:
 
-* real photos (``bench.real``'s data and scoring: pycocotools AP50 over six COCO classes, recall at IoU 0.5
+* real photos (``bench.real``'s data, by default the 70 val photos, and scoring: pycocotools AP50 over six COCO classes, recall at IoU 0.5
   over all of them): AP50, recall, and **kept** = recall after the merge / recall of the raw tile
   detections, the share of the objects the tiles found that the merge keeps.
 * generated samples (exact labels, bundled models): AP50 from every box above 0.01; at confidence 0.25
@@ -27,6 +27,8 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
+
 import tiling  # noqa: E402
 from tiling.models.bundled import BundledAssets  # noqa: E402
 from bench.real import CONF, DEFAULT_DATA, IOU, OVERLAP, coco_score, cpu_line, fmt_table  # noqa: E402
@@ -34,12 +36,12 @@ from bench.real import CONF, DEFAULT_DATA, IOU, OVERLAP, coco_score, cpu_line, f
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = {"detect": ROOT / "models" / "synth-yolo11n-det.pt", "segment": ROOT / "models" / "synth-yolo11n-seg.pt"}
 MERGES = {  # name -> MergeSpec fields (conf is the run's)
-    "NMS IoS 0.5 (default)": dict(),
-    "NMS IoS 0.6": dict(threshold=0.6),
-    "NMS IoU 0.5": dict(metric="iou"),
-    "NMS IoU 0.6": dict(metric="iou", threshold=0.6),
-    "NMM IoS 0.5": dict(method="nmm"),
-    "NMM IoU 0.5": dict(method="nmm", metric="iou"),
+    "WBF IoU 0.45 (default)": {},
+    "NMS IoU 0.45": {"method": "nms"},
+    "NMS IoU 0.5": {"method": "nms", "threshold": 0.5},
+    "Soft-NMS IoU 0.45": {"method": "soft"},
+    "NMS IoS 0.5 (old default)": {"method": "nms", "metric": "ios", "threshold": 0.5},
+    "NMM IoS 0.5": {"method": "nmm", "metric": "ios", "threshold": 0.5},
 }
 SAMPLE_OVERLAP, SAMPLE_CONF = 0.25, 0.25
 
@@ -49,7 +51,7 @@ def run_plans(model, images: dict, tile: int, overlap: float, conf: float, iou: 
     out = {}
     for grid, offset in (("one grid", False), ("+ offset grid", True)):
         spec_t = tiling.TileSpec(tile_size=tile, overlap=overlap, offset_grid=offset)
-        spec_i = tiling.InferSpec(conf=conf, iou=iou)
+        spec_i = tiling.InferSpec(conf=conf, iou=iou, max_det=1000)  # the full-image pass as by default
         raws, n_tiles, t0 = {}, 0, time.perf_counter()
         for key, image in images.items():
             pred = tiling.predict_tiled(image, model, spec_t, spec_i, tiling.MergeSpec(conf=conf))
@@ -64,7 +66,8 @@ def real_rows(data: Path, tiles: list[int], quick: bool) -> list[list[str]]:
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(data / "labels_coco.json"))
     images = {img["id"]: tiling.read_image(data / "images" / img["file_name"]) for img in gt.dataset["images"]}
-    folders = sorted((data / "models").glob("*_openvino_model"))[: 1 if quick else None]
+    where = data / "models" if (data / "models").is_dir() else data.parent / "models"
+    folders = sorted(where.glob("*_openvino_model"))[: 1 if quick else None]
     rows = []
     for folder in folders:
         model = tiling.load_model(folder)
@@ -93,11 +96,13 @@ def sample_rows(tiles: list[int], quick: bool) -> list[list[str]]:
                 for name, fields in MERGES.items():
                     merged = {k: tiling.merge(r, conf=0.01, **fields) for k, r in raws.items()}
                     ap50 = tiling.evaluate(list(merged.values()), [truth[k] for k in merged]).ap50
-                    at = tiling.evaluate([m.filter(conf=SAMPLE_CONF) for m in merged.values()],
-                                         [truth[k] for k in merged])
+                    shown = [m.filter(conf=SAMPLE_CONF) for m in merged.values()]
+                    at = tiling.evaluate(shown, [truth[k] for k in merged])
+                    cut = sum(int(np.asarray(m.data["truncated"])[~tp].sum()) for m, tp in zip(shown, at.tp))
+                    worst = max(tiling.evaluate([m], [truth[k]]).duplicates for m, k in zip(shown, merged))
                     rows.append([task if first else "", str(tile) if first else "", grid if first else "", name,
-                                 f"{ap50:.3f}", f"{at.precision:.3f}", f"{at.recall:.3f}", str(at.duplicates),
-                                 str(at.partials), str(n_tiles) if first else "", f"{secs:.1f}" if first else ""])
+                                 f"{ap50:.3f}", f"{at.precision:.3f}", f"{at.recall:.3f}", f"{at.duplicates} ({worst})",
+                                 str(cut), str(at.partials), str(n_tiles) if first else "", f"{secs:.1f}" if first else ""])
                     first = False
     return rows
 
@@ -105,7 +110,7 @@ def sample_rows(tiles: list[int], quick: bool) -> list[list[str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiles", nargs="+", type=int, default=[640, 320])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA / "val" if (DEFAULT_DATA / "val").is_dir() else DEFAULT_DATA)
     ap.add_argument("--quick", action="store_true", help="one model, one tile size, two samples: checks the script")
     ap.add_argument("--markdown", action="store_true")
     p = ap.parse_args()
@@ -120,8 +125,8 @@ def main() -> None:
     print(f"\n### Generated samples: overlap {SAMPLE_OVERLAP}; precision, recall, duplicates and partials at "
           f"conf {SAMPLE_CONF}\n")
     print(fmt_table(sample_rows(tiles, p.quick),
-                    ["model", "tile", "grid", "merge", "AP50", "precision", "recall", "duplicates", "partials",
-                     "tiles", "s"], p.markdown))
+                    ["model", "tile", "grid", "merge", "AP50", "precision", "recall", "duplicates (most in one scene)",
+                     "cut boxes", "partials", "tiles", "s"], p.markdown))
 
 
 if __name__ == "__main__":

@@ -172,6 +172,28 @@ def test_the_parser_has_an_option_for_every_spec_field_with_its_default():
     assert {"--" + f.name.replace("_", "-") for cls in SPECS for f in fields(cls)} <= flags
 
 
+def test_auto_tile_size_levels_and_the_merge_methods_by_option(capsys):
+    from tiling.cli import build_parser
+    from tiling.cli_specs import settings
+
+    parser = build_parser()
+    args = parser.parse_args(["predict", "x.jpg", "--model", "m.pt", "--tile-size", "auto", "--method", "soft",
+                              "--no-include-full"])
+    tiles, infer, merge = settings(args)
+    assert tiles.auto and merge.method == "soft" and not infer.include_full
+    tiles, _, _ = settings(parser.parse_args(["predict", "x.jpg", "--model", "m.pt", "--levels", "320"]))
+    assert tiles.levels == (320,) and tiles.count((765, 1360)) > tiling_count_one(640)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["predict", "x.jpg", "--model", "m.pt", "--tile-size", "big"])
+    assert "expected a whole number or auto, got 'big'" in capsys.readouterr().err
+
+
+def tiling_count_one(size: int) -> int:
+    import tiling
+
+    return tiling.TileSpec(tile_size=size).count((765, 1360))
+
+
 def test_spec_options_reach_the_specs_by_name():
     from tiling.cli import build_parser
     from tiling.cli_specs import settings
