@@ -5,8 +5,8 @@
 
 Run from the repository root (issue #39's targets). Every part uses the bundled detector at its 8-bit
 default (the OpenVINO INT8 copy in ``models/``), 640 px tiles at overlap 0.25, batches of 8, confidence
-0.25, tiles alone (no full-image pass), class-aware NMS over IoS 0.5 and ByteTrack at its defaults, the
-same for every method:
+0.25, the full-image pass and the merge at their defaults (WBF over IoU 0.45; the full pass's guesses at
+small objects are left to the tiles) and ByteTrack at its defaults:
 
 * Tracking: ``predict_video`` with tiles and with ``full_frame=True`` (the ordinary one-pass prediction
   per frame), the same tracker, scored against the clip's MOT ground truth (``evaluate_tracks``: MOTA,
@@ -15,7 +15,7 @@ same for every method:
   in shared batches, merge, tracking), of the same plus the annotated H.264 video the CLI writes, of the
   same frames decoded beforehand and run through ``predict_tiled`` one by one (no decoding, no tracking), and
   of SAHI's ``get_sliced_prediction`` per frame on the same INT8 IR (slices of 640 at 0.25, no full pass,
-  class-aware NMS over IoS 0.5, batches of 8). One warm-up frame each, untimed. Targets: at least 5
+  its full-image pass and postprocess at their defaults, batches of 8). One warm-up frame each, untimed. Targets: at least 5
   frames/s, predict_video within 1.2x of predict_tiled's time, at least 3x SAHI's frames/s.
 * Memory: ``patchwise predict`` (all its files) on the clip and on the same scene 10x longer, each in its
   own process; its peak RSS from the kernel (``wait4``) and from psutil sampling every 20 ms. Target: the
@@ -48,8 +48,8 @@ CLIP = ROOT / "samples" / "clips" / "roads-1920x1080.mp4"
 SECOND_SEED = 7
 TILE, OVERLAP, BATCH, CONF = 640, 0.25, 8, 0.25
 TILES = tiling.TileSpec(tile_size=TILE, overlap=OVERLAP)
-INFER = tiling.InferSpec(conf=CONF, batch_size=BATCH, include_full=False)  # tiles alone, as SAHI's rows
-MERGE = tiling.MergeSpec(conf=CONF, method="nms", metric="ios", threshold=0.5)  # SAHI's rows merge the same way
+INFER = tiling.InferSpec(conf=CONF, batch_size=BATCH)  # the full-image pass on, as by default (and SAHI's)
+MERGE = tiling.MergeSpec(conf=CONF)  # the default merge
 TRACK = TrackSpec()
 
 
@@ -125,9 +125,7 @@ def timed_sahi(clip: Path, frames: int | None) -> tuple[int, float]:
 
     def sliced(image):
         return get_sliced_prediction(image, model, slice_height=TILE, slice_width=TILE, overlap_height_ratio=OVERLAP,
-                                     overlap_width_ratio=OVERLAP, perform_standard_pred=False, postprocess_type="NMS",
-                                     postprocess_match_metric="IOS", postprocess_match_threshold=0.5,
-                                     postprocess_class_agnostic=False, batch_size=BATCH, verbose=0)
+                                     overlap_width_ratio=OVERLAP, perform_standard_pred=True, batch_size=BATCH, verbose=0)
 
     sliced(images[0])  # warm-up
     t0 = time.perf_counter()
