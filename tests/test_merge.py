@@ -226,3 +226,22 @@ def test_a_coarse_views_guess_at_a_small_object_is_left_to_the_tiles():
     assert explain(d, conf=0).rule[0] == Rule.COARSE_GUESS
     same_view = dets([[0, 0, 40, 40]], [0.9], scale=np.array([0.25]))  # no finer view: nothing to leave it to
     assert len(merge(same_view, conf=0)) == 1
+
+
+def test_soft_nms_never_returns_a_box_below_the_merge_conf_and_explain_says_which_it_lowered():
+    from tiling.merge import Rule, explain
+
+    d = dets([[0, 0, 20, 20], [6, 0, 26, 20], [1, 1, 21, 21]], [0.9, 0.8, 0.6])  # IoU with the first: 0.54, 0.82
+    out = merge(d, method="soft", metric="iou", threshold=0.5, conf=0.3)
+    assert out.confidence.tolist() == pytest.approx([0.9, 0.8 * (1 - 280 / 520)])  # 0.6 * 0.18 falls below 0.3
+    why = explain(d, method="soft", metric="iou", threshold=0.5, conf=0.3)
+    assert int(why.kept.sum()) == len(out)
+    assert Rule.LOWERED in set(why.rule[why.kept])
+
+
+def test_a_view_that_enlarges_is_never_a_coarse_guess():
+    # An image smaller than the full pass's input: the full pass enlarged it (scale 1.28), the tile did not.
+    d = dets([[0, 0, 10, 10], [0, 0, 10, 10]], [0.9, 0.8], scale=np.array([1.0, 1.28]), tile_index=np.array([0, -1]))
+    from tiling.merge import coarse_guesses
+
+    assert not coarse_guesses(d).any()

@@ -178,9 +178,14 @@ def test_suggest_tile_size_enlarges_small_objects_towards_the_size_the_model_see
     from tiling.object_sizes import BEST_OBJECT_PX, MAX_ENLARGE
 
     small, _ = square_scene(2000, 1500, n=60, size=(12, 20))
-    s = tiling.suggest_tile_size(small, finder)
-    assert s.tiles.tile_size % 32 == 0 and 640 / MAX_ENLARGE - 32 <= s.tiles.tile_size < 640
+    fixed = tiling.as_model(finder)
+    fixed.input_hw = (640, 640)  # an export fixed at 640 px enlarges any smaller tile to it
+    s = tiling.suggest_tile_size(small, fixed)
+    assert s.tiles.tile_size % 32 == 0 and 640 / MAX_ENLARGE - 32 <= s.tiles.tile_size < 640 and not s.tiles.levels
     assert "enlarged" in s.reason and f"{BEST_OBJECT_PX} px" in s.reason
+    any_size = tiling.suggest_tile_size(small, finder)  # runs a tile as it is: the finer size comes as a level
+    assert any_size.tiles.tile_size == 640 and any_size.tiles.levels == (s.tiles.tile_size,)
+    assert "second grid over 640 px tiles" in any_size.reason
     large, _ = square_scene(2000, 1500, n=30, size=(60, 90))
     s = tiling.suggest_tile_size(large, finder)
     assert s.tiles.tile_size == 640 and "large enough" in s.reason

@@ -83,3 +83,9 @@ def test_no_false_positives_and_unknown_causes():
     assert cause_sentence(false_positive_causes(dets([]), gt, np.zeros(0, bool)), 0) == "it drew no box"
     with pytest.raises(ValueError, match="no false-positive cause 'misc'"):
         Cause.from_value("misc")
+
+
+def test_a_finer_tile_inside_a_coarser_one_shares_no_seam_with_it():
+    big, left, right = tiling.Tile(0, 0, 640, 640, 0), tiling.Tile(0, 0, 320, 320, 1), tiling.Tile(256, 0, 576, 320, 2)
+    first, second, bands = overlap_bands([big, left, right])
+    assert list(zip(first.tolist(), second.tolist())) == [(1, 2)] and bands.tolist() == [[256, 0, 320, 320]]

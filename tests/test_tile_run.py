@@ -126,6 +126,11 @@ def test_check_run_refuses_what_cannot_run_together():
     assert check_run()[1].include_full
     with pytest.raises(ValueError, match="levels .a tile pyramid. is not available for a streamed raster"):
         check_run(levels=[320], streamed=True)
+    with pytest.raises(ValueError, match="tile_size 'auto' is chosen per photo; a Ray run needs a tile size"):
+        check_run(tile_size="auto", engine="a Ray run")
+    with pytest.raises(ValueError, match="a streamed raster needs a tile size in pixels"):
+        check_run(tile_size="auto", streamed=True)
+    assert check_run(tile_size="auto")[0].auto
     with pytest.raises(ValueError, match="merge conf 0.1 is below the 0.3"):
         check_run(infer=tiling.InferSpec(conf=0.3), merge=tiling.MergeSpec(conf=0.1))
     with pytest.raises(TypeError, match="unknown setting tile_sise"):

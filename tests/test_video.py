@@ -77,6 +77,26 @@ def test_a_text_file_named_mp4_is_not_a_video(tmp_path):
     assert "is not a video" in _one_line(e)
 
 
+def test_a_playlist_named_mp4_reaches_no_other_file(tmp_path, clip):
+    # FFmpeg picks its demuxer by content: a concat list would read any file it names.
+    path = tmp_path / "list.mp4"
+    path.write_text(f"ffconcat version 1.0\nfile '{clip}'\n")
+    with pytest.raises(VideoError) as e:
+        probe_clip(path)
+    assert "not" in _one_line(e)
+
+
+def test_frames_too_small_to_detect_in_are_refused(tmp_path):
+    with pytest.raises(VideoError) as e:
+        probe_clip(write_clip(tmp_path / "tiny.mkv", 3, size=(8, 8)))
+    assert "too small" in _one_line(e) and "8x8" in _one_line(e)
+
+
+def test_a_clip_needs_a_tile_size_in_pixels(clip):
+    with pytest.raises(ValueError, match="tile_size 'auto' is chosen per photo; a clip needs a tile size"):
+        predict_video(clip, SquareFinder(), tile_size="auto")
+
+
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_a_still_image_named_mp4_is_not_a_video(tmp_path, suffix):
     ok, data = cv2.imencode(suffix, squares_frame(0))

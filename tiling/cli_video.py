@@ -153,9 +153,17 @@ class ClipFolder:
         return summary
 
 
+def clip_settings(args):
+    """The specs for a clip: as for photos, but ``--tile-size auto``, chosen per photo, is refused."""
+    tiles, infer, merge = settings(args)
+    if tiles.auto:
+        raise CliError("--tile-size auto is chosen per photo; a clip needs a tile size in pixels (e.g. --tile-size 640)")
+    return tiles, infer, merge
+
+
 def predict_videos(args) -> int:
     """``patchwise predict`` on a clip or a folder of clips; exit code 1 when no clip has outputs."""
-    tiles, infer, merge = settings(args)
+    tiles, infer, merge = clip_settings(args)
     track, stride = track_spec(args), _stride(args)
     _refuse_image_options(args)
     runtime_options(args.runtime, args.precision)
@@ -207,7 +215,7 @@ def _probe(entry: Entry):
 def evaluate_video(args) -> int:
     """``patchwise evaluate`` on one clip with MOT ground truth: MOTA, IDF1 and HOTA, full frame vs tiles,
     with the same model and tracker."""
-    tiles, infer, merge = settings(args)
+    tiles, infer, merge = clip_settings(args)
     track, stride = track_spec(args), _stride(args)
     runtime_options(args.runtime, args.precision)
     root, clips = find_clips(args.source)

@@ -52,6 +52,7 @@ class Rule(StrEnum):
     CUT_PIECE = "cut piece inside a whole box"
     CUT_TWINS = "two cut pieces of one object"
     COARSE_GUESS = "a coarse view's guess at an object small to it (finer tiles own those)"
+    LOWERED = "kept with its confidence lowered by the overlap (Soft-NMS)"
 
 
 RULE_CODES = {rule: code for code, rule in enumerate(Rule)}
@@ -105,7 +106,7 @@ def _flag(det: Detections, key: str) -> np.ndarray:
 
 
 def coarse_guesses(det: Detections) -> np.ndarray:
-    """True for boxes a coarser view than the finest in ``det`` saw at under :data:`COARSE_SMALL` input
+    """True for boxes a shrunk view, coarser than the finest in ``det``, saw at under :data:`COARSE_SMALL` input
     pixels (``data["scale"]``: model input pixels per image pixel of the view that found each box): a
     small object the full-image pass barely resolves, where the tiles looked at it closer."""
     scale = det.data.get("scale")
@@ -113,7 +114,7 @@ def coarse_guesses(det: Detections) -> np.ndarray:
         return np.zeros(len(det), bool)
     scale = np.asarray(scale, np.float64)
     side = np.maximum(det.xyxy[:, 2] - det.xyxy[:, 0], det.xyxy[:, 3] - det.xyxy[:, 1])
-    return (scale < scale.max() - 1e-9) & (side * scale < COARSE_SMALL)
+    return (scale < scale.max() - 1e-9) & (scale < 1.0 - 1e-9) & (side * scale < COARSE_SMALL)
 
 
 def _rank(det: Detections, demoted: np.ndarray) -> np.ndarray:
@@ -189,10 +190,11 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
 
     * NMS keeps the best-ranked detection of each group, with the group's highest confidence.
     * WBF (weighted boxes fusion) keeps it too, its box the confidence-weighted mean of the group's
-      whole boxes (:func:`~tiling.merge_fuse.weighted_boxes`); masks, oriented boxes and keypoints are
-      the kept one's.
+      whole boxes (:func:`~tiling.merge_fuse.weighted_boxes`). Keypoints are the kept one's; so are the
+      masks (and their mask boxes), which the fused box may differ from by the members' spread; oriented
+      boxes are not averaged (their angles may differ): with ``obb``, WBF keeps the best box, as NMS.
     * Soft-NMS keeps the best one and also the ones it overlaps, their confidence lowered by the overlap
-      (:func:`~tiling.merge_fuse.soft_decayed`); cut pieces are still removed.
+      and still at or above ``conf`` (:func:`~tiling.merge_fuse.soft_decayed`); cut pieces are removed.
     * NMM fuses each kept detection with those it suppressed: the union of their boxes (and masks),
       the highest confidence, the class of the kept one. An oriented box fuses into the smallest box
       at the kept one's angle holding every member's corners (its enclosing box, within the union of
@@ -213,7 +215,7 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
     kept_idx = np.flatnonzero(keep)
     if spec.method == "soft" and len(d):
         detections = detections[np.arange(n)]  # a copy: the decayed confidences are written into it
-        extra = merge_fuse.soft_decayed(detections, keep, rule == RULE_CODES[Rule.OVERLAP], value)
+        extra = merge_fuse.soft_decayed(detections, keep, rule == RULE_CODES[Rule.OVERLAP], value, spec.conf)
         conf[extra] = detections.confidence[extra]
         kept_idx = np.sort(np.concatenate([kept_idx, extra]))
     out = detections[kept_idx]
@@ -273,7 +275,8 @@ class MergeExplanation:
 
 def explain(detections: Detections, spec: MergeSpec | None = None, **changes) -> MergeExplanation:
     """Why each raw detection survives or which one it was merged into, and by which rule (the
-    teaching page's seam view). ``merge(detections, spec)`` keeps exactly the ``kept`` ones."""
+    teaching page's seam view). ``merge(detections, spec)`` returns exactly the ``kept`` ones (with
+    Soft-NMS, those it lowered are ``kept`` with the rule :attr:`Rule.LOWERED`)."""
     spec = checks.with_changes(spec, MergeSpec, changes)
     n = len(detections)
     guess = coarse_guesses(detections)
@@ -282,9 +285,13 @@ def explain(detections: Detections, spec: MergeSpec | None = None, **changes) ->
     rule = np.where(guess, Rule.COARSE_GUESS, Rule.FILTERED).astype(object)
     value = np.full(n, np.nan)
     if len(shown):
-        k, o, r, v = _groups(detections[shown], spec)
+        part = detections[shown]
+        k, o, r, v = _groups(part, spec)
         rules = np.array(list(Rule), object)
         kept[shown], owner[shown], rule[shown], value[shown] = k, shown[o], rules[r], v
+        if spec.method == "soft":
+            lowered = merge_fuse.soft_decayed(part[np.arange(len(part))], k, r == RULE_CODES[Rule.OVERLAP], v, spec.conf)
+            kept[shown[lowered]], rule[shown[lowered]] = True, Rule.LOWERED
     return MergeExplanation(kept, owner, rule, value)
 
 

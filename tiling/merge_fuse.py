@@ -13,8 +13,8 @@ def weighted_boxes(det: Detections, owner: np.ndarray, kept_idx: np.ndarray, par
     """Each kept detection's box as the confidence-weighted mean of its group's boxes (weighted boxes
     fusion): overlapping tiles and the full pass each place an object's edges slightly differently, and
     their mean is closer to the truth than the most confident one alone. ``partial`` members (pieces cut
-    at a tile edge, a coarse view's guesses) describe part of an object or a blurred one and carry no
-    weight; a group with no other member keeps its own box."""
+    at a tile edge) describe part of an object and carry no weight; a group with no other member keeps
+    its own box."""
     weight = np.where(partial, 0.0, det.confidence.astype(np.float64))
     weight[kept_idx] = np.maximum(weight[kept_idx], 1e-12)  # the kept box always counts
     total = np.bincount(owner, weight, len(det))
@@ -22,13 +22,15 @@ def weighted_boxes(det: Detections, owner: np.ndarray, kept_idx: np.ndarray, par
     return (sums[kept_idx] / total[kept_idx, None]).astype(det.xyxy.dtype)
 
 
-def soft_decayed(det: Detections, keep: np.ndarray, overlap_suppressed: np.ndarray, value: np.ndarray) -> np.ndarray:
+def soft_decayed(det: Detections, keep: np.ndarray, overlap_suppressed: np.ndarray, value: np.ndarray,
+                 conf: float) -> np.ndarray:
     """Indices of the detections Soft-NMS returns beside the kept ones: those suppressed for overlapping
-    a better box (not cut pieces or coarse guesses, which are parts of that box), each with its
-    confidence decayed linearly by the overlap, ``conf * (1 - overlap)``; the decayed confidences are
-    written into ``det``. A crowd's neighbours keep a lower place in the ranking instead of vanishing."""
+    a better box (not cut pieces, which are parts of that box), each with its confidence decayed
+    linearly by the overlap, ``conf * (1 - overlap)``, and still at or above ``conf`` (the merge's own
+    threshold; at least :data:`SOFT_FLOOR`); the decayed confidences are written into ``det``. A crowd's
+    neighbours keep a lower place in the ranking instead of vanishing."""
     idx = np.flatnonzero(~keep & overlap_suppressed)
     decayed = det.confidence[idx] * (1.0 - np.clip(value[idx], 0.0, 1.0))
-    live = decayed >= SOFT_FLOOR
+    live = decayed >= max(SOFT_FLOOR, conf)
     det.confidence[idx[live]] = decayed[live].astype(det.confidence.dtype)
     return idx[live]

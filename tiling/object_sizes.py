@@ -2,7 +2,8 @@
 
 A detector finds objects best at some size in its input (COCO-trained YOLO: tens of pixels; a 10 px
 object is near its floor). Tiles smaller than the model's input are enlarged to fill it, so the tile
-size sets how large objects look: ``apparent = size x input / tile``. A first grid at the model's own
+size sets how large objects look: ``apparent = size x input / tile`` (a model that takes any input size
+runs a tile as it is, so there the finer tiles come as a pyramid level, enlarged to its training size). A first grid at the model's own
 input size (no enlargement) sees objects down to about its floor; the smaller ones it found
 (:data:`SMALL_QUANTILE` percent of them are smaller still) say how much to enlarge to bring them near
 :data:`BEST_OBJECT_PX`. The full-image pass is no guide: shrunk, a weak model sees only the largest
@@ -31,10 +32,12 @@ class LevelChoice:
     reason: str
 
 
-def input_side(model) -> int:
-    """The model's input side: its fixed input, else the size it was trained at."""
+def input_side(model, image_shape: tuple[int, int] | None = None) -> int:
+    """The model's input side (its fixed input, else the size it was trained at), at most the image's
+    longer side: the first grid's tile size."""
     fixed = getattr(model, "input_hw", None)
-    return int(max(fixed)) if fixed else int(getattr(model, "train_imgsz", 640) or 640)
+    side = int(max(fixed)) if fixed else int(getattr(model, "train_imgsz", 640) or 640)
+    return min(side, int(max(image_shape[:2]))) if image_shape is not None else side
 
 
 def choose_level(probe: Detections, side: int) -> LevelChoice:

@@ -138,7 +138,7 @@ def _auto_levels(image: np.ndarray, model, tiles: TileSpec, infer: InferSpec, pr
     """``tile_size="auto"``: tiles at the model's input size, then the finer level the sizes of the objects
     they found call for (:func:`~tiling.object_sizes.choose_level`). Returns the resolved spec, the raw
     tile detections of both levels, the run (its plan and timings cover both) and the reason."""
-    side = input_side(model)
+    side = input_side(model, image.shape[:2])
     first = replace(tiles, tile_size=side)
     probe = TileRun.start(model, first, image.shape[:2], infer, progress)
     raw = probe.detect(array_reader(image))

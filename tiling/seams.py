@@ -42,13 +42,15 @@ class MergedPair:
 
 
 def overlap_bands(tiles: Sequence[Tile]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first, second, bands): every pair of tiles that overlap, with their shared rectangle."""
+    """(first, second, bands): every pair of tiles that overlap, with their shared rectangle; a tile lying
+    wholly inside another (a pyramid's finer level inside a coarser tile) shares no seam with it."""
     boxes = tiles_array(list(tiles)).astype(np.int64)
     if len(boxes) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
     i, j = np.triu_indices(len(boxes), k=1)
     bands = np.concatenate([np.maximum(boxes[i, :2], boxes[j, :2]), np.minimum(boxes[i, 2:], boxes[j, 2:])], axis=1)
-    real = (bands[:, 2] > bands[:, 0]) & (bands[:, 3] > bands[:, 1])
+    inside = (bands == boxes[i]).all(axis=1) | (bands == boxes[j]).all(axis=1)
+    real = (bands[:, 2] > bands[:, 0]) & (bands[:, 3] > bands[:, 1]) & ~inside
     return i[real], j[real], bands[real]
 
 

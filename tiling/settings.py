@@ -44,14 +44,19 @@ def check_merge_conf(infer: InferSpec, merge: MergeSpec) -> None:
 
 
 def check_run(tiles: TileSpec | None = None, infer: InferSpec | None = None, merge: MergeSpec | None = None, *,
-              streamed: bool = False, **changes) -> tuple[TileSpec, InferSpec, MergeSpec]:
+              streamed: bool = False, engine: str = "", **changes) -> tuple[TileSpec, InferSpec, MergeSpec]:
     """The specs of one run, refused as a whole when they cannot run together.
 
     ``streamed``: the image is read window by window (a raster): it has no full-image pass (that would
     decode it whole), and a tile pyramid is refused (its coarse grids would not follow the row bands).
+    ``engine``: the run is not :func:`~tiling.pipeline.predict_tiled`'s (a raster, a Ray run, a clip),
+    which alone chooses ``tile_size="auto"`` per image; named in the refusal.
     """
     tiles, infer, merge = split_settings(tiles, infer, merge, **changes)
     check_merge_conf(infer, merge)
+    if tiles.auto and (engine or streamed):
+        raise ValueError(f"tile_size 'auto' is chosen per photo; {engine or 'a streamed raster'} needs a tile size "
+                         "in pixels")
     if streamed:
         if tiles.levels:
             raise ValueError("levels (a tile pyramid) is not available for a streamed raster; run one tile size")

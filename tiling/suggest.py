@@ -8,6 +8,7 @@ import numpy as np
 
 from .grid import TileSpec
 from .models import InferSpec, as_model
+from .models.base import tile_scale
 from .object_sizes import PROBE_CONF, choose_level, input_side
 from .pipeline import check_image
 from .tile_run import TileRun, array_reader
@@ -21,24 +22,28 @@ class TileSuggestion:
 
 def suggest_tile_size(image: np.ndarray, model, infer: InferSpec | None = None,
                       base: TileSpec | None = None) -> TileSuggestion:
-    """Propose a tile size and overlap for this image and model (other fields kept from ``base``).
+    """Propose a tile size and overlap for this image and model (``edge``, ``max_tiles`` and
+    ``offset_grid`` kept from ``base``).
 
     The image is tiled at the model's input size; the smaller objects found there set how much finer
     tiles must enlarge them (:func:`~tiling.object_sizes.choose_level`), and the larger ones how much
-    overlap holds an object whole in some tile. ``predict_tiled(tile_size="auto")`` runs both grids as a
-    pyramid; this proposes the one size a slider can show.
+    overlap holds an object whole in some tile. A model with a fixed input enlarges any smaller tile to
+    it, so the finer size alone is proposed; one that takes any size runs a tile at its own resolution,
+    so the finer size comes as a pyramid level over tiles at its input size (enlarged, as
+    ``predict_tiled(tile_size="auto")`` runs it).
     """
     image = check_image(image)
     model = as_model(model)
     base = base or TileSpec()
     infer = infer or InferSpec(conf=PROBE_CONF)
     h, w = image.shape[:2]
-    side = min(input_side(model), max(h, w))
+    side = input_side(model, (h, w))
     first = TileSpec(tile_size=side, overlap=base.overlap if not base.auto else 0.25, edge=base.edge,
                      max_tiles=base.max_tiles)
     probe = TileRun.start(model, first, (h, w), infer).detect(array_reader(image))
     choice = choose_level(probe, side)
     tile = choice.tile_size or side
+    pyramid = choice.tile_size is not None and tile_scale(model, (tile, tile)) is None
     found = probe.filter(conf=PROBE_CONF)
     if len(found) and max(h, w) > tile:
         big = float(np.percentile(np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1]), 90))
@@ -47,4 +52,8 @@ def suggest_tile_size(image: np.ndarray, model, infer: InferSpec | None = None,
     else:
         overlap = first.overlap if max(h, w) > tile else 0.0
         reason = choice.reason
-    return TileSuggestion(TileSpec(tile_size=tile, overlap=overlap, edge=base.edge, max_tiles=base.max_tiles), reason)
+    spec = TileSpec(tile_size=side if pyramid else tile, levels=(tile,) if pyramid else (), overlap=overlap,
+                    edge=base.edge, max_tiles=base.max_tiles, offset_grid=base.offset_grid)
+    if pyramid:
+        reason += f"; this model takes any input size, so they run as a second grid over {side} px tiles"
+    return TileSuggestion(spec, reason)

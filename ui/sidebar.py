@@ -155,10 +155,12 @@ def tiles_section(suggest: Callable[[], tiling.TileSuggestion], image_key: str,
     st.header("3. Tiles")
     st.caption(f"{RERUNS} re-runs the model on every tile{_rerun_cost(image_key, model_key)}; the other controls "
                "re-merge instantly.")
-    if st.toggle("Auto tile size", key="auto_tile", help="Let a quick full-image pass propose tile size and overlap."):
+    if st.toggle("Auto tile size", key="auto_tile",
+                 help="Tile the image at the model's input size once, and size the tiles from the objects found."):
         suggestion = suggest()
         tiles = suggestion.tiles
-        st.caption(f"Auto: {tiles.tile_size} px tiles, {tiles.overlap:.0%} overlap. Why: {plain(suggestion.reason)}")
+        finer = "".join(f" + {size} px tiles enlarged" for size in tiles.levels)
+        st.caption(f"Auto: {tiles.tile_size} px tiles{finer}, {tiles.overlap:.0%} overlap. Why: {plain(suggestion.reason)}")
     else:
         tile_size = st.slider(f"Tile size (px) {RERUNS}", 128, 1280, 640, 32, key="tile_size",
                               help="Each tile is fed to the model at its own resolution: small objects stay big.")

@@ -39,7 +39,7 @@ BUNDLED_CLIP = res.SAMPLES_DIR / "clips" / "roads-1920x1080.mp4"
 # A visitor's clip: its size, length and frame size, and the decoded frames held at once (a few 1080p frames).
 PAGE_LIMITS = ClipLimits(max_bytes=30_000_000, max_seconds=20.0, max_frames=300, max_pixels=1920 * 1080,
                          max_decode_bytes=300_000_000)
-VIDEO_TYPES = ["mp4", "webm", "mov", "mkv", "avi"]
+VIDEO_TYPES = ["mp4", "webm", "mov", "mkv", "avi", "m4v"]
 RUNS = res.SharedCache(max_entries=8, ttl=3600)  # (clip, model, specs, stride, mode) -> frames with raw detections
 VIDEOS = res.SharedCache(max_entries=8, ttl=3600)  # (... and merge, tracker) -> the annotated video's bytes
 SCORES = res.SharedCache(max_entries=16, ttl=3600)  # the same key -> TrackScores against the clip's ground truth
@@ -102,13 +102,13 @@ def _settings() -> tuple[tiling.TileSpec, tiling.InferSpec, tiling.MergeSpec, Tr
                                   help="Run the model on every Nth frame only: N times faster, coarser tracks.")
         conf = st.slider("Confidence", 0.05, 1.0, 0.25, 0.01, key="video_conf",
                          help="Hide detections the model is less sure about (re-merges and re-tracks, no model call).")
-        threshold = st.slider("Merge threshold", 0.05, 1.0, 0.5, 0.05, key="video_threshold",
-                              help="Two tile boxes are one object when their IoS is at least this (no model call).")
+        threshold = st.slider("Merge threshold", 0.05, 1.0, tiling.MergeSpec().threshold, 0.05, key="video_threshold",
+                              help="Two boxes are one object when their IoU is at least this (no model call).")
         tracker = st.radio("Tracker", [t.value for t in Tracker], horizontal=True, key="video_tracker",
                            help="ByteTrack or BoT-SORT (Ultralytics') link boxes over frames; none counts per frame.")
     tiles = tiling.TileSpec(tile_size=size, overlap=0.25)
-    merge = tiling.MergeSpec(conf=conf, method="nms", metric="ios", threshold=threshold)  # as the help says
-    infer = tiling.InferSpec(conf=RAW_CONF, include_full=False)  # tiles alone, beside the full frame alone
+    merge = tiling.MergeSpec(conf=conf, threshold=threshold)  # the library's merge, as the CLI's
+    infer = tiling.InferSpec(conf=RAW_CONF)  # with the full-image pass, as the CLI runs a clip
     return tiles, infer, merge, TrackSpec(tracker=tracker), stride
 
 
@@ -207,8 +207,8 @@ def page() -> None:
             frames = retrack(run.frames, merge, track)
             key = (clip.key, model_key, tiles, infer, stride, full_frame, merge, track)
             video = _video(clip, frames, info, stride, key)
-            scores = (SCORES.get(key, lambda: evaluate_tracks(clip.truth, frames)) if clip.truth is not None
-                      else None)
+            scores = (SCORES.get(key, lambda: evaluate_tracks(clip.truth, frames))
+                      if clip.truth is not None and track.tracker is not Tracker.NONE else None)  # no tracks: no score
             results[mode] = Side(frames, summarize(frames, info.fps, stride), video, scores, run, ran_now)
     except VideoError as exc:  # named by the clip's own name, not the temporary copy's
         st.error(f"{plain(_named(str(exc), clip.name))} ({LIMITS_TEXT})")

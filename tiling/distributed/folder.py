@@ -78,7 +78,7 @@ def predict_folder(source, model, out, tiles: TileSpec | None = None, infer: Inf
     checks.refuse_unknown(changes, known_settings(ClusterSpec))
     cluster_changes = {k: changes.pop(k) for k in list(changes) if k in checks.field_names(ClusterSpec)}
     cluster = checks.with_changes(cluster, ClusterSpec, cluster_changes)
-    tiles, infer, merge = check_run(tiles, infer, merge, **changes)
+    tiles, infer, merge = check_run(tiles, infer, merge, engine="a Ray run", **changes)
     run = list(inputs) if inputs is not None else entries(*list_images(source))
     folder = OutputFolder(out, with_images, run_key(tiles, infer, merge, model, precision, bands, wgs84,
                                                       calibration))

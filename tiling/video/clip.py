@@ -74,10 +74,14 @@ def decode_bytes(width: int, height: int, frames_in_flight: int) -> int:
     return int(width) * int(height) * 3 * int(frames_in_flight)
 
 
+CONTAINERS = {"mov", "mp4", "matroska", "webm", "avi"}  # FFmpeg demuxer names read as video (by content, not suffix)
+MIN_SIDE = 16  # px: a frame smaller than this a side is refused
+
 def _open(path: str):
     av = require("av", "video")
     try:
-        return av.open(path, mode="r", options={"probesize": "5000000"})
+        # only plain files: a playlist-like container (concat, HLS) must not reach other files or the network
+        return av.open(path, mode="r", options={"probesize": "5000000", "protocol_whitelist": "file"})
     except av.error.FileNotFoundError:
         raise VideoError(f"{path}: no such file") from None
     except (av.error.InvalidDataError, av.error.EOFError):
@@ -89,6 +93,9 @@ def _open(path: str):
 def _video_stream(container, path: str):
     if container.format.name == "image2" or container.format.name.endswith("_pipe"):
         raise VideoError(f"{path} is a still image ({container.format.long_name}), not a video")
+    if not set(container.format.name.split(",")) & CONTAINERS:
+        raise VideoError(f"{path} is a {container.format.long_name} file, not one of the video containers read here "
+                         "(MP4/MOV, Matroska/WebM, AVI)")
     if not container.streams.video:
         if container.streams.audio:
             raise VideoError(f"{path} holds only audio, no video stream")
@@ -107,6 +114,9 @@ def _header_checks(stream, path: str, limits: ClipLimits, frames_in_flight: int)
     width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
     if width < 1 or height < 1:
         raise VideoError(f"{path}: the video stream has no frame size (corrupt or truncated)")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise VideoError(f"{path}: frames of {width}x{height} pixels are too small to detect anything in "
+                         f"(at least {MIN_SIDE}x{MIN_SIDE})")
     _check("the resolution", width * height, limits.max_pixels, path, " pixels")
     _check("decoding", decode_bytes(width, height, frames_in_flight), limits.max_decode_bytes, path, " bytes")
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate

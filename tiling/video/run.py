@@ -145,7 +145,7 @@ def predict_video(source, model, tiles: TileSpec | None = None, infer: InferSpec
     ``limits`` here, before any frame is decoded: a bad clip raises :class:`~tiling.video.VideoError` now.
     ``progress(done, total)`` is called after each frame; if it raises, the run stops there.
     """
-    tile_spec, infer, merge_spec = check_run(tiles, infer, merge, **changes)
+    tile_spec, infer, merge_spec = check_run(tiles, infer, merge, engine="a clip", **changes)
     track = checks.with_changes(track, TrackSpec, {})
     stride = checks.whole("stride", stride, 1, 1_000_000)
     full_frame = checks.flag("full_frame", full_frame)
