@@ -642,4 +642,4 @@ def test_auto_tile_size_says_why_it_chose():
     at.toggle(key="auto_tile").set_value(True).run()
     assert not at.exception
     auto = next(c.value for c in at.sidebar.caption if c.value.startswith("Auto:"))
-    assert " px tiles, " in auto and "Why: " in auto and "full-image pass" in auto
+    assert " px tiles, " in auto and "Why: " in auto and "objects in 320 px tiles" in auto  # its training size

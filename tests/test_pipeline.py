@@ -178,6 +178,9 @@ def test_suggest_tile_size_enlarges_small_objects_towards_the_size_the_model_see
     from tiling.object_sizes import BEST_OBJECT_PX, MAX_ENLARGE
 
     small, _ = square_scene(2000, 1500, n=60, size=(12, 20))
+    sure = tiling.suggest_tile_size(small, finder)  # found at 0.8: the model sees them well as they are
+    assert sure.tiles.tile_size == 640 and not sure.tiles.levels and "no finer level" in sure.reason
+    finder = SquareFinder(whole_conf=0.3, partial_conf=0.2)  # found, but unsurely: worth enlarging
     fixed = tiling.as_model(finder)
     fixed.input_hw = (640, 640)  # an export fixed at 640 px enlarges any smaller tile to it
     s = tiling.suggest_tile_size(small, fixed)
@@ -194,7 +197,8 @@ def test_suggest_tile_size_enlarges_small_objects_towards_the_size_the_model_see
     assert empty.tiles.tile_size == 640 and "found 0 objects" in empty.reason
 
 
-def test_auto_tile_size_adds_the_finer_level_the_objects_call_for(finder):
+def test_auto_tile_size_adds_the_finer_level_the_objects_call_for():
+    finder = SquareFinder(whole_conf=0.35, partial_conf=0.2)
     image, gt = square_scene(1500, 1200, n=60, size=(12, 20))
     pred = tiling.predict_tiled(image, finder, tile_size="auto", conf=0.3)
     assert pred.tile_spec.tile_size == 640 and len(pred.tile_spec.levels) == 1 and pred.tile_spec.levels[0] < 640
