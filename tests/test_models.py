@@ -196,7 +196,7 @@ def test_architectures_run_through_the_pipeline(config, tmp_path):
     model = tiling.load_model(path, runtime="torch")
     assert model.task == ("segment" if "seg" in config else "detect")
     image = (np.random.default_rng(0).random((500, 700, 3)) * 255).astype(np.uint8)
-    pred = tiling.predict_tiled(image, model, tile_size=320, overlap=0.2, conf=0.0, max_det=20)
+    pred = tiling.predict_tiled(image, model, tile_size=320, overlap=0.2, conf=0.0, max_det=20, include_full=False)
     full = tiling.predict_full(image, model, imgsz=320, conf=0.0, max_det=20)
     assert len(pred.raw) == 20 * len(pred.tiles) and len(full) == 20
     assert pred.detections.has_masks == (model.task == "segment")

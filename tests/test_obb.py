@@ -344,7 +344,8 @@ def test_obb_fast_path_matches_ultralytics_predict(obb_checkpoint):
     a, b = fast[np.argsort(-fast.confidence)], general[np.argsort(-general.confidence)]
     np.testing.assert_allclose(a.obb, b.obb, atol=1e-3)
     np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
-    pred = tiling.predict_tiled(np.tile(image, (2, 3, 1)), model, tile_size=128, overlap=0.2, conf=0.3, max_det=20)
+    pred = tiling.predict_tiled(np.tile(image, (2, 3, 1)), model, tile_size=128, overlap=0.2, conf=0.3, max_det=20,
+                                include_full=False)
     assert pred.raw.has_obb and pred.detections.has_obb and len(pred.detections) > 0
     assert set(pred.raw.data["tile_index"]) == set(range(len(pred.tiles)))  # every tile found boxes
     inside = (pred.detections.xyxy >= 0).all() and (pred.detections.xyxy[:, 2] <= 384).all()
