@@ -134,15 +134,22 @@ def predict_tiled(image: np.ndarray, model, tiles: TileSpec | None = None, infer
     return TiledPrediction(run.plan, raw, merged, timings, (h, w), tile_spec, infer, merge, dict(model.names), reason)
 
 
+def probe_grid(image: np.ndarray, model, tiles: TileSpec, infer: InferSpec, progress: Progress | None = None):
+    """``(spec, run, raw, choice)``: ``tiles`` at the model's input size (at most the image's side), their
+    run over ``image`` and raw detections, and the finer level the objects found call for (auto tile size's
+    first grid, for ``predict_tiled`` and :func:`~tiling.suggest.suggest_tile_size` alike)."""
+    side = input_side(model, image.shape[:2])
+    spec = replace(tiles, tile_size=side, levels=())
+    run = TileRun.start(model, spec, image.shape[:2], infer, progress)
+    raw = run.detect(array_reader(image))
+    return spec, run, raw, choose_level(raw, side)
+
+
 def _auto_levels(image: np.ndarray, model, tiles: TileSpec, infer: InferSpec, progress: Progress | None):
     """``tile_size="auto"``: tiles at the model's input size, then the finer level the sizes of the objects
     they found call for (:func:`~tiling.object_sizes.choose_level`). Returns the resolved spec, the raw
     tile detections of both levels, the run (its plan and timings cover both) and the reason."""
-    side = input_side(model, image.shape[:2])
-    first = replace(tiles, tile_size=side)
-    probe = TileRun.start(model, first, image.shape[:2], infer, progress)
-    raw = probe.detect(array_reader(image))
-    choice = choose_level(raw, side)
+    first, probe, raw, choice = probe_grid(image, model, tiles, infer, progress)
     if choice.tile_size is None:
         return first, raw, probe, choice.reason
     resolved = replace(first, levels=(choice.tile_size,))

@@ -9,9 +9,8 @@ import numpy as np
 from .grid import TileSpec
 from .models import InferSpec, as_model
 from .models.base import tile_scale
-from .object_sizes import PROBE_CONF, choose_level, input_side
-from .pipeline import check_image
-from .tile_run import TileRun, array_reader
+from .object_sizes import PROBE_CONF
+from .pipeline import check_image, probe_grid
 
 
 @dataclass(frozen=True)
@@ -37,11 +36,8 @@ def suggest_tile_size(image: np.ndarray, model, infer: InferSpec | None = None,
     base = base or TileSpec()
     infer = infer or InferSpec(conf=PROBE_CONF)
     h, w = image.shape[:2]
-    side = input_side(model, (h, w))
-    first = TileSpec(tile_size=side, overlap=base.overlap if not base.auto else 0.25, edge=base.edge,
-                     max_tiles=base.max_tiles)
-    probe = TileRun.start(model, first, (h, w), infer).detect(array_reader(image))
-    choice = choose_level(probe, side)
+    first, _, probe, choice = probe_grid(image, model, base if not base.auto else TileSpec(), infer)
+    side = first.size_xy[0]
     tile = choice.tile_size or side
     pyramid = choice.tile_size is not None and tile_scale(model, (tile, tile)) is None
     found = probe.filter(conf=PROBE_CONF)
