@@ -185,8 +185,8 @@ def greedy_keep(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> Detections:
     """Keep the detections ``spec`` asks for (``conf``, ``classes``) but a coarse view's guesses
-    (:func:`coarse_guesses`), then resolve duplicates by ``spec.method``. ``spec`` defaults to :class:`MergeSpec`; keywords change its fields, as in
-    ``merge(det, method="nmm", metric="iou", threshold=0.5)``.
+    (:func:`coarse_guesses`), then resolve duplicates by ``spec.method``. ``spec`` defaults to
+    :class:`MergeSpec`; keywords change its fields, as in ``merge(det, method="nmm", threshold=0.5)``.
 
     * NMS keeps the best-ranked detection of each group, with the group's highest confidence.
     * WBF (weighted boxes fusion) keeps it too, its box the confidence-weighted mean of the group's
@@ -214,9 +214,9 @@ def merge(detections: Detections, spec: MergeSpec | None = None, **changes) -> D
     np.maximum.at(conf, owner, detections.confidence)
     kept_idx = np.flatnonzero(keep)
     if spec.method == "soft" and len(d):
-        detections = detections[np.arange(n)]  # a copy: the decayed confidences are written into it
-        extra = merge_fuse.soft_decayed(detections, keep, rule == RULE_CODES[Rule.OVERLAP], value, spec.conf)
-        conf[extra] = detections.confidence[extra]
+        extra, lowered = merge_fuse.soft_decayed(detections.confidence, keep, rule == RULE_CODES[Rule.OVERLAP],
+                                                 value, spec.conf)
+        conf[extra] = lowered
         kept_idx = np.sort(np.concatenate([kept_idx, extra]))
     out = detections[kept_idx]
     out.confidence = conf[kept_idx]
@@ -290,7 +290,7 @@ def explain(detections: Detections, spec: MergeSpec | None = None, **changes) ->
         rules = np.array(list(Rule), object)
         kept[shown], owner[shown], rule[shown], value[shown] = k, shown[o], rules[r], v
         if spec.method == "soft":
-            lowered = merge_fuse.soft_decayed(part[np.arange(len(part))], k, r == RULE_CODES[Rule.OVERLAP], v, spec.conf)
+            lowered, _ = merge_fuse.soft_decayed(part.confidence, k, r == RULE_CODES[Rule.OVERLAP], v, spec.conf)
             kept[shown[lowered]], rule[shown[lowered]] = True, Rule.LOWERED
     return MergeExplanation(kept, owner, rule, value)
 

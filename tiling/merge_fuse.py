@@ -22,15 +22,14 @@ def weighted_boxes(det: Detections, owner: np.ndarray, kept_idx: np.ndarray, par
     return (sums[kept_idx] / total[kept_idx, None]).astype(det.xyxy.dtype)
 
 
-def soft_decayed(det: Detections, keep: np.ndarray, overlap_suppressed: np.ndarray, value: np.ndarray,
-                 conf: float) -> np.ndarray:
-    """Indices of the detections Soft-NMS returns beside the kept ones: those suppressed for overlapping
-    a better box (not cut pieces, which are parts of that box), each with its confidence decayed
-    linearly by the overlap, ``conf * (1 - overlap)``, and still at or above ``conf`` (the merge's own
-    threshold; at least :data:`SOFT_FLOOR`); the decayed confidences are written into ``det``. A crowd's
-    neighbours keep a lower place in the ranking instead of vanishing."""
+def soft_decayed(confidence: np.ndarray, keep: np.ndarray, overlap_suppressed: np.ndarray, value: np.ndarray,
+                 conf: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, confidences)`` of the detections Soft-NMS returns beside the kept ones: those
+    suppressed for overlapping a better box (not cut pieces, which are parts of that box), each with its
+    confidence decayed linearly by the overlap, ``conf * (1 - overlap)``, and still at or above ``conf``
+    (the merge's own threshold; at least :data:`SOFT_FLOOR`). A crowd's neighbours keep a lower place in
+    the ranking instead of vanishing."""
     idx = np.flatnonzero(~keep & overlap_suppressed)
-    decayed = det.confidence[idx] * (1.0 - np.clip(value[idx], 0.0, 1.0))
+    decayed = confidence[idx] * (1.0 - np.clip(value[idx], 0.0, 1.0))
     live = decayed >= max(SOFT_FLOOR, conf)
-    det.confidence[idx[live]] = decayed[live].astype(det.confidence.dtype)
-    return idx[live]
+    return idx[live], decayed[live].astype(confidence.dtype)

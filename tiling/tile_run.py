@@ -100,7 +100,7 @@ class TileRun:
         """A run of ``model`` (a loaded model: see :func:`~tiling.models.as_model`) over the plan of ``tiles``."""
         shape = (int(image_shape[0]), int(image_shape[1]))
         levels = tiles.level_specs
-        starts = np.cumsum([0] + [len(level.plan(shape)) for level in levels[:-1]])
+        starts = np.cumsum([0] + [level.count(shape) for level in levels[:-1]])  # without planning twice
         scales = (tile_scale(model, levels[0].size_xy), *(level_scale(model, level.size_xy) for level in levels[1:]))
         return cls(model, tiles.plan(shape), shape, infer, scales, tuple(int(v) for v in starts), progress)
 
